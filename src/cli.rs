@@ -1,0 +1,93 @@
+//! The `shardline` command line: `serve` and (in their own issues) the
+//! operator tools.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, ServeOpts};
+use crate::game::ArenaFactory;
+use crate::node::Node;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shardline",
+    version,
+    about = "Thread-per-core real-time multiplayer game server (WebSocket + FlatBuffers on io_uring)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a game server node: one shard per core, players on /play, latency probe on /echo.
+    Serve(ServeOpts),
+}
+
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(opts) => serve(opts),
+    }
+}
+
+fn serve(opts: ServeOpts) -> anyhow::Result<()> {
+    let cores = available_cores();
+    let cfg = Config::resolve(opts, &cores)?;
+    init_logging(cfg.log_level.as_deref())?;
+    let node = Node::start(cfg, Arc::new(ArenaFactory))?;
+    install_signal_handlers(node.shutdown_handle())?;
+    let exits = node.wait()?;
+    let cut: usize = exits.iter().map(|e| e.cut_connections).sum();
+    tracing::info!(cut_connections = cut, "shardline stopped");
+    Ok(())
+}
+
+/// Core ids this process may run on (respects the affinity mask, e.g.
+/// `taskset` or a cgroup cpuset).
+pub fn available_cores() -> Vec<usize> {
+    match core_affinity::get_core_ids() {
+        Some(ids) if !ids.is_empty() => ids.into_iter().map(|c| c.id).collect(),
+        _ => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
+}
+
+pub fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).with_context(|| format!("--log-level {l:?}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("logging: {e}"))
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+fn install_signal_handlers(handle: crate::node::ShutdownHandle) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    tracing::info!(signal = sig, "shutdown requested");
+                    handle.shutdown();
+                } else {
+                    tracing::warn!(signal = sig, "second signal: exiting now");
+                    std::process::exit(130);
+                }
+            }
+        })?;
+    Ok(())
+}

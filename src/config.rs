@@ -1,0 +1,529 @@
+//! Server configuration: flags, the optional TOML file, defaults, and the
+//! checks that turn them into one validated [`Config`].
+//!
+//! Every limit is named here once, with its default, its unit and what it
+//! costs in memory. A flag given on the command line wins over the same key in
+//! `--config FILE`, which wins over the default. Keys in the file are the flag
+//! names without dashes prefix (`max-connections = 5000`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+/// 10,000 players per node: the seed architecture's `maxConcurrentConnections`.
+pub const MAX_CONNECTIONS_DEFAULT: usize = 10_000;
+/// 10 s for TCP accept → WebSocket upgrade → Hello (seed `connectionTimeout`).
+pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// 25 s between server pings; two silent intervals drop the peer (seed `heartbeatInterval`).
+pub const HEARTBEAT_MS_DEFAULT: u64 = 25_000;
+/// 16 KiB largest client message (seed `maxPayloadSize`). Bounds tungstenite's
+/// per-connection reassembly buffer in the worst case.
+pub const MAX_PAYLOAD_DEFAULT: usize = 16 * 1024;
+/// 30 Hz fixed step.
+pub const TICK_RATE_DEFAULT: u32 = 30;
+/// Players per instance. A full StateUpdate is ~24 B per player, so 64 players
+/// fit a 4 KiB write buffer with room for join/leave events.
+pub const PLAYERS_PER_INSTANCE_MAX_DEFAULT: usize = 64;
+/// Instances per shard. Each costs its world (arena: ~64 B per entity) plus a
+/// seat per player; 4096 × 64 players bounds a shard at ~260k seats.
+pub const INSTANCES_PER_SHARD_MAX_DEFAULT: usize = 4096;
+/// Inputs applied per player per tick; more in one tick are dropped and
+/// counted. Costs 16 B × this per seat (the queue is allocated at join).
+pub const INPUTS_PER_TICK_MAX_DEFAULT: usize = 4;
+/// tungstenite's read buffer, allocated at upgrade (its own default is 128 KiB,
+/// which would cost 1.25 GiB for 10,000 idle players). Larger messages still
+/// arrive: the buffer grows up to --max-payload for that message.
+pub const READ_BUFFER_BYTES_DEFAULT: usize = 1024;
+/// Outbound buffer per connection, taken from the shard's preallocated pool:
+/// everything queued for one player between two socket writes (a tick's
+/// StateUpdate plus events). A client that lets it fill is dropped (close 4002).
+pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 4096;
+/// Seats stay reserved this long after a disconnect, for a resume.
+pub const RECONNECT_GRACE_MS_DEFAULT: u64 = 30_000;
+/// An empty instance is disposed after this long.
+pub const INSTANCE_IDLE_MS_DEFAULT: u64 = 10_000;
+/// Longest HTTP upgrade request head; larger gets HTTP 431.
+pub const HTTP_HEAD_BYTES_MAX_DEFAULT: usize = 8 * 1024;
+/// Graceful shutdown bound: after this, remaining connections are cut.
+pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// io_uring registered buffer memory per executor ring (glommio `io_memory`).
+/// Locked memory: 3 rings × this per shard must fit RLIMIT_MEMLOCK for non-root.
+pub const IO_MEMORY_BYTES_DEFAULT: usize = 512 * 1024;
+/// Bounded capacity of each shard→shard channel, in messages.
+pub const MESH_CHANNEL_CAPACITY_DEFAULT: usize = 1024;
+/// Headroom of the per-shard buffer pool over a fair share of
+/// --max-connections, since SO_REUSEPORT spreads connections unevenly.
+const BUFFERS_HEADROOM_PERCENT: usize = 25;
+
+/// `shardline serve` options. Every field is optional so a flag can be told
+/// apart from a file value; [`Config::resolve`] applies the defaults.
+#[derive(Args, Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeOpts {
+    /// TOML file with any of these keys (flag names without `--`); flags win.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address every shard listens on (SO_REUSEPORT). [default: 0.0.0.0:9000]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Number of shards (executors, one per core). [default: cores available to the process]
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+
+    /// Cores to pin shards to, e.g. "0,2-3" (shard i → i-th core listed). [default: the cores available, in order]
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+
+    /// Region this node serves, reported to clients in Welcome. [default: local]
+    #[arg(long, value_name = "NAME")]
+    pub region: Option<String>,
+
+    /// Node id reported to clients and in logs. [default: <hostname>-<port>]
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+
+    /// Instance tick rate, Hz (fixed step). [default: 30]
+    #[arg(long, value_name = "HZ")]
+    pub tick_rate: Option<u32>,
+
+    /// Open connections allowed on the whole node; beyond it upgrades get HTTP 503. [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Milliseconds from TCP accept until the WebSocket upgrade and Hello are done; else dropped. [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub connect_timeout_ms: Option<u64>,
+
+    /// Milliseconds between server pings; a peer silent for two intervals is dropped (close 4001). [default: 25000]
+    #[arg(long, value_name = "MS")]
+    pub heartbeat_ms: Option<u64>,
+
+    /// Largest client message, bytes; larger closes with 1009. [default: 16384]
+    #[arg(long, value_name = "BYTES")]
+    pub max_payload: Option<usize>,
+
+    /// Players per game instance; a Join beyond it gets Error(InstanceFull). [default: 64]
+    #[arg(long, value_name = "N")]
+    pub players_per_instance_max: Option<usize>,
+
+    /// Game instances per shard; creating one beyond it gets Error(ShardFull). [default: 4096]
+    #[arg(long, value_name = "N")]
+    pub instances_per_shard_max: Option<usize>,
+
+    /// Inputs applied per player per tick; the excess is dropped and counted. [default: 4]
+    #[arg(long, value_name = "N")]
+    pub inputs_per_tick_max: Option<usize>,
+
+    /// WebSocket read buffer per connection, bytes (allocated at upgrade). [default: 1024]
+    #[arg(long, value_name = "BYTES")]
+    pub read_buffer_bytes: Option<usize>,
+
+    /// Outbound buffer per connection, bytes (from the shard's pool); a client that lets it fill is dropped (close 4002). [default: 4096]
+    #[arg(long, value_name = "BYTES")]
+    pub write_buffer_bytes: Option<usize>,
+
+    /// Preallocated outbound buffers per shard; when none is free new connections are refused (HTTP 503). [default: max-connections / shards + 25%]
+    #[arg(long, value_name = "N")]
+    pub buffers: Option<usize>,
+
+    /// Milliseconds a disconnected player's seat is kept for a resume with its token. [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub reconnect_grace_ms: Option<u64>,
+
+    /// Milliseconds an empty instance lives before it is disposed. [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub instance_idle_ms: Option<u64>,
+
+    /// Largest HTTP upgrade request head, bytes; larger gets HTTP 431. [default: 8192]
+    #[arg(long, value_name = "BYTES")]
+    pub http_head_bytes_max: Option<usize>,
+
+    /// Milliseconds graceful shutdown may take before remaining connections are cut. [default: 5000]
+    #[arg(long, value_name = "MS")]
+    pub shutdown_timeout_ms: Option<u64>,
+
+    /// io_uring registered memory per executor ring, bytes (locked memory: 3 rings per shard). [default: 524288]
+    #[arg(long, value_name = "BYTES")]
+    pub io_memory_bytes: Option<usize>,
+
+    /// Capacity of each shard-to-shard channel, messages. [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub mesh_channel_capacity: Option<usize>,
+
+    /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive. [default: $RUST_LOG or info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("--{flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// The validated configuration a node runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Core id for each shard (index = shard id); `None` when the host offers
+    /// fewer cores than shards were asked for and pinning is impossible.
+    pub shard_cores: Vec<Option<usize>>,
+    pub region: String,
+    pub node_id: String,
+    pub tick_rate_hz: u32,
+    pub max_connections: usize,
+    pub connect_timeout: Duration,
+    pub heartbeat: Duration,
+    pub max_payload_bytes: usize,
+    pub players_per_instance_max: usize,
+    pub instances_per_shard_max: usize,
+    pub inputs_per_tick_max: usize,
+    pub read_buffer_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub buffers_per_shard: usize,
+    pub reconnect_grace: Duration,
+    pub instance_idle: Duration,
+    pub http_head_bytes_max: usize,
+    pub shutdown_timeout: Duration,
+    pub io_memory_bytes: usize,
+    pub mesh_channel_capacity: usize,
+    pub log_level: Option<String>,
+}
+
+/// Largest StateUpdate for a full instance: ~24 B per entity plus framing.
+pub fn state_update_bytes_max(players_per_instance_max: usize) -> usize {
+    const ENTITY_BYTES: usize = 24;
+    const OVERHEAD_BYTES: usize = 128;
+    players_per_instance_max * ENTITY_BYTES + OVERHEAD_BYTES
+}
+
+macro_rules! merge_opts {
+    ($flags:expr, $file:expr, $($field:ident),* $(,)?) => {
+        ServeOpts { config: $flags.config, $($field: $flags.$field.or($file.$field),)* }
+    };
+}
+
+impl ServeOpts {
+    /// Flags win over the file's keys.
+    pub fn merged_with_file(self) -> Result<ServeOpts, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let file = Self::read_file(&path)?;
+        Ok(merge_opts!(
+            self,
+            file,
+            listen,
+            shards,
+            cpus,
+            region,
+            node_id,
+            tick_rate,
+            max_connections,
+            connect_timeout_ms,
+            heartbeat_ms,
+            max_payload,
+            players_per_instance_max,
+            instances_per_shard_max,
+            inputs_per_tick_max,
+            read_buffer_bytes,
+            write_buffer_bytes,
+            buffers,
+            reconnect_grace_ms,
+            instance_idle_ms,
+            http_head_bytes_max,
+            shutdown_timeout_ms,
+            io_memory_bytes,
+            mesh_channel_capacity,
+            log_level,
+        ))
+    }
+
+    fn read_file(path: &Path) -> Result<ServeOpts, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+}
+
+impl Config {
+    /// Applies defaults and checks every value; `available_cores` is the list
+    /// of core ids this process may run on.
+    pub fn resolve(opts: ServeOpts, available_cores: &[usize]) -> Result<Config, ConfigError> {
+        let opts = opts.merged_with_file()?;
+        let listen = opts
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9000)));
+        let cores = match &opts.cpus {
+            Some(list) => parse_cpu_list(list).map_err(|r| invalid("cpus", r))?,
+            None => available_cores.to_vec(),
+        };
+        let shards = opts.shards.unwrap_or(cores.len().max(1));
+        positive("shards", shards)?;
+        if opts.cpus.is_some() && cores.len() < shards {
+            return Err(invalid(
+                "cpus",
+                format!("lists {} cores for {shards} shards", cores.len()),
+            ));
+        }
+        let shard_cores = (0..shards).map(|i| cores.get(i).copied()).collect();
+        let max_connections = opts.max_connections.unwrap_or(MAX_CONNECTIONS_DEFAULT);
+        positive("max-connections", max_connections)?;
+        let tick_rate_hz = opts.tick_rate.unwrap_or(TICK_RATE_DEFAULT);
+        if !(1..=1000).contains(&tick_rate_hz) {
+            return Err(invalid("tick-rate", "must be between 1 and 1000 Hz"));
+        }
+        let players_per_instance_max = opts
+            .players_per_instance_max
+            .unwrap_or(PLAYERS_PER_INSTANCE_MAX_DEFAULT);
+        positive("players-per-instance-max", players_per_instance_max)?;
+        let write_buffer_bytes = opts.write_buffer_bytes.unwrap_or(WRITE_BUFFER_BYTES_DEFAULT);
+        let update_max = state_update_bytes_max(players_per_instance_max);
+        if write_buffer_bytes < update_max {
+            return Err(invalid(
+                "write-buffer-bytes",
+                format!(
+                    "{write_buffer_bytes} cannot hold one StateUpdate of a full instance \
+                     ({players_per_instance_max} players ≈ {update_max} bytes)"
+                ),
+            ));
+        }
+        let max_payload_bytes = opts.max_payload.unwrap_or(MAX_PAYLOAD_DEFAULT);
+        if max_payload_bytes < 64 {
+            return Err(invalid("max-payload", "must be at least 64 bytes"));
+        }
+        let heartbeat_ms = opts.heartbeat_ms.unwrap_or(HEARTBEAT_MS_DEFAULT);
+        positive("heartbeat-ms", heartbeat_ms as usize)?;
+        let connect_timeout_ms = opts.connect_timeout_ms.unwrap_or(CONNECT_TIMEOUT_MS_DEFAULT);
+        positive("connect-timeout-ms", connect_timeout_ms as usize)?;
+        let buffers_per_shard = match opts.buffers {
+            Some(n) => n,
+            None => {
+                let fair = max_connections.div_ceil(shards);
+                fair + fair * BUFFERS_HEADROOM_PERCENT / 100
+            }
+        };
+        positive("buffers", buffers_per_shard)?;
+        let node_id = opts
+            .node_id
+            .unwrap_or_else(|| format!("{}-{}", hostname(), listen.port()));
+        Ok(Config {
+            listen,
+            shard_cores,
+            region: opts.region.unwrap_or_else(|| "local".to_owned()),
+            node_id,
+            tick_rate_hz,
+            max_connections,
+            connect_timeout: Duration::from_millis(connect_timeout_ms),
+            heartbeat: Duration::from_millis(heartbeat_ms),
+            max_payload_bytes,
+            players_per_instance_max,
+            instances_per_shard_max: opts
+                .instances_per_shard_max
+                .unwrap_or(INSTANCES_PER_SHARD_MAX_DEFAULT),
+            inputs_per_tick_max: opts.inputs_per_tick_max.unwrap_or(INPUTS_PER_TICK_MAX_DEFAULT),
+            read_buffer_bytes: opts.read_buffer_bytes.unwrap_or(READ_BUFFER_BYTES_DEFAULT),
+            write_buffer_bytes,
+            buffers_per_shard,
+            reconnect_grace: Duration::from_millis(
+                opts.reconnect_grace_ms.unwrap_or(RECONNECT_GRACE_MS_DEFAULT),
+            ),
+            instance_idle: Duration::from_millis(
+                opts.instance_idle_ms.unwrap_or(INSTANCE_IDLE_MS_DEFAULT),
+            ),
+            http_head_bytes_max: opts
+                .http_head_bytes_max
+                .unwrap_or(HTTP_HEAD_BYTES_MAX_DEFAULT),
+            shutdown_timeout: Duration::from_millis(
+                opts.shutdown_timeout_ms.unwrap_or(SHUTDOWN_TIMEOUT_MS_DEFAULT),
+            ),
+            io_memory_bytes: opts.io_memory_bytes.unwrap_or(IO_MEMORY_BYTES_DEFAULT),
+            mesh_channel_capacity: opts
+                .mesh_channel_capacity
+                .unwrap_or(MESH_CHANNEL_CAPACITY_DEFAULT)
+                .max(1),
+            log_level: opts.log_level,
+        }
+        .checked()?)
+    }
+
+    fn checked(self) -> Result<Config, ConfigError> {
+        positive("instances-per-shard-max", self.instances_per_shard_max)?;
+        positive("inputs-per-tick-max", self.inputs_per_tick_max)?;
+        if self.read_buffer_bytes < 256 {
+            return Err(invalid("read-buffer-bytes", "must be at least 256 bytes"));
+        }
+        if self.io_memory_bytes < 64 * 1024 {
+            return Err(invalid("io-memory-bytes", "must be at least 65536 bytes"));
+        }
+        if self.http_head_bytes_max < 512 {
+            return Err(invalid("http-head-bytes-max", "must be at least 512 bytes"));
+        }
+        Ok(self)
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shard_cores.len()
+    }
+
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_nanos(1_000_000_000 / u64::from(self.tick_rate_hz))
+    }
+
+    /// Worst-case connection memory of the node in bytes: the preallocated
+    /// outbound pool plus a read buffer per connection.
+    pub fn connection_memory_bytes_max(&self) -> usize {
+        self.shards() * self.buffers_per_shard * self.write_buffer_bytes
+            + self.max_connections * self.read_buffer_bytes
+    }
+}
+
+fn positive(flag: &'static str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(flag, "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Parses "0,2-3" into [0, 2, 3].
+pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
+    let mut cores = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("{part:?} is not a core number or range like 2-5");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b {
+                    return Err(bad());
+                }
+                cores.extend(a..=b);
+            }
+            None => cores.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if cores.is_empty() {
+        return Err("lists no cores".to_owned());
+    }
+    Ok(cores)
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "node".to_owned();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let c = Config::resolve(ServeOpts::default(), &[0, 1]).unwrap();
+        assert_eq!(c.shards(), 2);
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.heartbeat, Duration::from_secs(25));
+        assert_eq!(c.max_payload_bytes, 16 * 1024);
+        assert_eq!(c.tick_rate_hz, 30);
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.buffers_per_shard, 6250);
+        assert_eq!(c.region, "local");
+        assert!(c.node_id.ends_with("-9000"));
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let dir = std::env::temp_dir().join(format!("shardline-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "max-connections = 7\ntick-rate = 60\nregion = \"eu\"\n").unwrap();
+        let opts = ServeOpts {
+            config: Some(path),
+            tick_rate: Some(20),
+            ..Default::default()
+        };
+        let c = Config::resolve(opts, &[0]).unwrap();
+        assert_eq!(c.max_connections, 7);
+        assert_eq!(c.tick_rate_hz, 20);
+        assert_eq!(c.region, "eu");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("shardline-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "max-conections = 7\n").unwrap();
+        let opts = ServeOpts {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = Config::resolve(opts, &[0]).unwrap_err().to_string();
+        assert!(err.contains("max-conections"), "{err}");
+    }
+
+    #[test]
+    fn impossible_values_name_their_flag() {
+        let opts = ServeOpts {
+            write_buffer_bytes: Some(512),
+            players_per_instance_max: Some(100),
+            ..Default::default()
+        };
+        let err = Config::resolve(opts, &[0]).unwrap_err().to_string();
+        assert!(err.starts_with("--write-buffer-bytes"), "{err}");
+        let opts = ServeOpts {
+            shards: Some(0),
+            ..Default::default()
+        };
+        assert!(Config::resolve(opts, &[0])
+            .unwrap_err()
+            .to_string()
+            .starts_with("--shards"));
+    }
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0,2-4").unwrap(), vec![0, 2, 3, 4]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
+}

@@ -1,0 +1,425 @@
+//! The reference game: a walled 2D arena where each player steers one disc.
+//!
+//! An input sets the disc's direction (the axes, normalized when longer
+//! than 1) at a fixed speed; `(0, 0)` stops it. Each step moves every disc
+//! by its velocity and keeps it inside the walls, zeroing the velocity
+//! component that hit one. Nothing collides with anything else: the arena
+//! exists to exercise the server (inputs in, state out), not to be fun.
+
+use std::f32::consts::TAU;
+
+use super::rules::{Game, GameFactory};
+use super::types::{EntityId, EntityView, InstanceId, PlayerId, PlayerInput};
+
+/// Width of the arena, in game units (x grows to the right).
+pub const ARENA_WIDTH: f32 = 1000.0;
+/// Height of the arena, in game units.
+pub const ARENA_HEIGHT: f32 = 1000.0;
+/// Speed of a player moving at full stick, in game units per second.
+pub const PLAYER_SPEED_PER_S: f32 = 200.0;
+/// Radius of a player's disc, in game units; the walls stop its edge.
+pub const PLAYER_RADIUS: f32 = 10.0;
+/// `EntityView::kind` of a player's disc (the arena has no other kind).
+pub const ENTITY_KIND_PLAYER: u16 = 1;
+
+/// Spawn points sit on concentric rings around the centre, this many per
+/// ring, so that players joining together do not start on top of each other.
+const SPAWN_SLOTS_PER_RING: u32 = 12;
+/// Number of rings; after `SPAWN_SLOTS_PER_RING × SPAWN_RINGS` spawns the
+/// points repeat.
+const SPAWN_RINGS: u32 = 4;
+/// Distance between rings (and from the centre to the first), in game units.
+const SPAWN_RING_GAP: f32 = 100.0;
+
+// The outermost ring must lie inside the walls.
+const _: () = assert!(
+    (SPAWN_RINGS as f32) * SPAWN_RING_GAP + PLAYER_RADIUS <= ARENA_WIDTH / 2.0
+        && (SPAWN_RINGS as f32) * SPAWN_RING_GAP + PLAYER_RADIUS <= ARENA_HEIGHT / 2.0
+);
+
+/// One player's disc.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Disc {
+    id: EntityId,
+    x: f32,
+    y: f32,
+    vx: f32,
+    vy: f32,
+}
+
+/// One arena world.
+///
+/// Memory: one `Disc` (20 bytes) per player; the vector grows on spawn
+/// (never during a step) and is bounded by the instance's `players_max`.
+#[derive(Debug, Clone, Default)]
+pub struct Arena {
+    /// Sorted by id (ids only grow), so lookups are a binary search and
+    /// `entities` lists discs in a stable order.
+    discs: Vec<Disc>,
+    /// Last id handed out; ids start at 1 and are never reused, so a late
+    /// input for a despawned disc cannot steer a newer one.
+    entity_last: EntityId,
+}
+
+impl Arena {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of discs in the world.
+    pub fn len(&self) -> usize {
+        self.discs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.discs.is_empty()
+    }
+
+    fn disc_mut(&mut self, entity: EntityId) -> Option<&mut Disc> {
+        let i = self.discs.binary_search_by_key(&entity, |d| d.id).ok()?;
+        Some(&mut self.discs[i])
+    }
+}
+
+/// Where entity `id` appears: slot `id` on a ring around the centre, walking
+/// outwards ring by ring. Depends on nothing but the id, so worlds replay
+/// identically.
+fn spawn_point(id: EntityId) -> (f32, f32) {
+    let n = id.wrapping_sub(1) % (SPAWN_SLOTS_PER_RING * SPAWN_RINGS);
+    let slot = n % SPAWN_SLOTS_PER_RING;
+    let ring = n / SPAWN_SLOTS_PER_RING;
+    let radius = (ring + 1) as f32 * SPAWN_RING_GAP;
+    // Offset alternate rings by half a slot so rings do not line up.
+    let turns = (slot as f32 + 0.5 * (ring % 2) as f32) / SPAWN_SLOTS_PER_RING as f32;
+    let angle = turns * TAU;
+    (
+        ARENA_WIDTH / 2.0 + radius * angle.cos(),
+        ARENA_HEIGHT / 2.0 + radius * angle.sin(),
+    )
+}
+
+/// Moves `pos` by `v × dt_s` and keeps it in `[lo, hi]`; returns the new
+/// position and velocity (zeroed if a wall stopped it).
+fn advance(pos: f32, v: f32, dt_s: f32, lo: f32, hi: f32) -> (f32, f32) {
+    let moved = pos + v * dt_s;
+    if moved < lo {
+        (lo, 0.0)
+    } else if moved > hi {
+        (hi, 0.0)
+    } else {
+        (moved, v)
+    }
+}
+
+impl Game for Arena {
+    fn spawn(&mut self, _player: PlayerId) -> EntityId {
+        self.entity_last = self
+            .entity_last
+            .checked_add(1)
+            .expect("arena entity ids exhausted");
+        let id = self.entity_last;
+        let (x, y) = spawn_point(id);
+        self.discs.push(Disc {
+            id,
+            x,
+            y,
+            vx: 0.0,
+            vy: 0.0,
+        });
+        id
+    }
+
+    fn despawn(&mut self, entity: EntityId) {
+        if let Ok(i) = self.discs.binary_search_by_key(&entity, |d| d.id) {
+            self.discs.remove(i);
+        }
+    }
+
+    fn apply_input(&mut self, entity: EntityId, input: &PlayerInput) {
+        let Some(disc) = self.disc_mut(entity) else {
+            return;
+        };
+        let (mut dx, mut dy) = (input.move_x, input.move_y);
+        let len = (dx * dx + dy * dy).sqrt();
+        if len > 1.0 {
+            dx /= len;
+            dy /= len;
+        }
+        disc.vx = dx * PLAYER_SPEED_PER_S;
+        disc.vy = dy * PLAYER_SPEED_PER_S;
+    }
+
+    fn step(&mut self, dt_s: f32) {
+        for d in &mut self.discs {
+            (d.x, d.vx) = advance(d.x, d.vx, dt_s, PLAYER_RADIUS, ARENA_WIDTH - PLAYER_RADIUS);
+            (d.y, d.vy) = advance(d.y, d.vy, dt_s, PLAYER_RADIUS, ARENA_HEIGHT - PLAYER_RADIUS);
+        }
+    }
+
+    fn entities(&self, out: &mut Vec<EntityView>) {
+        out.extend(self.discs.iter().map(|d| EntityView {
+            id: d.id,
+            kind: ENTITY_KIND_PLAYER,
+            flags: 0,
+            x: d.x,
+            y: d.y,
+            vx: d.vx,
+            vy: d.vy,
+        }));
+    }
+
+    fn bounds(&self) -> (f32, f32) {
+        (ARENA_WIDTH, ARENA_HEIGHT)
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.discs.capacity() * std::mem::size_of::<Disc>()
+    }
+}
+
+/// Makes [`Arena`] worlds; every instance gets the same empty arena.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArenaFactory;
+
+impl GameFactory for ArenaFactory {
+    fn name(&self) -> &'static str {
+        "arena"
+    }
+
+    fn create(&self, _instance: &InstanceId) -> Box<dyn Game> {
+        Box::new(Arena::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DT_S: f32 = 1.0 / 60.0;
+
+    fn input(seq: u32, move_x: f32, move_y: f32) -> PlayerInput {
+        PlayerInput {
+            seq,
+            move_x,
+            move_y,
+            buttons: 0,
+        }
+    }
+
+    fn view(arena: &Arena, id: EntityId) -> EntityView {
+        let mut out = Vec::new();
+        arena.entities(&mut out);
+        *out.iter().find(|e| e.id == id).expect("entity exists")
+    }
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 1e-3
+    }
+
+    #[test]
+    fn ids_start_at_one_and_are_never_reused() {
+        let mut arena = Arena::new();
+        assert_eq!(arena.spawn(10), 1);
+        assert_eq!(arena.spawn(11), 2);
+        arena.despawn(2);
+        assert_eq!(arena.spawn(12), 3);
+    }
+
+    #[test]
+    fn spawn_points_are_inside_the_walls_and_distinct() {
+        let mut arena = Arena::new();
+        for p in 0..(SPAWN_SLOTS_PER_RING * SPAWN_RINGS) {
+            arena.spawn(p.into());
+        }
+        let mut out = Vec::new();
+        arena.entities(&mut out);
+        for (i, a) in out.iter().enumerate() {
+            assert!(a.x >= PLAYER_RADIUS && a.x <= ARENA_WIDTH - PLAYER_RADIUS);
+            assert!(a.y >= PLAYER_RADIUS && a.y <= ARENA_HEIGHT - PLAYER_RADIUS);
+            assert_eq!((a.vx, a.vy), (0.0, 0.0));
+            for b in &out[i + 1..] {
+                let d2 = (a.x - b.x).powi(2) + (a.y - b.y).powi(2);
+                assert!(d2 > (2.0 * PLAYER_RADIUS).powi(2), "{a:?} overlaps {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn input_moves_by_speed_times_dt_per_step() {
+        let mut arena = Arena::new();
+        let e = arena.spawn(1);
+        let start = view(&arena, e);
+        arena.apply_input(e, &input(1, 1.0, 0.0));
+        for step in 1..=3 {
+            arena.step(DT_S);
+            let now = view(&arena, e);
+            assert!(close(
+                now.x,
+                start.x + step as f32 * PLAYER_SPEED_PER_S * DT_S
+            ));
+            assert_eq!(now.y, start.y);
+            assert_eq!((now.vx, now.vy), (PLAYER_SPEED_PER_S, 0.0));
+        }
+        // A partial stick moves proportionally slower.
+        arena.apply_input(e, &input(2, 0.0, -0.5));
+        let before = view(&arena, e);
+        arena.step(DT_S);
+        let after = view(&arena, e);
+        assert!(close(after.y, before.y - 0.5 * PLAYER_SPEED_PER_S * DT_S));
+        assert_eq!(after.x, before.x);
+    }
+
+    #[test]
+    fn diagonal_is_normalized() {
+        let mut arena = Arena::new();
+        let e = arena.spawn(1);
+        arena.apply_input(e, &input(1, 1.0, 1.0));
+        let v = view(&arena, e);
+        let speed = (v.vx * v.vx + v.vy * v.vy).sqrt();
+        assert!(close(speed, PLAYER_SPEED_PER_S));
+        assert!(close(v.vx, v.vy));
+        // Within the unit circle, the stick is taken as is.
+        arena.apply_input(e, &input(2, 0.6, -0.6));
+        let v = view(&arena, e);
+        assert!(close(v.vx, 0.6 * PLAYER_SPEED_PER_S));
+        assert!(close(v.vy, -0.6 * PLAYER_SPEED_PER_S));
+    }
+
+    #[test]
+    fn walls_bound_position_in_all_four_directions() {
+        let steps_across = (ARENA_WIDTH.max(ARENA_HEIGHT) / (PLAYER_SPEED_PER_S * DT_S)) as u32 + 2;
+        let cases = [
+            ((1.0, 0.0), Some(ARENA_WIDTH - PLAYER_RADIUS), None),
+            ((-1.0, 0.0), Some(PLAYER_RADIUS), None),
+            ((0.0, 1.0), None, Some(ARENA_HEIGHT - PLAYER_RADIUS)),
+            ((0.0, -1.0), None, Some(PLAYER_RADIUS)),
+        ];
+        for ((mx, my), wall_x, wall_y) in cases {
+            let mut arena = Arena::new();
+            let e = arena.spawn(1);
+            let start = view(&arena, e);
+            arena.apply_input(e, &input(1, mx, my));
+            for _ in 0..steps_across {
+                arena.step(DT_S);
+            }
+            let v = view(&arena, e);
+            assert_eq!(v.x, wall_x.unwrap_or(start.x), "moving ({mx}, {my})");
+            assert_eq!(v.y, wall_y.unwrap_or(start.y), "moving ({mx}, {my})");
+            assert_eq!((v.vx, v.vy), (0.0, 0.0), "the wall stopped it");
+        }
+    }
+
+    #[test]
+    fn wall_zeroes_only_the_component_that_hit_it() {
+        let mut arena = Arena::new();
+        let e = arena.spawn(1);
+        arena.apply_input(e, &input(1, 1.0, 0.0));
+        while view(&arena, e).vx != 0.0 {
+            arena.step(DT_S);
+        }
+        // Sliding along the right wall keeps the vertical speed.
+        arena.apply_input(e, &input(2, 1.0, 1.0));
+        arena.step(DT_S);
+        let v = view(&arena, e);
+        assert_eq!(v.x, ARENA_WIDTH - PLAYER_RADIUS);
+        assert_eq!(v.vx, 0.0);
+        assert!(v.vy > 0.0);
+    }
+
+    #[test]
+    fn zero_input_stops() {
+        let mut arena = Arena::new();
+        let e = arena.spawn(1);
+        arena.apply_input(e, &input(1, -1.0, 0.5));
+        arena.step(DT_S);
+        arena.apply_input(e, &input(2, 0.0, 0.0));
+        let stopped = view(&arena, e);
+        assert_eq!((stopped.vx, stopped.vy), (0.0, 0.0));
+        arena.step(DT_S);
+        assert_eq!(view(&arena, e), stopped);
+    }
+
+    #[test]
+    fn despawn_removes() {
+        let mut arena = Arena::new();
+        let a = arena.spawn(1);
+        let b = arena.spawn(2);
+        arena.despawn(a);
+        let mut out = Vec::new();
+        arena.entities(&mut out);
+        assert_eq!(out.iter().map(|e| e.id).collect::<Vec<_>>(), [b]);
+        assert_eq!(arena.len(), 1);
+        // Unknown ids (already gone, never spawned) are ignored.
+        arena.despawn(a);
+        arena.despawn(99);
+        arena.apply_input(a, &input(1, 1.0, 0.0));
+        assert_eq!(arena.len(), 1);
+        arena.despawn(b);
+        assert!(arena.is_empty());
+    }
+
+    #[test]
+    fn two_entities_move_independently() {
+        let mut arena = Arena::new();
+        let a = arena.spawn(1);
+        let b = arena.spawn(2);
+        let (a0, b0) = (view(&arena, a), view(&arena, b));
+        arena.apply_input(a, &input(1, 1.0, 0.0));
+        arena.step(DT_S);
+        let (a1, b1) = (view(&arena, a), view(&arena, b));
+        assert!(a1.x > a0.x);
+        assert_eq!(b1, b0, "b had no input and must not move");
+        arena.apply_input(b, &input(1, 0.0, 1.0));
+        arena.step(DT_S);
+        let (a2, b2) = (view(&arena, a), view(&arena, b));
+        assert!(close(a2.x - a1.x, PLAYER_SPEED_PER_S * DT_S));
+        assert!(close(b2.y - b1.y, PLAYER_SPEED_PER_S * DT_S));
+        assert_eq!(b2.x, b1.x);
+    }
+
+    #[test]
+    fn same_inputs_give_identical_worlds() {
+        // A fixed pseudo-random script: 3 players, 500 steps, some despawns.
+        fn run() -> Vec<EntityView> {
+            let mut rng: u64 = 0x5eed;
+            let mut next = move || {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (rng >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            };
+            let mut arena = Arena::new();
+            let ids: Vec<_> = (0..3).map(|p| arena.spawn(p)).collect();
+            for step in 0..500u32 {
+                for &e in &ids {
+                    arena.apply_input(e, &input(step, next(), next()));
+                }
+                if step == 250 {
+                    arena.despawn(ids[1]);
+                    arena.spawn(9);
+                }
+                arena.step(DT_S);
+            }
+            let mut out = Vec::new();
+            arena.entities(&mut out);
+            out
+        }
+        let (a, b) = (run(), run());
+        assert_eq!(a.len(), 3);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn factory_makes_empty_arenas() {
+        let id = InstanceId::parse("a").unwrap();
+        assert_eq!(ArenaFactory.name(), "arena");
+        let world = ArenaFactory.create(&id);
+        assert_eq!(world.bounds(), (ARENA_WIDTH, ARENA_HEIGHT));
+        let mut out = Vec::new();
+        world.entities(&mut out);
+        assert!(out.is_empty());
+        let mut custom = Vec::new();
+        world.custom_state(&mut custom);
+        assert!(custom.is_empty());
+    }
+}

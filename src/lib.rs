@@ -1,0 +1,32 @@
+//! shardline: a thread-per-core real-time multiplayer game server.
+//!
+//! Players connect over WebSocket and speak FlatBuffers (`schemas/`). Each
+//! core runs one shard — a glommio executor on io_uring — that owns its
+//! listener (SO_REUSEPORT), connections, buffers, game instances and
+//! metrics. Shards share nothing on the data path; they exchange one message
+//! type over bounded channels.
+//!
+//! # Layout
+//! - [`cli`]: the `shardline` command line (`serve`, …) and logging set-up.
+//! - [`config`]: flags, TOML file and defaults → one validated `Config`;
+//!   every limit with its unit and memory cost.
+//! - [`node`]: a process of shards: binds listeners, starts executors,
+//!   shuts them down.
+//! - [`shard`]: one executor per core: mesh messages, the shard's world,
+//!   handlers, the fixed-step tick and sweeps, the runtime and shutdown gate.
+//! - [`net`]: admission, buffer pool, upgrade routing and socket hand-over,
+//!   the /play session, /echo, close codes.
+//! - [`protocol`]: generated FlatBuffers code, client-message decoding and
+//!   validation, server-message encoding.
+//! - [`game`]: pure game code: the `Game` trait, the reference arena,
+//!   instances with their seats and input queues, placement.
+//! - [`metrics`]: per-shard counters (no locks).
+
+pub mod cli;
+pub mod config;
+pub mod game;
+pub mod metrics;
+pub mod net;
+pub mod node;
+pub mod protocol;
+pub mod shard;

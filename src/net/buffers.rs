@@ -1,0 +1,77 @@
+//! A shard's pool of preallocated outbound buffers.
+//!
+//! Every connection holds one buffer from accept to close. The pool is filled
+//! at shard start (`--buffers` × `--write-buffer-bytes`, touched so the memory
+//! is really resident) and never grows: when it is empty a new connection is
+//! refused with HTTP 503 instead of allocating.
+
+/// Per-shard buffer pool. Owned by one shard; not shared.
+#[derive(Debug)]
+pub struct BufferPool {
+    free: Vec<Vec<u8>>,
+    buffer_bytes: usize,
+    total: usize,
+}
+
+impl BufferPool {
+    pub fn new(count: usize, buffer_bytes: usize) -> Self {
+        let free = (0..count)
+            .map(|_| {
+                let mut b = vec![0u8; buffer_bytes];
+                b.clear();
+                b
+            })
+            .collect();
+        Self {
+            free,
+            buffer_bytes,
+            total: count,
+        }
+    }
+
+    /// A cleared buffer with `buffer_bytes` capacity, or `None` when all are in use.
+    pub fn take(&mut self) -> Option<Vec<u8>> {
+        self.free.pop()
+    }
+
+    /// Returns a buffer taken from this pool.
+    pub fn give_back(&mut self, mut buf: Vec<u8>) {
+        debug_assert!(self.free.len() < self.total, "buffer returned twice");
+        buf.clear();
+        if buf.capacity() != self.buffer_bytes {
+            // Defensive: never let a resized buffer change the pool's memory bound.
+            buf = Vec::with_capacity(self.buffer_bytes);
+        }
+        self.free.push(buf);
+    }
+
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_pool_refuses_instead_of_allocating() {
+        let mut pool = BufferPool::new(2, 64);
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        assert_eq!(a.capacity(), 64);
+        assert!(pool.take().is_none());
+        pool.give_back(a);
+        assert_eq!(pool.available(), 1);
+        pool.give_back(b);
+        assert_eq!(pool.available(), pool.total());
+    }
+}

@@ -1,0 +1,111 @@
+//! The shard's handle on one live /play connection, shared (by `Rc`, on one
+//! core) between the connection's session task and the shard's tick and
+//! sweeps. The tick only appends frames and wakes the task; the task alone
+//! touches the socket.
+
+use std::cell::{Cell, RefCell};
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::game::types::PlayerId;
+use crate::net::close::CloseReason;
+use crate::net::outbound::Outbound;
+
+pub type ConnId = u64;
+
+#[derive(Debug)]
+pub struct Conn {
+    pub id: ConnId,
+    out: RefCell<Outbound>,
+    /// The session task, woken when frames are queued or a close is asked for.
+    waker: RefCell<Option<Waker>>,
+    /// First close reason asked for; the session closes with its code.
+    close: Cell<Option<CloseReason>>,
+    /// Last time any frame arrived (heartbeat: silent for two intervals → drop).
+    last_rx: Cell<Instant>,
+    /// When this connection was accepted (for the connect timeout).
+    pub accepted_at: Instant,
+    /// Set by a successful Hello.
+    player: Cell<Option<PlayerId>>,
+}
+
+impl Conn {
+    pub fn new(id: ConnId, out: Outbound, accepted_at: Instant) -> Self {
+        Self {
+            id,
+            out: RefCell::new(out),
+            waker: RefCell::new(None),
+            close: Cell::new(None),
+            last_rx: Cell::new(accepted_at),
+            accepted_at,
+            player: Cell::new(None),
+        }
+    }
+
+    /// Queues one binary message. On overflow the connection is marked for
+    /// close (4002) and `false` is returned; nothing is queued beyond the bound.
+    pub fn send(&self, payload: &[u8]) -> bool {
+        let ok = self.out.borrow_mut().push_binary(payload).is_ok();
+        if ok {
+            self.wake();
+        } else {
+            self.request_close(CloseReason::SlowConsumer);
+        }
+        ok
+    }
+
+    /// Queues a WebSocket ping (heartbeat). Overflow means a stuck client.
+    pub fn ping(&self, payload: &[u8]) {
+        if self.out.borrow_mut().push_ping(payload).is_ok() {
+            self.wake();
+        } else {
+            self.request_close(CloseReason::SlowConsumer);
+        }
+    }
+
+    /// Asks the session to close; the first reason wins.
+    pub fn request_close(&self, reason: CloseReason) {
+        if self.close.get().is_none() {
+            self.close.set(Some(reason));
+        }
+        self.wake();
+    }
+
+    pub fn close_requested(&self) -> Option<CloseReason> {
+        self.close.get()
+    }
+
+    pub fn touch(&self, now: Instant) {
+        self.last_rx.set(now);
+    }
+
+    pub fn last_rx(&self) -> Instant {
+        self.last_rx.get()
+    }
+
+    pub fn player(&self) -> Option<PlayerId> {
+        self.player.get()
+    }
+
+    pub fn set_player(&self, player: Option<PlayerId>) {
+        self.player.set(player);
+    }
+
+    pub fn outbound(&self) -> &RefCell<Outbound> {
+        &self.out
+    }
+
+    pub fn set_waker(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        match slot.as_ref() {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.borrow().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Accepting connections: admission, reading the upgrade request head, and
+//! routing the raw socket to the shard that owns the instance it names —
+//! before the WebSocket upgrade, so no byte the client sent is lost.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::game::shard_for;
+use crate::net::admission::ConnPermit;
+use crate::net::http::{self, HeadError, RequestHead, Route};
+use crate::net::prefixed::Prefixed;
+use crate::net::{echo, session};
+use crate::shard::mesh::ShardMsg;
+use crate::shard::Shard;
+
+/// Pause after a failed accept (e.g. EMFILE at the fd limit) so a full
+/// process does not spin; connections wait in the kernel backlog meanwhile.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Bytes read per call while waiting for the request head.
+const HEAD_READ_CHUNK_BYTES: usize = 1024;
+
+/// Runs `fut` until `deadline`; `None` when the deadline passed first.
+pub async fn until<T>(deadline: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(left).await;
+        None
+    })
+    .await
+}
+
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(shard = shard.id, error = %e, "accept failed; backing off");
+                glommio::timer::sleep(ACCEPT_ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        let accepted_at = Instant::now();
+        shard.metrics.connections_accepted.inc();
+        let permit = shard.node.budget.try_admit();
+        let task = handle_accepted(shard.clone(), stream, permit, accepted_at);
+        glommio::spawn_local_into(task, shard.queues.io)
+            .expect("io task queue exists")
+            .detach();
+    }
+}
+
+/// A socket handed over by another shard: its head was read there.
+pub async fn handle_handoff(
+    shard: Rc<Shard>,
+    fd: OwnedFd,
+    head: Vec<u8>,
+    accepted_at: Instant,
+    permit: ConnPermit,
+) {
+    shard.metrics.handoffs_in.inc();
+    // SAFETY: the fd is an open, connected TCP socket, owned by `fd` and
+    // given up here; glommio's stream becomes its only owner.
+    let stream = unsafe { TcpStream::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
+    let parsed = match http::parse_head(&head, shard.cfg().http_head_bytes_max) {
+        Ok(Some(h)) => h,
+        _ => return, // the sending shard parsed it; cannot happen
+    };
+    serve(shard, Prefixed::new(head, stream), parsed, permit, accepted_at).await;
+}
+
+async fn handle_accepted(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    permit: Option<ConnPermit>,
+    accepted_at: Instant,
+) {
+    let _ = stream.set_nodelay(true);
+    let deadline = accepted_at + shard.cfg().connect_timeout;
+    let (buf, head) = match until(deadline, read_head(&mut stream, shard.cfg().http_head_bytes_max)).await {
+        None => {
+            shard.metrics.handshakes_failed.inc();
+            return; // connect timeout: dropped
+        }
+        Some(Err(e)) => {
+            shard.metrics.handshakes_failed.inc();
+            let (status, reason) = match &e {
+                HeadError::TooLarge(_) => (431, "Request Header Fields Too Large"),
+                HeadError::BadInstance(_) | HeadError::Malformed(_) => (400, "Bad Request"),
+            };
+            reply_and_close(&mut stream, status, reason, &e.to_string()).await;
+            return;
+        }
+        Some(Ok(v)) => v,
+    };
+    if head.route == Route::NotFound {
+        shard.metrics.not_found.inc();
+        reply_and_close(&mut stream, 404, "Not Found", "no such endpoint; try /play or /echo\n").await;
+        return;
+    }
+    let Some(permit) = permit else {
+        shard.metrics.refused_max_connections.inc();
+        reply_and_close(
+            &mut stream,
+            503,
+            "Service Unavailable",
+            "server is at --max-connections; retry later\n",
+        )
+        .await;
+        return;
+    };
+    if let Route::Play {
+        instance: Some(id),
+    } = &head.route
+    {
+        let owner = shard_for(id, shard.shards);
+        if owner != shard.id {
+            hand_off(&shard, stream, buf, accepted_at, permit, owner);
+            return;
+        }
+    }
+    serve(shard, Prefixed::new(buf, stream), head, permit, accepted_at).await;
+}
+
+/// Gives the raw socket to shard `owner`. The fd is duplicated because
+/// glommio's stream cannot give its fd up; closing the original afterwards
+/// leaves the connection open through the duplicate.
+fn hand_off(
+    shard: &Shard,
+    stream: TcpStream,
+    head: Vec<u8>,
+    accepted_at: Instant,
+    permit: ConnPermit,
+    owner: usize,
+) {
+    // SAFETY: dup of a valid fd owned by `stream`; the result is a new fd we own.
+    let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        tracing::warn!(shard = shard.id, error = %std::io::Error::last_os_error(), "dup for hand-over failed");
+        return;
+    }
+    // SAFETY: `dup` is a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(dup) };
+    drop(stream);
+    shard.metrics.handoffs_out.inc();
+    shard.send_mesh(
+        owner,
+        ShardMsg::HandOff {
+            fd,
+            head,
+            accepted_at,
+            permit,
+        },
+    );
+}
+
+/// Reads until a complete request head; returns every byte read (the head
+/// and anything after it) and the parsed head.
+async fn read_head(
+    stream: &mut TcpStream,
+    head_bytes_max: usize,
+) -> Result<(Vec<u8>, RequestHead), HeadError> {
+    let mut buf = Vec::with_capacity(HEAD_READ_CHUNK_BYTES);
+    let mut chunk = [0u8; HEAD_READ_CHUNK_BYTES];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| HeadError::Malformed(e.to_string()))?;
+        if n == 0 {
+            return Err(HeadError::Malformed("connection closed before the request head ended".into()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(head) = http::parse_head(&buf, head_bytes_max)? {
+            return Ok((buf, head));
+        }
+    }
+}
+
+async fn reply_and_close<S: futures_lite::AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    reason: &str,
+    body: &str,
+) {
+    let bytes = http::response(status, reason, body);
+    let _ = stream.write_all(&bytes).await;
+    let _ = stream.close().await;
+}
+
+/// The WebSocket settings for one connection, from the node's limits.
+pub fn ws_config(shard: &Shard) -> WebSocketConfig {
+    let cfg = shard.cfg();
+    WebSocketConfig::default()
+        .read_buffer_size(cfg.read_buffer_bytes)
+        // Game frames bypass tungstenite's writer (see session.rs); it only
+        // writes pongs and close frames, so write them at once.
+        .write_buffer_size(0)
+        .max_write_buffer_size(cfg.max_payload_bytes * 2 + 1024)
+        .max_message_size(Some(cfg.max_payload_bytes))
+        .max_frame_size(Some(cfg.max_payload_bytes))
+}
+
+/// Upgrades and runs /play or /echo on this shard.
+async fn serve(
+    shard: Rc<Shard>,
+    mut stream: Prefixed<TcpStream>,
+    head: RequestHead,
+    permit: ConnPermit,
+    accepted_at: Instant,
+) {
+    if !head.is_websocket {
+        shard.metrics.handshakes_failed.inc();
+        reply_and_close(&mut stream, 400, "Bad Request", "expected a WebSocket upgrade\n").await;
+        return;
+    }
+    let deadline = accepted_at + shard.cfg().connect_timeout;
+    match head.route {
+        Route::Echo => echo::run(shard, stream, deadline, permit).await,
+        Route::Play { .. } => {
+            let Some(buf) = shard.pool.borrow_mut().take() else {
+                shard.metrics.refused_no_buffer.inc();
+                reply_and_close(
+                    &mut stream,
+                    503,
+                    "Service Unavailable",
+                    "no free connection buffer on this shard (--buffers); retry later\n",
+                )
+                .await;
+                return;
+            };
+            let buf = session::run(shard.clone(), stream, deadline, accepted_at, buf).await;
+            shard.pool.borrow_mut().give_back(buf);
+            drop(permit);
+        }
+        Route::NotFound => unreachable!("404 is answered before routing"),
+    }
+}

@@ -1,0 +1,23 @@
+//! Sockets: accepting, upgrading, and running WebSocket sessions.
+//!
+//! - [`admission`]: the node-wide `--max-connections` budget.
+//! - [`buffers`]: the shard's preallocated outbound buffer pool.
+//! - [`http`]: the upgrade request head (routing by path, plain HTTP replies).
+//! - [`prefixed`]: a socket with already-read bytes in front (lossless hand-over).
+//! - [`listener`]: accept, read the head, route to the owning shard, upgrade.
+//! - [`outbound`]: one connection's bounded, pre-framed outbound bytes.
+//! - [`conn`]: the shard's handle on a live /play connection.
+//! - [`session`]: the /play session task (decode in, one write out per wake).
+//! - [`echo`]: the /echo endpoint.
+//! - [`close`]: why connections end, and their close codes.
+
+pub mod admission;
+pub mod buffers;
+pub mod close;
+pub mod conn;
+pub mod echo;
+pub mod http;
+pub mod listener;
+pub mod outbound;
+pub mod prefixed;
+pub mod session;

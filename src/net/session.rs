@@ -1,0 +1,217 @@
+//! One /play connection after its upgrade: read frames, decode them into
+//! commands for the shard, and write what the shard queued.
+//!
+//! The session task is the only code that touches the socket. tungstenite
+//! reads and answers the control frames (pong, close); game frames bypass its
+//! writer: the tick appends them, pre-framed, to the connection's pooled
+//! outbound buffer, and this task writes the whole buffer with one `send`.
+//! Two rules keep the two writers from interleaving bytes: tungstenite's own
+//! buffer is flushed before a raw write starts, and while a raw write is
+//! partial the socket is not read (reading could make tungstenite write a
+//! pong mid-frame).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::WebSocketStream;
+use futures_lite::AsyncWrite;
+use futures_util::{Sink, StreamExt};
+use glommio::net::TcpStream;
+
+use crate::net::close::CloseReason;
+use crate::net::conn::Conn;
+use crate::net::listener::{until, ws_config};
+use crate::net::outbound::Outbound;
+use crate::net::prefixed::Prefixed;
+use crate::protocol::decode_client;
+use crate::shard::Shard;
+
+pub type Ws = WebSocketStream<Prefixed<TcpStream>>;
+
+/// Time allowed to write what is queued and the close frame when closing.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time allowed for the peer to answer our close frame.
+const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+enum Event {
+    Message(Message),
+    /// The stream ended or failed.
+    Ended(Option<WsError>),
+    /// The shard (tick, sweep, shutdown, a handler) asked to close.
+    Close(CloseReason),
+}
+
+/// Runs the session to its end; returns the pooled buffer.
+pub async fn run(
+    shard: Rc<Shard>,
+    stream: Prefixed<TcpStream>,
+    deadline: Instant,
+    accepted_at: Instant,
+    buf: Vec<u8>,
+) -> Vec<u8> {
+    let upgrade = async_tungstenite::accept_async_with_config(stream, Some(ws_config(&shard)));
+    let ws = match until(deadline, upgrade).await {
+        Some(Ok(ws)) => ws,
+        _ => {
+            shard.metrics.handshakes_failed.inc();
+            return buf;
+        }
+    };
+    let conn = Rc::new(Conn::new(
+        shard.next_conn_id(),
+        Outbound::new(buf),
+        accepted_at,
+    ));
+    shard.conns.borrow_mut().insert(conn.id, conn.clone());
+    shard.metrics.connections_open.inc();
+    let reason = drive(&shard, ws, &conn, deadline).await;
+    shard.metrics.closed(reason);
+    shard.metrics.connections_open.dec();
+    shard.on_disconnect(&conn, Instant::now());
+    let out = std::mem::replace(&mut *conn.outbound().borrow_mut(), Outbound::new(Vec::new()));
+    out.into_buffer()
+}
+
+async fn drive(shard: &Shard, mut ws: Ws, conn: &Rc<Conn>, deadline: Instant) -> CloseReason {
+    loop {
+        let event = if conn.player().is_none() {
+            // Until Hello is accepted the connect timeout still runs.
+            until(deadline, poll_fn(|cx| poll_event(shard, &mut ws, conn, cx)))
+                .await
+                .unwrap_or(Event::Close(CloseReason::ConnectTimeout))
+        } else {
+            poll_fn(|cx| poll_event(shard, &mut ws, conn, cx)).await
+        };
+        let now = Instant::now();
+        match event {
+            Event::Message(msg) => {
+                conn.touch(now);
+                shard.metrics.messages_in.inc();
+                match msg {
+                    Message::Binary(bytes) => {
+                        shard.metrics.bytes_in.add(bytes.len() as u64);
+                        match decode_client(&bytes) {
+                            Ok(cmd) => shard.on_client(conn, cmd, now),
+                            Err(e) => shard.on_bad_message(conn, &e),
+                        }
+                    }
+                    Message::Text(_) => conn.request_close(CloseReason::UnsupportedData),
+                    Message::Close(_) => {
+                        drain(&mut ws).await;
+                        return CloseReason::Normal;
+                    }
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                }
+            }
+            Event::Close(reason) => {
+                close(shard, &mut ws, conn, reason).await;
+                return reason;
+            }
+            Event::Ended(None) => return CloseReason::Vanished,
+            Event::Ended(Some(err)) => {
+                let reason = match err {
+                    WsError::Capacity(_) => CloseReason::MessageTooBig,
+                    WsError::Protocol(_) | WsError::Utf8(_) => CloseReason::ProtocolError,
+                    _ => return CloseReason::Vanished,
+                };
+                close(shard, &mut ws, conn, reason).await;
+                return reason;
+            }
+        }
+    }
+}
+
+/// Writes queued frames, then reads one message; whichever the socket allows.
+fn poll_event(shard: &Shard, ws: &mut Ws, conn: &Conn, cx: &mut Context<'_>) -> Poll<Event> {
+    if let Some(reason) = conn.close_requested() {
+        return Poll::Ready(Event::Close(reason));
+    }
+    match poll_write_outbound(shard, ws, conn, cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Poll::Ready(Event::Ended(e)),
+        Poll::Pending => {
+            conn.set_waker(cx.waker());
+            return Poll::Pending;
+        }
+    }
+    match ws.poll_next_unpin(cx) {
+        Poll::Ready(Some(Ok(msg))) => return Poll::Ready(Event::Message(msg)),
+        Poll::Ready(Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)))
+        | Poll::Ready(None) => return Poll::Ready(Event::Ended(None)),
+        Poll::Ready(Some(Err(e))) => return Poll::Ready(Event::Ended(Some(e))),
+        Poll::Pending => {}
+    }
+    conn.set_waker(cx.waker());
+    Poll::Pending
+}
+
+/// Writes the connection's outbound bytes. `Ready(Ok)` once all are out;
+/// `Pending` while the socket is full (or tungstenite's own bytes are still
+/// going out first).
+fn poll_write_outbound(
+    shard: &Shard,
+    ws: &mut Ws,
+    conn: &Conn,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Option<WsError>>> {
+    if conn.outbound().borrow().is_empty() {
+        return Poll::Ready(Ok(()));
+    }
+    match Pin::new(&mut *ws).poll_flush(cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Poll::Ready(Err(Some(e))),
+        Poll::Pending => return Poll::Pending,
+    }
+    loop {
+        let written = {
+            let out = conn.outbound().borrow();
+            if out.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(ws.get_mut()).poll_write(cx, out.unsent()) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(None)),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(None)),
+                Poll::Pending => return Poll::Pending,
+            }
+        };
+        shard.metrics.socket_writes.inc();
+        shard.metrics.bytes_out.add(written as u64);
+        conn.outbound().borrow_mut().advance(written);
+    }
+}
+
+/// Flushes what is queued (an Error explaining the close, usually), sends
+/// the close frame, and waits briefly for the peer's answer.
+async fn close(shard: &Shard, ws: &mut Ws, conn: &Conn, reason: CloseReason) {
+    let flush_deadline = Instant::now() + CLOSE_FLUSH_TIMEOUT;
+    let flushed = until(
+        flush_deadline,
+        poll_fn(|cx| poll_write_outbound(shard, ws, conn, cx)),
+    )
+    .await;
+    if !matches!(flushed, Some(Ok(()))) {
+        return;
+    }
+    let frame = CloseFrame {
+        code: CloseCode::from(reason.code()),
+        reason: reason.label().into(),
+    };
+    if let Some(Ok(())) = until(flush_deadline, ws.close(Some(frame))).await {
+        drain(ws).await;
+    }
+}
+
+/// Reads until the peer's close frame or the end of the stream, bounded.
+async fn drain(ws: &mut Ws) {
+    let _ = until(Instant::now() + CLOSE_DRAIN_TIMEOUT, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}

@@ -1,0 +1,177 @@
+//! A node: the process that runs one shard per core.
+//!
+//! Start-up binds one SO_REUSEPORT listening socket per shard (here, so an
+//! unusable address is reported before anything starts, and so port 0
+//! resolves to one port for all shards), builds the shard mesh, and starts
+//! the executors. Shutdown is a message to every shard; the node waits for
+//! all of them.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use crossbeam_channel::Sender;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::ExecutorJoinHandle;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+use crate::game::GameFactory;
+use crate::net::admission::ConnectionBudget;
+use crate::shard::runtime::{self, Control, ShardExit, ShardStart};
+use crate::shard::NodeShared;
+
+/// Pending-connection queue per listening socket (the kernel caps it at
+/// net.core.somaxconn). Sized for a connection storm of a few thousand.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Control channel capacity per shard: only a handful of orders ever wait.
+const CONTROL_CHANNEL_CAPACITY: usize = 16;
+
+pub struct Node {
+    handles: Vec<ExecutorJoinHandle<ShardExit>>,
+    controls: Vec<Sender<Control>>,
+    local_addr: SocketAddr,
+}
+
+/// Asks every shard of a node to shut down (cloneable, usable from a
+/// signal-handling thread).
+#[derive(Clone)]
+pub struct ShutdownHandle(Vec<Sender<Control>>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        for c in &self.0 {
+            let _ = c.try_send(Control::Shutdown);
+        }
+    }
+}
+
+impl Node {
+    pub fn start(cfg: Config, factory: Arc<dyn GameFactory>) -> anyhow::Result<Node> {
+        let shards = cfg.shards();
+        let (listeners, local_addr) = bind_listeners(cfg.listen, shards)?;
+        let cfg = Arc::new(Config {
+            listen: local_addr,
+            ..cfg
+        });
+        log_limits(&cfg);
+        let shared = NodeShared {
+            cfg: cfg.clone(),
+            budget: ConnectionBudget::new(cfg.max_connections),
+            factory,
+        };
+        let mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
+        let mut handles = Vec::with_capacity(shards);
+        let mut controls = Vec::with_capacity(shards);
+        for (id, listener) in listeners.into_iter().enumerate() {
+            let (tx, rx) = crossbeam_channel::bounded(CONTROL_CHANNEL_CAPACITY);
+            controls.push(tx);
+            let start = ShardStart {
+                id,
+                core: cfg.shard_cores[id],
+                listener,
+                mesh: mesh.clone(),
+                control: rx,
+                node: shared.clone(),
+            };
+            let handle = runtime::spawn(start)
+                .map_err(|e| anyhow::anyhow!("cannot start shard {id}: {e}"))?;
+            handles.push(handle);
+        }
+        tracing::info!(
+            "shardline listening on {local_addr} ({shards} shards; /play, /echo)"
+        );
+        Ok(Node {
+            handles,
+            controls,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.controls.clone())
+    }
+
+    /// Waits for every shard to stop.
+    pub fn wait(self) -> anyhow::Result<Vec<ShardExit>> {
+        let mut exits = Vec::new();
+        let mut failed = Vec::new();
+        for (id, h) in self.handles.into_iter().enumerate() {
+            match h.join() {
+                Ok(exit) => exits.push(exit),
+                Err(e) => failed.push(format!("shard {id}: {e}")),
+            }
+        }
+        if !failed.is_empty() {
+            bail!("shards failed: {}", failed.join("; "));
+        }
+        Ok(exits)
+    }
+}
+
+/// One listening socket per shard on the same address; port 0 becomes the
+/// first socket's port for all.
+fn bind_listeners(addr: SocketAddr, shards: usize) -> anyhow::Result<(Vec<OwnedFd>, SocketAddr)> {
+    let mut out = Vec::with_capacity(shards);
+    let mut addr = addr;
+    for i in 0..shards {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_port(true)?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.set_cloexec(true)?;
+        socket
+            .bind(&addr.into())
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        socket.listen(LISTEN_BACKLOG)?;
+        if i == 0 {
+            addr = socket
+                .local_addr()?
+                .as_socket()
+                .context("listening socket has no inet address")?;
+        }
+        out.push(OwnedFd::from(socket));
+    }
+    Ok((out, addr))
+}
+
+fn log_limits(cfg: &Config) {
+    let cores: Vec<String> = cfg
+        .shard_cores
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match c {
+            Some(c) => format!("shard {i} → core {c}"),
+            None => format!("shard {i} → unpinned"),
+        })
+        .collect();
+    tracing::info!(node = %cfg.node_id, region = %cfg.region, "shards: {}", cores.join(", "));
+    tracing::info!(
+        tick_rate_hz = cfg.tick_rate_hz,
+        max_connections = cfg.max_connections,
+        connect_timeout_ms = cfg.connect_timeout.as_millis() as u64,
+        heartbeat_ms = cfg.heartbeat.as_millis() as u64,
+        max_payload = cfg.max_payload_bytes,
+        players_per_instance_max = cfg.players_per_instance_max,
+        instances_per_shard_max = cfg.instances_per_shard_max,
+        inputs_per_tick_max = cfg.inputs_per_tick_max,
+        "limits"
+    );
+    tracing::info!(
+        read_buffer_bytes = cfg.read_buffer_bytes,
+        write_buffer_bytes = cfg.write_buffer_bytes,
+        buffers_per_shard = cfg.buffers_per_shard,
+        reconnect_grace_ms = cfg.reconnect_grace.as_millis() as u64,
+        instance_idle_ms = cfg.instance_idle.as_millis() as u64,
+        http_head_bytes_max = cfg.http_head_bytes_max,
+        io_memory_bytes = cfg.io_memory_bytes,
+        connection_memory_max_mib = cfg.connection_memory_bytes_max() >> 20,
+        "buffers"
+    );
+}

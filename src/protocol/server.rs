@@ -1,0 +1,726 @@
+//! Server → client messages: encoding on the server ([`Encoder`]) and
+//! decoding for client-side tools ([`decode_server`], [`peek_state_update`]).
+
+use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, Vector, WIPOffset};
+
+use super::error::verifier_reason;
+use super::{fb, ErrorCode, LeaveReason, ProtocolError};
+use crate::game::types::EntityView;
+
+/// Limits sent in `Welcome`, so a client can stay inside them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LimitsInfo {
+    pub max_payload_bytes: u32,
+    pub inputs_per_tick_max: u16,
+    pub players_per_instance_max: u16,
+    pub heartbeat_ms: u32,
+    pub connect_timeout_ms: u32,
+    pub reconnect_grace_ms: u32,
+}
+
+/// Everything a `Welcome` carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WelcomeInfo<'a> {
+    pub player_id: u64,
+    pub resume_token: &'a str,
+    pub node_id: &'a str,
+    pub region: &'a str,
+    pub shard: u16,
+    pub tick_rate_hz: u16,
+    pub limits: LimitsInfo,
+    pub resumed: bool,
+}
+
+/// Builds server messages. One per shard, reused for every message: once the
+/// builder and the entity scratch buffer have grown to the largest message,
+/// encoding allocates nothing.
+///
+/// Each method returns the finished frame, borrowed from the builder until
+/// the next call.
+pub struct Encoder {
+    fbb: FlatBufferBuilder<'static>,
+    // Entities are converted here first so `create_vector` can copy them in
+    // one pass; kept to reuse its capacity.
+    entities: Vec<fb::EntityState>,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Encoder {
+    pub fn new() -> Self {
+        Self {
+            fbb: FlatBufferBuilder::with_capacity(4096),
+            entities: Vec::new(),
+        }
+    }
+
+    pub fn welcome(&mut self, w: &WelcomeInfo<'_>) -> &[u8] {
+        self.fbb.reset();
+        let fbb = &mut self.fbb;
+        let resume_token = fbb.create_string(w.resume_token);
+        let node_id = fbb.create_string(w.node_id);
+        let region = fbb.create_string(w.region);
+        let l = &w.limits;
+        let limits = fb::Limits::create(
+            fbb,
+            &fb::LimitsArgs {
+                max_payload_bytes: l.max_payload_bytes,
+                inputs_per_tick_max: l.inputs_per_tick_max,
+                players_per_instance_max: l.players_per_instance_max,
+                heartbeat_ms: l.heartbeat_ms,
+                connect_timeout_ms: l.connect_timeout_ms,
+                reconnect_grace_ms: l.reconnect_grace_ms,
+            },
+        );
+        let body = fb::Welcome::create(
+            fbb,
+            &fb::WelcomeArgs {
+                player_id: w.player_id,
+                resume_token: Some(resume_token),
+                node_id: Some(node_id),
+                region: Some(region),
+                shard: w.shard,
+                tick_rate_hz: w.tick_rate_hz,
+                limits: Some(limits),
+                resumed: w.resumed,
+            },
+        );
+        self.finish(fb::ServerBody::Welcome, body.as_union_value())
+    }
+
+    pub fn joined(
+        &mut self,
+        instance_id: &str,
+        entity_id: u32,
+        tick: u64,
+        arena: (f32, f32),
+        entities: &[EntityView],
+        custom: &[u8],
+    ) -> &[u8] {
+        self.fbb.reset();
+        let instance_id = self.fbb.create_string(instance_id);
+        let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
+        let custom = write_custom(&mut self.fbb, custom);
+        let body = fb::Joined::create(
+            &mut self.fbb,
+            &fb::JoinedArgs {
+                instance_id: Some(instance_id),
+                entity_id,
+                tick,
+                arena_width: arena.0,
+                arena_height: arena.1,
+                entities: Some(entities),
+                custom,
+            },
+        );
+        self.finish(fb::ServerBody::Joined, body.as_union_value())
+    }
+
+    pub fn state_update(
+        &mut self,
+        tick: u64,
+        last_input_seq: u32,
+        inputs_applied: u32,
+        entities: &[EntityView],
+        custom: &[u8],
+    ) -> &[u8] {
+        self.fbb.reset();
+        let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
+        let custom = write_custom(&mut self.fbb, custom);
+        let body = fb::StateUpdate::create(
+            &mut self.fbb,
+            &fb::StateUpdateArgs {
+                tick,
+                last_input_seq,
+                inputs_applied,
+                entities: Some(entities),
+                custom,
+            },
+        );
+        self.finish(fb::ServerBody::StateUpdate, body.as_union_value())
+    }
+
+    pub fn player_joined(&mut self, player_id: u64, entity_id: u32, name: &str) -> &[u8] {
+        self.fbb.reset();
+        let name = self.fbb.create_string(name);
+        let body = fb::PlayerJoined::create(
+            &mut self.fbb,
+            &fb::PlayerJoinedArgs {
+                player_id,
+                entity_id,
+                name: Some(name),
+            },
+        );
+        self.finish(fb::ServerBody::PlayerJoined, body.as_union_value())
+    }
+
+    pub fn player_left(&mut self, player_id: u64, entity_id: u32, reason: LeaveReason) -> &[u8] {
+        self.fbb.reset();
+        let body = fb::PlayerLeft::create(
+            &mut self.fbb,
+            &fb::PlayerLeftArgs {
+                player_id,
+                entity_id,
+                reason,
+            },
+        );
+        self.finish(fb::ServerBody::PlayerLeft, body.as_union_value())
+    }
+
+    pub fn pong(&mut self, client_time: f64, server_time_us: u64) -> &[u8] {
+        self.fbb.reset();
+        let body = fb::Pong::create(
+            &mut self.fbb,
+            &fb::PongArgs {
+                client_time,
+                server_time_us,
+            },
+        );
+        self.finish(fb::ServerBody::Pong, body.as_union_value())
+    }
+
+    pub fn error(&mut self, code: ErrorCode, message: &str) -> &[u8] {
+        self.fbb.reset();
+        let message = self.fbb.create_string(message);
+        let body = fb::Error::create(
+            &mut self.fbb,
+            &fb::ErrorArgs {
+                code,
+                message: Some(message),
+            },
+        );
+        self.finish(fb::ServerBody::Error, body.as_union_value())
+    }
+
+    pub fn migrate(
+        &mut self,
+        instance_id: &str,
+        resume_token: &str,
+        path: &str,
+        shard: u16,
+    ) -> &[u8] {
+        self.fbb.reset();
+        let fbb = &mut self.fbb;
+        let instance_id = fbb.create_string(instance_id);
+        let resume_token = fbb.create_string(resume_token);
+        let path = fbb.create_string(path);
+        let body = fb::Migrate::create(
+            fbb,
+            &fb::MigrateArgs {
+                instance_id: Some(instance_id),
+                resume_token: Some(resume_token),
+                path: Some(path),
+                shard,
+            },
+        );
+        self.finish(fb::ServerBody::Migrate, body.as_union_value())
+    }
+
+    fn finish(&mut self, body_type: fb::ServerBody, body: WIPOffset<UnionWIPOffset>) -> &[u8] {
+        let root = fb::ServerMessage::create(
+            &mut self.fbb,
+            &fb::ServerMessageArgs {
+                body_type,
+                body: Some(body),
+            },
+        );
+        self.fbb.finish(root, None);
+        self.fbb.finished_data()
+    }
+}
+
+fn write_entities<'fbb>(
+    fbb: &mut FlatBufferBuilder<'fbb>,
+    scratch: &mut Vec<fb::EntityState>,
+    views: &[EntityView],
+) -> WIPOffset<Vector<'fbb, fb::EntityState>> {
+    scratch.clear();
+    scratch.extend(
+        views
+            .iter()
+            .map(|e| fb::EntityState::new(e.id, e.kind, e.flags, e.x, e.y, e.vx, e.vy)),
+    );
+    fbb.create_vector(scratch)
+}
+
+// An absent vector reads back as empty and saves its length prefix, which
+// matters for the many games that send no custom state at all.
+fn write_custom<'fbb>(
+    fbb: &mut FlatBufferBuilder<'fbb>,
+    custom: &[u8],
+) -> Option<WIPOffset<Vector<'fbb, u8>>> {
+    (!custom.is_empty()).then(|| fbb.create_vector(custom))
+}
+
+/// An owned, decoded server message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMsg {
+    Welcome {
+        player_id: u64,
+        resume_token: String,
+        node_id: String,
+        region: String,
+        shard: u16,
+        tick_rate_hz: u16,
+        limits: LimitsInfo,
+        resumed: bool,
+    },
+    Joined {
+        instance_id: String,
+        entity_id: u32,
+        tick: u64,
+        arena: (f32, f32),
+        entities: Vec<EntityView>,
+        custom: Vec<u8>,
+    },
+    StateUpdate {
+        tick: u64,
+        last_input_seq: u32,
+        inputs_applied: u32,
+        entities: Vec<EntityView>,
+        custom: Vec<u8>,
+    },
+    PlayerJoined {
+        player_id: u64,
+        entity_id: u32,
+        name: String,
+    },
+    PlayerLeft {
+        player_id: u64,
+        entity_id: u32,
+        reason: LeaveReason,
+    },
+    Pong {
+        client_time: f64,
+        server_time_us: u64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Migrate {
+        instance_id: String,
+        resume_token: String,
+        path: String,
+        shard: u16,
+    },
+}
+
+/// Verifies and decodes a server frame, for client-side tools. Absent strings
+/// and vectors read as empty, an absent `limits` as all zeros.
+///
+/// # Errors
+///
+/// `BadMessage` when the frame is not a verifiable `ServerMessage` with a
+/// known body.
+pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, ProtocolError> {
+    let msg = flatbuffers::root::<fb::ServerMessage>(frame).map_err(|e| {
+        ProtocolError::bad_message(format!(
+            "not a valid ServerMessage: {}",
+            verifier_reason(&e)
+        ))
+    })?;
+    let missing = || ProtocolError::bad_message("not a valid ServerMessage: its body is missing");
+    let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
+    Ok(match msg.body_type() {
+        fb::ServerBody::Welcome => {
+            let w = msg.body_as_welcome().ok_or_else(missing)?;
+            ServerMsg::Welcome {
+                player_id: w.player_id(),
+                resume_token: text(w.resume_token()),
+                node_id: text(w.node_id()),
+                region: text(w.region()),
+                shard: w.shard(),
+                tick_rate_hz: w.tick_rate_hz(),
+                limits: w.limits().map(limits_from_fb).unwrap_or_default(),
+                resumed: w.resumed(),
+            }
+        }
+        fb::ServerBody::Joined => {
+            let j = msg.body_as_joined().ok_or_else(missing)?;
+            ServerMsg::Joined {
+                instance_id: text(j.instance_id()),
+                entity_id: j.entity_id(),
+                tick: j.tick(),
+                arena: (j.arena_width(), j.arena_height()),
+                entities: entities_from_fb(j.entities()),
+                custom: j.custom().map(|c| c.bytes().to_vec()).unwrap_or_default(),
+            }
+        }
+        fb::ServerBody::StateUpdate => {
+            let s = msg.body_as_state_update().ok_or_else(missing)?;
+            ServerMsg::StateUpdate {
+                tick: s.tick(),
+                last_input_seq: s.last_input_seq(),
+                inputs_applied: s.inputs_applied(),
+                entities: entities_from_fb(s.entities()),
+                custom: s.custom().map(|c| c.bytes().to_vec()).unwrap_or_default(),
+            }
+        }
+        fb::ServerBody::PlayerJoined => {
+            let p = msg.body_as_player_joined().ok_or_else(missing)?;
+            ServerMsg::PlayerJoined {
+                player_id: p.player_id(),
+                entity_id: p.entity_id(),
+                name: text(p.name()),
+            }
+        }
+        fb::ServerBody::PlayerLeft => {
+            let p = msg.body_as_player_left().ok_or_else(missing)?;
+            ServerMsg::PlayerLeft {
+                player_id: p.player_id(),
+                entity_id: p.entity_id(),
+                reason: p.reason(),
+            }
+        }
+        fb::ServerBody::Pong => {
+            let p = msg.body_as_pong().ok_or_else(missing)?;
+            ServerMsg::Pong {
+                client_time: p.client_time(),
+                server_time_us: p.server_time_us(),
+            }
+        }
+        fb::ServerBody::Error => {
+            let e = msg.body_as_error().ok_or_else(missing)?;
+            ServerMsg::Error {
+                code: e.code(),
+                message: text(e.message()),
+            }
+        }
+        fb::ServerBody::Migrate => {
+            let m = msg.body_as_migrate().ok_or_else(missing)?;
+            ServerMsg::Migrate {
+                instance_id: text(m.instance_id()),
+                resume_token: text(m.resume_token()),
+                path: text(m.path()),
+                shard: m.shard(),
+            }
+        }
+        fb::ServerBody::NONE => {
+            return Err(ProtocolError::bad_message(
+                "not a valid ServerMessage: it has no body",
+            ))
+        }
+        other => {
+            return Err(ProtocolError::bad_message(format!(
+                "not a valid ServerMessage: unknown body type {}",
+                other.0
+            )))
+        }
+    })
+}
+
+/// `(tick, last_input_seq)` of a verified StateUpdate frame, `None` for any
+/// other frame. Allocates nothing, for the load generator's receive loop.
+pub fn peek_state_update(frame: &[u8]) -> Option<(u64, u32)> {
+    let update = flatbuffers::root::<fb::ServerMessage>(frame)
+        .ok()?
+        .body_as_state_update()?;
+    Some((update.tick(), update.last_input_seq()))
+}
+
+fn limits_from_fb(l: fb::Limits<'_>) -> LimitsInfo {
+    LimitsInfo {
+        max_payload_bytes: l.max_payload_bytes(),
+        inputs_per_tick_max: l.inputs_per_tick_max(),
+        players_per_instance_max: l.players_per_instance_max(),
+        heartbeat_ms: l.heartbeat_ms(),
+        connect_timeout_ms: l.connect_timeout_ms(),
+        reconnect_grace_ms: l.reconnect_grace_ms(),
+    }
+}
+
+fn entities_from_fb(v: Option<Vector<'_, fb::EntityState>>) -> Vec<EntityView> {
+    v.map(|v| {
+        v.iter()
+            .map(|e| EntityView {
+                id: e.id(),
+                kind: e.kind(),
+                flags: e.flags(),
+                x: e.x(),
+                y: e.y(),
+                vx: e.vx(),
+                vy: e.vy(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::test_rng::XorShift;
+
+    fn decode(frame: &[u8]) -> ServerMsg {
+        decode_server(frame).unwrap_or_else(|e| panic!("decode failed: {e:?}"))
+    }
+
+    fn sample_entities() -> Vec<EntityView> {
+        vec![
+            EntityView {
+                id: 1,
+                kind: 2,
+                flags: 3,
+                x: 10.5,
+                y: -4.25,
+                vx: 1.0,
+                vy: -1.0,
+            },
+            EntityView {
+                id: u32::MAX,
+                kind: u16::MAX,
+                flags: 0,
+                x: f32::MAX,
+                y: f32::MIN_POSITIVE,
+                vx: 0.0,
+                vy: -0.0,
+            },
+        ]
+    }
+
+    const LIMITS: LimitsInfo = LimitsInfo {
+        max_payload_bytes: 4096,
+        inputs_per_tick_max: 4,
+        players_per_instance_max: 64,
+        heartbeat_ms: 5000,
+        connect_timeout_ms: 3000,
+        reconnect_grace_ms: 10_000,
+    };
+
+    const WELCOME: WelcomeInfo<'static> = WelcomeInfo {
+        player_id: u64::MAX - 1,
+        resume_token: "0123456789abcdef0123456789abcdef",
+        node_id: "node-a",
+        region: "eu-west",
+        shard: 3,
+        tick_rate_hz: 30,
+        limits: LIMITS,
+        resumed: true,
+    };
+
+    /// One frame of every message type, each with a decoded twin.
+    fn every_message(enc: &mut Encoder) -> Vec<(Vec<u8>, ServerMsg)> {
+        let ents = sample_entities();
+        vec![
+            (
+                enc.welcome(&WELCOME).to_vec(),
+                ServerMsg::Welcome {
+                    player_id: WELCOME.player_id,
+                    resume_token: WELCOME.resume_token.into(),
+                    node_id: "node-a".into(),
+                    region: "eu-west".into(),
+                    shard: 3,
+                    tick_rate_hz: 30,
+                    limits: LIMITS,
+                    resumed: true,
+                },
+            ),
+            (
+                enc.joined("arena-7", 1, 99, (800.0, 600.0), &ents, &[9, 8, 7])
+                    .to_vec(),
+                ServerMsg::Joined {
+                    instance_id: "arena-7".into(),
+                    entity_id: 1,
+                    tick: 99,
+                    arena: (800.0, 600.0),
+                    entities: ents.clone(),
+                    custom: vec![9, 8, 7],
+                },
+            ),
+            (
+                enc.state_update(100, 41, 40, &ents, &[]).to_vec(),
+                ServerMsg::StateUpdate {
+                    tick: 100,
+                    last_input_seq: 41,
+                    inputs_applied: 40,
+                    entities: ents.clone(),
+                    custom: vec![],
+                },
+            ),
+            (
+                enc.player_joined(17, 5, "bob").to_vec(),
+                ServerMsg::PlayerJoined {
+                    player_id: 17,
+                    entity_id: 5,
+                    name: "bob".into(),
+                },
+            ),
+            (
+                enc.player_left(17, 5, LeaveReason::TimedOut).to_vec(),
+                ServerMsg::PlayerLeft {
+                    player_id: 17,
+                    entity_id: 5,
+                    reason: LeaveReason::TimedOut,
+                },
+            ),
+            (
+                enc.pong(1234.5, 1_700_000_000_000_000).to_vec(),
+                ServerMsg::Pong {
+                    client_time: 1234.5,
+                    server_time_us: 1_700_000_000_000_000,
+                },
+            ),
+            (
+                enc.error(ErrorCode::InstanceFull, "instance arena-7 is full")
+                    .to_vec(),
+                ServerMsg::Error {
+                    code: ErrorCode::InstanceFull,
+                    message: "instance arena-7 is full".into(),
+                },
+            ),
+            (
+                enc.migrate("arena-7", "feed", "/play?instance=arena-7", 1)
+                    .to_vec(),
+                ServerMsg::Migrate {
+                    instance_id: "arena-7".into(),
+                    resume_token: "feed".into(),
+                    path: "/play?instance=arena-7".into(),
+                    shard: 1,
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let mut enc = Encoder::new();
+        for (frame, expected) in every_message(&mut enc) {
+            assert_eq!(decode(&frame), expected);
+        }
+    }
+
+    #[test]
+    fn empty_entities_and_custom_round_trip() {
+        let mut enc = Encoder::new();
+        let frame = enc.joined("a", 0, 0, (1.0, 1.0), &[], &[]).to_vec();
+        assert_eq!(
+            decode(&frame),
+            ServerMsg::Joined {
+                instance_id: "a".into(),
+                entity_id: 0,
+                tick: 0,
+                arena: (1.0, 1.0),
+                entities: vec![],
+                custom: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn empty_custom_is_left_out() {
+        let mut enc = Encoder::new();
+        let update = |frame: &[u8]| {
+            flatbuffers::root::<fb::ServerMessage>(frame)
+                .expect("verifies")
+                .body_as_state_update()
+                .expect("is a StateUpdate")
+                .custom()
+                .map(|c| c.len())
+        };
+        assert_eq!(update(enc.state_update(1, 0, 0, &[], &[])), None);
+        assert_eq!(update(enc.state_update(1, 0, 0, &[], &[1])), Some(1));
+    }
+
+    #[test]
+    fn peek_reads_state_updates_only() {
+        let mut enc = Encoder::new();
+        let ents = sample_entities();
+        assert_eq!(
+            peek_state_update(enc.state_update(77, 12, 11, &ents, &[1, 2])),
+            Some((77, 12))
+        );
+        assert_eq!(peek_state_update(enc.pong(1.0, 2)), None);
+        assert_eq!(peek_state_update(&[]), None);
+        assert_eq!(peek_state_update(&[0xff; 40]), None);
+    }
+
+    #[test]
+    fn encoder_reuse_gives_identical_bytes() {
+        let mut enc = Encoder::new();
+        let reference = every_message(&mut enc);
+        for _ in 0..1000 {
+            let again = every_message(&mut enc);
+            assert!(
+                reference.iter().zip(&again).all(|(a, b)| a.0 == b.0),
+                "a reused encoder produced different bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn random_and_truncated_frames_are_bad_messages() {
+        let mut rng = XorShift(0xdead_beef_cafe_f00d);
+        for _ in 0..4000 {
+            let len = rng.below(200);
+            let frame: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let e = decode_server(&frame).expect_err("random bytes decoded");
+            assert_eq!(e.code, ErrorCode::BadMessage);
+            assert!(e.message.starts_with("not a valid ServerMessage: "));
+            assert_eq!(peek_state_update(&frame), None);
+        }
+        let mut enc = Encoder::new();
+        for (frame, whole) in every_message(&mut enc) {
+            let peeked = peek_state_update(&frame);
+            for len in 0..frame.len() {
+                let cut = &frame[..len];
+                // Cutting only trailing alignment padding leaves a valid
+                // message; it must then read exactly as the whole frame.
+                match decode_server(cut) {
+                    Ok(msg) => {
+                        assert_eq!(msg, whole, "{cut:?}");
+                        assert_eq!(peek_state_update(cut), peeked);
+                    }
+                    Err(e) => {
+                        assert_eq!(e.code, ErrorCode::BadMessage);
+                        assert_eq!(peek_state_update(cut), None);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bit_flipped_frames_never_panic() {
+        let mut rng = XorShift(0x0123_4567_89ab_cdef);
+        let mut enc = Encoder::new();
+        let frames = every_message(&mut enc);
+        for _ in 0..4000 {
+            let mut frame = frames[rng.below(frames.len())].0.clone();
+            for _ in 0..1 + rng.below(4) {
+                let bit = rng.below(frame.len() * 8);
+                frame[bit / 8] ^= 1 << (bit % 8);
+            }
+            if let Err(e) = decode_server(&frame) {
+                assert_eq!(e.code, ErrorCode::BadMessage);
+            }
+            let _ = peek_state_update(&frame);
+        }
+    }
+
+    #[test]
+    fn missing_and_unknown_bodies_are_bad_messages() {
+        let mut fbb = FlatBufferBuilder::new();
+        let root = fb::ServerMessage::create(&mut fbb, &fb::ServerMessageArgs::default());
+        fbb.finish(root, None);
+        let e = decode_server(fbb.finished_data()).expect_err("no body decoded");
+        assert!(e.message.contains("no body"), "{}", e.message);
+
+        fbb.reset();
+        let pong = fb::Pong::create(&mut fbb, &fb::PongArgs::default());
+        let root = fb::ServerMessage::create(
+            &mut fbb,
+            &fb::ServerMessageArgs {
+                body_type: fb::ServerBody(99),
+                body: Some(pong.as_union_value()),
+            },
+        );
+        fbb.finish(root, None);
+        let e = decode_server(fbb.finished_data()).expect_err("unknown body decoded");
+        assert!(e.message.contains("unknown body type 99"), "{}", e.message);
+    }
+}

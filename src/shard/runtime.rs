@@ -1,0 +1,199 @@
+//! Starting a shard's executor and its tasks, and the shutdown gate.
+//!
+//! Tasks per shard, by latency class:
+//! - tick queue: the fixed-step tick;
+//! - io queue: accept loop, handshakes, sessions, mesh send/receive;
+//! - background queue: sweeps and heartbeats, the control poll.
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, TryRecvError};
+use glommio::channels::channel_mesh::{Full, MeshBuilder};
+use glommio::net::TcpListener;
+use glommio::{executor, ExecutorJoinHandle, Latency, LocalExecutorBuilder, Placement, Shares};
+
+use crate::net::listener::{accept_loop, handle_handoff};
+use crate::shard::mesh::ShardMsg;
+use crate::shard::tick::{TickScratch, SWEEP_INTERVAL};
+use crate::shard::{mesh_outbox, NodeShared, Queues, Shard};
+
+/// How often a shard looks at its control channel. Shutdown waits at most
+/// this long to begin.
+const CONTROL_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the shutdown gate checks whether every connection is closed.
+const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Orders from the node's main thread to a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Stop accepting, finish the current tick, close everyone with 1001.
+    Shutdown,
+}
+
+/// Everything a shard starts from.
+pub struct ShardStart {
+    pub id: usize,
+    pub core: Option<usize>,
+    /// The shard's own listening socket (SO_REUSEPORT), bound by the node.
+    pub listener: OwnedFd,
+    pub mesh: MeshBuilder<ShardMsg, Full>,
+    pub control: Receiver<Control>,
+    pub node: NodeShared,
+}
+
+/// What a shard reports when it stops.
+#[derive(Debug)]
+pub struct ShardExit {
+    pub id: usize,
+    /// Connections still open when the shutdown bound ran out.
+    pub cut_connections: usize,
+}
+
+pub fn spawn(start: ShardStart) -> glommio::Result<ExecutorJoinHandle<ShardExit>, ()> {
+    let placement = match start.core {
+        Some(core) => Placement::Fixed(core),
+        None => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement)
+        .name(&format!("shard-{}", start.id))
+        .io_memory(start.node.cfg.io_memory_bytes)
+        .spawn(move || run(start))
+}
+
+async fn run(start: ShardStart) -> ShardExit {
+    let ex = executor();
+    let queues = Queues {
+        tick: ex.create_task_queue(
+            Shares::Static(1000),
+            Latency::Matters(Duration::from_millis(1)),
+            "tick",
+        ),
+        io: ex.create_task_queue(
+            Shares::Static(1000),
+            Latency::Matters(Duration::from_millis(2)),
+            "io",
+        ),
+        background: ex.create_task_queue(Shares::Static(100), Latency::NotImportant, "background"),
+    };
+    let (senders, mut receivers) = start.mesh.join().await.expect("mesh join");
+    let (out_tx, out_rx) = mesh_outbox();
+    let shard = Rc::new(Shard::new(start.id, start.node, queues, out_tx));
+
+    spawn_into(queues.io, async move {
+        while let Some((to, msg)) = out_rx.recv().await {
+            if senders.send_to(to, msg).await.is_err() {
+                break; // peer gone: the node is stopping
+            }
+        }
+    });
+    for (_peer, rx) in receivers.streams() {
+        let shard = shard.clone();
+        spawn_into(queues.io, async move {
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    ShardMsg::HandOff {
+                        fd,
+                        head,
+                        accepted_at,
+                        permit,
+                    } => {
+                        let task = handle_handoff(shard.clone(), fd, head, accepted_at, permit);
+                        spawn_into(shard.queues.io, task);
+                    }
+                    other => shard.on_mesh(other, Instant::now()),
+                }
+            }
+        });
+    }
+
+    // SAFETY: the node bound this listening socket for us and gave up its fd.
+    let listener = unsafe { TcpListener::from_raw_fd(start.listener.into_raw_fd()) };
+    let accept = glommio::spawn_local_into(accept_loop(shard.clone(), listener), queues.io)
+        .expect("io queue");
+    let tick = glommio::spawn_local_into(tick_loop(shard.clone()), queues.tick).expect("tick queue");
+    let sweeps = glommio::spawn_local_into(sweep_loop(shard.clone()), queues.background)
+        .expect("background queue");
+
+    wait_for_shutdown(&start.control).await;
+    tracing::info!(shard = shard.id, "shutting down: accepting no more connections");
+    shard.draining.set(true);
+    // Dropping the listener makes the kernel send new connections to the
+    // other shards' listeners, or refuse them once all are closed.
+    accept.cancel().await;
+    // Single-threaded: no tick is running right now, so the current tick is
+    // finished; stop the next one.
+    tick.cancel().await;
+    for conn in shard.conns.borrow().values() {
+        conn.request_close(crate::net::close::CloseReason::GoingAway);
+    }
+    let bound = Instant::now() + shard.cfg().shutdown_timeout;
+    while !shard.conns.borrow().is_empty() && Instant::now() < bound {
+        glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
+    }
+    sweeps.cancel().await;
+    let cut = shard.conns.borrow().len();
+    tracing::info!(shard = shard.id, cut_connections = cut, "shard stopped");
+    ShardExit {
+        id: shard.id,
+        cut_connections: cut,
+    }
+}
+
+fn spawn_into(tq: glommio::TaskQueueHandle, fut: impl std::future::Future<Output = ()> + 'static) {
+    glommio::spawn_local_into(fut, tq)
+        .expect("task queue exists")
+        .detach();
+}
+
+async fn wait_for_shutdown(control: &Receiver<Control>) {
+    loop {
+        match control.try_recv() {
+            Ok(Control::Shutdown) | Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => glommio::timer::sleep(CONTROL_POLL_INTERVAL).await,
+        }
+    }
+}
+
+async fn tick_loop(shard: Rc<Shard>) {
+    let interval = shard.cfg().tick_interval();
+    let mut scratch = TickScratch::default();
+    let mut due = Instant::now() + interval;
+    loop {
+        let now = Instant::now();
+        if due > now {
+            glommio::timer::sleep(due - now).await;
+        }
+        let start = Instant::now();
+        if start.saturating_duration_since(due) >= interval {
+            // A whole interval late: the world steps once, not in a burst
+            // of catch-up ticks; the overrun is counted.
+            shard.metrics.ticks_overrun.inc();
+            due = start;
+        }
+        shard.tick(&mut scratch);
+        due += interval;
+    }
+}
+
+async fn sweep_loop(shard: Rc<Shard>) {
+    // Silence is checked four times per heartbeat interval so a dead peer
+    // goes within 2¼ intervals; pings go out once per interval.
+    let check_every = (shard.cfg().heartbeat / 4).min(SWEEP_INTERVAL);
+    let mut last_ping = Instant::now();
+    let mut last_sweep = Instant::now();
+    loop {
+        glommio::timer::sleep(check_every).await;
+        let now = Instant::now();
+        let ping = now.duration_since(last_ping) >= shard.cfg().heartbeat;
+        if ping {
+            last_ping = now;
+        }
+        shard.heartbeat(now, ping);
+        if now.duration_since(last_sweep) >= SWEEP_INTERVAL {
+            last_sweep = now;
+            shard.sweep(now);
+        }
+    }
+}

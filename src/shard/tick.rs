@@ -1,0 +1,144 @@
+//! The fixed-step tick and the slower sweeps.
+//!
+//! Each tick: every instance applies its queued inputs and steps once, then
+//! every connected player gets exactly one StateUpdate appended to its
+//! outbound buffer. The session tasks run after the tick returns, so each
+//! player's frames of one tick leave in one socket write.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::game::{EntityView, InstanceId};
+use crate::net::close::CloseReason;
+use crate::protocol::ErrorCode;
+use crate::shard::world::World;
+use crate::shard::Shard;
+
+/// How often seats and idle instances are checked for expiry.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Reused per-tick buffers (allocated once per shard).
+#[derive(Default)]
+pub struct TickScratch {
+    entities: Vec<EntityView>,
+    custom: Vec<u8>,
+    failed: Vec<InstanceId>,
+}
+
+impl Shard {
+    /// One tick of every instance this shard owns.
+    pub fn tick(&self, scratch: &mut TickScratch) {
+        let dt_s = self.cfg().tick_interval().as_secs_f32();
+        let mut w = self.world.borrow_mut();
+        let World {
+            instances, players, ..
+        } = &mut *w;
+        let mut enc = self.enc.borrow_mut();
+        scratch.failed.clear();
+        for (id, hosted) in instances.iter_mut() {
+            // A studio's game rules are not trusted to be panic-free: a panic
+            // stops that instance only.
+            let stepped = catch_unwind(AssertUnwindSafe(|| {
+                let report = hosted.inst.step(dt_s);
+                scratch.entities.clear();
+                scratch.entities.extend_from_slice(hosted.inst.entities());
+                scratch.custom.clear();
+                hosted.inst.custom_state(&mut scratch.custom);
+                report
+            }));
+            let report = match stepped {
+                Ok(r) => r,
+                Err(_) => {
+                    scratch.failed.push(id.clone());
+                    continue;
+                }
+            };
+            self.metrics.inputs_applied.add(u64::from(report.inputs_applied));
+            let tick = hosted.inst.tick();
+            for seat in hosted.inst.seats() {
+                let Some(conn) = players.get(&seat.player).and_then(|p| p.conn.as_ref()) else {
+                    continue;
+                };
+                let bytes = enc.state_update(
+                    tick,
+                    seat.last_input_seq,
+                    seat.inputs_applied,
+                    &scratch.entities,
+                    &scratch.custom,
+                );
+                conn.send(bytes);
+                self.metrics.messages_out.inc();
+                self.metrics.state_updates.inc();
+            }
+        }
+        drop(enc);
+        for id in std::mem::take(&mut scratch.failed) {
+            self.stop_failed_instance(&mut w, &id);
+        }
+        self.metrics.ticks.inc();
+    }
+
+    /// The instance's game panicked: its players are told and disconnected,
+    /// it is removed, and the shard goes on with the others.
+    fn stop_failed_instance(&self, w: &mut World, id: &InstanceId) {
+        self.metrics.game_panics.inc();
+        tracing::error!(shard = self.id, instance = %id, "game rules panicked; instance stopped");
+        let Some(hosted) = w.instances.remove(id) else {
+            return;
+        };
+        let message = format!("instance {id} stopped: its game rules failed");
+        for seat in hosted.inst.seats() {
+            if let Some(p) = w.players.get_mut(&seat.player) {
+                p.instance = None;
+                if let Some(conn) = p.conn.clone() {
+                    self.send_error(&conn, ErrorCode::Internal, &message);
+                    conn.request_close(CloseReason::InternalError);
+                } else {
+                    w.remove_player(seat.player);
+                }
+            }
+        }
+        self.metrics.instances_disposed.inc();
+    }
+
+    /// Releases seats whose grace ran out and disposes idle empty instances.
+    pub fn sweep(&self, now: Instant) {
+        let grace = self.cfg().reconnect_grace;
+        let idle = self.cfg().instance_idle;
+        let mut w = self.world.borrow_mut();
+        let expired: Vec<_> = w
+            .players
+            .values()
+            .filter(|p| p.conn.is_none())
+            .filter(|p| p.detached_at.is_some_and(|t| now.duration_since(t) >= grace))
+            .map(|p| p.id)
+            .collect();
+        for pid in expired {
+            self.unseat(&mut w, pid, crate::protocol::LeaveReason::TimedOut, now);
+            w.remove_player(pid);
+            self.metrics.seats_expired.inc();
+        }
+        let before = w.instances.len();
+        w.instances.retain(|_, h| {
+            !(h.inst.is_empty() && h.empty_since.is_some_and(|t| now.duration_since(t) >= idle))
+        });
+        self.metrics
+            .instances_disposed
+            .add((before - w.instances.len()) as u64);
+    }
+
+    /// Drops connections silent for two heartbeat intervals; with `ping`,
+    /// pings the others (the payload is the shard's clock in µs, so a Pong
+    /// gives the round trip).
+    pub fn heartbeat(&self, now: Instant, ping: bool) {
+        let silent_max = self.cfg().heartbeat * 2;
+        let payload = (now.duration_since(self.started_at).as_micros() as u64).to_be_bytes();
+        for conn in self.conns.borrow().values() {
+            if now.duration_since(conn.last_rx()) >= silent_max {
+                conn.request_close(CloseReason::HeartbeatTimeout);
+            } else if ping {
+                conn.ping(&payload);
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! What one shard owns of the game: its instances, the players connected to
+//! it (or holding a seat while disconnected), and their resume tokens.
+//!
+//! Plain data with small invariant-keeping helpers; the shard's handlers
+//! (`shard::players`) drive it. Never shared with another shard.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::game::{Instance, InstanceId, PlayerId, PlayerInput};
+use crate::net::conn::Conn;
+
+/// An instance this shard runs.
+pub struct Hosted {
+    pub inst: Instance,
+    /// Since when it has had no seats (disposed after --instance-idle-ms).
+    pub empty_since: Option<Instant>,
+}
+
+/// A player's move to an instance on another shard.
+#[derive(Debug, Default)]
+pub enum Migration {
+    #[default]
+    None,
+    /// Asked shard `to` for a seat; inputs that arrive meanwhile wait in
+    /// `held` and follow in order once the seat is confirmed.
+    Out {
+        to: usize,
+        instance: InstanceId,
+        confirmed: bool,
+        held: Vec<PlayerInput>,
+    },
+    /// Seated here by a migration; inputs from the new connection wait in
+    /// `held` until the old shard says no forwarded input will follow, so
+    /// the world sees them in the order the client sent them.
+    In { held: Vec<PlayerInput> },
+}
+
+pub struct Player {
+    pub id: PlayerId,
+    pub name: String,
+    pub token: String,
+    /// The live connection, or `None` while the seat waits for a resume.
+    pub conn: Option<Rc<Conn>>,
+    pub instance: Option<InstanceId>,
+    /// Has joined an instance at least once on this connection's session:
+    /// an Input before any Join is out of order (close 1008); one after a
+    /// Leave is a late packet and only dropped.
+    pub ever_joined: bool,
+    /// When the connection went away (seat kept for --reconnect-grace-ms).
+    pub detached_at: Option<Instant>,
+    pub migration: Migration,
+}
+
+#[derive(Default)]
+pub struct World {
+    pub instances: HashMap<InstanceId, Hosted>,
+    pub players: HashMap<PlayerId, Player>,
+    pub tokens: HashMap<String, PlayerId>,
+}
+
+impl World {
+    pub fn add_player(&mut self, player: Player) {
+        self.tokens.insert(player.token.clone(), player.id);
+        self.players.insert(player.id, player);
+    }
+
+    /// Forgets a player entirely (its seat must already be released).
+    pub fn remove_player(&mut self, id: PlayerId) -> Option<Player> {
+        let p = self.players.remove(&id)?;
+        if self.tokens.get(&p.token) == Some(&id) {
+            self.tokens.remove(&p.token);
+        }
+        Some(p)
+    }
+
+    /// Sends `bytes` to every connected player seated in `instance` except `but`.
+    pub fn broadcast(&self, instance: &InstanceId, but: Option<PlayerId>, bytes: &[u8]) -> u64 {
+        let Some(h) = self.instances.get(instance) else {
+            return 0;
+        };
+        let mut sent = 0;
+        for seat in h.inst.seats() {
+            if Some(seat.player) == but {
+                continue;
+            }
+            if let Some(conn) = self.players.get(&seat.player).and_then(|p| p.conn.as_ref()) {
+                conn.send(bytes);
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Local instances as (id, players, players_max) for placement.
+    pub fn loads(&self) -> impl Iterator<Item = (&InstanceId, usize, usize)> {
+        self.instances
+            .iter()
+            .map(|(id, h)| (id, h.inst.players(), h.inst.limits().players_max))
+    }
+
+    pub fn seated_players(&self) -> usize {
+        self.instances.values().map(|h| h.inst.players()).sum()
+    }
+}
