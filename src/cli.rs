@@ -26,12 +26,21 @@ pub struct Cli {
 pub enum Command {
     /// Run a game server node: one shard per core, players on /play, latency probe on /echo.
     Serve(ServeOpts),
+    /// Inspect snapshot files.
+    Snapshot(crate::snapshot::SnapshotCli),
+    /// Simulated players against a server (open loop, coordinated-omission corrected).
+    Loadgen(crate::loadgen::LoadgenCli),
+    /// Check or apply kernel and rlimit settings for a hardware profile.
+    Tune(crate::tune::TuneCli),
 }
 
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(opts) => serve(opts),
+        Command::Snapshot(c) => crate::snapshot::run(c),
+        Command::Loadgen(c) => crate::loadgen::run(c),
+        Command::Tune(c) => crate::tune::run(c),
     }
 }
 

@@ -21,12 +21,18 @@
 //! - [`game`]: pure game code: the `Game` trait, the reference arena,
 //!   instances with their seats and input queues, placement.
 //! - [`metrics`]: per-shard counters (no locks).
+//! - [`snapshot`]: crash-safe mmap snapshot files (rkyv), restore, inspect.
+//! - [`loadgen`]: the open-loop load generator (`shardline loadgen`).
+//! - [`tune`]: kernel/rlimit profiles, `shardline tune check|apply`.
 
 pub mod cli;
 pub mod config;
 pub mod game;
+pub mod loadgen;
 pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod protocol;
 pub mod shard;
+pub mod snapshot;
+pub mod tune;
