@@ -27,6 +27,9 @@ pub struct Conn {
     pub accepted_at: Instant,
     /// Set by a successful Hello.
     player: Cell<Option<PlayerId>>,
+    /// Arrival times of the inputs reflected in the queued update; their
+    /// input→update latency is recorded when the bytes reach the socket.
+    inputs_unwritten: RefCell<Vec<Instant>>,
 }
 
 impl Conn {
@@ -39,6 +42,24 @@ impl Conn {
             last_rx: Cell::new(accepted_at),
             accepted_at,
             player: Cell::new(None),
+            inputs_unwritten: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Takes the arrival times of inputs just reflected in a queued update
+    /// (leaves `times` empty, keeping its allocation).
+    pub fn inputs_in_flight(&self, times: &mut Vec<Instant>) {
+        if !times.is_empty() {
+            self.inputs_unwritten.borrow_mut().append(times);
+        }
+    }
+
+    /// The outbound buffer was fully written at `now`: calls `record` with
+    /// each reflected input's latency.
+    pub fn inputs_written(&self, now: Instant, mut record: impl FnMut(std::time::Duration)) {
+        let mut times = self.inputs_unwritten.borrow_mut();
+        for t in times.drain(..) {
+            record(now.saturating_duration_since(t));
         }
     }
 

@@ -24,6 +24,7 @@ use futures_lite::AsyncWrite;
 use futures_util::{Sink, StreamExt};
 use glommio::net::TcpStream;
 
+use crate::metrics::HistName;
 use crate::net::close::CloseReason;
 use crate::net::conn::Conn;
 use crate::net::listener::{until, ws_config};
@@ -63,6 +64,10 @@ pub async fn run(
             return buf;
         }
     };
+    shard
+        .metrics
+        .hist
+        .record(HistName::Handshake, accepted_at.elapsed());
     let conn = Rc::new(Conn::new(
         shard.next_conn_id(),
         Outbound::new(buf),
@@ -106,7 +111,8 @@ async fn drive(shard: &Shard, mut ws: Ws, conn: &Rc<Conn>, deadline: Instant) ->
                         drain(&mut ws).await;
                         return CloseReason::Normal;
                     }
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    Message::Pong(payload) => shard.on_pong(&payload, now),
+                    Message::Ping(_) | Message::Frame(_) => {}
                 }
             }
             Event::Close(reason) => {
@@ -172,6 +178,9 @@ fn poll_write_outbound(
         let written = {
             let out = conn.outbound().borrow();
             if out.is_empty() {
+                conn.inputs_written(Instant::now(), |d| {
+                    shard.metrics.hist.record(HistName::InputToUpdate, d)
+                });
                 return Poll::Ready(Ok(()));
             }
             match Pin::new(ws.get_mut()).poll_write(cx, out.unsent()) {

@@ -53,7 +53,7 @@ impl Shard {
                 self.on_join(conn, p, instance_id, create, now)
             }
             (ClientCmd::Leave, Some(p)) => self.on_leave(conn, p, now),
-            (ClientCmd::Input(input), Some(p)) => self.on_input(conn, p, input),
+            (ClientCmd::Input(input), Some(p)) => self.on_input(conn, p, input, now),
             (ClientCmd::Ping { client_time }, Some(_)) => {
                 let server_time_us = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -130,6 +130,9 @@ impl Shard {
             ever_joined: false,
             detached_at: None,
             migration: Migration::None,
+            last_input_at: None,
+            inputs_pending_since: Vec::new(),
+            backlog: Default::default(),
         });
         self.send_welcome(conn, &w.players[&id], false);
     }
@@ -353,6 +356,7 @@ impl Shard {
             Hosted {
                 inst,
                 empty_since: Some(now),
+                tick_us: Default::default(),
             },
         );
         self.metrics.instances_created.inc();
@@ -408,10 +412,11 @@ impl Shard {
         self.unseat(&mut w, pid, LeaveReason::Left, now);
     }
 
-    fn on_input(&self, conn: &Conn, pid: PlayerId, input: PlayerInput) {
+    fn on_input(&self, conn: &Conn, pid: PlayerId, input: PlayerInput, now: Instant) {
         self.metrics.inputs_received.inc();
         let mut w = self.world.borrow_mut();
         let p = w.players.get_mut(&pid).expect("conn's player exists");
+        p.last_input_at = Some(now);
         match &mut p.migration {
             Migration::Out {
                 to,
@@ -445,15 +450,92 @@ impl Shard {
             }
             return;
         };
-        self.push_input(&mut w, &id, pid, input);
+        if w.players[&pid].backlog.is_empty() {
+            self.push_input(&mut w, &id, pid, input, now);
+        } else {
+            // Older inputs still wait in the backlog: keep the order.
+            self.backlog_inputs(&mut w, pid, [input]);
+        }
     }
 
-    fn push_input(&self, w: &mut World, id: &InstanceId, pid: PlayerId, input: PlayerInput) {
+    /// Appends inputs to the player's backlog, which the tick feeds into the
+    /// instance at most --inputs-per-tick-max per tick. Inputs carried over a
+    /// move arrive in bursts; feeding them this way applies every one of
+    /// them, in order, without lifting the per-tick limit.
+    fn backlog_inputs(
+        &self,
+        w: &mut World,
+        pid: PlayerId,
+        inputs: impl IntoIterator<Item = PlayerInput>,
+    ) {
+        let cap = self.cfg().inputs_per_tick_max * MIGRATION_HOLD_TICKS;
+        let Some(p) = w.players.get_mut(&pid) else {
+            return;
+        };
+        for input in inputs {
+            if p.backlog.len() < cap {
+                p.backlog.push_back(input);
+            } else {
+                self.metrics.inputs_dropped_full.inc();
+            }
+        }
+        if !p.backlog.is_empty() {
+            w.backlogged.insert(pid);
+        }
+    }
+
+    /// Moves backlogged inputs into their instances' queues, up to the
+    /// per-tick limit. Called by the tick before it steps.
+    pub(crate) fn feed_backlogs(&self, w: &mut World, now: Instant) {
+        let cap = self.cfg().inputs_per_tick_max;
+        let pids: Vec<PlayerId> = w.backlogged.iter().copied().collect();
+        for pid in pids {
+            let Some(p) = w.players.get_mut(&pid) else {
+                w.backlogged.remove(&pid);
+                continue;
+            };
+            let Some(id) = p.instance.clone() else {
+                continue; // not seated yet (a move under way): keep waiting
+            };
+            if !matches!(p.migration, Migration::None) {
+                continue;
+            }
+            let queued = w
+                .instances
+                .get(&id)
+                .and_then(|h| h.inst.seat(pid))
+                .map_or(cap, |s| s.inputs_queued());
+            let take = cap.saturating_sub(queued);
+            let p = w.players.get_mut(&pid).expect("checked above");
+            let batch: Vec<PlayerInput> = p.backlog.drain(..take.min(p.backlog.len())).collect();
+            let empty = p.backlog.is_empty();
+            for input in batch {
+                self.push_input(w, &id, pid, input, now);
+            }
+            if empty {
+                w.backlogged.remove(&pid);
+            }
+        }
+    }
+
+    /// Queues an input; `arrived` is when it reached this shard.
+    fn push_input(
+        &self,
+        w: &mut World,
+        id: &InstanceId,
+        pid: PlayerId,
+        input: PlayerInput,
+        arrived: Instant,
+    ) {
         let Some(hosted) = w.instances.get_mut(id) else {
             return;
         };
         match hosted.inst.push_input(pid, input) {
-            PushInput::Queued => {}
+            PushInput::Queued => {
+                if let Some(p) = w.players.get_mut(&pid) {
+                    p.inputs_pending_since.push(arrived);
+                }
+            }
             PushInput::DroppedFull => self.metrics.inputs_dropped_full.inc(),
             PushInput::DroppedStale | PushInput::NotSeated => {
                 self.metrics.inputs_dropped_stale.inc()
@@ -552,9 +634,7 @@ impl Shard {
             } => self.on_migrate_result(player, instance, result, now),
             ShardMsg::ForwardInput { player, input } => {
                 let mut w = self.world.borrow_mut();
-                if let Some(id) = w.players.get(&player).and_then(|p| p.instance.clone()) {
-                    self.push_input(&mut w, &id, player, input);
-                }
+                self.backlog_inputs(&mut w, player, [input]);
             }
             ShardMsg::ForwardEnd { player } => self.on_forward_end(player),
             ShardMsg::FindSeat { token, from, conn } => {
@@ -606,6 +686,9 @@ impl Shard {
             ever_joined: true,
             detached_at: Some(now),
             migration: Migration::In { held: Vec::new() },
+            last_input_at: None,
+            inputs_pending_since: Vec::new(),
+            backlog: Default::default(),
         });
         match self.seat_locally(&mut w, card.id, Some(instance), create, now) {
             Ok(_) => {
@@ -662,10 +745,8 @@ impl Shard {
             }
             Err((code, message)) => {
                 // Stay where we were; the inputs sent meanwhile apply here.
-                if let Some(id) = p.instance.clone() {
-                    for input in held {
-                        self.push_input(&mut w, &id, pid, input);
-                    }
+                if p.instance.is_some() {
+                    self.backlog_inputs(&mut w, pid, held);
                 } else if conn.is_none() {
                     w.remove_player(pid);
                 }
@@ -685,11 +766,7 @@ impl Shard {
         let Migration::In { held } = std::mem::take(&mut p.migration) else {
             return;
         };
-        if let Some(id) = p.instance.clone() {
-            for input in held {
-                self.push_input(&mut w, &id, pid, input);
-            }
-        }
+        self.backlog_inputs(&mut w, pid, held);
     }
 
     fn on_seat_found(&self, conn_id: u64, instance: Option<InstanceId>, shard: usize) {

@@ -14,6 +14,7 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
 use glommio::{executor, ExecutorJoinHandle, Latency, LocalExecutorBuilder, Placement, Shares};
 
+use crate::metrics::HistName;
 use crate::net::listener::{accept_loop, handle_handoff};
 use crate::shard::mesh::ShardMsg;
 use crate::shard::tick::{TickScratch, SWEEP_INTERVAL};
@@ -166,13 +167,19 @@ async fn tick_loop(shard: Rc<Shard>) {
             glommio::timer::sleep(due - now).await;
         }
         let start = Instant::now();
-        if start.saturating_duration_since(due) >= interval {
+        let late = start.saturating_duration_since(due);
+        shard.metrics.hist.record(HistName::TickLateness, late);
+        if late >= interval / 10 {
+            shard.metrics.ticks_late.inc();
+        }
+        if late >= interval {
             // A whole interval late: the world steps once, not in a burst
             // of catch-up ticks; the overrun is counted.
             shard.metrics.ticks_overrun.inc();
             due = start;
         }
         shard.tick(&mut scratch);
+        shard.metrics.hist.record(HistName::TickDuration, start.elapsed());
         due += interval;
     }
 }

@@ -30,12 +30,14 @@ impl Shard {
     pub fn tick(&self, scratch: &mut TickScratch) {
         let dt_s = self.cfg().tick_interval().as_secs_f32();
         let mut w = self.world.borrow_mut();
+        self.feed_backlogs(&mut w, Instant::now());
         let World {
             instances, players, ..
         } = &mut *w;
         let mut enc = self.enc.borrow_mut();
         scratch.failed.clear();
         for (id, hosted) in instances.iter_mut() {
+            let started = Instant::now();
             // A studio's game rules are not trusted to be panic-free: a panic
             // stops that instance only.
             let stepped = catch_unwind(AssertUnwindSafe(|| {
@@ -56,7 +58,11 @@ impl Shard {
             self.metrics.inputs_applied.add(u64::from(report.inputs_applied));
             let tick = hosted.inst.tick();
             for seat in hosted.inst.seats() {
-                let Some(conn) = players.get(&seat.player).and_then(|p| p.conn.as_ref()) else {
+                let Some(p) = players.get_mut(&seat.player) else {
+                    continue;
+                };
+                let Some(conn) = p.conn.as_ref() else {
+                    p.inputs_pending_since.clear();
                     continue;
                 };
                 let bytes = enc.state_update(
@@ -67,9 +73,14 @@ impl Shard {
                     &scratch.custom,
                 );
                 conn.send(bytes);
+                // The inputs applied in this step are reflected in this
+                // update: their latency ends when it reaches the socket.
+                conn.inputs_in_flight(&mut p.inputs_pending_since);
                 self.metrics.messages_out.inc();
                 self.metrics.state_updates.inc();
             }
+            let took_us = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+            hosted.tick_us.push(took_us);
         }
         drop(enc);
         for id in std::mem::take(&mut scratch.failed) {
@@ -125,6 +136,18 @@ impl Shard {
         self.metrics
             .instances_disposed
             .add((before - w.instances.len()) as u64);
+    }
+
+    /// A pong to one of our heartbeat pings: its payload is the shard clock
+    /// (µs since start) when the ping was queued.
+    pub fn on_pong(&self, payload: &[u8], now: Instant) {
+        let Ok(sent_us) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
+            return; // an unsolicited pong: ignore
+        };
+        let now_us = now.duration_since(self.started_at).as_micros() as u64;
+        if let Some(rtt) = now_us.checked_sub(sent_us) {
+            self.metrics.hist.record_us(crate::metrics::HistName::Rtt, rtt);
+        }
     }
 
     /// Drops connections silent for two heartbeat intervals; with `ping`,

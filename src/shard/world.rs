@@ -4,7 +4,7 @@
 //! Plain data with small invariant-keeping helpers; the shard's handlers
 //! (`shard::players`) drive it. Never shared with another shard.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -16,6 +16,46 @@ pub struct Hosted {
     pub inst: Instance,
     /// Since when it has had no seats (disposed after --instance-idle-ms).
     pub empty_since: Option<Instant>,
+    /// This instance's recent tick times (step + encode), for its p99.
+    pub tick_us: TickRing,
+}
+
+/// Ticks of history kept per instance for its tick-time p99 (4 B each).
+pub const INSTANCE_TICK_HISTORY: usize = 128;
+
+/// The last [`INSTANCE_TICK_HISTORY`] tick durations of one instance, µs.
+pub struct TickRing {
+    us: [u32; INSTANCE_TICK_HISTORY],
+    next: usize,
+    len: usize,
+}
+
+impl Default for TickRing {
+    fn default() -> Self {
+        Self {
+            us: [0; INSTANCE_TICK_HISTORY],
+            next: 0,
+            len: 0,
+        }
+    }
+}
+
+impl TickRing {
+    pub fn push(&mut self, us: u32) {
+        self.us[self.next] = us;
+        self.next = (self.next + 1) % INSTANCE_TICK_HISTORY;
+        self.len = (self.len + 1).min(INSTANCE_TICK_HISTORY);
+    }
+
+    /// p99 of the recorded ticks (0 when none).
+    pub fn p99(&self) -> u64 {
+        if self.len == 0 {
+            return 0;
+        }
+        let mut v: Vec<u32> = self.us[..self.len].to_vec();
+        v.sort_unstable();
+        u64::from(v[(self.len * 99).div_ceil(100).saturating_sub(1)])
+    }
 }
 
 /// A player's move to an instance on another shard.
@@ -51,6 +91,15 @@ pub struct Player {
     /// When the connection went away (seat kept for --reconnect-grace-ms).
     pub detached_at: Option<Instant>,
     pub migration: Migration,
+    /// Last input received (players_active: input in the last few seconds).
+    pub last_input_at: Option<Instant>,
+    /// Arrival times of the inputs queued for the next tick, so the time
+    /// from arrival to the update that reflects them can be measured.
+    /// Bounded like the instance's queue (--inputs-per-tick-max).
+    pub inputs_pending_since: Vec<Instant>,
+    /// Inputs waiting to be fed to the instance at the per-tick limit (those
+    /// carried over a move to this shard); see `Shard::backlog_inputs`.
+    pub backlog: VecDeque<PlayerInput>,
 }
 
 #[derive(Default)]
@@ -58,6 +107,8 @@ pub struct World {
     pub instances: HashMap<InstanceId, Hosted>,
     pub players: HashMap<PlayerId, Player>,
     pub tokens: HashMap<String, PlayerId>,
+    /// Players with a non-empty input backlog.
+    pub backlogged: BTreeSet<PlayerId>,
 }
 
 impl World {
@@ -69,6 +120,7 @@ impl World {
     /// Forgets a player entirely (its seat must already be released).
     pub fn remove_player(&mut self, id: PlayerId) -> Option<Player> {
         let p = self.players.remove(&id)?;
+        self.backlogged.remove(&id);
         if self.tokens.get(&p.token) == Some(&id) {
             self.tokens.remove(&p.token);
         }

@@ -1,0 +1,149 @@
+//! Per-shard metrics: counters and gauges in plain cells and HDR histograms,
+//! all written on the shard's own core with no locks or atomics. A shard
+//! copies them into a [`report::ShardStats`] when asked (over the mesh), and
+//! the admin endpoint merges those into node-wide figures.
+//!
+//! - [`histograms`]: the latency histograms.
+//! - [`system`]: CPU, load average and memory from /proc.
+//! - [`report`]: the snapshot types (`ShardStats`, `NodeStats`) and JSON.
+//! - [`prometheus`]: the Prometheus text exposition.
+
+pub mod histograms;
+pub mod prometheus;
+pub mod report;
+pub mod system;
+
+use std::cell::Cell;
+
+use crate::net::close::CloseReason;
+
+pub use histograms::{HistName, ShardHistograms};
+
+/// A monotonically increasing count owned by one shard.
+#[derive(Debug, Default)]
+pub struct Counter(Cell<u64>);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.set(self.0.get().wrapping_add(n));
+    }
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A value that goes up and down (open connections).
+#[derive(Debug, Default)]
+pub struct Gauge(Cell<i64>);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+    pub fn dec(&self) {
+        self.0.set(self.0.get() - 1);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+macro_rules! shard_counters {
+    ($( $(#[doc = $doc:literal])+ $name:ident, )*) => {
+        /// Everything one shard counts.
+        #[derive(Default)]
+        pub struct ShardMetrics {
+            $( $(#[doc = $doc])+ pub $name: Counter, )*
+            /// Connections ended, by reason (index: `CloseReason::index`).
+            pub closed: [Counter; CloseReason::ALL.len()],
+            /// Open WebSocket connections (play and echo).
+            pub connections_open: Gauge,
+            pub hist: ShardHistograms,
+        }
+
+        impl ShardMetrics {
+            /// Every counter as (name, help, value), for exporters.
+            pub fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![ $( (stringify!($name), concat!($($doc),+), self.$name.get()), )* ]
+            }
+        }
+    };
+}
+
+shard_counters! {
+    /// TCP connections accepted by this shard's listener.
+    connections_accepted,
+    /// Upgrades refused because the node was at --max-connections (HTTP 503).
+    refused_max_connections,
+    /// Upgrades refused because this shard's buffer pool was empty (HTTP 503).
+    refused_no_buffer,
+    /// Upgrades refused while the shard sheds load (HTTP 503).
+    refused_overload,
+    /// Upgrade requests that failed: malformed, not WebSocket, or timed out.
+    handshakes_failed,
+    /// Requests for an unknown path (HTTP 404).
+    not_found,
+    /// Sockets handed to the shard that owns their instance, before the upgrade.
+    handoffs_out,
+    /// Sockets received from another shard.
+    handoffs_in,
+    /// WebSocket messages received.
+    messages_in,
+    /// Payload bytes received.
+    bytes_in,
+    /// Messages queued to clients.
+    messages_out,
+    /// Bytes written to client sockets.
+    bytes_out,
+    /// Socket writes (one per connection per wake-up; a tick's frames coalesce).
+    socket_writes,
+    /// Error messages sent to clients.
+    errors_sent,
+    /// Inputs received from clients.
+    inputs_received,
+    /// Inputs applied to a world.
+    inputs_applied,
+    /// Inputs dropped: more than --inputs-per-tick-max in one tick.
+    inputs_dropped_full,
+    /// Inputs dropped: stale or duplicate seq, or not seated.
+    inputs_dropped_stale,
+    /// Inputs dropped: NaN or infinite axes.
+    inputs_dropped_bad,
+    /// Ticks run.
+    ticks,
+    /// Ticks that started more than one interval late.
+    ticks_overrun,
+    /// Ticks that started more than a tenth of an interval late.
+    ticks_late,
+    /// StateUpdates queued (one per seated, connected player per tick).
+    state_updates,
+    /// Instances created.
+    instances_created,
+    /// Instances disposed (idle, or stopped by a game panic).
+    instances_disposed,
+    /// Players who took their seat back with a resume token.
+    players_resumed,
+    /// Seats released after --reconnect-grace-ms without a resume.
+    seats_expired,
+    /// Players moved to an instance on another shard.
+    migrations_out,
+    /// Players received from another shard.
+    migrations_in,
+    /// Mesh messages dropped because the local outbox was full.
+    mesh_dropped,
+    /// Instances stopped because their game rules panicked.
+    game_panics,
+    /// Snapshots written durably.
+    snapshots_written,
+    /// Snapshot writes that failed (disk full, permissions, …).
+    snapshot_failures,
+}
+
+impl ShardMetrics {
+    pub fn closed(&self, reason: CloseReason) {
+        self.closed[reason.index()].inc();
+    }
+}
