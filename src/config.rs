@@ -54,6 +54,13 @@ pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 pub const IO_MEMORY_BYTES_DEFAULT: usize = 512 * 1024;
 /// Bounded capacity of each shard→shard channel, in messages.
 pub const MESH_CHANNEL_CAPACITY_DEFAULT: usize = 1024;
+/// Admin HTTP listener (metrics, health, stats): loopback only by default.
+pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9100";
+/// Health evaluation period (seed `healthCheckInterval`).
+pub const HEALTH_CHECK_INTERVAL_MS_DEFAULT: u64 = 30_000;
+/// Process CPU share of its cores above which the node reports unhealthy and
+/// shards shed new players (seed `restartThreshold`).
+pub const CPU_RESTART_THRESHOLD_DEFAULT: f64 = 0.9;
 /// Headroom of the per-shard buffer pool over a fair share of
 /// --max-connections, since SO_REUSEPORT spreads connections unevenly.
 const BUFFERS_HEADROOM_PERCENT: usize = 25;
@@ -156,6 +163,22 @@ pub struct ServeOpts {
     #[arg(long, value_name = "N")]
     pub mesh_channel_capacity: Option<usize>,
 
+    /// Admin HTTP listener (/metrics, /health, /ready, /stats, /instances, /config, /drain), or "off". [default: 127.0.0.1:9100]
+    #[arg(long, value_name = "ADDR|off")]
+    pub admin_listen: Option<String>,
+
+    /// Bearer token the admin API requires; mandatory when --admin-listen is not loopback. [default: none]
+    #[arg(long, value_name = "TOKEN", env = "SHARDLINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Milliseconds between health evaluations (GET /health, /ready). [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub health_check_interval_ms: Option<u64>,
+
+    /// CPU usage (0..1 of a shard's core) above which a shard sheds new players and the node reports unhealthy. [default: 0.9]
+    #[arg(long, value_name = "RATIO")]
+    pub cpu_restart_threshold: Option<f64>,
+
     /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive. [default: $RUST_LOG or info]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -211,6 +234,11 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub io_memory_bytes: usize,
     pub mesh_channel_capacity: usize,
+    /// `None`: no admin listener.
+    pub admin_listen: Option<SocketAddr>,
+    pub admin_token: Option<String>,
+    pub health_check_interval: Duration,
+    pub cpu_restart_threshold: f64,
     pub log_level: Option<String>,
 }
 
@@ -259,6 +287,10 @@ impl ServeOpts {
             shutdown_timeout_ms,
             io_memory_bytes,
             mesh_channel_capacity,
+            admin_listen,
+            admin_token,
+            health_check_interval_ms,
+            cpu_restart_threshold,
             log_level,
         ))
     }
@@ -371,6 +403,15 @@ impl Config {
                 .mesh_channel_capacity
                 .unwrap_or(MESH_CHANNEL_CAPACITY_DEFAULT)
                 .max(1),
+            admin_listen: parse_admin_listen(opts.admin_listen.as_deref())?,
+            admin_token: opts.admin_token.filter(|t| !t.is_empty()),
+            health_check_interval: Duration::from_millis(
+                opts.health_check_interval_ms
+                    .unwrap_or(HEALTH_CHECK_INTERVAL_MS_DEFAULT),
+            ),
+            cpu_restart_threshold: opts
+                .cpu_restart_threshold
+                .unwrap_or(CPU_RESTART_THRESHOLD_DEFAULT),
             log_level: opts.log_level,
         }
         .checked()?)
@@ -384,6 +425,21 @@ impl Config {
         }
         if self.io_memory_bytes < 64 * 1024 {
             return Err(invalid("io-memory-bytes", "must be at least 65536 bytes"));
+        }
+        if !(self.cpu_restart_threshold > 0.0 && self.cpu_restart_threshold <= 1.0) {
+            return Err(invalid("cpu-restart-threshold", "must be in (0, 1]"));
+        }
+        positive(
+            "health-check-interval-ms",
+            self.health_check_interval.as_millis() as usize,
+        )?;
+        if let Some(addr) = self.admin_listen {
+            if !addr.ip().is_loopback() && self.admin_token.is_none() {
+                return Err(invalid(
+                    "admin-listen",
+                    format!("{addr} is not loopback: set --admin-token so the admin API is not open"),
+                ));
+            }
         }
         if self.http_head_bytes_max < 512 {
             return Err(invalid("http-head-bytes-max", "must be at least 512 bytes"));
@@ -404,6 +460,16 @@ impl Config {
     pub fn connection_memory_bytes_max(&self) -> usize {
         self.shards() * self.buffers_per_shard * self.write_buffer_bytes
             + self.max_connections * self.read_buffer_bytes
+    }
+}
+
+fn parse_admin_listen(v: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+    match v.unwrap_or(ADMIN_LISTEN_DEFAULT) {
+        "off" | "none" => Ok(None),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|e| invalid("admin-listen", format!("{addr:?}: {e}"))),
     }
 }
 
@@ -467,6 +533,24 @@ mod tests {
         assert_eq!(c.buffers_per_shard, 6250);
         assert_eq!(c.region, "local");
         assert!(c.node_id.ends_with("-9000"));
+        assert_eq!(c.admin_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.health_check_interval, Duration::from_secs(30));
+        assert_eq!(c.cpu_restart_threshold, 0.9);
+    }
+
+    #[test]
+    fn admin_off_loopback_needs_a_token() {
+        let opts = ServeOpts {
+            admin_listen: Some("0.0.0.0:9100".into()),
+            ..Default::default()
+        };
+        let err = Config::resolve(opts, &[0]).unwrap_err().to_string();
+        assert!(err.contains("--admin-token"), "{err}");
+        let opts = ServeOpts {
+            admin_listen: Some("off".into()),
+            ..Default::default()
+        };
+        assert_eq!(Config::resolve(opts, &[0]).unwrap().admin_listen, None);
     }
 
     #[test]

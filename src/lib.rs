@@ -20,11 +20,15 @@
 //!   validation, server-message encoding.
 //! - [`game`]: pure game code: the `Game` trait, the reference arena,
 //!   instances with their seats and input queues, placement.
-//! - [`metrics`]: per-shard counters (no locks).
+//! - [`metrics`]: per-shard counters and HDR histograms (no locks), reports,
+//!   Prometheus exposition, /proc readings.
+//! - [`admin`]: the admin HTTP listener on shard 0's background queue:
+//!   /metrics, /health, /ready, /stats, /instances, /histograms, /config, /drain.
 //! - [`snapshot`]: crash-safe mmap snapshot files (rkyv), restore, inspect.
 //! - [`loadgen`]: the open-loop load generator (`shardline loadgen`).
 //! - [`tune`]: kernel/rlimit profiles, `shardline tune check|apply`.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod game;

@@ -52,8 +52,17 @@ impl Node {
     pub fn start(cfg: Config, factory: Arc<dyn GameFactory>) -> anyhow::Result<Node> {
         let shards = cfg.shards();
         let (listeners, local_addr) = bind_listeners(cfg.listen, shards)?;
+        let admin = match cfg.admin_listen {
+            Some(addr) => {
+                let (mut fds, bound) = bind_listeners(addr, 1)
+                    .with_context(|| format!("admin listener (--admin-listen {addr})"))?;
+                Some((fds.remove(0), bound))
+            }
+            None => None,
+        };
         let cfg = Arc::new(Config {
             listen: local_addr,
+            admin_listen: admin.as_ref().map(|(_, a)| *a),
             ..cfg
         });
         log_limits(&cfg);
@@ -65,6 +74,7 @@ impl Node {
         let mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
         let mut handles = Vec::with_capacity(shards);
         let mut controls = Vec::with_capacity(shards);
+        let mut admin_fd = admin.map(|(fd, _)| fd);
         for (id, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded(CONTROL_CHANNEL_CAPACITY);
             controls.push(tx);
@@ -72,6 +82,7 @@ impl Node {
                 id,
                 core: cfg.shard_cores[id],
                 listener,
+                admin_listener: if id == 0 { admin_fd.take() } else { None },
                 mesh: mesh.clone(),
                 control: rx,
                 node: shared.clone(),
@@ -80,9 +91,14 @@ impl Node {
                 .map_err(|e| anyhow::anyhow!("cannot start shard {id}: {e}"))?;
             handles.push(handle);
         }
-        tracing::info!(
-            "shardline listening on {local_addr} ({shards} shards; /play, /echo)"
-        );
+        tracing::info!("shardline listening on {local_addr} ({shards} shards; /play, /echo)");
+        match cfg.admin_listen {
+            Some(a) => tracing::info!(
+                "admin listening on {a} (/metrics /health /ready /stats /instances /config /drain){}",
+                if cfg.admin_token.is_some() { "; bearer token required" } else { "" }
+            ),
+            None => tracing::info!("admin listener off"),
+        }
         Ok(Node {
             handles,
             controls,

@@ -223,6 +223,17 @@ async fn serve(
     match head.route {
         Route::Echo => echo::run(shard, stream, deadline, permit).await,
         Route::Play { .. } => {
+            if shard.shedding.get() {
+                shard.metrics.refused_overload.inc();
+                reply_and_close(
+                    &mut stream,
+                    503,
+                    "Service Unavailable",
+                    "shard overloaded: protecting running games; retry later\n",
+                )
+                .await;
+                return;
+            }
             let Some(buf) = shard.pool.borrow_mut().take() else {
                 shard.metrics.refused_no_buffer.inc();
                 reply_and_close(

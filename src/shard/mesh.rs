@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::game::types::{InstanceId, PlayerId, PlayerInput};
 use crate::net::admission::ConnPermit;
+use crate::metrics::report::ShardStats;
 use crate::protocol::ErrorCode;
 
 /// A player's identity as it moves between shards.
@@ -61,4 +62,68 @@ pub enum ShardMsg {
         instance: Option<InstanceId>,
         shard: usize,
     },
+    /// The admin endpoint (on shard 0) asks for this shard's figures.
+    StatsRequest {
+        req: u64,
+        from: usize,
+        with_instances: bool,
+    },
+    StatsReply {
+        req: u64,
+        stats: Box<ShardStats>,
+    },
+    /// The admin endpoint asks for one instance's live state.
+    InstanceRequest {
+        req: u64,
+        from: usize,
+        instance: InstanceId,
+    },
+    InstanceReply {
+        req: u64,
+        detail: Option<Box<InstanceDetail>>,
+    },
+    /// Settings changed at run time (POST /config), applied by every shard.
+    Configure(RuntimeSettings),
+    /// Stop placing new players (POST /drain); running games go on.
+    Drain,
+}
+
+/// Settings that may change while the node runs.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RuntimeSettings {
+    pub heartbeat: std::time::Duration,
+    /// Applies to instances created from now on.
+    pub players_per_instance_max: usize,
+}
+
+/// Live view of one instance (GET /instances/{id}).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceDetail {
+    pub id: String,
+    pub shard: usize,
+    pub tick: u64,
+    pub players_max: usize,
+    pub bounds: (f32, f32),
+    pub seats: Vec<SeatDetail>,
+    pub entities: Vec<EntityDetail>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeatDetail {
+    pub player_id: PlayerId,
+    pub name: String,
+    pub entity: u32,
+    pub connected: bool,
+    pub last_input_seq: u32,
+    pub inputs_applied: u32,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EntityDetail {
+    pub id: u32,
+    pub kind: u16,
+    pub x: f32,
+    pub y: f32,
+    pub vx: f32,
+    pub vy: f32,
 }

@@ -12,6 +12,7 @@
 pub mod mesh;
 pub mod players;
 pub mod runtime;
+pub mod stats;
 pub mod tick;
 pub mod world;
 
@@ -31,7 +32,8 @@ use crate::net::admission::ConnectionBudget;
 use crate::net::buffers::BufferPool;
 use crate::net::conn::{Conn, ConnId};
 use crate::protocol::{Encoder, LimitsInfo};
-use crate::shard::mesh::ShardMsg;
+use crate::metrics::report::ShardStats;
+use crate::shard::mesh::{InstanceDetail, RuntimeSettings, ShardMsg};
 use crate::shard::world::World;
 
 /// What every shard of a node is given at start-up (read-only afterwards,
@@ -79,8 +81,17 @@ pub struct Shard {
     /// Live /play connections (heartbeats, shutdown).
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     next_conn_id: Cell<ConnId>,
-    /// Set when shutdown begins: accept nothing new, place nobody new.
+    /// Set when shutdown or a drain begins: place nobody new.
     pub draining: Cell<bool>,
+    /// Set while overloaded (late ticks, CPU over the threshold): new
+    /// players are refused until the shard recovers.
+    pub shedding: Cell<bool>,
+    /// Settings that POST /config may change.
+    pub settings: Cell<RuntimeSettings>,
+    pub sampler: RefCell<stats::Sampler>,
+    /// Admin requests waiting for other shards' replies (shard 0 only).
+    pub admin_pending: RefCell<HashMap<u64, LocalSender<AdminReply>>>,
+    next_admin_req: Cell<u64>,
     mesh_out: LocalSender<(usize, ShardMsg)>,
     lookups: RefCell<HashMap<ConnId, SeatLookup>>,
     rng: Cell<u64>,
@@ -112,6 +123,14 @@ impl Shard {
             conns: RefCell::new(HashMap::new()),
             next_conn_id: Cell::new(((id as u64) << 48) | 1),
             draining: Cell::new(false),
+            shedding: Cell::new(false),
+            settings: Cell::new(RuntimeSettings {
+                heartbeat: cfg.heartbeat,
+                players_per_instance_max: cfg.players_per_instance_max,
+            }),
+            sampler: RefCell::new(stats::Sampler::new()),
+            admin_pending: RefCell::new(HashMap::new()),
+            next_admin_req: Cell::new(1),
             mesh_out,
             lookups: RefCell::new(HashMap::new()),
             rng: Cell::new(u64::from_le_bytes(seed) | 1),
@@ -162,6 +181,60 @@ impl Shard {
             heartbeat_ms: cfg.heartbeat.as_millis() as u32,
             connect_timeout_ms: cfg.connect_timeout.as_millis() as u32,
             reconnect_grace_ms: cfg.reconnect_grace.as_millis() as u32,
+        }
+    }
+}
+
+/// A reply to an admin request, from another shard.
+#[derive(Debug)]
+pub enum AdminReply {
+    Stats(Box<ShardStats>),
+    Instance(Option<Box<InstanceDetail>>),
+}
+
+impl Shard {
+    pub fn next_admin_req(&self) -> u64 {
+        let r = self.next_admin_req.get();
+        self.next_admin_req.set(r + 1);
+        r
+    }
+
+    fn deliver_admin_reply(&self, req: u64, reply: AdminReply) {
+        if let Some(tx) = self.admin_pending.borrow().get(&req) {
+            // The requester waits for as many replies as it asked; a late
+            // reply after its timeout finds the channel gone and is dropped.
+            let _ = tx.try_send(reply);
+        }
+    }
+
+    /// Admin and control messages from other shards.
+    pub(crate) fn on_admin_mesh(&self, msg: ShardMsg) {
+        match msg {
+            ShardMsg::StatsRequest {
+                req,
+                from,
+                with_instances,
+            } => {
+                let stats = Box::new(self.stats(with_instances));
+                self.send_mesh(from, ShardMsg::StatsReply { req, stats });
+            }
+            ShardMsg::StatsReply { req, stats } => {
+                self.deliver_admin_reply(req, AdminReply::Stats(stats))
+            }
+            ShardMsg::InstanceRequest {
+                req,
+                from,
+                instance,
+            } => {
+                let detail = self.instance_detail(&instance).map(Box::new);
+                self.send_mesh(from, ShardMsg::InstanceReply { req, detail });
+            }
+            ShardMsg::InstanceReply { req, detail } => {
+                self.deliver_admin_reply(req, AdminReply::Instance(detail))
+            }
+            ShardMsg::Configure(settings) => self.settings.set(settings),
+            ShardMsg::Drain => self.draining.set(true),
+            other => unreachable!("not an admin message: {other:?}"),
         }
     }
 }

@@ -347,7 +347,7 @@ impl Shard {
             id.clone(),
             game,
             InstanceLimits {
-                players_max: self.cfg().players_per_instance_max,
+                players_max: self.settings.get().players_per_instance_max,
                 inputs_per_tick_max: self.cfg().inputs_per_tick_max,
             },
         );
@@ -660,6 +660,7 @@ impl Shard {
                 instance,
                 shard,
             } => self.on_seat_found(conn, instance, shard),
+            admin => self.on_admin_mesh(admin),
         }
     }
 

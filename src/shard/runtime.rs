@@ -23,6 +23,8 @@ use crate::shard::{mesh_outbox, NodeShared, Queues, Shard};
 /// How often a shard looks at its control channel. Shutdown waits at most
 /// this long to begin.
 const CONTROL_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Period of CPU/rate sampling and the load-shedding decision.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the shutdown gate checks whether every connection is closed.
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -39,6 +41,8 @@ pub struct ShardStart {
     pub core: Option<usize>,
     /// The shard's own listening socket (SO_REUSEPORT), bound by the node.
     pub listener: OwnedFd,
+    /// The admin listener, given to shard 0 only.
+    pub admin_listener: Option<OwnedFd>,
     pub mesh: MeshBuilder<ShardMsg, Full>,
     pub control: Receiver<Control>,
     pub node: NodeShared,
@@ -116,6 +120,12 @@ async fn run(start: ShardStart) -> ShardExit {
     let tick = glommio::spawn_local_into(tick_loop(shard.clone()), queues.tick).expect("tick queue");
     let sweeps = glommio::spawn_local_into(sweep_loop(shard.clone()), queues.background)
         .expect("background queue");
+    let admin = start.admin_listener.map(|fd| {
+        // SAFETY: the node bound this listening socket for us and gave up its fd.
+        let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
+        glommio::spawn_local_into(crate::admin::serve(shard.clone(), listener), queues.background)
+            .expect("background queue")
+    });
 
     wait_for_shutdown(&start.control).await;
     tracing::info!(shard = shard.id, "shutting down: accepting no more connections");
@@ -134,6 +144,9 @@ async fn run(start: ShardStart) -> ShardExit {
         glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
     }
     sweeps.cancel().await;
+    if let Some(admin) = admin {
+        admin.cancel().await;
+    }
     let cut = shard.conns.borrow().len();
     tracing::info!(shard = shard.id, cut_connections = cut, "shard stopped");
     ShardExit {
@@ -187,13 +200,18 @@ async fn tick_loop(shard: Rc<Shard>) {
 async fn sweep_loop(shard: Rc<Shard>) {
     // Silence is checked four times per heartbeat interval so a dead peer
     // goes within 2¼ intervals; pings go out once per interval.
-    let check_every = (shard.cfg().heartbeat / 4).min(SWEEP_INTERVAL);
     let mut last_ping = Instant::now();
     let mut last_sweep = Instant::now();
+    let mut last_sample = Instant::now();
     loop {
-        glommio::timer::sleep(check_every).await;
+        let heartbeat = shard.settings.get().heartbeat;
+        glommio::timer::sleep((heartbeat / 4).min(SWEEP_INTERVAL)).await;
         let now = Instant::now();
-        let ping = now.duration_since(last_ping) >= shard.cfg().heartbeat;
+        if now.duration_since(last_sample) >= SAMPLE_INTERVAL {
+            last_sample = now;
+            shard.sample_second(now);
+        }
+        let ping = now.duration_since(last_ping) >= heartbeat;
         if ping {
             last_ping = now;
         }

@@ -154,7 +154,7 @@ impl Shard {
     /// pings the others (the payload is the shard's clock in µs, so a Pong
     /// gives the round trip).
     pub fn heartbeat(&self, now: Instant, ping: bool) {
-        let silent_max = self.cfg().heartbeat * 2;
+        let silent_max = self.settings.get().heartbeat * 2;
         let payload = (now.duration_since(self.started_at).as_micros() as u64).to_be_bytes();
         for conn in self.conns.borrow().values() {
             if now.duration_since(conn.last_rx()) >= silent_max {

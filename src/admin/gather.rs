@@ -1,0 +1,160 @@
+//! Collecting node-wide figures: shard 0 asks every other shard over the
+//! mesh and waits (bounded) for their replies. A shard that does not answer
+//! in time is reported missing, and the node unhealthy.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel;
+
+use crate::game::{shard_for, InstanceId};
+use crate::metrics::report::{NodeStats, ShardStats};
+use crate::metrics::system::{self, process_cpu_time, CpuMeter};
+use crate::net::listener::until;
+use crate::shard::mesh::{InstanceDetail, ShardMsg};
+use crate::shard::{AdminReply, Shard};
+
+/// How long shard 0 waits for the other shards' replies. A healthy shard
+/// answers between two ticks, in well under a millisecond.
+pub const SHARD_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The last health verdict.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub healthy: bool,
+    pub reason: String,
+    pub evaluated_at: Instant,
+}
+
+pub struct AdminState {
+    process_cpu: RefCell<CpuMeter>,
+    pub health: RefCell<Health>,
+    started_at: Instant,
+}
+
+impl AdminState {
+    pub fn new(_shard: &Shard) -> Self {
+        Self {
+            process_cpu: RefCell::new(CpuMeter::new(process_cpu_time())),
+            health: RefCell::new(Health {
+                healthy: true,
+                reason: "not evaluated yet".into(),
+                evaluated_at: Instant::now(),
+            }),
+            started_at: Instant::now(),
+        }
+    }
+}
+
+/// Node-wide figures; `missing` lists shards that did not answer in time.
+pub async fn node_stats(
+    shard: &Shard,
+    state: &AdminState,
+    with_instances: bool,
+) -> (NodeStats, Vec<usize>) {
+    let others: Vec<usize> = (0..shard.shards).filter(|&s| s != shard.id).collect();
+    let req = shard.next_admin_req();
+    let (tx, rx) = local_channel::new_bounded(others.len().max(1));
+    shard.admin_pending.borrow_mut().insert(req, tx);
+    for &to in &others {
+        shard.send_mesh(
+            to,
+            ShardMsg::StatsRequest {
+                req,
+                from: shard.id,
+                with_instances,
+            },
+        );
+    }
+    let mut shards: Vec<ShardStats> = vec![shard.stats(with_instances)];
+    let deadline = Instant::now() + SHARD_REPLY_TIMEOUT;
+    while shards.len() < others.len() + 1 {
+        match until(deadline, rx.recv()).await {
+            Some(Some(AdminReply::Stats(s))) => shards.push(*s),
+            Some(Some(_)) => {}
+            _ => break,
+        }
+    }
+    shard.admin_pending.borrow_mut().remove(&req);
+    shards.sort_by_key(|s| s.shard);
+    let missing: Vec<usize> = (0..shard.shards)
+        .filter(|id| !shards.iter().any(|s| s.shard == *id))
+        .collect();
+    let cfg = shard.cfg();
+    let process_cpu_usage =
+        state.process_cpu.borrow_mut().sample(process_cpu_time(), Instant::now());
+    let draining = shards.iter().any(|s| s.draining);
+    let shedding = shards.iter().any(|s| s.shedding);
+    let stats = NodeStats {
+        node_id: cfg.node_id.clone(),
+        region: cfg.region.clone(),
+        uptime_s: state.started_at.elapsed().as_secs_f64(),
+        tick_rate_hz: cfg.tick_rate_hz,
+        max_connections: shard.node.budget.limit(),
+        connections_open: shard.node.budget.open(),
+        process_cpu_usage,
+        load_average: system::load_average(),
+        memory: system::memory(),
+        ready: !draining && !shedding && missing.is_empty() && state.health.borrow().healthy,
+        draining,
+        shards,
+    };
+    (stats, missing)
+}
+
+/// The live state of an instance, from the shard that owns it.
+pub async fn instance_detail(shard: &Shard, id: &InstanceId) -> Option<InstanceDetail> {
+    let owner = shard_for(id, shard.shards);
+    if owner == shard.id {
+        return shard.instance_detail(id);
+    }
+    let req = shard.next_admin_req();
+    let (tx, rx) = local_channel::new_bounded(1);
+    shard.admin_pending.borrow_mut().insert(req, tx);
+    shard.send_mesh(
+        owner,
+        ShardMsg::InstanceRequest {
+            req,
+            from: shard.id,
+            instance: id.clone(),
+        },
+    );
+    let reply = until(Instant::now() + SHARD_REPLY_TIMEOUT, rx.recv()).await;
+    shard.admin_pending.borrow_mut().remove(&req);
+    match reply {
+        Some(Some(AdminReply::Instance(d))) => d.map(|b| *b),
+        _ => None,
+    }
+}
+
+/// Every `--health-check-interval-ms`: the node is healthy when every shard
+/// answers within [`SHARD_REPLY_TIMEOUT`] and the process CPU per shard is
+/// at most `--cpu-restart-threshold`.
+pub async fn health_loop(shard: Rc<Shard>, state: Rc<AdminState>) {
+    loop {
+        evaluate(&shard, &state).await;
+        glommio::timer::sleep(shard.cfg().health_check_interval).await;
+    }
+}
+
+pub async fn evaluate(shard: &Shard, state: &AdminState) {
+    let (stats, missing) = node_stats(shard, state, false).await;
+    let per_core = stats.process_cpu_usage / shard.shards as f64;
+    let threshold = shard.cfg().cpu_restart_threshold;
+    let (healthy, reason) = if !missing.is_empty() {
+        (false, format!("shards {missing:?} did not answer within {SHARD_REPLY_TIMEOUT:?}"))
+    } else if per_core > threshold {
+        (false, format!("process CPU {per_core:.2} per shard is above --cpu-restart-threshold {threshold}"))
+    } else {
+        (true, "all shards answering; CPU below the threshold".into())
+    };
+    if !healthy {
+        tracing::warn!(%reason, "health check failed");
+    }
+    *state.health.borrow_mut() = Health {
+        healthy,
+        reason,
+        evaluated_at: Instant::now(),
+    };
+}
