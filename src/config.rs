@@ -168,7 +168,12 @@ pub struct ServeOpts {
     pub admin_listen: Option<String>,
 
     /// Bearer token the admin API requires; mandatory when --admin-listen is not loopback. [default: none]
-    #[arg(long, value_name = "TOKEN", env = "SHARDLINE_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHARDLINE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// Milliseconds between health evaluations (GET /health, /ready). [default: 30000]
@@ -338,7 +343,9 @@ impl Config {
             .players_per_instance_max
             .unwrap_or(PLAYERS_PER_INSTANCE_MAX_DEFAULT);
         positive("players-per-instance-max", players_per_instance_max)?;
-        let write_buffer_bytes = opts.write_buffer_bytes.unwrap_or(WRITE_BUFFER_BYTES_DEFAULT);
+        let write_buffer_bytes = opts
+            .write_buffer_bytes
+            .unwrap_or(WRITE_BUFFER_BYTES_DEFAULT);
         let update_max = state_update_bytes_max(players_per_instance_max);
         if write_buffer_bytes < update_max {
             return Err(invalid(
@@ -355,7 +362,9 @@ impl Config {
         }
         let heartbeat_ms = opts.heartbeat_ms.unwrap_or(HEARTBEAT_MS_DEFAULT);
         positive("heartbeat-ms", heartbeat_ms as usize)?;
-        let connect_timeout_ms = opts.connect_timeout_ms.unwrap_or(CONNECT_TIMEOUT_MS_DEFAULT);
+        let connect_timeout_ms = opts
+            .connect_timeout_ms
+            .unwrap_or(CONNECT_TIMEOUT_MS_DEFAULT);
         positive("connect-timeout-ms", connect_timeout_ms as usize)?;
         let buffers_per_shard = match opts.buffers {
             Some(n) => n,
@@ -382,12 +391,15 @@ impl Config {
             instances_per_shard_max: opts
                 .instances_per_shard_max
                 .unwrap_or(INSTANCES_PER_SHARD_MAX_DEFAULT),
-            inputs_per_tick_max: opts.inputs_per_tick_max.unwrap_or(INPUTS_PER_TICK_MAX_DEFAULT),
+            inputs_per_tick_max: opts
+                .inputs_per_tick_max
+                .unwrap_or(INPUTS_PER_TICK_MAX_DEFAULT),
             read_buffer_bytes: opts.read_buffer_bytes.unwrap_or(READ_BUFFER_BYTES_DEFAULT),
             write_buffer_bytes,
             buffers_per_shard,
             reconnect_grace: Duration::from_millis(
-                opts.reconnect_grace_ms.unwrap_or(RECONNECT_GRACE_MS_DEFAULT),
+                opts.reconnect_grace_ms
+                    .unwrap_or(RECONNECT_GRACE_MS_DEFAULT),
             ),
             instance_idle: Duration::from_millis(
                 opts.instance_idle_ms.unwrap_or(INSTANCE_IDLE_MS_DEFAULT),
@@ -396,7 +408,8 @@ impl Config {
                 .http_head_bytes_max
                 .unwrap_or(HTTP_HEAD_BYTES_MAX_DEFAULT),
             shutdown_timeout: Duration::from_millis(
-                opts.shutdown_timeout_ms.unwrap_or(SHUTDOWN_TIMEOUT_MS_DEFAULT),
+                opts.shutdown_timeout_ms
+                    .unwrap_or(SHUTDOWN_TIMEOUT_MS_DEFAULT),
             ),
             io_memory_bytes: opts.io_memory_bytes.unwrap_or(IO_MEMORY_BYTES_DEFAULT),
             mesh_channel_capacity: opts
@@ -437,7 +450,9 @@ impl Config {
             if !addr.ip().is_loopback() && self.admin_token.is_none() {
                 return Err(invalid(
                     "admin-listen",
-                    format!("{addr} is not loopback: set --admin-token so the admin API is not open"),
+                    format!(
+                        "{addr} is not loopback: set --admin-token so the admin API is not open"
+                    ),
                 ));
             }
         }
@@ -558,7 +573,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shardline-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "max-connections = 7\ntick-rate = 60\nregion = \"eu\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "max-connections = 7\ntick-rate = 60\nregion = \"eu\"\n",
+        )
+        .unwrap();
         let opts = ServeOpts {
             config: Some(path),
             tick_rate: Some(20),

@@ -82,8 +82,10 @@ pub async fn node_stats(
         .filter(|id| !shards.iter().any(|s| s.shard == *id))
         .collect();
     let cfg = shard.cfg();
-    let process_cpu_usage =
-        state.process_cpu.borrow_mut().sample(process_cpu_time(), Instant::now());
+    let process_cpu_usage = state
+        .process_cpu
+        .borrow_mut()
+        .sample(process_cpu_time(), Instant::now());
     let draining = shards.iter().any(|s| s.draining);
     let shedding = shards.iter().any(|s| s.shedding);
     let stats = NodeStats {
@@ -143,9 +145,17 @@ pub async fn evaluate(shard: &Shard, state: &AdminState) {
     let per_core = stats.process_cpu_usage / shard.shards as f64;
     let threshold = shard.cfg().cpu_restart_threshold;
     let (healthy, reason) = if !missing.is_empty() {
-        (false, format!("shards {missing:?} did not answer within {SHARD_REPLY_TIMEOUT:?}"))
+        (
+            false,
+            format!("shards {missing:?} did not answer within {SHARD_REPLY_TIMEOUT:?}"),
+        )
     } else if per_core > threshold {
-        (false, format!("process CPU {per_core:.2} per shard is above --cpu-restart-threshold {threshold}"))
+        (
+            false,
+            format!(
+                "process CPU {per_core:.2} per shard is above --cpu-restart-threshold {threshold}"
+            ),
+        )
     } else {
         (true, "all shards answering; CPU below the threshold".into())
     };

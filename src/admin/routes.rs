@@ -89,7 +89,10 @@ fn not_ready_reasons(stats: &NodeStats, missing: &[usize], state: &AdminState) -
         reasons.push("draining".to_owned());
     }
     for s in stats.shards.iter().filter(|s| s.shedding) {
-        reasons.push(format!("shard {} is shedding load (ticks late or CPU over the threshold)", s.shard));
+        reasons.push(format!(
+            "shard {} is shedding load (ticks late or CPU over the threshold)",
+            s.shard
+        ));
     }
     if !missing.is_empty() {
         reasons.push(format!("shards {missing:?} are not answering"));
@@ -109,7 +112,10 @@ async fn histograms(shard: &Shard, state: &AdminState, req: &Request) -> Respons
             Some(h) => vec![h],
             None => {
                 let known: Vec<_> = HistName::ALL.iter().map(|h| h.as_str()).collect();
-                return Response::json(400, &json!({"error": format!("unknown histogram {n:?}"), "known": known}));
+                return Response::json(
+                    400,
+                    &json!({"error": format!("unknown histogram {n:?}"), "known": known}),
+                );
             }
         },
         None => HistName::ALL.to_vec(),
@@ -126,14 +132,19 @@ async fn histograms(shard: &Shard, state: &AdminState, req: &Request) -> Respons
             else {
                 return Response::json(400, &json!({"error": format!("no shard {shard_sel:?}")}));
             };
-            s.histogram(*name).cloned().unwrap_or_else(crate::metrics::histograms::new_histogram)
+            s.histogram(*name)
+                .cloned()
+                .unwrap_or_else(crate::metrics::histograms::new_histogram)
         };
         out.insert(name.as_str().into(), Value::String(encode_histogram(&h)));
     }
     if req.query_param("name").is_some() {
         let (_, v) = out.into_iter().next().expect("one histogram");
         let mut r = Response::text(200, v.as_str().unwrap_or_default().to_owned() + "\n");
-        r.extra_headers.push(("X-Histogram-Encoding", "hdrhistogram-v2-deflate-base64; unit=us".into()));
+        r.extra_headers.push((
+            "X-Histogram-Encoding",
+            "hdrhistogram-v2-deflate-base64; unit=us".into(),
+        ));
         return r;
     }
     Response::json(
@@ -144,7 +155,10 @@ async fn histograms(shard: &Shard, state: &AdminState, req: &Request) -> Respons
 
 fn configure(shard: &Shard, req: &Request) -> Response {
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.body) else {
-        return Response::json(400, &json!({"error": "body must be a JSON object, e.g. {\"max_connections\": 5000}"}));
+        return Response::json(
+            400,
+            &json!({"error": "body must be a JSON object, e.g. {\"max_connections\": 5000}"}),
+        );
     };
     let refused: Vec<String> = body
         .keys()
@@ -183,8 +197,11 @@ fn configure(shard: &Shard, req: &Request) -> Response {
     if let Some(ppi) = ppi {
         let needed = crate::config::state_update_bytes_max(ppi as usize);
         if needed > shard.cfg().write_buffer_bytes {
-            return Response::json(400, &json!({"error": format!(
-                "players_per_instance_max {ppi} needs {needed}-byte updates; --write-buffer-bytes is {}", shard.cfg().write_buffer_bytes)}));
+            return Response::json(
+                400,
+                &json!({"error": format!(
+                "players_per_instance_max {ppi} needs {needed}-byte updates; --write-buffer-bytes is {}", shard.cfg().write_buffer_bytes)}),
+            );
         }
     }
     if let Some(level) = &log_level {
@@ -203,7 +220,13 @@ fn configure(shard: &Shard, req: &Request) -> Response {
         settings.players_per_instance_max = n as usize;
     }
     apply_everywhere(shard, settings);
-    tracing::info!(?max_conn, ?heartbeat_ms, ?ppi, ?log_level, "configuration changed at run time");
+    tracing::info!(
+        ?max_conn,
+        ?heartbeat_ms,
+        ?ppi,
+        ?log_level,
+        "configuration changed at run time"
+    );
     Response::json(
         200,
         &json!({
@@ -231,7 +254,11 @@ async fn drain(shard: &Shard, state: &AdminState, start: bool) -> Response {
         }
     }
     let (stats, _) = gather::node_stats(shard, state, false).await;
-    let players: usize = stats.shards.iter().map(|s| s.players_connected + s.seats_detached).sum();
+    let players: usize = stats
+        .shards
+        .iter()
+        .map(|s| s.players_connected + s.seats_detached)
+        .sum();
     Response::json(
         if start { 202 } else { 200 },
         &json!({ "draining": stats.draining || start, "players": players, "empty": players == 0 }),

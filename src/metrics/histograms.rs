@@ -133,6 +133,9 @@ mod tests {
         assert_eq!(merged.len(), 3);
         assert!(merged.max() >= 59_000_000);
         assert!(merged.value_at_quantile(0.01) <= 101);
-        assert_eq!(HistName::parse("input_to_update"), Some(HistName::InputToUpdate));
+        assert_eq!(
+            HistName::parse("input_to_update"),
+            Some(HistName::InputToUpdate)
+        );
     }
 }

@@ -67,7 +67,7 @@ macro_rules! shard_counters {
         impl ShardMetrics {
             /// Every counter as (name, help, value), for exporters.
             pub fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
-                vec![ $( (stringify!($name), concat!($($doc),+), self.$name.get()), )* ]
+                vec![ $( (stringify!($name), concat!($($doc),+).trim(), self.$name.get()), )* ]
             }
         }
     };

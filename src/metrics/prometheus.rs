@@ -63,17 +63,53 @@ fn closed(out: &mut String, stats: &NodeStats) {
 fn shard_gauges(out: &mut String, stats: &NodeStats) {
     type Get = fn(&crate::metrics::report::ShardStats) -> f64;
     let gauges: [(&str, &str, Get); 11] = [
-        ("connections_open", "Open WebSocket connections", |s| s.connections_open as f64),
-        ("players_connected", "Players with a live connection", |s| s.players_connected as f64),
-        ("players_active", "Players who sent input in the last 5 s", |s| s.players_active as f64),
-        ("seats_detached", "Seats kept for disconnected players awaiting a resume", |s| s.seats_detached as f64),
-        ("instances", "Game instances running", |s| s.instances as f64),
-        ("buffers_free", "Free preallocated connection buffers", |s| s.buffers_free as f64),
-        ("shard_cpu_usage_ratio", "Shard thread CPU usage over the last second (1 = its core busy)", |s| s.cpu_usage),
-        ("shedding", "1 while the shard refuses new players to protect running games", |s| f64::from(u8::from(s.shedding))),
-        ("draining", "1 while the shard places no new players", |s| f64::from(u8::from(s.draining))),
-        ("tick_rate_measured_hz", "Ticks per second over the last second", |s| s.tick_rate_measured),
-        ("update_rate_per_second", "StateUpdates sent per second over the last second", |s| s.update_rate),
+        ("connections_open", "Open WebSocket connections", |s| {
+            s.connections_open as f64
+        }),
+        ("players_connected", "Players with a live connection", |s| {
+            s.players_connected as f64
+        }),
+        (
+            "players_active",
+            "Players who sent input in the last 5 s",
+            |s| s.players_active as f64,
+        ),
+        (
+            "seats_detached",
+            "Seats kept for disconnected players awaiting a resume",
+            |s| s.seats_detached as f64,
+        ),
+        ("instances", "Game instances running", |s| {
+            s.instances as f64
+        }),
+        (
+            "buffers_free",
+            "Free preallocated connection buffers",
+            |s| s.buffers_free as f64,
+        ),
+        (
+            "shard_cpu_usage_ratio",
+            "Shard thread CPU usage over the last second (1 = its core busy)",
+            |s| s.cpu_usage,
+        ),
+        (
+            "shedding",
+            "1 while the shard refuses new players to protect running games",
+            |s| f64::from(u8::from(s.shedding)),
+        ),
+        ("draining", "1 while the shard places no new players", |s| {
+            f64::from(u8::from(s.draining))
+        }),
+        (
+            "tick_rate_measured_hz",
+            "Ticks per second over the last second",
+            |s| s.tick_rate_measured,
+        ),
+        (
+            "update_rate_per_second",
+            "StateUpdates sent per second over the last second",
+            |s| s.update_rate,
+        ),
     ];
     for (name, help, get) in gauges {
         header(out, name, "gauge", help);
@@ -86,16 +122,56 @@ fn shard_gauges(out: &mut String, stats: &NodeStats) {
 fn node_gauges(out: &mut String, stats: &NodeStats, node: &str) {
     let m = &stats.memory;
     let gauges: [(&str, &str, f64); 10] = [
-        ("process_cpu_usage_ratio", "Process CPU usage over the last second (1 = one core)", stats.process_cpu_usage),
-        ("load_average_1m", "Host load average, 1 minute", stats.load_average[0]),
-        ("load_average_5m", "Host load average, 5 minutes", stats.load_average[1]),
-        ("load_average_15m", "Host load average, 15 minutes", stats.load_average[2]),
-        ("process_resident_memory_bytes", "Resident memory of the server process", m.process_rss_bytes as f64),
-        ("host_memory_used_bytes", "Host memory in use (total - available)", m.host_used_bytes as f64),
-        ("host_memory_available_bytes", "Host memory available", m.host_available_bytes as f64),
-        ("node_connections_open", "Open connections counted against --max-connections", stats.connections_open as f64),
-        ("node_max_connections", "Current --max-connections", stats.max_connections as f64),
-        ("node_ready", "1 when the node accepts new players", f64::from(u8::from(stats.ready))),
+        (
+            "process_cpu_usage_ratio",
+            "Process CPU usage over the last second (1 = one core)",
+            stats.process_cpu_usage,
+        ),
+        (
+            "load_average_1m",
+            "Host load average, 1 minute",
+            stats.load_average[0],
+        ),
+        (
+            "load_average_5m",
+            "Host load average, 5 minutes",
+            stats.load_average[1],
+        ),
+        (
+            "load_average_15m",
+            "Host load average, 15 minutes",
+            stats.load_average[2],
+        ),
+        (
+            "process_resident_memory_bytes",
+            "Resident memory of the server process",
+            m.process_rss_bytes as f64,
+        ),
+        (
+            "host_memory_used_bytes",
+            "Host memory in use (total - available)",
+            m.host_used_bytes as f64,
+        ),
+        (
+            "host_memory_available_bytes",
+            "Host memory available",
+            m.host_available_bytes as f64,
+        ),
+        (
+            "node_connections_open",
+            "Open connections counted against --max-connections",
+            stats.connections_open as f64,
+        ),
+        (
+            "node_max_connections",
+            "Current --max-connections",
+            stats.max_connections as f64,
+        ),
+        (
+            "node_ready",
+            "1 when the node accepts new players",
+            f64::from(u8::from(stats.ready)),
+        ),
     ];
     for (name, help, v) in gauges {
         header(out, name, "gauge", help);
@@ -115,16 +191,28 @@ fn summaries(out: &mut String, stats: &NodeStats) {
         series.push(("all".into(), stats.merged(name)));
         for (shard, h) in series {
             for q in [0.5, 0.9, 0.99, 0.999] {
-                let v = if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+                let v = if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(q)
+                };
                 let _ = writeln!(
                     out,
                     "{PREFIX}_{metric}{{shard=\"{shard}\",quantile=\"{q}\"}} {}",
                     v as f64 / 1e6
                 );
             }
-            let sum_s = if h.is_empty() { 0.0 } else { h.mean() * h.len() as f64 / 1e6 };
+            let sum_s = if h.is_empty() {
+                0.0
+            } else {
+                h.mean() * h.len() as f64 / 1e6
+            };
             let _ = writeln!(out, "{PREFIX}_{metric}_sum{{shard=\"{shard}\"}} {sum_s}");
-            let _ = writeln!(out, "{PREFIX}_{metric}_count{{shard=\"{shard}\"}} {}", h.len());
+            let _ = writeln!(
+                out,
+                "{PREFIX}_{metric}_count{{shard=\"{shard}\"}} {}",
+                h.len()
+            );
         }
     }
 }
@@ -133,9 +221,19 @@ fn instances(out: &mut String, stats: &NodeStats) {
     let rows: Vec<_> = stats.shards.iter().flat_map(|s| &s.instance_list).collect();
     type Get = fn(&crate::metrics::report::InstanceStats) -> f64;
     let gauges: [(&str, &str, Get); 3] = [
-        ("instance_players", "Players seated in the instance", |i| i.players as f64),
-        ("instance_tick_p99_seconds", "p99 of the instance's tick time over its recent ticks", |i| i.tick_us_p99 as f64 / 1e6),
-        ("instance_state_bytes", "The game's estimate of the instance's world size", |i| i.state_bytes as f64),
+        ("instance_players", "Players seated in the instance", |i| {
+            i.players as f64
+        }),
+        (
+            "instance_tick_p99_seconds",
+            "p99 of the instance's tick time over its recent ticks",
+            |i| i.tick_us_p99 as f64 / 1e6,
+        ),
+        (
+            "instance_state_bytes",
+            "The game's estimate of the instance's world size",
+            |i| i.state_bytes as f64,
+        ),
     ];
     for (name, help, get) in gauges {
         header(out, name, "gauge", help);

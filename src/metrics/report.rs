@@ -12,7 +12,8 @@ use crate::metrics::system::Memory;
 use crate::net::close::CloseReason;
 
 /// Percentiles every report shows.
-pub const QUANTILES: [(f64, &str); 4] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99_9")];
+pub const QUANTILES: [(f64, &str); 4] =
+    [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99_9")];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceStats {
@@ -93,7 +94,13 @@ pub struct Percentiles {
 
 impl Percentiles {
     pub fn of(h: &Histogram<u64>) -> Self {
-        let q = |p| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+        let q = |p| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
         Self {
             count: h.len(),
             p50: q(0.5),
@@ -108,7 +115,10 @@ impl Percentiles {
 
 impl ShardStats {
     pub fn histogram(&self, name: HistName) -> Option<&Histogram<u64>> {
-        self.histograms.iter().find(|(n, _)| *n == name).map(|(_, h)| h)
+        self.histograms
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, h)| h)
     }
 }
 
@@ -126,7 +136,10 @@ impl NodeStats {
     }
 
     pub fn counter_total(&self, name: &str) -> u64 {
-        self.shards.iter().filter_map(|s| s.counters.get(name)).sum()
+        self.shards
+            .iter()
+            .filter_map(|s| s.counters.get(name))
+            .sum()
     }
 
     /// The JSON answer of `GET /stats`: everything, with percentiles (µs)

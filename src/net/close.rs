@@ -29,14 +29,12 @@ pub enum CloseReason {
     SlowConsumer,
     /// The same player resumed on another connection (4003).
     Replaced,
-    /// The player moved to another shard; it reconnects there (4004).
-    Migrated,
     /// The socket failed or the peer vanished without a close frame.
     Vanished,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 14] = [
+    pub const ALL: [CloseReason; 13] = [
         Self::Normal,
         Self::GoingAway,
         Self::ProtocolError,
@@ -49,7 +47,6 @@ impl CloseReason {
         Self::HeartbeatTimeout,
         Self::SlowConsumer,
         Self::Replaced,
-        Self::Migrated,
         Self::Vanished,
     ];
 
@@ -68,7 +65,6 @@ impl CloseReason {
             Self::HeartbeatTimeout => 4001,
             Self::SlowConsumer => 4002,
             Self::Replaced => 4003,
-            Self::Migrated => 4004,
         }
     }
 
@@ -87,7 +83,6 @@ impl CloseReason {
             Self::HeartbeatTimeout => "heartbeat_timeout",
             Self::SlowConsumer => "slow_consumer",
             Self::Replaced => "replaced",
-            Self::Migrated => "migrated",
             Self::Vanished => "vanished",
         }
     }

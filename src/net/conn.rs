@@ -13,6 +13,15 @@ use crate::net::outbound::Outbound;
 
 pub type ConnId = u64;
 
+/// Where a paused connection goes, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handover {
+    pub to: usize,
+    pub player: PlayerId,
+    /// A resume (the target greets with Welcome) rather than a Join.
+    pub resume: bool,
+}
+
 #[derive(Debug)]
 pub struct Conn {
     pub id: ConnId,
@@ -27,6 +36,11 @@ pub struct Conn {
     pub accepted_at: Instant,
     /// Set by a successful Hello.
     player: Cell<Option<PlayerId>>,
+    /// Set while a move to another shard is decided: nothing is read, so
+    /// every later byte stays in the socket for the new owner.
+    paused_since: Cell<Option<Instant>>,
+    /// Set when the connection must move to another shard now.
+    handover: Cell<Option<Handover>>,
     /// Arrival times of the inputs reflected in the queued update; their
     /// input→update latency is recorded when the bytes reach the socket.
     inputs_unwritten: RefCell<Vec<Instant>>,
@@ -43,7 +57,33 @@ impl Conn {
             accepted_at,
             player: Cell::new(None),
             inputs_unwritten: RefCell::new(Vec::new()),
+            paused_since: Cell::new(None),
+            handover: Cell::new(None),
         }
+    }
+
+    /// Stops reading until [`Self::resume_reading`] or a hand-over.
+    pub fn pause_reading(&self, now: Instant) {
+        self.paused_since.set(Some(now));
+    }
+
+    pub fn resume_reading(&self) {
+        self.paused_since.set(None);
+        self.wake();
+    }
+
+    pub fn paused_since(&self) -> Option<Instant> {
+        self.paused_since.get()
+    }
+
+    /// Asks the session to hand the socket to another shard.
+    pub fn request_handover(&self, h: Handover) {
+        self.handover.set(Some(h));
+        self.wake();
+    }
+
+    pub fn take_handover(&self) -> Option<Handover> {
+        self.handover.take()
     }
 
     /// Takes the arrival times of inputs just reflected in a queued update

@@ -13,13 +13,13 @@ use glommio::net::TcpStream;
 
 use crate::net::admission::ConnPermit;
 use crate::net::close::CloseReason;
+use crate::net::fenced::Fenced;
 use crate::net::listener::{until, ws_config};
-use crate::net::prefixed::Prefixed;
 use crate::shard::Shard;
 
 pub async fn run(
     shard: Rc<Shard>,
-    stream: Prefixed<TcpStream>,
+    stream: Fenced<TcpStream>,
     deadline: Instant,
     _permit: ConnPermit,
 ) {
@@ -91,6 +91,9 @@ where
     };
     let deadline = Instant::now() + std::time::Duration::from_secs(1);
     if let Some(Ok(())) = until(deadline, ws.close(Some(frame))).await {
-        let _ = until(deadline, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+        let _ = until(deadline, async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
     }
 }

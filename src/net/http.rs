@@ -97,7 +97,11 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 
 /// A complete plain HTTP response that closes the connection.
 pub fn response(status: u16, reason: &str, body: &str) -> Vec<u8> {
-    let retry = if status == 503 { "Retry-After: 1\r\n" } else { "" };
+    let retry = if status == 503 {
+        "Retry-After: 1\r\n"
+    } else {
+        ""
+    };
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
          Content-Length: {}\r\n{retry}Connection: close\r\n\r\n{body}",
@@ -141,10 +145,7 @@ mod tests {
     fn partial_heads_wait_and_are_bounded() {
         let full = head("/play");
         assert_eq!(parse_head(&full[..10], 8192).unwrap(), None);
-        assert_eq!(
-            parse_head(&full[..10], 10),
-            Err(HeadError::TooLarge(10))
-        );
+        assert_eq!(parse_head(&full[..10], 10), Err(HeadError::TooLarge(10)));
         let h = parse_head(&full, 8192).unwrap().unwrap();
         assert_eq!(h.len, full.len());
     }

@@ -12,8 +12,8 @@ use glommio::net::{TcpListener, TcpStream};
 
 use crate::game::shard_for;
 use crate::net::admission::ConnPermit;
+use crate::net::fenced::Fenced;
 use crate::net::http::{self, HeadError, RequestHead, Route};
-use crate::net::prefixed::Prefixed;
 use crate::net::{echo, session};
 use crate::shard::mesh::ShardMsg;
 use crate::shard::Shard;
@@ -21,6 +21,9 @@ use crate::shard::Shard;
 /// Pause after a failed accept (e.g. EMFILE at the fd limit) so a full
 /// process does not spin; connections wait in the kernel backlog meanwhile.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
+
+/// tungstenite's frame-assembly buffer (see `ws_config`).
+const TUNGSTENITE_READ_BUFFER_BYTES: usize = 256;
 
 /// Bytes read per call while waiting for the request head.
 const HEAD_READ_CHUNK_BYTES: usize = 1024;
@@ -71,7 +74,9 @@ pub async fn handle_handoff(
         Ok(Some(h)) => h,
         _ => return, // the sending shard parsed it; cannot happen
     };
-    serve(shard, Prefixed::new(head, stream), parsed, permit, accepted_at).await;
+    let chunk = shard.cfg().read_buffer_bytes;
+    let stream = Fenced::before_upgrade(head, parsed.len, stream, chunk);
+    serve(shard, stream, parsed, permit, accepted_at).await;
 }
 
 async fn handle_accepted(
@@ -82,7 +87,12 @@ async fn handle_accepted(
 ) {
     let _ = stream.set_nodelay(true);
     let deadline = accepted_at + shard.cfg().connect_timeout;
-    let (buf, head) = match until(deadline, read_head(&mut stream, shard.cfg().http_head_bytes_max)).await {
+    let (buf, head) = match until(
+        deadline,
+        read_head(&mut stream, shard.cfg().http_head_bytes_max),
+    )
+    .await
+    {
         None => {
             shard.metrics.handshakes_failed.inc();
             return; // connect timeout: dropped
@@ -100,7 +110,13 @@ async fn handle_accepted(
     };
     if head.route == Route::NotFound {
         shard.metrics.not_found.inc();
-        reply_and_close(&mut stream, 404, "Not Found", "no such endpoint; try /play or /echo\n").await;
+        reply_and_close(
+            &mut stream,
+            404,
+            "Not Found",
+            "no such endpoint; try /play or /echo\n",
+        )
+        .await;
         return;
     }
     let Some(permit) = permit else {
@@ -114,17 +130,16 @@ async fn handle_accepted(
         .await;
         return;
     };
-    if let Route::Play {
-        instance: Some(id),
-    } = &head.route
-    {
+    if let Route::Play { instance: Some(id) } = &head.route {
         let owner = shard_for(id, shard.shards);
         if owner != shard.id {
             hand_off(&shard, stream, buf, accepted_at, permit, owner);
             return;
         }
     }
-    serve(shard, Prefixed::new(buf, stream), head, permit, accepted_at).await;
+    let chunk = shard.cfg().read_buffer_bytes;
+    let stream = Fenced::before_upgrade(buf, head.len, stream, chunk);
+    serve(shard, stream, head, permit, accepted_at).await;
 }
 
 /// Gives the raw socket to shard `owner`. The fd is duplicated because
@@ -173,7 +188,9 @@ async fn read_head(
             .await
             .map_err(|e| HeadError::Malformed(e.to_string()))?;
         if n == 0 {
-            return Err(HeadError::Malformed("connection closed before the request head ended".into()));
+            return Err(HeadError::Malformed(
+                "connection closed before the request head ended".into(),
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(head) = http::parse_head(&buf, head_bytes_max)? {
@@ -197,7 +214,10 @@ async fn reply_and_close<S: futures_lite::AsyncWrite + Unpin>(
 pub fn ws_config(shard: &Shard) -> WebSocketConfig {
     let cfg = shard.cfg();
     WebSocketConfig::default()
-        .read_buffer_size(cfg.read_buffer_bytes)
+        // The fenced reader holds the socket's bytes (--read-buffer-bytes);
+        // tungstenite's own buffer only assembles the current frame and
+        // grows for a large one, up to --max-payload.
+        .read_buffer_size(TUNGSTENITE_READ_BUFFER_BYTES.min(cfg.read_buffer_bytes))
         // Game frames bypass tungstenite's writer (see session.rs); it only
         // writes pongs and close frames, so write them at once.
         .write_buffer_size(0)
@@ -209,14 +229,20 @@ pub fn ws_config(shard: &Shard) -> WebSocketConfig {
 /// Upgrades and runs /play or /echo on this shard.
 async fn serve(
     shard: Rc<Shard>,
-    mut stream: Prefixed<TcpStream>,
+    mut stream: Fenced<TcpStream>,
     head: RequestHead,
     permit: ConnPermit,
     accepted_at: Instant,
 ) {
     if !head.is_websocket {
         shard.metrics.handshakes_failed.inc();
-        reply_and_close(&mut stream, 400, "Bad Request", "expected a WebSocket upgrade\n").await;
+        reply_and_close(
+            &mut stream,
+            400,
+            "Bad Request",
+            "expected a WebSocket upgrade\n",
+        )
+        .await;
         return;
     }
     let deadline = accepted_at + shard.cfg().connect_timeout;
@@ -245,9 +271,8 @@ async fn serve(
                 .await;
                 return;
             };
-            let buf = session::run(shard.clone(), stream, deadline, accepted_at, buf).await;
+            let buf = session::run(shard.clone(), stream, deadline, accepted_at, permit, buf).await;
             shard.pool.borrow_mut().give_back(buf);
-            drop(permit);
         }
         Route::NotFound => unreachable!("404 is answered before routing"),
     }

@@ -3,7 +3,7 @@
 //! - [`admission`]: the node-wide `--max-connections` budget.
 //! - [`buffers`]: the shard's preallocated outbound buffer pool.
 //! - [`http`]: the upgrade request head (routing by path, plain HTTP replies).
-//! - [`prefixed`]: a socket with already-read bytes in front (lossless hand-over).
+//! - [`fenced`]: a socket reader fenced at frame boundaries (lossless hand-over).
 //! - [`listener`]: accept, read the head, route to the owning shard, upgrade.
 //! - [`outbound`]: one connection's bounded, pre-framed outbound bytes.
 //! - [`conn`]: the shard's handle on a live /play connection.
@@ -16,8 +16,8 @@ pub mod buffers;
 pub mod close;
 pub mod conn;
 pub mod echo;
+pub mod fenced;
 pub mod http;
 pub mod listener;
 pub mod outbound;
-pub mod prefixed;
 pub mod session;

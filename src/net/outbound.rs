@@ -144,13 +144,13 @@ mod tests {
     fn bounded_and_compacts_partial_writes() {
         let mut o = Outbound::new(Vec::with_capacity(10));
         o.push_binary(b"12345678").unwrap();
-        assert_eq!(
-            o.push_binary(b"1"),
-            Err(Overflow { capacity: 10 })
-        );
+        assert_eq!(o.push_binary(b"1"), Err(Overflow { capacity: 10 }));
         o.advance(6); // partial write: 4 bytes left
         o.push_binary(b"abcd").unwrap(); // fits after compaction
-        assert_eq!(o.unsent(), &[b'5', b'6', b'7', b'8', 0x82, 4, b'a', b'b', b'c', b'd']);
+        assert_eq!(
+            o.unsent(),
+            &[b'5', b'6', b'7', b'8', 0x82, 4, b'a', b'b', b'c', b'd']
+        );
         o.advance(10);
         assert!(o.is_empty());
         assert_eq!(o.into_buffer().capacity(), 10);

@@ -9,15 +9,20 @@
 //! buffer is flushed before a raw write starts, and while a raw write is
 //! partial the socket is not read (reading could make tungstenite write a
 //! pong mid-frame).
+//!
+//! A session can also end by moving: paused after a message, its socket and
+//! the bytes read but not parsed go to another shard (`shard::moves`), which
+//! continues it with [`run_adopted`].
 
 use std::future::poll_fn;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
 use futures_lite::AsyncWrite;
@@ -25,15 +30,18 @@ use futures_util::{Sink, StreamExt};
 use glommio::net::TcpStream;
 
 use crate::metrics::HistName;
+use crate::net::admission::ConnPermit;
 use crate::net::close::CloseReason;
-use crate::net::conn::Conn;
+use crate::net::conn::{Conn, Handover};
+use crate::net::fenced::Fenced;
 use crate::net::listener::{until, ws_config};
 use crate::net::outbound::Outbound;
-use crate::net::prefixed::Prefixed;
 use crate::protocol::decode_client;
+use crate::shard::mesh::ShardMsg;
+use crate::shard::moves::MOVE_TIMEOUT;
 use crate::shard::Shard;
 
-pub type Ws = WebSocketStream<Prefixed<TcpStream>>;
+pub type Ws = WebSocketStream<Fenced<TcpStream>>;
 
 /// Time allowed to write what is queued and the close frame when closing.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -46,14 +54,24 @@ enum Event {
     Ended(Option<WsError>),
     /// The shard (tick, sweep, shutdown, a handler) asked to close.
     Close(CloseReason),
+    /// The connection moves to another shard.
+    Handover(Handover),
 }
 
-/// Runs the session to its end; returns the pooled buffer.
+/// How a session ended.
+enum End {
+    Closed(CloseReason),
+    Moved,
+}
+
+/// A fresh connection: upgrade, then run to the end. Returns the pooled
+/// buffer.
 pub async fn run(
     shard: Rc<Shard>,
-    stream: Prefixed<TcpStream>,
+    stream: Fenced<TcpStream>,
     deadline: Instant,
     accepted_at: Instant,
+    permit: ConnPermit,
     buf: Vec<u8>,
 ) -> Vec<u8> {
     let upgrade = async_tungstenite::accept_async_with_config(stream, Some(ws_config(&shard)));
@@ -74,24 +92,96 @@ pub async fn run(
         accepted_at,
     ));
     shard.conns.borrow_mut().insert(conn.id, conn.clone());
-    shard.metrics.connections_open.inc();
-    let reason = drive(&shard, ws, &conn, deadline).await;
-    shard.metrics.closed(reason);
-    shard.metrics.connections_open.dec();
-    shard.on_disconnect(&conn, Instant::now());
-    let out = std::mem::replace(&mut *conn.outbound().borrow_mut(), Outbound::new(Vec::new()));
-    out.into_buffer()
+    lifetime(&shard, ws, &conn, deadline, permit).await;
+    take_buffer(&conn)
 }
 
-async fn drive(shard: &Shard, mut ws: Ws, conn: &Rc<Conn>, deadline: Instant) -> CloseReason {
+/// A connection moved here from another shard mid-session.
+pub async fn run_adopted(
+    shard: Rc<Shard>,
+    fd: OwnedFd,
+    unread: Vec<u8>,
+    accepted_at: Instant,
+    permit: ConnPermit,
+    player: crate::game::PlayerId,
+    resume: bool,
+) {
+    shard.metrics.handoffs_in.inc();
+    // SAFETY: the fd is an open, connected TCP socket, owned by `fd` and
+    // given up here; glommio's stream becomes its only owner.
+    let stream = unsafe { TcpStream::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
+    let fenced = Fenced::upgraded(unread, stream, shard.cfg().read_buffer_bytes);
+    let mut ws =
+        WebSocketStream::from_raw_socket(fenced, Role::Server, Some(ws_config(&shard))).await;
+    let Some(buf) = shard.pool.borrow_mut().take() else {
+        // No buffer for it here: the player keeps its seat for a resume.
+        shard.metrics.refused_no_buffer.inc();
+        let frame = CloseFrame {
+            code: CloseCode::from(CloseReason::TryAgainLater.code()),
+            reason: "no free connection buffer; resume with your token".into(),
+        };
+        let _ = until(Instant::now() + CLOSE_FLUSH_TIMEOUT, ws.close(Some(frame))).await;
+        return;
+    };
+    let conn = Rc::new(Conn::new(
+        shard.next_conn_id(),
+        Outbound::new(buf),
+        accepted_at,
+    ));
+    shard.adopt(&conn, player, resume);
+    lifetime(&shard, ws, &conn, Instant::now(), permit).await;
+    let buf = take_buffer(&conn);
+    shard.pool.borrow_mut().give_back(buf);
+}
+
+fn take_buffer(conn: &Conn) -> Vec<u8> {
+    std::mem::replace(
+        &mut *conn.outbound().borrow_mut(),
+        Outbound::new(Vec::new()),
+    )
+    .into_buffer()
+}
+
+/// Runs a registered connection until it closes or moves.
+async fn lifetime(shard: &Shard, ws: Ws, conn: &Rc<Conn>, deadline: Instant, permit: ConnPermit) {
+    shard.metrics.connections_open.inc();
+    let end = drive(shard, ws, conn, deadline, permit).await;
+    shard.metrics.connections_open.dec();
+    match end {
+        End::Closed(reason) => {
+            shard.metrics.closed(reason);
+            shard.on_disconnect(conn, Instant::now());
+        }
+        End::Moved => {
+            shard.conns.borrow_mut().remove(&conn.id);
+        }
+    }
+}
+
+async fn drive(
+    shard: &Shard,
+    mut ws: Ws,
+    conn: &Rc<Conn>,
+    deadline: Instant,
+    permit: ConnPermit,
+) -> End {
     loop {
-        let event = if conn.player().is_none() {
+        let next = poll_fn(|cx| poll_event(shard, &mut ws, conn, cx));
+        let event = if let Some(since) = conn.paused_since() {
+            match until(since + MOVE_TIMEOUT, next).await {
+                Some(e) => e,
+                None => {
+                    shard.on_move_timeout(conn);
+                    continue;
+                }
+            }
+        } else if conn.player().is_none() {
             // Until Hello is accepted the connect timeout still runs.
-            until(deadline, poll_fn(|cx| poll_event(shard, &mut ws, conn, cx)))
+            until(deadline, next)
                 .await
                 .unwrap_or(Event::Close(CloseReason::ConnectTimeout))
         } else {
-            poll_fn(|cx| poll_event(shard, &mut ws, conn, cx)).await
+            next.await
         };
         let now = Instant::now();
         match event {
@@ -109,7 +199,7 @@ async fn drive(shard: &Shard, mut ws: Ws, conn: &Rc<Conn>, deadline: Instant) ->
                     Message::Text(_) => conn.request_close(CloseReason::UnsupportedData),
                     Message::Close(_) => {
                         drain(&mut ws).await;
-                        return CloseReason::Normal;
+                        return End::Closed(CloseReason::Normal);
                     }
                     Message::Pong(payload) => shard.on_pong(&payload, now),
                     Message::Ping(_) | Message::Frame(_) => {}
@@ -117,17 +207,18 @@ async fn drive(shard: &Shard, mut ws: Ws, conn: &Rc<Conn>, deadline: Instant) ->
             }
             Event::Close(reason) => {
                 close(shard, &mut ws, conn, reason).await;
-                return reason;
+                return End::Closed(reason);
             }
-            Event::Ended(None) => return CloseReason::Vanished,
+            Event::Handover(h) => return hand_over(shard, ws, conn, h, permit).await,
+            Event::Ended(None) => return End::Closed(CloseReason::Vanished),
             Event::Ended(Some(err)) => {
                 let reason = match err {
                     WsError::Capacity(_) => CloseReason::MessageTooBig,
                     WsError::Protocol(_) | WsError::Utf8(_) => CloseReason::ProtocolError,
-                    _ => return CloseReason::Vanished,
+                    _ => return End::Closed(CloseReason::Vanished),
                 };
                 close(shard, &mut ws, conn, reason).await;
-                return reason;
+                return End::Closed(reason);
             }
         }
     }
@@ -138,6 +229,9 @@ fn poll_event(shard: &Shard, ws: &mut Ws, conn: &Conn, cx: &mut Context<'_>) -> 
     if let Some(reason) = conn.close_requested() {
         return Poll::Ready(Event::Close(reason));
     }
+    if let Some(h) = conn.take_handover() {
+        return Poll::Ready(Event::Handover(h));
+    }
     match poll_write_outbound(shard, ws, conn, cx) {
         Poll::Ready(Ok(())) => {}
         Poll::Ready(Err(e)) => return Poll::Ready(Event::Ended(e)),
@@ -146,12 +240,14 @@ fn poll_event(shard: &Shard, ws: &mut Ws, conn: &Conn, cx: &mut Context<'_>) -> 
             return Poll::Pending;
         }
     }
-    match ws.poll_next_unpin(cx) {
-        Poll::Ready(Some(Ok(msg))) => return Poll::Ready(Event::Message(msg)),
-        Poll::Ready(Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)))
-        | Poll::Ready(None) => return Poll::Ready(Event::Ended(None)),
-        Poll::Ready(Some(Err(e))) => return Poll::Ready(Event::Ended(Some(e))),
-        Poll::Pending => {}
+    if conn.paused_since().is_none() {
+        match ws.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(msg))) => return Poll::Ready(Event::Message(msg)),
+            Poll::Ready(Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)))
+            | Poll::Ready(None) => return Poll::Ready(Event::Ended(None)),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Event::Ended(Some(e))),
+            Poll::Pending => {}
+        }
     }
     conn.set_waker(cx.waker());
     Poll::Pending
@@ -194,6 +290,43 @@ fn poll_write_outbound(
         shard.metrics.bytes_out.add(written as u64);
         conn.outbound().borrow_mut().advance(written);
     }
+}
+
+/// Gives the socket, at a message boundary, to shard `h.to`.
+async fn hand_over(shard: &Shard, mut ws: Ws, conn: &Conn, h: Handover, permit: ConnPermit) -> End {
+    // Everything queued here (an Error, PlayerLeft, …) goes out first.
+    let flushed = until(
+        Instant::now() + CLOSE_FLUSH_TIMEOUT,
+        poll_fn(|cx| poll_write_outbound(shard, &mut ws, conn, cx)),
+    )
+    .await;
+    if !matches!(flushed, Some(Ok(()))) {
+        return End::Closed(CloseReason::Vanished);
+    }
+    let (stream, unread) = ws.into_inner().into_parts();
+    // glommio's stream cannot give up its fd: duplicate it, then close ours.
+    // SAFETY: dup of a valid fd owned by `stream`; the result is ours.
+    let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        tracing::warn!(shard = shard.id, error = %std::io::Error::last_os_error(), "dup for hand-over failed");
+        return End::Closed(CloseReason::Vanished);
+    }
+    // SAFETY: `dup` is a fresh fd nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(dup) };
+    drop(stream);
+    shard.metrics.handoffs_out.inc();
+    shard.send_mesh(
+        h.to,
+        ShardMsg::Adopt {
+            fd,
+            unread,
+            accepted_at: conn.accepted_at,
+            permit,
+            player: h.player,
+            resume: h.resume,
+        },
+    );
+    End::Moved
 }
 
 /// Flushes what is queued (an Error explaining the close, usually), sends

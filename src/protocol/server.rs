@@ -196,30 +196,6 @@ impl Encoder {
         self.finish(fb::ServerBody::Error, body.as_union_value())
     }
 
-    pub fn migrate(
-        &mut self,
-        instance_id: &str,
-        resume_token: &str,
-        path: &str,
-        shard: u16,
-    ) -> &[u8] {
-        self.fbb.reset();
-        let fbb = &mut self.fbb;
-        let instance_id = fbb.create_string(instance_id);
-        let resume_token = fbb.create_string(resume_token);
-        let path = fbb.create_string(path);
-        let body = fb::Migrate::create(
-            fbb,
-            &fb::MigrateArgs {
-                instance_id: Some(instance_id),
-                resume_token: Some(resume_token),
-                path: Some(path),
-                shard,
-            },
-        );
-        self.finish(fb::ServerBody::Migrate, body.as_union_value())
-    }
-
     fn finish(&mut self, body_type: fb::ServerBody, body: WIPOffset<UnionWIPOffset>) -> &[u8] {
         let root = fb::ServerMessage::create(
             &mut self.fbb,
@@ -302,12 +278,6 @@ pub enum ServerMsg {
         code: ErrorCode,
         message: String,
     },
-    Migrate {
-        instance_id: String,
-        resume_token: String,
-        path: String,
-        shard: u16,
-    },
 }
 
 /// Verifies and decodes a server frame, for client-side tools. Absent strings
@@ -389,15 +359,6 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, ProtocolError> {
             ServerMsg::Error {
                 code: e.code(),
                 message: text(e.message()),
-            }
-        }
-        fb::ServerBody::Migrate => {
-            let m = msg.body_as_migrate().ok_or_else(missing)?;
-            ServerMsg::Migrate {
-                instance_id: text(m.instance_id()),
-                resume_token: text(m.resume_token()),
-                path: text(m.path()),
-                shard: m.shard(),
             }
         }
         fb::ServerBody::NONE => {
@@ -571,16 +532,6 @@ mod tests {
                 ServerMsg::Error {
                     code: ErrorCode::InstanceFull,
                     message: "instance arena-7 is full".into(),
-                },
-            ),
-            (
-                enc.migrate("arena-7", "feed", "/play?instance=arena-7", 1)
-                    .to_vec(),
-                ServerMsg::Migrate {
-                    instance_id: "arena-7".into(),
-                    resume_token: "feed".into(),
-                    path: "/play?instance=arena-7".into(),
-                    shard: 1,
                 },
             ),
         ]

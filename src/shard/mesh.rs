@@ -8,9 +8,9 @@
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use crate::game::types::{InstanceId, PlayerId, PlayerInput};
-use crate::net::admission::ConnPermit;
+use crate::game::types::{InstanceId, PlayerId};
 use crate::metrics::report::ShardStats;
+use crate::net::admission::ConnPermit;
 use crate::protocol::ErrorCode;
 
 /// A player's identity as it moves between shards.
@@ -33,7 +33,8 @@ pub enum ShardMsg {
         permit: ConnPermit,
     },
     /// Seat this player in `instance` (a mid-session Join to an instance
-    /// this shard owns). Answered with `MigrateResult`.
+    /// this shard owns). Answered with `MigrateResult`; on success the
+    /// connection follows as `Adopt`.
     MigrateIn {
         player: PlayerCard,
         instance: InstanceId,
@@ -42,14 +43,21 @@ pub enum ShardMsg {
     },
     MigrateResult {
         player: PlayerId,
-        instance: InstanceId,
         result: Result<(), (ErrorCode, String)>,
     },
-    /// An input that arrived on the player's old connection after it asked
-    /// to move; applied in order on the new shard.
-    ForwardInput { player: PlayerId, input: PlayerInput },
-    /// The old connection is gone: no more forwarded inputs will follow.
-    ForwardEnd { player: PlayerId },
+    /// An upgraded /play connection, paused right after a complete message,
+    /// moving to this shard: `unread` holds the bytes read from the socket
+    /// after that message (the rest is still in the kernel). The player's
+    /// seat is already here.
+    Adopt {
+        fd: OwnedFd,
+        unread: Vec<u8>,
+        accepted_at: Instant,
+        permit: ConnPermit,
+        player: PlayerId,
+        /// A resume (Welcome{resumed} + Joined) rather than a Join (Joined).
+        resume: bool,
+    },
     /// Does a shard hold the seat for this resume token? `conn` is the
     /// asking connection on shard `from`.
     FindSeat {
@@ -59,7 +67,8 @@ pub enum ShardMsg {
     },
     SeatFound {
         conn: u64,
-        instance: Option<InstanceId>,
+        /// The player holding the seat, if this shard has it.
+        player: Option<PlayerId>,
         shard: usize,
     },
     /// The admin endpoint (on shard 0) asks for this shard's figures.

@@ -4,12 +4,16 @@
 //! # Layout
 //! - [`mesh`]: `ShardMsg`, the only thing shards send each other.
 //! - [`world`]: the shard's instances, players and tokens.
-//! - [`players`]: what a client message or a mesh message does to the world.
+//! - [`players`]: what a client message does to the world.
+//! - [`moves`]: moving a connection to another shard mid-session, resume
+//!   look-ups, disconnects, and the other mesh messages about players.
+//! - [`stats`]: the shard's figures, instance inspection, load shedding.
 //! - [`tick`]: the fixed-step tick and the slower sweeps (heartbeats,
 //!   expired seats, idle instances).
 //! - [`runtime`]: starting the executor and its tasks, and shutting down.
 
 pub mod mesh;
+pub mod moves;
 pub mod players;
 pub mod runtime;
 pub mod stats;
@@ -27,12 +31,12 @@ use glommio::TaskQueueHandle;
 
 use crate::config::Config;
 use crate::game::GameFactory;
+use crate::metrics::report::ShardStats;
 use crate::metrics::ShardMetrics;
 use crate::net::admission::ConnectionBudget;
 use crate::net::buffers::BufferPool;
 use crate::net::conn::{Conn, ConnId};
 use crate::protocol::{Encoder, LimitsInfo};
-use crate::metrics::report::ShardStats;
 use crate::shard::mesh::{InstanceDetail, RuntimeSettings, ShardMsg};
 use crate::shard::world::World;
 
@@ -52,8 +56,6 @@ const MESH_OUTBOX_CAPACITY: usize = 4096;
 /// Pending resume-token look-ups on other shards, per asking connection.
 struct SeatLookup {
     replies_missing: usize,
-    /// Sent back in the Migrate that points the client at the seat.
-    token: String,
 }
 
 /// The shard's task queues: latency classes made explicit.

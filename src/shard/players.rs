@@ -14,7 +14,6 @@ use crate::game::{
 use crate::net::close::CloseReason;
 use crate::net::conn::Conn;
 use crate::protocol::{ClientCmd, ErrorCode, LeaveReason, ProtocolError, WelcomeInfo};
-use crate::shard::mesh::{PlayerCard, ShardMsg};
 use crate::shard::world::{Hosted, Migration, Player, World};
 use crate::shard::Shard;
 
@@ -46,12 +45,20 @@ impl Shard {
                 "Hello was already accepted on this connection",
             ),
             (_, None) => {
-                self.send_error(conn, ErrorCode::OutOfOrder, "the first message must be Hello");
+                self.send_error(
+                    conn,
+                    ErrorCode::OutOfOrder,
+                    "the first message must be Hello",
+                );
                 conn.request_close(CloseReason::PolicyViolation);
             }
-            (ClientCmd::Join { instance_id, create }, Some(p)) => {
-                self.on_join(conn, p, instance_id, create, now)
-            }
+            (
+                ClientCmd::Join {
+                    instance_id,
+                    create,
+                },
+                Some(p),
+            ) => self.on_join(conn, p, instance_id, create, now),
             (ClientCmd::Leave, Some(p)) => self.on_leave(conn, p, now),
             (ClientCmd::Input(input), Some(p)) => self.on_input(conn, p, input, now),
             (ClientCmd::Ping { client_time }, Some(_)) => {
@@ -132,12 +139,11 @@ impl Shard {
             migration: Migration::None,
             last_input_at: None,
             inputs_pending_since: Vec::new(),
-            backlog: Default::default(),
         });
         self.send_welcome(conn, &w.players[&id], false);
     }
 
-    fn send_welcome(&self, conn: &Conn, p: &Player, resumed: bool) {
+    pub(crate) fn send_welcome(&self, conn: &Conn, p: &Player, resumed: bool) {
         let cfg = self.cfg();
         let mut enc = self.enc.borrow_mut();
         let bytes = enc.welcome(&WelcomeInfo {
@@ -153,16 +159,9 @@ impl Shard {
         self.send(conn, bytes);
     }
 
-    fn send_migrate(&self, conn: &Conn, instance: &InstanceId, token: &str, shard: usize) {
-        let path = format!("/play?instance={instance}");
-        let mut enc = self.enc.borrow_mut();
-        let bytes = enc.migrate(instance.as_str(), token, &path, shard as u16);
-        self.send(conn, bytes);
-    }
-
     /// Hello with a resume token: take the seat back, or point the client to
     /// the shard that holds it, or refuse.
-    fn resume(&self, conn: &Rc<Conn>, token: &str) {
+    pub(crate) fn resume(&self, conn: &Rc<Conn>, token: &str) {
         let mut w = self.world.borrow_mut();
         let Some(&id) = w.tokens.get(token) else {
             drop(w);
@@ -174,16 +173,13 @@ impl Shard {
             return;
         };
         let p = w.players.get_mut(&id).expect("token maps to a player");
-        if let Migration::Out {
-            to,
-            instance,
-            confirmed: true,
-            ..
-        } = &p.migration
-        {
-            let (to, instance, token) = (*to, instance.clone(), p.token.clone());
+        if !matches!(p.migration, Migration::None) {
             drop(w);
-            self.send_migrate(conn, &instance, &token, to);
+            self.send_error(
+                conn,
+                ErrorCode::OutOfOrder,
+                "this player is moving between shards; retry",
+            );
             return;
         }
         if let Some(old) = p.conn.replace(conn.clone()) {
@@ -199,34 +195,6 @@ impl Shard {
         }
     }
 
-    fn refuse_resume(&self, conn: &Conn) {
-        self.send_error(
-            conn,
-            ErrorCode::ResumeRefused,
-            "resume token unknown or its seat expired; send Hello without a token to start anew",
-        );
-    }
-
-    fn find_seat_elsewhere(&self, conn: &Conn, token: &str) {
-        self.lookups.borrow_mut().insert(
-            conn.id,
-            super::SeatLookup {
-                replies_missing: self.shards - 1,
-                token: token.to_owned(),
-            },
-        );
-        for to in (0..self.shards).filter(|&s| s != self.id) {
-            self.send_mesh(
-                to,
-                ShardMsg::FindSeat {
-                    token: token.to_owned(),
-                    from: self.id,
-                    conn: conn.id,
-                },
-            );
-        }
-    }
-
     fn on_join(
         &self,
         conn: &Rc<Conn>,
@@ -236,7 +204,11 @@ impl Shard {
         now: Instant,
     ) {
         if self.draining.get() {
-            self.send_error(conn, ErrorCode::ShuttingDown, "server is draining; no new placements");
+            self.send_error(
+                conn,
+                ErrorCode::ShuttingDown,
+                "server is draining; no new placements",
+            );
             return;
         }
         {
@@ -244,19 +216,27 @@ impl Shard {
             let p = &w.players[&pid];
             if !matches!(p.migration, Migration::None) {
                 drop(w);
-                self.send_error(conn, ErrorCode::OutOfOrder, "a move to another shard is under way");
+                self.send_error(
+                    conn,
+                    ErrorCode::OutOfOrder,
+                    "a move to another shard is under way",
+                );
                 return;
             }
             if target.is_some() && p.instance == target {
                 drop(w);
-                self.send_error(conn, ErrorCode::AlreadyInInstance, "already in this instance");
+                self.send_error(
+                    conn,
+                    ErrorCode::AlreadyInInstance,
+                    "already in this instance",
+                );
                 return;
             }
         }
         if let Some(id) = &target {
             let owner = shard_for(id, self.shards);
             if owner != self.id {
-                self.migrate_out(pid, id.clone(), create, owner);
+                self.migrate_out(conn, pid, id.clone(), create, owner);
                 return;
             }
         }
@@ -273,7 +253,7 @@ impl Shard {
     /// Seats `pid` in a local instance (named, or the least loaded), leaving
     /// its current one, and tells the others. The player stays where it was
     /// if the new seat cannot be had.
-    fn seat_locally(
+    pub(crate) fn seat_locally(
         &self,
         w: &mut World,
         pid: PlayerId,
@@ -339,7 +319,10 @@ impl Shard {
         if w.instances.len() >= max {
             return Err(refusal(
                 ErrorCode::ShardFull,
-                format!("shard {} already runs {max} instances (--instances-per-shard-max)", self.id),
+                format!(
+                    "shard {} already runs {max} instances (--instances-per-shard-max)",
+                    self.id
+                ),
             ));
         }
         let game = self.node.factory.create(&id);
@@ -385,7 +368,13 @@ impl Shard {
     }
 
     /// Sends the player its Joined (entity and full state).
-    fn send_joined(&self, w: &mut World, conn: &Conn, instance: &InstanceId, pid: PlayerId) {
+    pub(crate) fn send_joined(
+        &self,
+        w: &mut World,
+        conn: &Conn,
+        instance: &InstanceId,
+        pid: PlayerId,
+    ) {
         let Some(hosted) = w.instances.get_mut(instance) else {
             return;
         };
@@ -417,26 +406,10 @@ impl Shard {
         let mut w = self.world.borrow_mut();
         let p = w.players.get_mut(&pid).expect("conn's player exists");
         p.last_input_at = Some(now);
-        match &mut p.migration {
-            Migration::Out {
-                to,
-                confirmed: true,
-                ..
-            } => {
-                let to = *to;
-                drop(w);
-                self.send_mesh(to, ShardMsg::ForwardInput { player: pid, input });
-                return;
-            }
-            Migration::Out { held, .. } | Migration::In { held } => {
-                if held.len() < self.cfg().inputs_per_tick_max * MIGRATION_HOLD_TICKS {
-                    held.push(input);
-                } else {
-                    self.metrics.inputs_dropped_full.inc();
-                }
-                return;
-            }
-            Migration::None => {}
+        if !matches!(p.migration, Migration::None) {
+            // Reading is paused during a move; an input here is a bug.
+            debug_assert!(false, "input while moving");
+            return;
         }
         let Some(id) = p.instance.clone() else {
             let ever_joined = p.ever_joined;
@@ -450,72 +423,7 @@ impl Shard {
             }
             return;
         };
-        if w.players[&pid].backlog.is_empty() {
-            self.push_input(&mut w, &id, pid, input, now);
-        } else {
-            // Older inputs still wait in the backlog: keep the order.
-            self.backlog_inputs(&mut w, pid, [input]);
-        }
-    }
-
-    /// Appends inputs to the player's backlog, which the tick feeds into the
-    /// instance at most --inputs-per-tick-max per tick. Inputs carried over a
-    /// move arrive in bursts; feeding them this way applies every one of
-    /// them, in order, without lifting the per-tick limit.
-    fn backlog_inputs(
-        &self,
-        w: &mut World,
-        pid: PlayerId,
-        inputs: impl IntoIterator<Item = PlayerInput>,
-    ) {
-        let cap = self.cfg().inputs_per_tick_max * MIGRATION_HOLD_TICKS;
-        let Some(p) = w.players.get_mut(&pid) else {
-            return;
-        };
-        for input in inputs {
-            if p.backlog.len() < cap {
-                p.backlog.push_back(input);
-            } else {
-                self.metrics.inputs_dropped_full.inc();
-            }
-        }
-        if !p.backlog.is_empty() {
-            w.backlogged.insert(pid);
-        }
-    }
-
-    /// Moves backlogged inputs into their instances' queues, up to the
-    /// per-tick limit. Called by the tick before it steps.
-    pub(crate) fn feed_backlogs(&self, w: &mut World, now: Instant) {
-        let cap = self.cfg().inputs_per_tick_max;
-        let pids: Vec<PlayerId> = w.backlogged.iter().copied().collect();
-        for pid in pids {
-            let Some(p) = w.players.get_mut(&pid) else {
-                w.backlogged.remove(&pid);
-                continue;
-            };
-            let Some(id) = p.instance.clone() else {
-                continue; // not seated yet (a move under way): keep waiting
-            };
-            if !matches!(p.migration, Migration::None) {
-                continue;
-            }
-            let queued = w
-                .instances
-                .get(&id)
-                .and_then(|h| h.inst.seat(pid))
-                .map_or(cap, |s| s.inputs_queued());
-            let take = cap.saturating_sub(queued);
-            let p = w.players.get_mut(&pid).expect("checked above");
-            let batch: Vec<PlayerInput> = p.backlog.drain(..take.min(p.backlog.len())).collect();
-            let empty = p.backlog.is_empty();
-            for input in batch {
-                self.push_input(w, &id, pid, input, now);
-            }
-            if empty {
-                w.backlogged.remove(&pid);
-            }
-        }
+        self.push_input(&mut w, &id, pid, input, now);
     }
 
     /// Queues an input; `arrived` is when it reached this shard.
@@ -542,264 +450,9 @@ impl Shard {
             }
         }
     }
-
-    /// Starts moving `pid` to `instance` on shard `to`.
-    fn migrate_out(&self, pid: PlayerId, instance: InstanceId, create: bool, to: usize) {
-        let mut w = self.world.borrow_mut();
-        let p = w.players.get_mut(&pid).expect("player exists");
-        p.migration = Migration::Out {
-            to,
-            instance: instance.clone(),
-            confirmed: false,
-            held: Vec::new(),
-        };
-        let card = PlayerCard {
-            id: pid,
-            name: p.name.clone(),
-            token: p.token.clone(),
-        };
-        drop(w);
-        self.metrics.migrations_out.inc();
-        self.send_mesh(
-            to,
-            ShardMsg::MigrateIn {
-                player: card,
-                instance,
-                create,
-                from: self.id,
-            },
-        );
-    }
-
-    /// The connection is gone (any reason). A seated player keeps its seat
-    /// for the reconnect grace; anyone else is forgotten.
-    pub fn on_disconnect(&self, conn: &Conn, now: Instant) {
-        self.conns.borrow_mut().remove(&conn.id);
-        self.lookups.borrow_mut().remove(&conn.id);
-        let Some(pid) = conn.player() else { return };
-        conn.set_player(None);
-        let mut w = self.world.borrow_mut();
-        let Some(p) = w.players.get_mut(&pid) else {
-            return;
-        };
-        if p.conn.as_ref().map(|c| c.id) != Some(conn.id) {
-            return; // replaced by a resume on another connection
-        }
-        p.conn = None;
-        match &p.migration {
-            Migration::Out {
-                to,
-                confirmed: true,
-                ..
-            } => {
-                let to = *to;
-                w.remove_player(pid);
-                drop(w);
-                self.send_mesh(to, ShardMsg::ForwardEnd { player: pid });
-            }
-            // Unconfirmed: the result decides (see on_migrate_result).
-            Migration::Out { .. } => p.detached_at = Some(now),
-            _ if p.instance.is_some() => p.detached_at = Some(now),
-            _ => {
-                w.remove_player(pid);
-            }
-        }
-    }
-
-    /// A message from another shard.
-    pub fn on_mesh(&self, msg: ShardMsg, now: Instant) {
-        match msg {
-            ShardMsg::HandOff { .. } => unreachable!("hand-overs are served by the runtime"),
-            ShardMsg::MigrateIn {
-                player,
-                instance,
-                create,
-                from,
-            } => {
-                assert_eq!(shard_for(&instance, self.shards), self.id, "not our instance");
-                let result = self.migrate_in(player.clone(), instance.clone(), create, now);
-                self.send_mesh(
-                    from,
-                    ShardMsg::MigrateResult {
-                        player: player.id,
-                        instance,
-                        result,
-                    },
-                );
-            }
-            ShardMsg::MigrateResult {
-                player,
-                instance,
-                result,
-            } => self.on_migrate_result(player, instance, result, now),
-            ShardMsg::ForwardInput { player, input } => {
-                let mut w = self.world.borrow_mut();
-                self.backlog_inputs(&mut w, player, [input]);
-            }
-            ShardMsg::ForwardEnd { player } => self.on_forward_end(player),
-            ShardMsg::FindSeat { token, from, conn } => {
-                let w = self.world.borrow();
-                let instance = w
-                    .tokens
-                    .get(&token)
-                    .and_then(|id| w.players.get(id))
-                    .filter(|p| matches!(p.migration, Migration::None | Migration::In { .. }))
-                    .and_then(|p| p.instance.clone());
-                drop(w);
-                self.send_mesh(
-                    from,
-                    ShardMsg::SeatFound {
-                        conn,
-                        instance,
-                        shard: self.id,
-                    },
-                );
-            }
-            ShardMsg::SeatFound {
-                conn,
-                instance,
-                shard,
-            } => self.on_seat_found(conn, instance, shard),
-            admin => self.on_admin_mesh(admin),
-        }
-    }
-
-    fn migrate_in(
-        &self,
-        card: PlayerCard,
-        instance: InstanceId,
-        create: bool,
-        now: Instant,
-    ) -> Result<(), Refusal> {
-        if self.draining.get() {
-            return Err(refusal(ErrorCode::ShuttingDown, "server is draining"));
-        }
-        let mut w = self.world.borrow_mut();
-        if w.players.contains_key(&card.id) {
-            return Err(refusal(ErrorCode::Internal, "player already on the target shard"));
-        }
-        w.add_player(Player {
-            id: card.id,
-            name: card.name,
-            token: card.token,
-            conn: None,
-            instance: None,
-            ever_joined: true,
-            detached_at: Some(now),
-            migration: Migration::In { held: Vec::new() },
-            last_input_at: None,
-            inputs_pending_since: Vec::new(),
-            backlog: Default::default(),
-        });
-        match self.seat_locally(&mut w, card.id, Some(instance), create, now) {
-            Ok(_) => {
-                self.metrics.migrations_in.inc();
-                Ok(())
-            }
-            Err(e) => {
-                w.remove_player(card.id);
-                Err(e)
-            }
-        }
-    }
-
-    fn on_migrate_result(
-        &self,
-        pid: PlayerId,
-        instance: InstanceId,
-        result: Result<(), Refusal>,
-        now: Instant,
-    ) {
-        let mut w = self.world.borrow_mut();
-        let Some(p) = w.players.get_mut(&pid) else {
-            return;
-        };
-        let Migration::Out { to, held, .. } = std::mem::take(&mut p.migration) else {
-            return;
-        };
-        let conn = p.conn.clone();
-        let token = p.token.clone();
-        match result {
-            Ok(()) => {
-                self.unseat(&mut w, pid, LeaveReason::Moved, now);
-                for input in held {
-                    self.send_mesh(to, ShardMsg::ForwardInput { player: pid, input });
-                }
-                match conn {
-                    Some(conn) => {
-                        let p = w.players.get_mut(&pid).expect("player exists");
-                        p.migration = Migration::Out {
-                            to,
-                            instance: instance.clone(),
-                            confirmed: true,
-                            held: Vec::new(),
-                        };
-                        drop(w);
-                        self.send_migrate(&conn, &instance, &token, to);
-                    }
-                    None => {
-                        w.remove_player(pid);
-                        drop(w);
-                        self.send_mesh(to, ShardMsg::ForwardEnd { player: pid });
-                    }
-                }
-            }
-            Err((code, message)) => {
-                // Stay where we were; the inputs sent meanwhile apply here.
-                if p.instance.is_some() {
-                    self.backlog_inputs(&mut w, pid, held);
-                } else if conn.is_none() {
-                    w.remove_player(pid);
-                }
-                drop(w);
-                if let Some(conn) = conn {
-                    self.send_error(&conn, code, &message);
-                }
-            }
-        }
-    }
-
-    fn on_forward_end(&self, pid: PlayerId) {
-        let mut w = self.world.borrow_mut();
-        let Some(p) = w.players.get_mut(&pid) else {
-            return;
-        };
-        let Migration::In { held } = std::mem::take(&mut p.migration) else {
-            return;
-        };
-        self.backlog_inputs(&mut w, pid, held);
-    }
-
-    fn on_seat_found(&self, conn_id: u64, instance: Option<InstanceId>, shard: usize) {
-        let conn = self.conns.borrow().get(&conn_id).cloned();
-        let mut lookups = self.lookups.borrow_mut();
-        let Some(lookup) = lookups.get_mut(&conn_id) else {
-            return; // already answered, or the connection is gone
-        };
-        lookup.replies_missing -= 1;
-        let token = lookup.token.clone();
-        let done = instance.is_some() || lookup.replies_missing == 0;
-        if done {
-            lookups.remove(&conn_id);
-        }
-        drop(lookups);
-        let Some(conn) = conn.filter(|c| c.player().is_none()) else {
-            return;
-        };
-        match instance {
-            Some(instance) => self.send_migrate(&conn, &instance, &token, shard),
-            None if done => self.refuse_resume(&conn),
-            None => {}
-        }
-    }
 }
 
-/// Inputs held per player during a move to another shard, in ticks' worth
-/// (× --inputs-per-tick-max): a move takes a mesh round trip plus the
-/// client's reconnect, normally well under this.
-const MIGRATION_HOLD_TICKS: usize = 64;
-
-fn new_resume_token() -> String {
+pub(crate) fn new_resume_token() -> String {
     let mut bytes = [0u8; RESUME_TOKEN_BYTES];
     getrandom::fill(&mut bytes).expect("OS random source");
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -107,6 +107,25 @@ async fn run(start: ShardStart) -> ShardExit {
                         let task = handle_handoff(shard.clone(), fd, head, accepted_at, permit);
                         spawn_into(shard.queues.io, task);
                     }
+                    ShardMsg::Adopt {
+                        fd,
+                        unread,
+                        accepted_at,
+                        permit,
+                        player,
+                        resume,
+                    } => {
+                        let task = crate::net::session::run_adopted(
+                            shard.clone(),
+                            fd,
+                            unread,
+                            accepted_at,
+                            permit,
+                            player,
+                            resume,
+                        );
+                        spawn_into(shard.queues.io, task);
+                    }
                     other => shard.on_mesh(other, Instant::now()),
                 }
             }
@@ -117,18 +136,25 @@ async fn run(start: ShardStart) -> ShardExit {
     let listener = unsafe { TcpListener::from_raw_fd(start.listener.into_raw_fd()) };
     let accept = glommio::spawn_local_into(accept_loop(shard.clone(), listener), queues.io)
         .expect("io queue");
-    let tick = glommio::spawn_local_into(tick_loop(shard.clone()), queues.tick).expect("tick queue");
+    let tick =
+        glommio::spawn_local_into(tick_loop(shard.clone()), queues.tick).expect("tick queue");
     let sweeps = glommio::spawn_local_into(sweep_loop(shard.clone()), queues.background)
         .expect("background queue");
     let admin = start.admin_listener.map(|fd| {
         // SAFETY: the node bound this listening socket for us and gave up its fd.
         let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
-        glommio::spawn_local_into(crate::admin::serve(shard.clone(), listener), queues.background)
-            .expect("background queue")
+        glommio::spawn_local_into(
+            crate::admin::serve(shard.clone(), listener),
+            queues.background,
+        )
+        .expect("background queue")
     });
 
     wait_for_shutdown(&start.control).await;
-    tracing::info!(shard = shard.id, "shutting down: accepting no more connections");
+    tracing::info!(
+        shard = shard.id,
+        "shutting down: accepting no more connections"
+    );
     shard.draining.set(true);
     // Dropping the listener makes the kernel send new connections to the
     // other shards' listeners, or refuse them once all are closed.
@@ -192,7 +218,10 @@ async fn tick_loop(shard: Rc<Shard>) {
             due = start;
         }
         shard.tick(&mut scratch);
-        shard.metrics.hist.record(HistName::TickDuration, start.elapsed());
+        shard
+            .metrics
+            .hist
+            .record(HistName::TickDuration, start.elapsed());
         due += interval;
     }
 }

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::game::InstanceId;
 use crate::metrics::report::{InstanceStats, ShardStats};
 use crate::metrics::system::{thread_cpu_time, CpuMeter};
 use crate::net::close::CloseReason;
 use crate::shard::mesh::{EntityDetail, InstanceDetail, SeatDetail};
 use crate::shard::Shard;
-use crate::game::InstanceId;
 
 /// A player who sent input within this window counts as active.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(5);
@@ -72,7 +72,12 @@ impl Shard {
         if overloaded {
             s.healthy_seconds = 0;
             if !self.shedding.get() {
-                tracing::warn!(shard = self.id, cpu, late_ticks = late_now, "overloaded: refusing new players");
+                tracing::warn!(
+                    shard = self.id,
+                    cpu,
+                    late_ticks = late_now,
+                    "overloaded: refusing new players"
+                );
             }
             self.shedding.set(true);
         } else if self.shedding.get() {
@@ -92,7 +97,10 @@ impl Shard {
         let players_active = w
             .players
             .values()
-            .filter(|p| p.last_input_at.is_some_and(|t| now.duration_since(t) < ACTIVE_WINDOW))
+            .filter(|p| {
+                p.last_input_at
+                    .is_some_and(|t| now.duration_since(t) < ACTIVE_WINDOW)
+            })
             .count();
         let seats_detached = w
             .players

@@ -30,7 +30,6 @@ impl Shard {
     pub fn tick(&self, scratch: &mut TickScratch) {
         let dt_s = self.cfg().tick_interval().as_secs_f32();
         let mut w = self.world.borrow_mut();
-        self.feed_backlogs(&mut w, Instant::now());
         let World {
             instances, players, ..
         } = &mut *w;
@@ -55,7 +54,9 @@ impl Shard {
                     continue;
                 }
             };
-            self.metrics.inputs_applied.add(u64::from(report.inputs_applied));
+            self.metrics
+                .inputs_applied
+                .add(u64::from(report.inputs_applied));
             let tick = hosted.inst.tick();
             for seat in hosted.inst.seats() {
                 let Some(p) = players.get_mut(&seat.player) else {
@@ -121,7 +122,10 @@ impl Shard {
             .players
             .values()
             .filter(|p| p.conn.is_none())
-            .filter(|p| p.detached_at.is_some_and(|t| now.duration_since(t) >= grace))
+            .filter(|p| {
+                p.detached_at
+                    .is_some_and(|t| now.duration_since(t) >= grace)
+            })
             .map(|p| p.id)
             .collect();
         for pid in expired {
@@ -146,7 +150,9 @@ impl Shard {
         };
         let now_us = now.duration_since(self.started_at).as_micros() as u64;
         if let Some(rtt) = now_us.checked_sub(sent_us) {
-            self.metrics.hist.record_us(crate::metrics::HistName::Rtt, rtt);
+            self.metrics
+                .hist
+                .record_us(crate::metrics::HistName::Rtt, rtt);
         }
     }
 

@@ -4,11 +4,11 @@
 //! Plain data with small invariant-keeping helpers; the shard's handlers
 //! (`shard::players`) drive it. Never shared with another shard.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::game::{Instance, InstanceId, PlayerId, PlayerInput};
+use crate::game::{Instance, InstanceId, PlayerId};
 use crate::net::conn::Conn;
 
 /// An instance this shard runs.
@@ -63,18 +63,10 @@ impl TickRing {
 pub enum Migration {
     #[default]
     None,
-    /// Asked shard `to` for a seat; inputs that arrive meanwhile wait in
-    /// `held` and follow in order once the seat is confirmed.
-    Out {
-        to: usize,
-        instance: InstanceId,
-        confirmed: bool,
-        held: Vec<PlayerInput>,
-    },
-    /// Seated here by a migration; inputs from the new connection wait in
-    /// `held` until the old shard says no forwarded input will follow, so
-    /// the world sees them in the order the client sent them.
-    In { held: Vec<PlayerInput> },
+    /// Asked shard `to` to seat the player in `instance`; the session is
+    /// paused (nothing read) until the answer, so every later input stays
+    /// in the socket and is read by the new owner after the hand-over.
+    Out { to: usize, instance: InstanceId },
 }
 
 pub struct Player {
@@ -97,9 +89,6 @@ pub struct Player {
     /// from arrival to the update that reflects them can be measured.
     /// Bounded like the instance's queue (--inputs-per-tick-max).
     pub inputs_pending_since: Vec<Instant>,
-    /// Inputs waiting to be fed to the instance at the per-tick limit (those
-    /// carried over a move to this shard); see `Shard::backlog_inputs`.
-    pub backlog: VecDeque<PlayerInput>,
 }
 
 #[derive(Default)]
@@ -107,8 +96,6 @@ pub struct World {
     pub instances: HashMap<InstanceId, Hosted>,
     pub players: HashMap<PlayerId, Player>,
     pub tokens: HashMap<String, PlayerId>,
-    /// Players with a non-empty input backlog.
-    pub backlogged: BTreeSet<PlayerId>,
 }
 
 impl World {
@@ -120,7 +107,6 @@ impl World {
     /// Forgets a player entirely (its seat must already be released).
     pub fn remove_player(&mut self, id: PlayerId) -> Option<Player> {
         let p = self.players.remove(&id)?;
-        self.backlogged.remove(&id);
         if self.tokens.get(&p.token) == Some(&id) {
             self.tokens.remove(&p.token);
         }

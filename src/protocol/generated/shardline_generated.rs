@@ -435,10 +435,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ErrorCode {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_SERVER_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_SERVER_BODY: u8 = 8;
+pub const ENUM_MAX_SERVER_BODY: u8 = 7;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 9] = [
+pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 8] = [
   ServerBody::NONE,
   ServerBody::Welcome,
   ServerBody::Joined,
@@ -447,7 +447,6 @@ pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 9] = [
   ServerBody::PlayerLeft,
   ServerBody::Pong,
   ServerBody::Error,
-  ServerBody::Migrate,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -463,10 +462,9 @@ impl ServerBody {
   pub const PlayerLeft: Self = Self(5);
   pub const Pong: Self = Self(6);
   pub const Error: Self = Self(7);
-  pub const Migrate: Self = Self(8);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 8;
+  pub const ENUM_MAX: u8 = 7;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Welcome,
@@ -476,7 +474,6 @@ impl ServerBody {
     Self::PlayerLeft,
     Self::Pong,
     Self::Error,
-    Self::Migrate,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -489,7 +486,6 @@ impl ServerBody {
       Self::PlayerLeft => Some("PlayerLeft"),
       Self::Pong => Some("Pong"),
       Self::Error => Some("Error"),
-      Self::Migrate => Some("Migrate"),
       _ => None,
     }
   }
@@ -2902,157 +2898,6 @@ impl ::core::fmt::Debug for Error<'_> {
       ds.finish()
   }
 }
-pub enum MigrateOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-/// The instance the player asked for lives on another shard (or moved). The
-/// seat is reserved there; reconnect to `path` (e.g. "/play?instance=arena-7")
-/// and send Hello with `resume_token`. Inputs sent on the old connection
-/// until it closes are carried over, in order.
-pub struct Migrate<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for Migrate<'a> {
-  type Inner = Migrate<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> Migrate<'a> {
-  pub const VT_INSTANCE_ID: ::flatbuffers::VOffsetT = 4;
-  pub const VT_RESUME_TOKEN: ::flatbuffers::VOffsetT = 6;
-  pub const VT_PATH: ::flatbuffers::VOffsetT = 8;
-  pub const VT_SHARD: ::flatbuffers::VOffsetT = 10;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    Migrate { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args MigrateArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<Migrate<'bldr>> {
-    let mut builder = MigrateBuilder::new(_fbb);
-    if let Some(x) = args.path { builder.add_path(x); }
-    if let Some(x) = args.resume_token { builder.add_resume_token(x); }
-    if let Some(x) = args.instance_id { builder.add_instance_id(x); }
-    builder.add_shard(args.shard);
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn instance_id(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Migrate::VT_INSTANCE_ID, None)}
-  }
-  #[inline]
-  pub fn resume_token(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Migrate::VT_RESUME_TOKEN, None)}
-  }
-  #[inline]
-  pub fn path(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Migrate::VT_PATH, None)}
-  }
-  #[inline]
-  pub fn shard(&self) -> u16 {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<u16>(Migrate::VT_SHARD, Some(0)).unwrap()}
-  }
-}
-
-impl ::flatbuffers::Verifiable for Migrate<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("instance_id", Self::VT_INSTANCE_ID, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("resume_token", Self::VT_RESUME_TOKEN, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("path", Self::VT_PATH, false)?
-     .visit_field::<u16>("shard", Self::VT_SHARD, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct MigrateArgs<'a> {
-    pub instance_id: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub resume_token: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub path: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub shard: u16,
-}
-impl<'a> Default for MigrateArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    MigrateArgs {
-      instance_id: None,
-      resume_token: None,
-      path: None,
-      shard: 0,
-    }
-  }
-}
-
-pub struct MigrateBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MigrateBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_instance_id(&mut self, instance_id: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Migrate::VT_INSTANCE_ID, instance_id);
-  }
-  #[inline]
-  pub fn add_resume_token(&mut self, resume_token: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Migrate::VT_RESUME_TOKEN, resume_token);
-  }
-  #[inline]
-  pub fn add_path(&mut self, path: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Migrate::VT_PATH, path);
-  }
-  #[inline]
-  pub fn add_shard(&mut self, shard: u16) {
-    self.fbb_.push_slot::<u16>(Migrate::VT_SHARD, shard, 0);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MigrateBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    MigrateBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<Migrate<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for Migrate<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("Migrate");
-      ds.field("instance_id", &self.instance_id());
-      ds.field("resume_token", &self.resume_token());
-      ds.field("path", &self.path());
-      ds.field("shard", &self.shard());
-      ds.finish()
-  }
-}
 pub enum ServerMessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3207,21 +3052,6 @@ impl<'a> ServerMessage<'a> {
     }
   }
 
-  #[inline]
-  #[allow(non_snake_case)]
-  pub fn body_as_migrate(&self) -> Option<Migrate<'a>> {
-    if self.body_type() == ServerBody::Migrate {
-      self.body().map(|t| {
-       // Safety:
-       // Created from a valid Table for this object
-       // Which contains a valid union in this slot
-       unsafe { Migrate::init_from_table(t) }
-     })
-    } else {
-      None
-    }
-  }
-
 }
 
 impl ::flatbuffers::Verifiable for ServerMessage<'_> {
@@ -3239,7 +3069,6 @@ impl ::flatbuffers::Verifiable for ServerMessage<'_> {
           ServerBody::PlayerLeft => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PlayerLeft>>("ServerBody::PlayerLeft", pos),
           ServerBody::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("ServerBody::Pong", pos),
           ServerBody::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("ServerBody::Error", pos),
-          ServerBody::Migrate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Migrate>>("ServerBody::Migrate", pos),
           _ => Ok(()),
         }
      })?
@@ -3338,13 +3167,6 @@ impl ::core::fmt::Debug for ServerMessage<'_> {
         },
         ServerBody::Error => {
           if let Some(x) = self.body_as_error() {
-            ds.field("body", &x)
-          } else {
-            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
-          }
-        },
-        ServerBody::Migrate => {
-          if let Some(x) = self.body_as_migrate() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

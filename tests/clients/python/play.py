@@ -72,7 +72,7 @@ class Protocol:
         names = [
             "ClientMessage", "ClientBody", "Hello", "Join", "Leave", "Input", "Ping",
             "ServerMessage", "ServerBody", "Welcome", "Joined", "StateUpdate", "PlayerJoined",
-            "PlayerLeft", "Pong", "Error", "Migrate", "ErrorCode", "LeaveReason",
+            "PlayerLeft", "Pong", "Error", "ErrorCode", "LeaveReason",
             "ProtocolVersion",
         ]
         m = {n: importlib.import_module(f"{pkg}.{n}") for n in names}
@@ -90,7 +90,6 @@ class Protocol:
             sb.PlayerLeft: m["PlayerLeft"].PlayerLeft,
             sb.Pong: m["Pong"].Pong,
             sb.Error: m["Error"].Error,
-            sb.Migrate: m["Migrate"].Migrate,
         }
         self.body_names = _enum_names(sb)
         self.error_names = _enum_names(m["ErrorCode"].ErrorCode)
@@ -254,9 +253,6 @@ class Session:
             kind, msg = await self.recv(want, left)
             if kind == want:
                 return msg
-            if kind == "Migrate":
-                raise Failure(f"server sent Migrate to {_text(msg.Path())} while we waited for {want}; "
-                              "this client does not follow migrations")
             if on_other is not None:
                 on_other(kind, msg)
 
