@@ -30,6 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a game server node: one shard per core, players on /play, latency probe on /echo.
     Serve(ServeOpts),
+    /// Per-shard and merged latency percentiles and counters of a running node.
+    Stats(crate::admin::stats_cli::StatsCli),
     /// Inspect snapshot files.
     Snapshot(crate::snapshot::SnapshotCli),
     /// Simulated players against a server (open loop, coordinated-omission corrected).
@@ -42,6 +44,7 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(opts) => serve(opts),
+        Command::Stats(c) => crate::admin::stats_cli::run(c),
         Command::Snapshot(c) => crate::snapshot::run(c),
         Command::Loadgen(c) => crate::loadgen::run(c),
         Command::Tune(c) => crate::tune::run(c),

@@ -61,6 +61,10 @@ pub const HEALTH_CHECK_INTERVAL_MS_DEFAULT: u64 = 30_000;
 /// Process CPU share of its cores above which the node reports unhealthy and
 /// shards shed new players (seed `restartThreshold`).
 pub const CPU_RESTART_THRESHOLD_DEFAULT: f64 = 0.9;
+/// Where shards keep their snapshot files.
+pub const SNAPSHOT_DIR_DEFAULT: &str = "./data";
+/// A snapshot of every instance this often (ms); 0 turns snapshots off.
+pub const SNAPSHOT_INTERVAL_MS_DEFAULT: u64 = 1_000;
 /// Headroom of the per-shard buffer pool over a fair share of
 /// --max-connections, since SO_REUSEPORT spreads connections unevenly.
 const BUFFERS_HEADROOM_PERCENT: usize = 25;
@@ -163,6 +167,23 @@ pub struct ServeOpts {
     #[arg(long, value_name = "N")]
     pub mesh_channel_capacity: Option<usize>,
 
+    /// Directory of the crash-safe snapshot files, restored at start. [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+
+    /// Milliseconds between snapshots of every instance (also written at graceful shutdown); 0 = off. [default: 1000]
+    #[arg(long, value_name = "MS")]
+    pub snapshot_interval_ms: Option<u64>,
+
+    /// Start empty: do not restore instances from --snapshot-dir.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_restore: bool,
+
+    /// Largest snapshot record of one instance, bytes; a larger one is refused with an error and left out. [default: 16777216]
+    #[arg(long, value_name = "BYTES")]
+    pub instance_snapshot_bytes_max: Option<u64>,
+
     /// Admin HTTP listener (/metrics, /health, /ready, /stats, /instances, /config, /drain), or "off". [default: 127.0.0.1:9100]
     #[arg(long, value_name = "ADDR|off")]
     pub admin_listen: Option<String>,
@@ -179,6 +200,10 @@ pub struct ServeOpts {
     /// Milliseconds between health evaluations (GET /health, /ready). [default: 30000]
     #[arg(long, value_name = "MS")]
     pub health_check_interval_ms: Option<u64>,
+
+    /// Refuse new players (HTTP 503, /ready false) while a shard's ticks overrun or its CPU is over the threshold: on|off. [default: on]
+    #[arg(long, value_name = "on|off")]
+    pub load_shedding: Option<String>,
 
     /// CPU usage (0..1 of a shard's core) above which a shard sheds new players and the node reports unhealthy. [default: 0.9]
     #[arg(long, value_name = "RATIO")]
@@ -239,10 +264,16 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub io_memory_bytes: usize,
     pub mesh_channel_capacity: usize,
+    pub snapshot_dir: PathBuf,
+    /// `None`: snapshots off.
+    pub snapshot_interval: Option<Duration>,
+    pub restore: bool,
+    pub instance_snapshot_bytes_max: u64,
     /// `None`: no admin listener.
     pub admin_listen: Option<SocketAddr>,
     pub admin_token: Option<String>,
     pub health_check_interval: Duration,
+    pub load_shedding: bool,
     pub cpu_restart_threshold: f64,
     pub log_level: Option<String>,
 }
@@ -256,7 +287,11 @@ pub fn state_update_bytes_max(players_per_instance_max: usize) -> usize {
 
 macro_rules! merge_opts {
     ($flags:expr, $file:expr, $($field:ident),* $(,)?) => {
-        ServeOpts { config: $flags.config, $($field: $flags.$field.or($file.$field),)* }
+        ServeOpts {
+            config: $flags.config,
+            no_restore: $flags.no_restore || $file.no_restore,
+            $($field: $flags.$field.or($file.$field),)*
+        }
     };
 }
 
@@ -292,9 +327,13 @@ impl ServeOpts {
             shutdown_timeout_ms,
             io_memory_bytes,
             mesh_channel_capacity,
+            snapshot_dir,
+            snapshot_interval_ms,
+            instance_snapshot_bytes_max,
             admin_listen,
             admin_token,
             health_check_interval_ms,
+            load_shedding,
             cpu_restart_threshold,
             log_level,
         ))
@@ -416,12 +455,36 @@ impl Config {
                 .mesh_channel_capacity
                 .unwrap_or(MESH_CHANNEL_CAPACITY_DEFAULT)
                 .max(1),
+            snapshot_dir: opts
+                .snapshot_dir
+                .unwrap_or_else(|| PathBuf::from(SNAPSHOT_DIR_DEFAULT)),
+            snapshot_interval: match opts
+                .snapshot_interval_ms
+                .unwrap_or(SNAPSHOT_INTERVAL_MS_DEFAULT)
+            {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
+            restore: !opts.no_restore,
+            instance_snapshot_bytes_max: opts
+                .instance_snapshot_bytes_max
+                .unwrap_or(crate::snapshot::INSTANCE_BYTES_MAX_DEFAULT),
             admin_listen: parse_admin_listen(opts.admin_listen.as_deref())?,
             admin_token: opts.admin_token.filter(|t| !t.is_empty()),
             health_check_interval: Duration::from_millis(
                 opts.health_check_interval_ms
                     .unwrap_or(HEALTH_CHECK_INTERVAL_MS_DEFAULT),
             ),
+            load_shedding: match opts.load_shedding.as_deref().unwrap_or("on") {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(invalid(
+                        "load-shedding",
+                        format!("{other:?}: use on or off"),
+                    ))
+                }
+            },
             cpu_restart_threshold: opts
                 .cpu_restart_threshold
                 .unwrap_or(CPU_RESTART_THRESHOLD_DEFAULT),
@@ -551,6 +614,9 @@ mod tests {
         assert_eq!(c.admin_listen, Some("127.0.0.1:9100".parse().unwrap()));
         assert_eq!(c.health_check_interval, Duration::from_secs(30));
         assert_eq!(c.cpu_restart_threshold, 0.9);
+        assert_eq!(c.snapshot_dir, PathBuf::from("./data"));
+        assert_eq!(c.snapshot_interval, Some(Duration::from_secs(1)));
+        assert!(c.restore);
     }
 
     #[test]

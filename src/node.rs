@@ -8,7 +8,9 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use crossbeam_channel::Sender;
@@ -21,6 +23,7 @@ use crate::game::GameFactory;
 use crate::net::admission::ConnectionBudget;
 use crate::shard::runtime::{self, Control, ShardExit, ShardStart};
 use crate::shard::NodeShared;
+use crate::snapshot::{self, InstanceSnapshot, SnapshotLimits, SnapshotStore};
 
 /// Pending-connection queue per listening socket (the kernel caps it at
 /// net.core.somaxconn). Sized for a connection storm of a few thousand.
@@ -66,10 +69,13 @@ impl Node {
             ..cfg
         });
         log_limits(&cfg);
+        let (snapshots, mut restored) = open_snapshots(&cfg, factory.name());
         let shared = NodeShared {
             cfg: cfg.clone(),
             budget: ConnectionBudget::new(cfg.max_connections),
             factory,
+            snapshots,
+            shards_snapshotted: Arc::new(AtomicUsize::new(0)),
         };
         let mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
         let mut handles = Vec::with_capacity(shards);
@@ -83,6 +89,7 @@ impl Node {
                 core: cfg.shard_cores[id],
                 listener,
                 admin_listener: if id == 0 { admin_fd.take() } else { None },
+                restore: std::mem::take(&mut restored[id]),
                 mesh: mesh.clone(),
                 control: rx,
                 node: shared.clone(),
@@ -129,6 +136,76 @@ impl Node {
         }
         Ok(exits)
     }
+}
+
+/// Opens the snapshot directory for writing and reads what it holds, split
+/// over the shards by the placement rule. Failures are logged and the node
+/// serves anyway: without snapshots if the directory is unusable, empty if
+/// nothing valid is there.
+fn open_snapshots(cfg: &Config, game: &str) -> (Option<SnapshotStore>, Vec<Vec<InstanceSnapshot>>) {
+    let shards = cfg.shards();
+    let limits = SnapshotLimits {
+        instance_bytes_max: cfg.instance_snapshot_bytes_max,
+    };
+    let dir = &cfg.snapshot_dir;
+    let store = if cfg.snapshot_interval.is_some() {
+        match SnapshotStore::open(dir, limits) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "snapshots are off: the snapshot directory cannot be used");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut per_shard = vec![Vec::new(); shards];
+    if !cfg.restore {
+        tracing::info!(dir = %dir.display(), "--no-restore: starting empty");
+        return (store, per_shard);
+    }
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let mut progress = |p: &snapshot::LoadProgress| {
+        if last_log.elapsed().as_secs() >= 1 {
+            last_log = Instant::now();
+            tracing::info!(
+                shards_done = p.shards_done,
+                shards_total = p.shards_total,
+                instances = p.instances,
+                mib_read = p.bytes_read >> 20,
+                "restoring"
+            );
+        }
+    };
+    match snapshot::load_all(dir, game, limits, &mut progress) {
+        Ok(report) => {
+            for skipped in &report.skipped {
+                tracing::warn!("snapshot skipped: {skipped}");
+            }
+            let instances = report.instances.len();
+            for f in &report.sources {
+                tracing::info!(
+                    path = %f.path.display(),
+                    generation = f.generation,
+                    instances = f.instances,
+                    "restoring from snapshot"
+                );
+            }
+            per_shard = snapshot::place(report.instances, shards);
+            if instances > 0 || report.files_read > 0 {
+                tracing::info!(
+                    instances,
+                    files = report.files_read,
+                    mib = report.bytes_read >> 20,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot loaded"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read the snapshot directory; starting empty"),
+    }
+    (store, per_shard)
 }
 
 /// One listening socket per shard on the same address; port 0 becomes the

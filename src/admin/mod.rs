@@ -8,9 +8,11 @@
 //!
 //! - [`gather`]: collecting node-wide figures from every shard.
 //! - [`routes`]: what each endpoint answers.
+//! - [`stats_cli`]: `shardline stats`, the operator's view of it.
 
 pub mod gather;
 pub mod routes;
+pub mod stats_cli;
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};

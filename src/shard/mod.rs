@@ -10,12 +10,14 @@
 //! - [`stats`]: the shard's figures, instance inspection, load shedding.
 //! - [`tick`]: the fixed-step tick and the slower sweeps (heartbeats,
 //!   expired seats, idle instances).
+//! - [`snapshots`]: capturing, writing and restoring the shard's instances.
 //! - [`runtime`]: starting the executor and its tasks, and shutting down.
 
 pub mod mesh;
 pub mod moves;
 pub mod players;
 pub mod runtime;
+pub mod snapshots;
 pub mod stats;
 pub mod tick;
 pub mod world;
@@ -23,6 +25,7 @@ pub mod world;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,6 +42,7 @@ use crate::net::conn::{Conn, ConnId};
 use crate::protocol::{Encoder, LimitsInfo};
 use crate::shard::mesh::{InstanceDetail, RuntimeSettings, ShardMsg};
 use crate::shard::world::World;
+use crate::snapshot::SnapshotStore;
 
 /// What every shard of a node is given at start-up (read-only afterwards,
 /// except the budget's atomic counter).
@@ -47,6 +51,11 @@ pub struct NodeShared {
     pub cfg: Arc<Config>,
     pub budget: ConnectionBudget,
     pub factory: Arc<dyn GameFactory>,
+    /// The snapshot directory, when it could be opened for writing.
+    pub snapshots: Option<SnapshotStore>,
+    /// Shards that have written a snapshot since start (for retiring the
+    /// files of shards a previous, larger run left).
+    pub shards_snapshotted: Arc<AtomicUsize>,
 }
 
 /// Messages queued for other shards beyond what their channel holds right
@@ -94,6 +103,10 @@ pub struct Shard {
     /// Admin requests waiting for other shards' replies (shard 0 only).
     pub admin_pending: RefCell<HashMap<u64, LocalSender<AdminReply>>>,
     next_admin_req: Cell<u64>,
+    /// This shard has written a snapshot since start.
+    pub wrote_snapshot: Cell<bool>,
+    /// A snapshot write is on the blocking thread now.
+    pub snapshot_writing: Cell<bool>,
     mesh_out: LocalSender<(usize, ShardMsg)>,
     lookups: RefCell<HashMap<ConnId, SeatLookup>>,
     rng: Cell<u64>,
@@ -133,6 +146,8 @@ impl Shard {
             sampler: RefCell::new(stats::Sampler::new()),
             admin_pending: RefCell::new(HashMap::new()),
             next_admin_req: Cell::new(1),
+            wrote_snapshot: Cell::new(false),
+            snapshot_writing: Cell::new(false),
             mesh_out,
             lookups: RefCell::new(HashMap::new()),
             rng: Cell::new(u64::from_le_bytes(seed) | 1),

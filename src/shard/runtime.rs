@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, TryRecvError};
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
-use glommio::{executor, ExecutorJoinHandle, Latency, LocalExecutorBuilder, Placement, Shares};
+use glommio::{
+    executor, ExecutorJoinHandle, Latency, LocalExecutorBuilder, Placement, PoolPlacement, Shares,
+};
 
 use crate::metrics::HistName;
 use crate::net::listener::{accept_loop, handle_handoff};
@@ -43,6 +45,8 @@ pub struct ShardStart {
     pub listener: OwnedFd,
     /// The admin listener, given to shard 0 only.
     pub admin_listener: Option<OwnedFd>,
+    /// Instances to rebuild from the snapshot directory.
+    pub restore: Vec<crate::snapshot::InstanceSnapshot>,
     pub mesh: MeshBuilder<ShardMsg, Full>,
     pub control: Receiver<Control>,
     pub node: NodeShared,
@@ -64,6 +68,9 @@ pub fn spawn(start: ShardStart) -> glommio::Result<ExecutorJoinHandle<ShardExit>
     LocalExecutorBuilder::new(placement)
         .name(&format!("shard-{}", start.id))
         .io_memory(start.node.cfg.io_memory_bytes)
+        // Snapshot archiving and fsync run here; unpinned, so the kernel can
+        // put them on whichever core is idle instead of the shard's own.
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
         .spawn(move || run(start))
 }
 
@@ -85,6 +92,7 @@ async fn run(start: ShardStart) -> ShardExit {
     let (senders, mut receivers) = start.mesh.join().await.expect("mesh join");
     let (out_tx, out_rx) = mesh_outbox();
     let shard = Rc::new(Shard::new(start.id, start.node, queues, out_tx));
+    shard.restore(start.restore, Instant::now());
 
     spawn_into(queues.io, async move {
         while let Some((to, msg)) = out_rx.recv().await {
@@ -140,6 +148,11 @@ async fn run(start: ShardStart) -> ShardExit {
         glommio::spawn_local_into(tick_loop(shard.clone()), queues.tick).expect("tick queue");
     let sweeps = glommio::spawn_local_into(sweep_loop(shard.clone()), queues.background)
         .expect("background queue");
+    let snapshots = glommio::spawn_local_into(
+        crate::shard::snapshots::snapshot_loop(shard.clone()),
+        queues.background,
+    )
+    .expect("background queue");
     let admin = start.admin_listener.map(|fd| {
         // SAFETY: the node bound this listening socket for us and gave up its fd.
         let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
@@ -162,6 +175,17 @@ async fn run(start: ShardStart) -> ShardExit {
     // Single-threaded: no tick is running right now, so the current tick is
     // finished; stop the next one.
     tick.cancel().await;
+    // Let a periodic write in flight finish first: two writes of one shard
+    // at once could leave the older state as the newest generation.
+    while shard.snapshot_writing.get() {
+        glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
+    }
+    snapshots.cancel().await;
+    // The state as of the last tick, seats and tokens included, so players
+    // can resume after the restart.
+    if shard.node.snapshots.is_some() {
+        crate::shard::snapshots::write_snapshot(&shard).await;
+    }
     for conn in shard.conns.borrow().values() {
         conn.request_close(crate::net::close::CloseReason::GoingAway);
     }

@@ -17,9 +17,12 @@ pub const ACTIVE_WINDOW: Duration = Duration::from_secs(5);
 /// Seconds a shard must stay healthy before it admits players again after
 /// shedding (hysteresis, so it does not flap).
 const SHED_RECOVERY_SECONDS: u32 = 3;
-/// Late ticks within one second that make a shard shed: its tick budget is
-/// nearly used up.
-const SHED_LATE_TICKS_PER_SECOND: u64 = 3;
+/// Overrun ticks (started a whole interval late) within one second that
+/// count as an overloaded second: the tick budget is used up.
+const SHED_OVERRUN_TICKS_PER_SECOND: u64 = 3;
+/// Consecutive overloaded seconds before a shard sheds: one noisy second on
+/// a shared host is not overload.
+const SHED_AFTER_SECONDS: u32 = 2;
 
 /// Figures sampled once per second.
 pub struct Sampler {
@@ -27,7 +30,8 @@ pub struct Sampler {
     last: Instant,
     last_ticks: u64,
     last_updates: u64,
-    last_late: u64,
+    last_overrun: u64,
+    overloaded_seconds: u32,
     pub tick_rate: f64,
     pub update_rate: f64,
     healthy_seconds: u32,
@@ -40,7 +44,8 @@ impl Sampler {
             last: Instant::now(),
             last_ticks: 0,
             last_updates: 0,
-            last_late: 0,
+            last_overrun: 0,
+            overloaded_seconds: 0,
             tick_rate: 0.0,
             update_rate: 0.0,
             healthy_seconds: 0,
@@ -62,29 +67,36 @@ impl Shard {
         let cpu = s.cpu.sample(thread_cpu_time(), now);
         let ticks = self.metrics.ticks.get();
         let updates = self.metrics.state_updates.get();
-        let late = self.metrics.ticks_late.get();
+        let overrun = self.metrics.ticks_overrun.get();
         s.tick_rate = (ticks - s.last_ticks) as f64 / secs;
         s.update_rate = (updates - s.last_updates) as f64 / secs;
-        let late_now = late - s.last_late;
-        (s.last, s.last_ticks, s.last_updates, s.last_late) = (now, ticks, updates, late);
+        let overrun_now = overrun - s.last_overrun;
+        (s.last, s.last_ticks, s.last_updates, s.last_overrun) = (now, ticks, updates, overrun);
+        if !self.cfg().load_shedding {
+            return;
+        }
         let overloaded =
-            late_now >= SHED_LATE_TICKS_PER_SECOND || cpu > self.cfg().cpu_restart_threshold;
+            overrun_now >= SHED_OVERRUN_TICKS_PER_SECOND || cpu > self.cfg().cpu_restart_threshold;
         if overloaded {
             s.healthy_seconds = 0;
-            if !self.shedding.get() {
+            s.overloaded_seconds += 1;
+            if s.overloaded_seconds >= SHED_AFTER_SECONDS && !self.shedding.get() {
                 tracing::warn!(
                     shard = self.id,
                     cpu,
-                    late_ticks = late_now,
+                    overrun_ticks = overrun_now,
                     "overloaded: refusing new players"
                 );
+                self.shedding.set(true);
             }
-            self.shedding.set(true);
-        } else if self.shedding.get() {
-            s.healthy_seconds += 1;
-            if s.healthy_seconds >= SHED_RECOVERY_SECONDS {
-                tracing::info!(shard = self.id, "recovered: admitting new players");
-                self.shedding.set(false);
+        } else {
+            s.overloaded_seconds = 0;
+            if self.shedding.get() {
+                s.healthy_seconds += 1;
+                if s.healthy_seconds >= SHED_RECOVERY_SECONDS {
+                    tracing::info!(shard = self.id, "recovered: admitting new players");
+                    self.shedding.set(false);
+                }
             }
         }
     }
