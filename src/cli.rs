@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a game server node: one shard per core, players on /play, latency probe on /echo.
-    Serve(ServeOpts),
+    Serve(Box<ServeOpts>),
     /// Per-shard and merged latency percentiles and counters of a running node.
     Stats(crate::admin::stats_cli::StatsCli),
     /// Inspect snapshot files.
@@ -43,7 +43,7 @@ pub enum Command {
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(opts) => serve(opts),
+        Command::Serve(opts) => serve(*opts),
         Command::Stats(c) => crate::admin::stats_cli::run(c),
         Command::Snapshot(c) => crate::snapshot::run(c),
         Command::Loadgen(c) => crate::loadgen::run(c),

@@ -416,7 +416,7 @@ impl Config {
         let node_id = opts
             .node_id
             .unwrap_or_else(|| format!("{}-{}", hostname(), listen.port()));
-        Ok(Config {
+        Config {
             listen,
             shard_cores,
             region: opts.region.unwrap_or_else(|| "local".to_owned()),
@@ -490,7 +490,7 @@ impl Config {
                 .unwrap_or(CPU_RESTART_THRESHOLD_DEFAULT),
             log_level: opts.log_level,
         }
-        .checked()?)
+        .checked()
     }
 
     fn checked(self) -> Result<Config, ConfigError> {

@@ -1,8 +1,9 @@
 //! A shard's pool of preallocated outbound buffers.
 //!
-//! Every connection holds one buffer from accept to close. The pool is filled
-//! at shard start (`--buffers` × `--write-buffer-bytes`, touched so the memory
-//! is really resident) and never grows: when it is empty a new connection is
+//! Every connection holds one buffer from its upgrade to its close. The pool
+//! is allocated at shard start (`--buffers` × `--write-buffer-bytes`; the
+//! kernel backs each page when first written, so idle capacity costs address
+//! space, not RAM) and never grows: when it is empty a new connection is
 //! refused with HTTP 503 instead of allocating.
 
 /// Per-shard buffer pool. Owned by one shard; not shared.
@@ -16,11 +17,7 @@ pub struct BufferPool {
 impl BufferPool {
     pub fn new(count: usize, buffer_bytes: usize) -> Self {
         let free = (0..count)
-            .map(|_| {
-                let mut b = vec![0u8; buffer_bytes];
-                b.clear();
-                b
-            })
+            .map(|_| Vec::with_capacity(buffer_bytes))
             .collect();
         Self {
             free,

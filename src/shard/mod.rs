@@ -107,19 +107,14 @@ pub struct Shard {
     pub wrote_snapshot: Cell<bool>,
     /// A snapshot write is on the blocking thread now.
     pub snapshot_writing: Cell<bool>,
-    mesh_out: LocalSender<(usize, ShardMsg)>,
+    mesh_out: LocalSender<Outgoing>,
     lookups: RefCell<HashMap<ConnId, SeatLookup>>,
     rng: Cell<u64>,
     pub started_at: Instant,
 }
 
 impl Shard {
-    fn new(
-        id: usize,
-        node: NodeShared,
-        queues: Queues,
-        mesh_out: LocalSender<(usize, ShardMsg)>,
-    ) -> Self {
+    fn new(id: usize, node: NodeShared, queues: Queues, mesh_out: LocalSender<Outgoing>) -> Self {
         let cfg = node.cfg.clone();
         let mut seed = [0u8; 8];
         // A failing OS random source is not recoverable at start-up.
@@ -256,10 +251,13 @@ impl Shard {
     }
 }
 
+/// A mesh message and the shard it goes to.
+type Outgoing = (usize, ShardMsg);
+
 /// Creates the outbox channel a shard uses for mesh sends.
 pub(crate) fn mesh_outbox() -> (
-    LocalSender<(usize, ShardMsg)>,
-    local_channel::LocalReceiver<(usize, ShardMsg)>,
+    LocalSender<Outgoing>,
+    local_channel::LocalReceiver<Outgoing>,
 ) {
     local_channel::new_bounded(MESH_OUTBOX_CAPACITY)
 }
