@@ -32,6 +32,8 @@ pub enum Command {
     Serve(Box<ServeOpts>),
     /// Per-shard and merged latency percentiles and counters of a running node.
     Stats(crate::admin::stats_cli::StatsCli),
+    /// Mint join tickets (for tests and as the reference for a backend).
+    Ticket(crate::auth::cli::TicketCli),
     /// Inspect snapshot files.
     Snapshot(crate::snapshot::SnapshotCli),
     /// Simulated players against a server (open loop, coordinated-omission corrected).
@@ -46,6 +48,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Serve(opts) => serve(*opts),
         Command::Stats(c) => crate::admin::stats_cli::run(c),
         Command::Snapshot(c) => crate::snapshot::run(c),
+        Command::Ticket(c) => crate::auth::cli::run(c),
         Command::Loadgen(c) => crate::loadgen::run(c),
         Command::Tune(c) => crate::tune::run(c),
     }
@@ -55,6 +58,11 @@ fn serve(opts: ServeOpts) -> anyhow::Result<()> {
     let cores = available_cores();
     let cfg = Config::resolve(opts, &cores)?;
     init_logging(cfg.log_level.as_deref())?;
+    for warning in
+        crate::tune::startup_warnings(cfg.max_connections, cfg.shards(), cfg.io_memory_bytes)
+    {
+        tracing::warn!("{warning}");
+    }
     let node = Node::start(cfg, Arc::new(ArenaFactory))?;
     install_signal_handlers(node.shutdown_handle())?;
     let exits = node.wait()?;

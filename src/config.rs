@@ -184,6 +184,14 @@ pub struct ServeOpts {
     #[arg(long, value_name = "BYTES")]
     pub instance_snapshot_bytes_max: Option<u64>,
 
+    /// Shared secret for join tickets: with it, Hello must carry a ticket signed by the game's backend (see SECURITY.md). [default: none: the server is open]
+    #[arg(long, value_name = "SECRET", env = "SHARDLINE_JOIN_SECRET", hide_env_values = true)]
+    pub join_secret: Option<String>,
+
+    /// File holding the join-ticket secret (instead of --join-secret).
+    #[arg(long, value_name = "FILE")]
+    pub join_secret_file: Option<PathBuf>,
+
     /// Admin HTTP listener (/metrics, /health, /ready, /stats, /instances, /config, /drain), or "off". [default: 127.0.0.1:9100]
     #[arg(long, value_name = "ADDR|off")]
     pub admin_listen: Option<String>,
@@ -269,6 +277,7 @@ pub struct Config {
     pub snapshot_interval: Option<Duration>,
     pub restore: bool,
     pub instance_snapshot_bytes_max: u64,
+    pub join_secret: Option<String>,
     /// `None`: no admin listener.
     pub admin_listen: Option<SocketAddr>,
     pub admin_token: Option<String>,
@@ -330,6 +339,8 @@ impl ServeOpts {
             snapshot_dir,
             snapshot_interval_ms,
             instance_snapshot_bytes_max,
+            join_secret,
+            join_secret_file,
             admin_listen,
             admin_token,
             health_check_interval_ms,
@@ -469,6 +480,11 @@ impl Config {
             instance_snapshot_bytes_max: opts
                 .instance_snapshot_bytes_max
                 .unwrap_or(crate::snapshot::INSTANCE_BYTES_MAX_DEFAULT),
+            join_secret: crate::auth::cli::load_secret(
+                opts.join_secret.filter(|s| !s.is_empty()),
+                opts.join_secret_file.as_deref(),
+            )
+            .map_err(|e| invalid("join-secret-file", e.to_string()))?,
             admin_listen: parse_admin_listen(opts.admin_listen.as_deref())?,
             admin_token: opts.admin_token.filter(|t| !t.is_empty()),
             health_check_interval: Duration::from_millis(

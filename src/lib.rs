@@ -24,11 +24,14 @@
 //!   Prometheus exposition, /proc readings.
 //! - [`admin`]: the admin HTTP listener on shard 0's background queue:
 //!   /metrics, /health, /ready, /stats, /instances, /histograms, /config, /drain.
+//! - [`auth`]: join tickets (HMAC-signed by the studio's backend), replay
+//!   protection, `shardline ticket issue`.
 //! - [`snapshot`]: crash-safe mmap snapshot files (rkyv), restore, inspect.
 //! - [`loadgen`]: the open-loop load generator (`shardline loadgen`).
 //! - [`tune`]: kernel/rlimit profiles, `shardline tune check|apply`.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod game;

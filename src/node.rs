@@ -18,6 +18,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::ExecutorJoinHandle;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::auth::replay::{UsedTickets, USED_TICKETS_MAX_DEFAULT};
 use crate::config::Config;
 use crate::game::GameFactory;
 use crate::net::admission::ConnectionBudget;
@@ -76,7 +77,14 @@ impl Node {
             factory,
             snapshots,
             shards_snapshotted: Arc::new(AtomicUsize::new(0)),
+            join_secret: cfg.join_secret.as_deref().map(|s| Arc::from(s.as_bytes())),
+            used_tickets: UsedTickets::new(USED_TICKETS_MAX_DEFAULT),
         };
+        if cfg.join_secret.is_some() {
+            tracing::info!("join tickets required (--join-secret)");
+        } else {
+            tracing::warn!("OPEN server: no --join-secret, any client may join");
+        }
         let mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
         let mut handles = Vec::with_capacity(shards);
         let mut controls = Vec::with_capacity(shards);

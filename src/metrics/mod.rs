@@ -136,6 +136,8 @@ shard_counters! {
     mesh_dropped,
     /// Instances stopped because their game rules panicked.
     game_panics,
+    /// Join tickets refused: missing, forged, expired, replayed, wrong instance.
+    tickets_refused,
     /// Snapshots written durably.
     snapshots_written,
     /// Snapshot writes that failed (disk full, permissions, …).

@@ -12,6 +12,8 @@ pub enum ClientCmd {
         protocol_version: u16,
         player_name: String,
         resume_token: Option<String>,
+        /// Join ticket (required with --join-secret).
+        ticket: Option<String>,
     },
     Join {
         instance_id: Option<InstanceId>,
@@ -86,6 +88,7 @@ fn decode_hello(hello: fb::Hello<'_>) -> Result<ClientCmd, ProtocolError> {
             .resume_token()
             .filter(|t| !t.is_empty())
             .map(str::to_owned),
+        ticket: hello.ticket().filter(|t| !t.is_empty()).map(str::to_owned),
     })
 }
 
@@ -164,16 +167,33 @@ impl ClientEncoder {
 
     /// A Hello claiming any version, to exercise the server's refusal.
     pub fn hello_version(&mut self, version: u16, name: &str, resume_token: Option<&str>) -> &[u8] {
+        self.hello_full(version, name, resume_token, None)
+    }
+
+    /// A Hello carrying a join ticket.
+    pub fn hello_with_ticket(&mut self, name: &str, resume_token: Option<&str>, ticket: &str) -> &[u8] {
+        self.hello_full(PROTOCOL_VERSION, name, resume_token, Some(ticket))
+    }
+
+    fn hello_full(
+        &mut self,
+        version: u16,
+        name: &str,
+        resume_token: Option<&str>,
+        ticket: Option<&str>,
+    ) -> &[u8] {
         self.fbb.reset();
         let fbb = &mut self.fbb;
         let player_name = Some(fbb.create_string(name));
         let resume_token = resume_token.map(|t| fbb.create_string(t));
+        let ticket = ticket.map(|t| fbb.create_string(t));
         let body = fb::Hello::create(
             fbb,
             &fb::HelloArgs {
                 protocol_version: version,
                 player_name,
                 resume_token,
+                ticket,
             },
         );
         self.finish(fb::ClientBody::Hello, body.as_union_value())
@@ -286,6 +306,7 @@ mod tests {
                 protocol_version: PROTOCOL_VERSION,
                 player_name: "alice".into(),
                 resume_token: Some("00ff".into()),
+                ticket: None,
             }
         );
         assert_eq!(
@@ -294,6 +315,7 @@ mod tests {
                 protocol_version: 7,
                 player_name: "bob".into(),
                 resume_token: None,
+                ticket: None,
             }
         );
     }
@@ -374,6 +396,7 @@ mod tests {
                 protocol_version: 1,
                 player_name: String::new(),
                 resume_token: None,
+                ticket: None,
             }
         );
     }

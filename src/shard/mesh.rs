@@ -19,6 +19,7 @@ pub struct PlayerCard {
     pub id: PlayerId,
     pub name: String,
     pub token: String,
+    pub allowed_instance: Option<InstanceId>,
 }
 
 #[derive(Debug)]

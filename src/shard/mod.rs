@@ -32,6 +32,7 @@ use std::time::Instant;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::TaskQueueHandle;
 
+use crate::auth::replay::UsedTickets;
 use crate::config::Config;
 use crate::game::GameFactory;
 use crate::metrics::report::ShardStats;
@@ -56,6 +57,10 @@ pub struct NodeShared {
     /// Shards that have written a snapshot since start (for retiring the
     /// files of shards a previous, larger run left).
     pub shards_snapshotted: Arc<AtomicUsize>,
+    /// With --join-secret: the HMAC key join tickets are signed with.
+    pub join_secret: Option<Arc<[u8]>>,
+    /// Nonces of the tickets already used on this node.
+    pub used_tickets: UsedTickets,
 }
 
 /// Messages queued for other shards beyond what their channel holds right
@@ -94,6 +99,8 @@ pub struct Shard {
     next_conn_id: Cell<ConnId>,
     /// Set when shutdown or a drain begins: place nobody new.
     pub draining: Cell<bool>,
+    /// Set when shutdown begins: greet nobody new.
+    pub stopping: Cell<bool>,
     /// Set while overloaded (late ticks, CPU over the threshold): new
     /// players are refused until the shard recovers.
     pub shedding: Cell<bool>,
@@ -133,6 +140,7 @@ impl Shard {
             conns: RefCell::new(HashMap::new()),
             next_conn_id: Cell::new(((id as u64) << 48) | 1),
             draining: Cell::new(false),
+            stopping: Cell::new(false),
             shedding: Cell::new(false),
             settings: Cell::new(RuntimeSettings {
                 heartbeat: cfg.heartbeat,

@@ -50,6 +50,7 @@ impl Shard {
             id: pid,
             name: p.name.clone(),
             token: p.token.clone(),
+            allowed_instance: p.allowed_instance.clone(),
         };
         drop(w);
         conn.pause_reading(Instant::now());
@@ -102,6 +103,7 @@ impl Shard {
             migration: Migration::None,
             last_input_at: None,
             inputs_pending_since: Vec::new(),
+            allowed_instance: card.allowed_instance,
         });
         match self.seat_locally(&mut w, card.id, Some(instance), create, now) {
             Ok(_) => {

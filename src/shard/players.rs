@@ -13,6 +13,7 @@ use crate::game::{
 };
 use crate::net::close::CloseReason;
 use crate::net::conn::Conn;
+use crate::auth::replay::Use;
 use crate::protocol::{ClientCmd, ErrorCode, LeaveReason, ProtocolError, WelcomeInfo};
 use crate::shard::world::{Hosted, Migration, Player, World};
 use crate::shard::Shard;
@@ -36,9 +37,10 @@ impl Shard {
                     protocol_version,
                     player_name,
                     resume_token,
+                    ticket,
                 },
                 None,
-            ) => self.on_hello(conn, protocol_version, player_name, resume_token),
+            ) => self.on_hello(conn, protocol_version, player_name, resume_token, ticket),
             (ClientCmd::Hello { .. }, Some(_)) => self.send_error(
                 conn,
                 ErrorCode::OutOfOrder,
@@ -94,7 +96,14 @@ impl Shard {
         }
     }
 
-    fn on_hello(&self, conn: &Rc<Conn>, version: u16, name: String, token: Option<String>) {
+    fn on_hello(
+        &self,
+        conn: &Rc<Conn>,
+        version: u16,
+        name: String,
+        token: Option<String>,
+        ticket: Option<String>,
+    ) {
         if version != crate::protocol::PROTOCOL_VERSION {
             self.send_error(
                 conn,
@@ -107,18 +116,72 @@ impl Shard {
             conn.request_close(CloseReason::PolicyViolation);
             return;
         }
-        if self.draining.get() {
+        if self.stopping.get() {
             self.send_error(conn, ErrorCode::ShuttingDown, "server is shutting down");
             conn.request_close(CloseReason::GoingAway);
             return;
         }
         match token {
+            // The resume token is the credential of a player already admitted.
             Some(token) => self.resume(conn, &token),
-            None => self.new_player(conn, name),
+            None => {
+                let allowed = match self.check_ticket(ticket.as_deref()) {
+                    Ok(allowed) => allowed,
+                    Err((code, message)) => {
+                        self.metrics.tickets_refused.inc();
+                        self.send_error(conn, code, &message);
+                        conn.request_close(if code == ErrorCode::ServerFull {
+                            CloseReason::TryAgainLater
+                        } else {
+                            CloseReason::PolicyViolation
+                        });
+                        return;
+                    }
+                };
+                self.new_player(conn, name, allowed)
+            }
         }
     }
 
-    fn new_player(&self, conn: &Rc<Conn>, name: String) {
+    /// With --join-secret: the ticket must be valid and unused. Returns the
+    /// instance it restricts the player to, if any.
+    fn check_ticket(&self, ticket: Option<&str>) -> Result<Option<InstanceId>, Refusal> {
+        let Some(secret) = self.node.join_secret.as_deref() else {
+            return Ok(None);
+        };
+        let Some(ticket) = ticket else {
+            return Err(refusal(
+                ErrorCode::TicketRequired,
+                "this server admits players with a join ticket from the game's backend",
+            ));
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let grant = crate::auth::ticket::verify(secret, ticket, now)
+            .map_err(|e| refusal(ErrorCode::TicketInvalid, e.to_string()))?;
+        match self.node.used_tickets.record(&grant.nonce, grant.expires_unix_s, now) {
+            Use::First => {}
+            Use::Replayed => {
+                return Err(refusal(ErrorCode::TicketReplayed, "this ticket was already used"))
+            }
+            Use::Full => {
+                return Err(refusal(
+                    ErrorCode::ServerFull,
+                    "too many unexpired tickets in use; retry shortly",
+                ))
+            }
+        }
+        match grant.instance {
+            None => Ok(None),
+            Some(i) => InstanceId::parse(&i)
+                .map(Some)
+                .map_err(|e| refusal(ErrorCode::TicketInvalid, format!("ticket instance: {e}"))),
+        }
+    }
+
+    fn new_player(&self, conn: &Rc<Conn>, name: String, allowed_instance: Option<InstanceId>) {
         let mut w = self.world.borrow_mut();
         let id = loop {
             let id = self.next_u64();
@@ -139,6 +202,7 @@ impl Shard {
             migration: Migration::None,
             last_input_at: None,
             inputs_pending_since: Vec::new(),
+            allowed_instance,
         });
         self.send_welcome(conn, &w.players[&id], false);
     }
@@ -199,10 +263,25 @@ impl Shard {
         &self,
         conn: &Rc<Conn>,
         pid: PlayerId,
-        target: Option<InstanceId>,
+        mut target: Option<InstanceId>,
         create: bool,
         now: Instant,
     ) {
+        if let Some(allowed) = self.world.borrow().players[&pid].allowed_instance.clone() {
+            match &target {
+                None => target = Some(allowed),
+                Some(t) if *t == allowed => {}
+                Some(t) => {
+                    self.metrics.tickets_refused.inc();
+                    self.send_error(
+                        conn,
+                        ErrorCode::TicketWrongInstance,
+                        &format!("your join ticket admits you to {allowed}, not {t}"),
+                    );
+                    return;
+                }
+            }
+        }
         if self.draining.get() {
             self.send_error(
                 conn,

@@ -169,6 +169,7 @@ async fn run(start: ShardStart) -> ShardExit {
         "shutting down: accepting no more connections"
     );
     shard.draining.set(true);
+    shard.stopping.set(true);
     // Dropping the listener makes the kernel send new connections to the
     // other shards' listeners, or refuse them once all are closed.
     accept.cancel().await;

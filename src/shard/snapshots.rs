@@ -79,6 +79,9 @@ impl Shard {
                     migration: Migration::None,
                     last_input_at: None,
                     inputs_pending_since: Vec::new(),
+                    // Restored seats resume by token; a new Join is checked
+                    // against nothing (the ticket was spent before).
+                    allowed_instance: None,
                 });
                 seats += 1;
             }

@@ -89,6 +89,8 @@ pub struct Player {
     /// from arrival to the update that reflects them can be measured.
     /// Bounded like the instance's queue (--inputs-per-tick-max).
     pub inputs_pending_since: Vec<Instant>,
+    /// The only instance this player's join ticket admits it to.
+    pub allowed_instance: Option<InstanceId>,
 }
 
 #[derive(Default)]

@@ -296,7 +296,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 40;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 15] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 19] = [
   ErrorCode::None,
   ErrorCode::BadMessage,
   ErrorCode::OutOfOrder,
@@ -309,6 +309,10 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 15] = [
   ErrorCode::NotInInstance,
   ErrorCode::AlreadyInInstance,
   ErrorCode::ResumeRefused,
+  ErrorCode::TicketRequired,
+  ErrorCode::TicketInvalid,
+  ErrorCode::TicketReplayed,
+  ErrorCode::TicketWrongInstance,
   ErrorCode::ServerFull,
   ErrorCode::ShuttingDown,
   ErrorCode::Internal,
@@ -336,6 +340,14 @@ impl ErrorCode {
   pub const AlreadyInInstance: Self = Self(14);
   /// Resume token unknown or its grace period expired.
   pub const ResumeRefused: Self = Self(20);
+  /// The server requires a join ticket and Hello carried none. Close 1008 follows.
+  pub const TicketRequired: Self = Self(21);
+  /// Malformed, forged (bad signature) or expired ticket. Close 1008 follows.
+  pub const TicketInvalid: Self = Self(22);
+  /// The ticket was already used. Close 1008 follows.
+  pub const TicketReplayed: Self = Self(23);
+  /// The ticket does not admit this player to that instance; the connection stays.
+  pub const TicketWrongInstance: Self = Self(24);
   /// Node at --max-connections or out of I/O buffers (close 1013 follows).
   pub const ServerFull: Self = Self(30);
   pub const ShuttingDown: Self = Self(31);
@@ -356,6 +368,10 @@ impl ErrorCode {
     Self::NotInInstance,
     Self::AlreadyInInstance,
     Self::ResumeRefused,
+    Self::TicketRequired,
+    Self::TicketInvalid,
+    Self::TicketReplayed,
+    Self::TicketWrongInstance,
     Self::ServerFull,
     Self::ShuttingDown,
     Self::Internal,
@@ -375,6 +391,10 @@ impl ErrorCode {
       Self::NotInInstance => Some("NotInInstance"),
       Self::AlreadyInInstance => Some("AlreadyInInstance"),
       Self::ResumeRefused => Some("ResumeRefused"),
+      Self::TicketRequired => Some("TicketRequired"),
+      Self::TicketInvalid => Some("TicketInvalid"),
+      Self::TicketReplayed => Some("TicketReplayed"),
+      Self::TicketWrongInstance => Some("TicketWrongInstance"),
       Self::ServerFull => Some("ServerFull"),
       Self::ShuttingDown => Some("ShuttingDown"),
       Self::Internal => Some("Internal"),
@@ -852,6 +872,7 @@ impl<'a> Hello<'a> {
   pub const VT_PROTOCOL_VERSION: ::flatbuffers::VOffsetT = 4;
   pub const VT_PLAYER_NAME: ::flatbuffers::VOffsetT = 6;
   pub const VT_RESUME_TOKEN: ::flatbuffers::VOffsetT = 8;
+  pub const VT_TICKET: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -863,6 +884,7 @@ impl<'a> Hello<'a> {
     args: &'args HelloArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Hello<'bldr>> {
     let mut builder = HelloBuilder::new(_fbb);
+    if let Some(x) = args.ticket { builder.add_ticket(x); }
     if let Some(x) = args.resume_token { builder.add_resume_token(x); }
     if let Some(x) = args.player_name { builder.add_player_name(x); }
     builder.add_protocol_version(args.protocol_version);
@@ -893,6 +915,15 @@ impl<'a> Hello<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Hello::VT_RESUME_TOKEN, None)}
   }
+  /// Join ticket signed by the studio's backend; required when the server
+  /// runs with --join-secret (see SECURITY.md for the format).
+  #[inline]
+  pub fn ticket(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Hello::VT_TICKET, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Hello<'_> {
@@ -904,6 +935,7 @@ impl ::flatbuffers::Verifiable for Hello<'_> {
      .visit_field::<u16>("protocol_version", Self::VT_PROTOCOL_VERSION, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("player_name", Self::VT_PLAYER_NAME, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("resume_token", Self::VT_RESUME_TOKEN, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("ticket", Self::VT_TICKET, false)?
      .finish();
     Ok(())
   }
@@ -912,6 +944,7 @@ pub struct HelloArgs<'a> {
     pub protocol_version: u16,
     pub player_name: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub resume_token: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub ticket: Option<::flatbuffers::WIPOffset<&'a str>>,
 }
 impl<'a> Default for HelloArgs<'a> {
   #[inline]
@@ -920,6 +953,7 @@ impl<'a> Default for HelloArgs<'a> {
       protocol_version: 1,
       player_name: None,
       resume_token: None,
+      ticket: None,
     }
   }
 }
@@ -942,6 +976,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> HelloBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Hello::VT_RESUME_TOKEN, resume_token);
   }
   #[inline]
+  pub fn add_ticket(&mut self, ticket: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Hello::VT_TICKET, ticket);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> HelloBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     HelloBuilder {
@@ -962,6 +1000,7 @@ impl ::core::fmt::Debug for Hello<'_> {
       ds.field("protocol_version", &self.protocol_version());
       ds.field("player_name", &self.player_name());
       ds.field("resume_token", &self.resume_token());
+      ds.field("ticket", &self.ticket());
       ds.finish()
   }
 }
