@@ -185,12 +185,25 @@ pub struct ServeOpts {
     pub instance_snapshot_bytes_max: Option<u64>,
 
     /// Shared secret for join tickets: with it, Hello must carry a ticket signed by the game's backend (see SECURITY.md). [default: none: the server is open]
-    #[arg(long, value_name = "SECRET", env = "SHARDLINE_JOIN_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "SHARDLINE_JOIN_SECRET",
+        hide_env_values = true
+    )]
     pub join_secret: Option<String>,
 
     /// File holding the join-ticket secret (instead of --join-secret).
     #[arg(long, value_name = "FILE")]
     pub join_secret_file: Option<PathBuf>,
+
+    /// Comma-separated Origins browsers may connect from (e.g. https://game.example); others get HTTP 403. Requests without Origin (non-browser clients) pass. [default: any]
+    #[arg(long, value_name = "LIST")]
+    pub allowed_origins: Option<String>,
+
+    /// Upgrade handshakes per second allowed per client IP, per shard (bursts of twice that); beyond it HTTP 429; 0 = off (right behind a load balancer). [default: 0]
+    #[arg(long, value_name = "N")]
+    pub handshakes_per_ip_per_s: Option<u32>,
 
     /// Admin HTTP listener (/metrics, /health, /ready, /stats, /instances, /config, /drain), or "off". [default: 127.0.0.1:9100]
     #[arg(long, value_name = "ADDR|off")]
@@ -278,6 +291,10 @@ pub struct Config {
     pub restore: bool,
     pub instance_snapshot_bytes_max: u64,
     pub join_secret: Option<String>,
+    /// `None`: any origin.
+    pub allowed_origins: Option<Vec<String>>,
+    /// 0: no per-IP limit.
+    pub handshakes_per_ip_per_s: u32,
     /// `None`: no admin listener.
     pub admin_listen: Option<SocketAddr>,
     pub admin_token: Option<String>,
@@ -341,6 +358,8 @@ impl ServeOpts {
             instance_snapshot_bytes_max,
             join_secret,
             join_secret_file,
+            allowed_origins,
+            handshakes_per_ip_per_s,
             admin_listen,
             admin_token,
             health_check_interval_ms,
@@ -485,6 +504,13 @@ impl Config {
                 opts.join_secret_file.as_deref(),
             )
             .map_err(|e| invalid("join-secret-file", e.to_string()))?,
+            allowed_origins: opts.allowed_origins.map(|l| {
+                l.split(',')
+                    .map(|o| o.trim().to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            }),
+            handshakes_per_ip_per_s: opts.handshakes_per_ip_per_s.unwrap_or(0),
             admin_listen: parse_admin_listen(opts.admin_listen.as_deref())?,
             admin_token: opts.admin_token.filter(|t| !t.is_empty()),
             health_check_interval: Duration::from_millis(

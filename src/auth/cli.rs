@@ -18,7 +18,12 @@ pub enum TicketCommand {
     /// Print a signed ticket for a player.
     Issue {
         /// Shared secret (same as the server's --join-secret).
-        #[arg(long, env = "SHARDLINE_JOIN_SECRET", hide_env_values = true, conflicts_with = "secret_file")]
+        #[arg(
+            long,
+            env = "SHARDLINE_JOIN_SECRET",
+            hide_env_values = true,
+            conflicts_with = "secret_file"
+        )]
         secret: Option<String>,
         /// File holding the shared secret (trailing newline ignored).
         #[arg(long, value_name = "FILE")]

@@ -73,7 +73,9 @@ pub fn verify(secret: &[u8], ticket: &str, now_unix_s: u64) -> Result<Grant, Tic
         .ok_or(TicketError::Malformed("no signature"))?;
     let parts: Vec<&str> = body.split('.').collect();
     let [version, player, instance, expires, nonce] = parts[..] else {
-        return Err(TicketError::Malformed("expected v1.player.instance.expires.nonce.mac"));
+        return Err(TicketError::Malformed(
+            "expected v1.player.instance.expires.nonce.mac",
+        ));
     };
     if version != TICKET_VERSION {
         return Err(TicketError::Malformed("unknown version"));
@@ -87,7 +89,9 @@ pub fn verify(secret: &[u8], ticket: &str, now_unix_s: u64) -> Result<Grant, Tic
         .map_err(|_| TicketError::BadSignature)?;
     if player.is_empty()
         || player.len() > PLAYER_LEN_MAX
-        || !player.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || !player
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(TicketError::Malformed("bad player id"));
     }
@@ -163,13 +167,27 @@ mod tests {
         let t = issue(b"secret", &grant(Some("arena-1")));
         assert_eq!(verify(b"other", &t, 0), Err(TicketError::BadSignature));
         let tampered = t.replace("arena-1", "arena-2");
-        assert_eq!(verify(b"secret", &tampered, 0), Err(TicketError::BadSignature));
+        assert_eq!(
+            verify(b"secret", &tampered, 0),
+            Err(TicketError::BadSignature)
+        );
         assert!(matches!(
             verify(b"secret", &t, 1_001),
-            Err(TicketError::Expired { expired_at: 1_000, now: 1_001 })
+            Err(TicketError::Expired {
+                expired_at: 1_000,
+                now: 1_001
+            })
         ));
-        for bad in ["", "v1.a.b", "v1.a.*.1.0123456789abcdef.zz", &"x".repeat(600)] {
-            assert!(matches!(verify(b"secret", bad, 0), Err(TicketError::Malformed(_))), "{bad}");
+        for bad in [
+            "",
+            "v1.a.b",
+            "v1.a.*.1.0123456789abcdef.zz",
+            &"x".repeat(600),
+        ] {
+            assert!(
+                matches!(verify(b"secret", bad, 0), Err(TicketError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 }

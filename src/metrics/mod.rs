@@ -82,6 +82,10 @@ shard_counters! {
     refused_no_buffer,
     /// Upgrades refused while the shard sheds load (HTTP 503).
     refused_overload,
+    /// Connections refused by the per-IP handshake rate limit (HTTP 429).
+    refused_rate_limited,
+    /// Upgrades refused for an Origin not in --allowed-origins (HTTP 403).
+    refused_origin,
     /// Upgrade requests that failed: malformed, not WebSocket, or timed out.
     handshakes_failed,
     /// Requests for an unknown path (HTTP 404).

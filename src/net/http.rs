@@ -24,6 +24,8 @@ pub struct RequestHead {
     pub is_websocket: bool,
     /// Length of the head in bytes, including the final CRLFCRLF.
     pub len: usize,
+    /// The `Origin` header (browsers send it), for --allowed-origins.
+    pub origin: Option<String>,
 }
 
 /// Why a head cannot be served.
@@ -65,10 +67,17 @@ pub fn parse_head(buf: &[u8], head_bytes_max: usize) -> Result<Option<RequestHea
                 .map(|v| v.trim().eq_ignore_ascii_case("websocket"))
                 .unwrap_or(false)
     });
+    let origin = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("origin"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map(|v| v.trim().to_owned());
     Ok(Some(RequestHead {
         route: route_for(target)?,
         is_websocket,
         len,
+        origin,
     }))
 }
 

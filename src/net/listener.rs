@@ -86,6 +86,19 @@ async fn handle_accepted(
     accepted_at: Instant,
 ) {
     let _ = stream.set_nodelay(true);
+    if let (Some(limiter), Ok(peer)) = (shard.handshake_limiter.as_ref(), stream.peer_addr()) {
+        if !limiter.borrow_mut().admit(peer.ip(), accepted_at) {
+            shard.metrics.refused_rate_limited.inc();
+            reply_and_close(
+                &mut stream,
+                429,
+                "Too Many Requests",
+                "too many connections from your address (--handshakes-per-ip-per-s)\n",
+            )
+            .await;
+            return;
+        }
+    }
     let deadline = accepted_at + shard.cfg().connect_timeout;
     let (buf, head) = match until(
         deadline,
@@ -108,6 +121,13 @@ async fn handle_accepted(
         }
         Some(Ok(v)) => v,
     };
+    if let (Some(allowed), Some(origin)) = (&shard.cfg().allowed_origins, &head.origin) {
+        if !allowed.iter().any(|a| a == origin) {
+            shard.metrics.refused_origin.inc();
+            reply_and_close(&mut stream, 403, "Forbidden", "origin not allowed\n").await;
+            return;
+        }
+    }
     if head.route == Route::NotFound {
         shard.metrics.not_found.inc();
         reply_and_close(

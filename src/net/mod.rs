@@ -10,6 +10,7 @@
 //! - [`session`]: the /play session task (decode in, one write out per wake).
 //! - [`echo`]: the /echo endpoint.
 //! - [`close`]: why connections end, and their close codes.
+//! - [`ratelimit`]: the per-IP handshake rate limit.
 
 pub mod admission;
 pub mod buffers;
@@ -20,4 +21,5 @@ pub mod fenced;
 pub mod http;
 pub mod listener;
 pub mod outbound;
+pub mod ratelimit;
 pub mod session;

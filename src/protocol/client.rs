@@ -171,7 +171,12 @@ impl ClientEncoder {
     }
 
     /// A Hello carrying a join ticket.
-    pub fn hello_with_ticket(&mut self, name: &str, resume_token: Option<&str>, ticket: &str) -> &[u8] {
+    pub fn hello_with_ticket(
+        &mut self,
+        name: &str,
+        resume_token: Option<&str>,
+        ticket: &str,
+    ) -> &[u8] {
         self.hello_full(PROTOCOL_VERSION, name, resume_token, Some(ticket))
     }
 

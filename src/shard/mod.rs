@@ -99,6 +99,8 @@ pub struct Shard {
     next_conn_id: Cell<ConnId>,
     /// Set when shutdown or a drain begins: place nobody new.
     pub draining: Cell<bool>,
+    /// --handshakes-per-ip-per-s, when set.
+    pub handshake_limiter: Option<RefCell<crate::net::ratelimit::HandshakeLimiter>>,
     /// Set when shutdown begins: greet nobody new.
     pub stopping: Cell<bool>,
     /// Set while overloaded (late ticks, CPU over the threshold): new
@@ -141,6 +143,11 @@ impl Shard {
             next_conn_id: Cell::new(((id as u64) << 48) | 1),
             draining: Cell::new(false),
             stopping: Cell::new(false),
+            handshake_limiter: (cfg.handshakes_per_ip_per_s > 0).then(|| {
+                RefCell::new(crate::net::ratelimit::HandshakeLimiter::new(
+                    cfg.handshakes_per_ip_per_s,
+                ))
+            }),
             shedding: Cell::new(false),
             settings: Cell::new(RuntimeSettings {
                 heartbeat: cfg.heartbeat,

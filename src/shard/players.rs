@@ -7,13 +7,13 @@
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::auth::replay::Use;
 use crate::game::{
     least_loaded, new_instance_id, shard_for, Instance, InstanceId, InstanceLimits, JoinError,
     PlayerId, PlayerInput, PushInput,
 };
 use crate::net::close::CloseReason;
 use crate::net::conn::Conn;
-use crate::auth::replay::Use;
 use crate::protocol::{ClientCmd, ErrorCode, LeaveReason, ProtocolError, WelcomeInfo};
 use crate::shard::world::{Hosted, Migration, Player, World};
 use crate::shard::Shard;
@@ -161,10 +161,17 @@ impl Shard {
             .unwrap_or(0);
         let grant = crate::auth::ticket::verify(secret, ticket, now)
             .map_err(|e| refusal(ErrorCode::TicketInvalid, e.to_string()))?;
-        match self.node.used_tickets.record(&grant.nonce, grant.expires_unix_s, now) {
+        match self
+            .node
+            .used_tickets
+            .record(&grant.nonce, grant.expires_unix_s, now)
+        {
             Use::First => {}
             Use::Replayed => {
-                return Err(refusal(ErrorCode::TicketReplayed, "this ticket was already used"))
+                return Err(refusal(
+                    ErrorCode::TicketReplayed,
+                    "this ticket was already used",
+                ))
             }
             Use::Full => {
                 return Err(refusal(
