@@ -10,11 +10,19 @@
 //! creation), plus `inputs_per_tick_max × size_of::<PlayerInput>()` (16
 //! bytes) of input queue per seated player (reserved at join), plus the
 //! name strings and the world itself ([`Game::state_bytes`]).
+//!
+//! Snapshots: [`Instance::save`] captures the instance as an
+//! [`InstanceSnapshot`] (plain data, rkyv-archived by the snapshot layer);
+//! [`Instance::restore`] rebuilds it around a restored world without
+//! spawning anything, since the world already holds the seats' entities.
+//! Inputs still queued at save time are not kept: a restarted server has
+//! lost its connections anyway, and the stale rule (below) lets clients
+//! send them again.
 
 use std::collections::VecDeque;
 
-use super::rules::Game;
-use super::types::{EntityId, EntityView, InstanceId, PlayerId, PlayerInput};
+use super::rules::{Game, GameFactory};
+use super::types::{EntityId, EntityView, InstanceId, InvalidInstanceId, PlayerId, PlayerInput};
 
 /// Bounds of one instance, set by the node's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +90,99 @@ pub enum JoinError {
     Full(InstanceId, usize),
     #[error("player already seated")]
     AlreadySeated,
+}
+
+/// One seat as kept in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct SeatSnapshot {
+    pub player: PlayerId,
+    /// The entity the player controls; it lives in the saved world.
+    pub entity: EntityId,
+    pub name: String,
+    /// The seat's resume token. Tokens belong to the shard, not the
+    /// instance: [`Instance::save`] leaves this empty and the shard fills it
+    /// ([`InstanceSnapshot::fill_tokens`]) before the snapshot is written.
+    pub token: String,
+    /// Seq of the last input applied; after a restore, inputs at or below it
+    /// are stale.
+    pub last_input_seq: u32,
+    /// Inputs applied since the player joined (saturating).
+    pub inputs_applied: u32,
+}
+
+/// One instance as kept in a snapshot: everything [`Instance::restore`]
+/// needs, plus counts for `shardline snapshot inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct InstanceSnapshot {
+    /// The instance id (an [`InstanceId`] as text; checked again on
+    /// restore).
+    pub id: String,
+    /// Steps done; a restored instance continues counting from here.
+    pub tick: u64,
+    /// The world as [`Game::save`] wrote it; only the game's
+    /// [`GameFactory::restore`] can read it.
+    pub state: Vec<u8>,
+    /// Entities in the world at save time, so tools can print a count
+    /// without decoding game-specific state.
+    pub entities: u32,
+    /// Seats in player id order.
+    pub seats: Vec<SeatSnapshot>,
+}
+
+/// Bytes a seat takes in a snapshot record besides its two strings.
+const SEAT_FIXED_BYTES: usize = std::mem::size_of::<SeatSnapshot>();
+/// Bytes an instance takes in a snapshot record besides its id, state and
+/// seats.
+const INSTANCE_FIXED_BYTES: usize = std::mem::size_of::<InstanceSnapshot>();
+
+impl InstanceSnapshot {
+    /// Approximate size of this record, in memory and on disk: what the
+    /// per-instance cap of the snapshot store is compared with.
+    pub fn record_bytes(&self) -> u64 {
+        let seats: usize = self
+            .seats
+            .iter()
+            .map(|s| SEAT_FIXED_BYTES + s.name.len() + s.token.len())
+            .sum();
+        (INSTANCE_FIXED_BYTES + self.id.len() + self.state.len() + seats) as u64
+    }
+
+    /// Sets every seat's resume token from `token_of(player)`; seats it
+    /// returns `None` for keep an empty token (they cannot resume). Returns
+    /// how many seats got one.
+    pub fn fill_tokens(&mut self, mut token_of: impl FnMut(PlayerId) -> Option<String>) -> usize {
+        let mut filled = 0;
+        for seat in &mut self.seats {
+            if let Some(token) = token_of(seat.player) {
+                seat.token = token;
+                filled += 1;
+            }
+        }
+        filled
+    }
+}
+
+/// Why an [`InstanceSnapshot`] cannot become an [`Instance`].
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RestoreError {
+    #[error("bad instance id {0:?}: {1}")]
+    BadId(String, InvalidInstanceId),
+    #[error("instance {id}: world state: {reason}")]
+    State { id: String, reason: String },
+    #[error("instance {id}: {seats} seats, but players_max is {players_max}")]
+    TooManySeats {
+        id: String,
+        seats: usize,
+        players_max: usize,
+    },
+    #[error("instance {id}: player {player} is seated twice")]
+    DuplicatePlayer { id: String, player: PlayerId },
+    #[error("instance {id}: player {player}'s entity {entity} is not in the world")]
+    EntityMissing {
+        id: String,
+        player: PlayerId,
+        entity: EntityId,
+    },
 }
 
 /// One running game: its world, who sits in it, and their pending inputs.
@@ -263,6 +364,118 @@ impl Instance {
     pub fn game(&self) -> &dyn Game {
         self.game.as_ref()
     }
+
+    /// Captures the instance for a snapshot: id, tick, the world
+    /// ([`Game::save`]) and every seat. Seat tokens are left empty for the
+    /// shard to fill ([`InstanceSnapshot::fill_tokens`]); queued inputs are
+    /// not kept (see the module doc).
+    ///
+    /// Runs on the shard's thread between ticks; it costs one copy of the
+    /// world and the seat table.
+    pub fn save(&self) -> InstanceSnapshot {
+        let mut state = Vec::with_capacity(self.game.state_bytes());
+        self.game.save(&mut state);
+        let mut views = Vec::with_capacity(self.views.capacity());
+        self.game.entities(&mut views);
+        InstanceSnapshot {
+            id: self.id.as_str().to_owned(),
+            tick: self.tick,
+            state,
+            entities: u32::try_from(views.len()).unwrap_or(u32::MAX),
+            seats: self
+                .seats
+                .iter()
+                .map(|s| SeatSnapshot {
+                    player: s.player,
+                    entity: s.entity,
+                    name: s.name.clone(),
+                    token: String::new(),
+                    last_input_seq: s.last_input_seq,
+                    inputs_applied: s.inputs_applied,
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a saved instance around `game`, the world restored from
+    /// `snap.state` ([`GameFactory::restore`]).
+    ///
+    /// Seats come back with their entities, names and counters; nothing is
+    /// spawned (the world already holds the entities). Tick counting goes on
+    /// from the saved tick. A seat that had inputs applied treats seqs up to
+    /// `last_input_seq` as stale, so an input the world has seen is never
+    /// applied twice; one that had none accepts any first seq, as after a
+    /// join. Tokens stay in `snap` for the shard.
+    ///
+    /// Errs, without panicking, when the snapshot does not fit: a bad id,
+    /// more seats than `limits.players_max` (the limit was lowered since),
+    /// a player seated twice, or a seat whose entity the world lacks.
+    ///
+    /// # Panics
+    /// If a limit is zero, as [`Instance::new`].
+    pub fn restore(
+        snap: &InstanceSnapshot,
+        game: Box<dyn Game>,
+        limits: InstanceLimits,
+    ) -> Result<Self, RestoreError> {
+        let id =
+            InstanceId::parse(&snap.id).map_err(|e| RestoreError::BadId(snap.id.clone(), e))?;
+        let mut inst = Instance::new(id, game, limits);
+        if snap.seats.len() > limits.players_max {
+            return Err(RestoreError::TooManySeats {
+                id: snap.id.clone(),
+                seats: snap.seats.len(),
+                players_max: limits.players_max,
+            });
+        }
+        let mut entities: Vec<EntityId> = inst.entities().iter().map(|v| v.id).collect();
+        entities.sort_unstable();
+        for s in &snap.seats {
+            let Err(at) = inst.seat_index(s.player) else {
+                return Err(RestoreError::DuplicatePlayer {
+                    id: snap.id.clone(),
+                    player: s.player,
+                });
+            };
+            if entities.binary_search(&s.entity).is_err() {
+                return Err(RestoreError::EntityMissing {
+                    id: snap.id.clone(),
+                    player: s.player,
+                    entity: s.entity,
+                });
+            }
+            let seat = Seat {
+                player: s.player,
+                entity: s.entity,
+                name: s.name.clone(),
+                queue: VecDeque::with_capacity(limits.inputs_per_tick_max),
+                seq_seen_max: (s.inputs_applied > 0).then_some(s.last_input_seq),
+                last_input_seq: s.last_input_seq,
+                inputs_applied: s.inputs_applied,
+            };
+            inst.seats.insert(at, seat);
+        }
+        inst.tick = snap.tick;
+        Ok(inst)
+    }
+
+    /// [`Instance::restore`] with the world made by `factory` from
+    /// `snap.state`: the one call a shard makes per restored instance.
+    pub fn restore_with(
+        factory: &dyn GameFactory,
+        snap: &InstanceSnapshot,
+        limits: InstanceLimits,
+    ) -> Result<Self, RestoreError> {
+        let id =
+            InstanceId::parse(&snap.id).map_err(|e| RestoreError::BadId(snap.id.clone(), e))?;
+        let game = factory
+            .restore(&id, &snap.state)
+            .map_err(|reason| RestoreError::State {
+                id: snap.id.clone(),
+                reason,
+            })?;
+        Self::restore(snap, game, limits)
+    }
 }
 
 impl std::fmt::Debug for Instance {
@@ -335,6 +548,23 @@ mod tests {
         fn state_bytes(&self) -> usize {
             0
         }
+        fn save(&self, out: &mut Vec<u8>) {
+            out.extend(self.alive.iter().flat_map(|e| e.to_le_bytes()));
+        }
+    }
+
+    /// Restores a [`Recorder`] saved by its `save` (entity ids, 4 bytes
+    /// each), with a fresh call log.
+    fn recorder_from(bytes: &[u8]) -> (Box<dyn Game>, Rc<RefCell<Vec<Call>>>) {
+        let world = Recorder {
+            alive: bytes
+                .chunks_exact(4)
+                .map(|c| EntityId::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            ..Default::default()
+        };
+        let calls = world.calls.clone();
+        (Box::new(world), calls)
     }
 
     fn recorded(
@@ -546,6 +776,169 @@ mod tests {
         assert_eq!(inst.id().as_str(), "test");
         inst.join(5, "e").unwrap();
         assert_eq!(inst.entities()[0].id, 105);
+    }
+
+    const LIMITS: InstanceLimits = InstanceLimits {
+        players_max: 4,
+        inputs_per_tick_max: 8,
+    };
+
+    #[test]
+    fn save_captures_seats_tick_and_world() {
+        let (mut inst, _) = recorded(4, 8);
+        inst.join(2, "bo").unwrap();
+        inst.join(1, "ada").unwrap();
+        inst.push_input(1, input(5));
+        inst.step(DT_S);
+        inst.push_input(1, input(6)); // queued, not applied: not saved
+        let snap = inst.save();
+        assert_eq!((snap.id.as_str(), snap.tick, snap.entities), ("test", 1, 2));
+        assert_eq!(snap.state, [102, 0, 0, 0, 101, 0, 0, 0]);
+        let seats: Vec<_> = snap
+            .seats
+            .iter()
+            .map(|s| (s.player, s.entity, s.name.as_str(), s.token.as_str()))
+            .collect();
+        assert_eq!(seats, [(1, 101, "ada", ""), (2, 102, "bo", "")]);
+        assert_eq!(
+            (snap.seats[0].last_input_seq, snap.seats[0].inputs_applied),
+            (5, 1)
+        );
+        assert_eq!(
+            (snap.seats[1].last_input_seq, snap.seats[1].inputs_applied),
+            (0, 0)
+        );
+        assert!(snap.record_bytes() >= (snap.state.len() + "test".len() + 5) as u64);
+    }
+
+    #[test]
+    fn fill_tokens_sets_the_shards_tokens() {
+        let (mut inst, _) = recorded(4, 8);
+        inst.join(1, "a").unwrap();
+        inst.join(2, "b").unwrap();
+        let mut snap = inst.save();
+        let before = snap.record_bytes();
+        let filled = snap.fill_tokens(|p| (p == 2).then(|| "tok-2".to_owned()));
+        assert_eq!(filled, 1);
+        assert_eq!(
+            (snap.seats[0].token.as_str(), snap.seats[1].token.as_str()),
+            ("", "tok-2")
+        );
+        assert_eq!(snap.record_bytes(), before + 5);
+    }
+
+    #[test]
+    fn restore_keeps_seats_entities_tick_and_stale_rule() {
+        let (mut inst, _) = recorded(4, 8);
+        inst.join(1, "a").unwrap();
+        inst.join(2, "b").unwrap();
+        inst.join(3, "c").unwrap();
+        inst.push_input(1, input(7));
+        inst.push_input(2, input(0));
+        for _ in 0..3 {
+            inst.step(DT_S);
+        }
+        let snap = inst.save();
+        let (world, calls) = recorder_from(&snap.state);
+        let mut back = Instance::restore(&snap, world, LIMITS).unwrap();
+        assert!(calls.borrow().is_empty(), "restore spawns nothing");
+        assert_eq!(
+            (back.id().as_str(), back.tick(), back.players()),
+            ("test", 3, 3)
+        );
+        let ids: Vec<_> = back.entities().iter().map(|v| v.id).collect();
+        assert_eq!(ids, [101, 102, 103]);
+        for (a, b) in inst.seats().zip(back.seats()) {
+            assert_eq!(a, b, "seat restored whole");
+        }
+        // Seqs already applied stay stale; newer ones are taken.
+        assert_eq!(back.push_input(1, input(7)), PushInput::DroppedStale);
+        assert_eq!(back.push_input(1, input(8)), PushInput::Queued);
+        assert_eq!(back.push_input(2, input(0)), PushInput::DroppedStale);
+        // A seat that never had an input accepts any first seq, 0 included.
+        assert_eq!(back.push_input(3, input(0)), PushInput::Queued);
+        back.step(DT_S);
+        assert_eq!(back.tick(), 4);
+        assert_eq!(
+            *calls.borrow(),
+            [Call::Input(101, 8), Call::Input(103, 0), Call::Step]
+        );
+        // Leaving despawns the restored entity; a new join spawns as usual.
+        back.leave(2).unwrap();
+        back.join(9, "new").unwrap();
+        assert_eq!(
+            calls.borrow()[3..],
+            [Call::Despawn(102), Call::Spawn(9, 109)]
+        );
+    }
+
+    #[test]
+    fn restore_refuses_snapshots_that_do_not_fit() {
+        let (mut inst, _) = recorded(4, 8);
+        inst.join(1, "a").unwrap();
+        inst.join(2, "b").unwrap();
+        let snap = inst.save();
+        let world = || recorder_from(&snap.state).0;
+
+        let small = InstanceLimits {
+            players_max: 1,
+            ..LIMITS
+        };
+        let err = Instance::restore(&snap, world(), small).unwrap_err();
+        assert!(matches!(
+            err,
+            RestoreError::TooManySeats {
+                seats: 2,
+                players_max: 1,
+                ..
+            }
+        ));
+
+        let mut twice = snap.clone();
+        twice.seats[1].player = 1;
+        let err = Instance::restore(&twice, world(), LIMITS).unwrap_err();
+        assert!(matches!(
+            err,
+            RestoreError::DuplicatePlayer { player: 1, .. }
+        ));
+
+        let mut lost = snap.clone();
+        lost.seats[1].entity = 999;
+        let err = Instance::restore(&lost, world(), LIMITS).unwrap_err();
+        assert!(matches!(
+            err,
+            RestoreError::EntityMissing { entity: 999, .. }
+        ));
+        assert!(err.to_string().contains("entity 999"), "{err}");
+
+        let mut bad_id = snap.clone();
+        bad_id.id = "no/slash".into();
+        let err = Instance::restore(&bad_id, world(), LIMITS).unwrap_err();
+        assert!(matches!(err, RestoreError::BadId(..)));
+    }
+
+    #[test]
+    fn arena_instance_round_trips_through_the_factory() {
+        let id = InstanceId::parse("arena-1").unwrap();
+        let mut inst = Instance::new(id.clone(), ArenaFactory.create(&id), LIMITS);
+        inst.join(1, "a").unwrap();
+        inst.join(2, "b").unwrap();
+        inst.push_input(2, input(1));
+        inst.step(DT_S);
+        let snap = inst.save();
+        assert_eq!(snap.entities, 2);
+        let mut back = Instance::restore_with(&ArenaFactory, &snap, LIMITS).unwrap();
+        assert_eq!(back.entities(), inst.entities());
+        inst.step(DT_S);
+        back.step(DT_S);
+        assert_eq!(back.entities(), inst.entities(), "both go on identically");
+
+        let mut bad = snap.clone();
+        bad.state.truncate(bad.state.len() / 2);
+        let err = Instance::restore_with(&ArenaFactory, &bad, LIMITS).unwrap_err();
+        assert!(matches!(err, RestoreError::State { .. }), "{err}");
+        bad.state = b"garbage bytes, not a world".to_vec();
+        assert!(Instance::restore_with(&ArenaFactory, &bad, LIMITS).is_err());
     }
 
     #[test]

@@ -2,24 +2,38 @@
 //!
 //! A game is two small traits: [`Game`] is one instance's world, driven by
 //! its [`Instance`](super::Instance) one fixed step at a time; [`GameFactory`]
-//! makes a fresh world for each instance. Worlds are pure: time comes in as
-//! `dt_s`, inputs are already validated (axes finite, within [-1, 1]), and
-//! nothing in them may read a clock, open a socket or spawn a thread, so the
-//! same inputs always give the same world.
+//! makes a fresh world for each instance, or brings one back from a
+//! snapshot. Worlds are pure: time comes in as `dt_s`, inputs are already
+//! validated (axes finite, within [-1, 1]), and nothing in them may read a
+//! clock, open a socket or spawn a thread, so the same inputs always give
+//! the same world.
+//!
+//! # Snapshots
+//!
+//! The server writes every instance to disk now and then and brings it back
+//! after a restart. The world's part of that is two calls: [`Game::save`]
+//! appends the world as bytes, [`GameFactory::restore`] makes a world from
+//! those bytes. The easiest way is rkyv's derive on the world's state and the
+//! two helpers here, [`save_archived`] and [`restore_archived`]: the bytes
+//! are validated before use, so a corrupt or foreign snapshot is an `Err`,
+//! never a panic. Seats, ticks and input bookkeeping are the instance's
+//! business and are saved by it; the world saves only itself.
 //!
 //! # A studio's own game
 //!
 //! Players walk on a 10 × 10 grid; whenever someone stands on the coin, it
 //! is picked up and reappears elsewhere. The pick-up count is game-specific
-//! state, sent through [`Game::custom_state`].
+//! state, sent through [`Game::custom_state`]. The whole world derives
+//! rkyv's traits, which is all it takes to be snapshotted.
 //!
 //! ```rust
+//! use shardline::game::rules::{restore_archived, save_archived};
 //! use shardline::game::{
 //!     EntityId, EntityView, Game, GameFactory, Instance, InstanceId, InstanceLimits, PlayerId,
 //!     PlayerInput,
 //! };
 //!
-//! #[derive(Default)]
+//! #[derive(Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 //! struct Coins {
 //!     players: Vec<(EntityId, i32, i32)>,
 //!     entity_last: EntityId,
@@ -62,6 +76,9 @@
 //!     fn state_bytes(&self) -> usize {
 //!         self.players.capacity() * std::mem::size_of::<(EntityId, i32, i32)>()
 //!     }
+//!     fn save(&self, out: &mut Vec<u8>) {
+//!         save_archived(self, out);
+//!     }
 //! }
 //!
 //! struct CoinsFactory;
@@ -72,6 +89,14 @@
 //!     }
 //!     fn create(&self, _instance: &InstanceId) -> Box<dyn Game> {
 //!         Box::new(Coins { coin: (1, 0), ..Default::default() })
+//!     }
+//!     fn restore(&self, _instance: &InstanceId, bytes: &[u8]) -> Result<Box<dyn Game>, String> {
+//!         let coins: Coins = restore_archived(bytes)?;
+//!         // Check what the type system cannot: a coin off the grid is a bad snapshot.
+//!         if !(0..10).contains(&coins.coin.0) || !(0..10).contains(&coins.coin.1) {
+//!             return Err(format!("coin at {:?} is off the grid", coins.coin));
+//!         }
+//!         Ok(Box::new(coins))
 //!     }
 //! }
 //!
@@ -88,6 +113,17 @@
 //! instance.custom_state(&mut state);
 //! assert_eq!(state, 1u32.to_le_bytes()); // walked onto the coin at (1, 0)
 //! assert_eq!(instance.entities()[0].x, 1.0);
+//!
+//! // A snapshot, and the instance brought back from it after a restart:
+//! let snapshot = instance.save();
+//! let mut back = Instance::restore_with(&CoinsFactory, &snapshot, limits).unwrap();
+//! assert_eq!((back.tick(), back.players()), (1, 1));
+//! assert_eq!(back.entities()[0].x, 1.0);
+//! let mut state_back = Vec::new();
+//! back.custom_state(&mut state_back);
+//! assert_eq!(state_back, state);
+//! // Bytes that are not a Coins world are refused, not trusted:
+//! assert!(CoinsFactory.restore(&id, b"not a world").is_err());
 //! ```
 
 use super::types::{EntityId, EntityView, InstanceId, PlayerId, PlayerInput};
@@ -125,6 +161,15 @@ pub trait Game {
 
     /// Approximate heap bytes of this world (for metrics / memory caps).
     fn state_bytes(&self) -> usize;
+
+    /// Appends the whole world to `out`, in a form
+    /// [`GameFactory::restore`] reads back (see [`save_archived`]).
+    ///
+    /// Called on the shard's thread between two ticks, so it should cost
+    /// about one copy of the world. Everything the world needs to continue
+    /// must be in it, including its own id counters: restored seats keep
+    /// their entity ids, and new entities must not reuse them.
+    fn save(&self, out: &mut Vec<u8>);
 }
 
 /// Makes worlds; one per node, shared read-only by all shards (hence
@@ -136,4 +181,115 @@ pub trait GameFactory: Send + Sync + 'static {
     /// A fresh world for `instance`. Worlds themselves stay on the shard that
     /// owns the instance, so they need not be `Send`.
     fn create(&self, instance: &InstanceId) -> Box<dyn Game>;
+
+    /// The world that [`Game::save`] wrote as `bytes`, for `instance`.
+    ///
+    /// The bytes come from disk: they may be from an older build, another
+    /// game or a damaged file that happened to pass its checksum. Validate
+    /// them (rkyv's checked access does, see [`restore_archived`]) and check
+    /// what types cannot; return `Err` with a reason the operator can read,
+    /// and never panic.
+    fn restore(&self, instance: &InstanceId, bytes: &[u8]) -> Result<Box<dyn Game>, String>;
+}
+
+/// rkyv serializer used by [`save_archived`]: high-level API, errors with
+/// their reason.
+pub type SaveSerializer<'a> = rkyv::api::high::HighSerializer<
+    rkyv::util::AlignedVec,
+    rkyv::ser::allocator::ArenaHandle<'a>,
+    rkyv::rancor::BoxedError,
+>;
+
+/// rkyv validator used by [`restore_archived`].
+pub type RestoreValidator<'a> = rkyv::api::high::HighValidator<'a, rkyv::rancor::BoxedError>;
+
+/// rkyv deserializer used by [`restore_archived`].
+pub type RestoreDeserializer = rkyv::api::high::HighDeserializer<rkyv::rancor::BoxedError>;
+
+/// Alignment of the buffer [`restore_archived`] validates from: rkyv's
+/// archived primitives need at most 16 (`u128`).
+const ARCHIVE_ALIGN: usize = 16;
+
+/// [`Game::save`] for a world that derives rkyv's `Archive` and
+/// `Serialize`: appends its archive to `out`.
+///
+/// # Panics
+/// If rkyv cannot serialize the value: its relative pointers are 32-bit, so
+/// a world over 2 GiB does not fit. That is far beyond any per-instance
+/// memory cap, so reaching it is a bug in the game, not an operating error.
+pub fn save_archived<T>(value: &T, out: &mut Vec<u8>)
+where
+    T: for<'a> rkyv::Serialize<SaveSerializer<'a>>,
+{
+    match rkyv::api::high::to_bytes::<rkyv::rancor::BoxedError>(value) {
+        Ok(bytes) => out.extend_from_slice(&bytes),
+        Err(e) => panic!("world does not fit an rkyv archive: {e}"),
+    }
+}
+
+/// [`GameFactory::restore`] for a world saved with [`save_archived`]:
+/// validates `bytes` (rkyv checked access) and deserializes them.
+///
+/// `bytes` may sit at any address (inside a memory-mapped snapshot file they
+/// usually do not start aligned), so they are copied to an aligned buffer
+/// first; restore happens once per instance per start, so the copy is cheap.
+pub fn restore_archived<T>(bytes: &[u8]) -> Result<T, String>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<RestoreValidator<'a>>
+        + rkyv::Deserialize<T, RestoreDeserializer>,
+{
+    if bytes.is_empty() {
+        return Err("world state is empty".to_owned());
+    }
+    let mut aligned = rkyv::util::AlignedVec::<ARCHIVE_ALIGN>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<T, rkyv::rancor::BoxedError>(&aligned)
+        .map_err(|e| format!("invalid world state: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+    struct World {
+        ids: Vec<u64>,
+        name: String,
+    }
+
+    fn world() -> World {
+        World {
+            ids: vec![1, u64::MAX, 7],
+            name: "w".repeat(40),
+        }
+    }
+
+    #[test]
+    fn save_appends_and_restore_reads_from_any_alignment() {
+        let mut out = vec![9u8; 3];
+        save_archived(&world(), &mut out);
+        assert_eq!(out[..3], [9, 9, 9], "save appends");
+        // out[3..] starts at an odd address relative to the allocation: as
+        // a record inside a memory-mapped snapshot usually does.
+        assert_eq!(restore_archived::<World>(&out[3..]), Ok(world()));
+    }
+
+    #[test]
+    fn restore_refuses_bad_bytes() {
+        assert_eq!(
+            restore_archived::<World>(&[]),
+            Err("world state is empty".to_owned())
+        );
+        let err = restore_archived::<World>(&[0xFF; 64]).unwrap_err();
+        assert!(err.starts_with("invalid world state: "), "{err}");
+        let mut good = Vec::new();
+        save_archived(&world(), &mut good);
+        for len in 0..good.len() {
+            assert!(
+                restore_archived::<World>(&good[..len]).is_err(),
+                "cut at {len}"
+            );
+        }
+    }
 }

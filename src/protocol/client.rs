@@ -391,6 +391,7 @@ mod tests {
                     protocol_version: 1,
                     player_name: None,
                     resume_token: Some(token),
+                    ticket: None,
                 },
             );
             (fb::ClientBody::Hello, Some(hello.as_union_value()))

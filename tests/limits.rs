@@ -1,0 +1,311 @@
+//! Limits and bad input: each has a defined, visible outcome (an HTTP
+//! status, an Error, a close code) that ends only the offending connection
+//! or request. In every test a well-behaved player (the watcher) sits in an
+//! instance of the same server and must get exactly one StateUpdate per
+//! tick — each tick one above the last — before, during and after.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+use shardline::protocol::ErrorCode;
+
+/// The watcher's instance.
+const CALM: &str = "calm";
+/// Updates the watcher must see before the abuse starts and after it ends.
+const BEFORE: usize = 5;
+const AFTER: usize = 15;
+
+#[test]
+fn max_connections_refuses_the_upgrade_with_503() {
+    // --buffers: the default (a fair share per shard + 25%) is 2 per shard
+    // for 3 connections, and these all land on one shard.
+    let server = Server::start(&[
+        "--tick-rate",
+        "30",
+        "--max-connections",
+        "3",
+        "--buffers",
+        "4",
+    ]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    let (_two, _) = player(&server.play_url(CALM), "two");
+    let (three, _) = player(&server.play_url(CALM), "three");
+
+    let refused = Client::try_connect(&server.play_url(CALM));
+    match refused {
+        Err(tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default());
+            assert!(body.contains("max-connections"), "503 body: {body:?}");
+        }
+        Err(e) => panic!("4th connection: expected HTTP 503, got {e}"),
+        Ok(_) => panic!("4th connection admitted at --max-connections 3"),
+    }
+    // A plain /echo counts too.
+    assert!(matches!(
+        Client::try_connect(&server.url("/echo")),
+        Err(tungstenite::Error::Http(r)) if r.status() == 503
+    ));
+
+    // Closing one frees its place. The server drops the permit just after
+    // it closes the socket, so a new connection may still be refused for a
+    // moment: retry, bounded.
+    three.close();
+    let deadline = Instant::now() + RECV_TIMEOUT;
+    let mut four = loop {
+        match Client::try_connect(&server.play_url(CALM)) {
+            Ok(c) => break c,
+            Err(tungstenite::Error::Http(r)) if r.status() == 503 => {
+                assert!(
+                    Instant::now() < deadline,
+                    "place not freed within {RECV_TIMEOUT:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("reconnect: {e}"),
+        }
+    };
+    four.hello("four");
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn oversize_message_closes_1009() {
+    let server = Server::start(&["--tick-rate", "30", "--max-payload", "1024"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    let (mut big, w) = player(&server.play_url(CALM), "big");
+    assert_eq!(w.limits.max_payload_bytes, 1024);
+    big.join(Some(CALM));
+    // Just under the limit is only a bad message...
+    big.send_binary(&[0u8; 1000]);
+    big.expect_error(ErrorCode::BadMessage);
+    assert_eq!(big.expect_close().0, 1002);
+    // ...over it is refused before it is read.
+    let (mut big, _) = player(&server.play_url(CALM), "bigger");
+    big.join(Some(CALM));
+    big.send_binary(&[0u8; 2000]);
+    assert_eq!(big.expect_close().0, 1009);
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn text_frame_closes_1003() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    let (mut c, _) = player(&server.play_url(CALM), "texter");
+    c.join(Some(CALM));
+    c.send_text("{\"hello\": \"json\"}");
+    assert_eq!(c.expect_close().0, 1003);
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn garbage_binary_gets_bad_message_then_1002() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    // Before Hello and after Join.
+    let mut c = Client::connect(&server.play_url(CALM));
+    c.send_binary(&[0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0x7f]);
+    c.expect_error(ErrorCode::BadMessage);
+    assert_eq!(c.expect_close().0, 1002);
+    let (mut c, _) = player(&server.play_url(CALM), "junk");
+    c.join(Some(CALM));
+    let junk: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
+    c.send_binary(&junk);
+    c.expect_error(ErrorCode::BadMessage);
+    assert_eq!(c.expect_close().0, 1002);
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn out_of_order_messages_get_out_of_order_then_1008() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    // Input before Join.
+    let (mut c, _) = player(&server.play_url(CALM), "eager");
+    c.input(1, 1.0, 0.0);
+    c.expect_error(ErrorCode::OutOfOrder);
+    assert_eq!(c.expect_close().0, 1008);
+    // Join before Hello.
+    let mut c = Client::connect(&server.play_url(CALM));
+    c.send_join(Some(CALM), true);
+    c.expect_error(ErrorCode::OutOfOrder);
+    assert_eq!(c.expect_close().0, 1008);
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn connect_timeout_drops_silent_connections() {
+    let server = Server::start(&["--tick-rate", "30", "--connect-timeout-ms", "500"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+
+    // TCP only, no request: dropped without an answer.
+    let started = Instant::now();
+    let mut raw = tcp(server.addr());
+    let got = read_to_end(&mut raw, RECV_TIMEOUT);
+    let took = started.elapsed();
+    assert!(got.is_empty(), "server answered a silent socket: {got:?}");
+    assert!(
+        took >= Duration::from_millis(400),
+        "closed after {took:?}, before the timeout"
+    );
+
+    // Upgraded but no Hello: closed with 4000.
+    let started = Instant::now();
+    let mut ws = Client::connect(&server.play_url(CALM));
+    let ending = ws.wait_end(RECV_TIMEOUT);
+    let took = started.elapsed();
+    assert!(
+        matches!(&ending, Ending::Closed(4000, _)),
+        "expected close 4000, got {ending:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(300),
+        "closed after {took:?}, before the timeout"
+    );
+
+    // The watcher, whose Hello came in time, is still served a second later.
+    watcher.wait_updates(30);
+    watcher.finish();
+}
+
+#[test]
+fn heartbeat_drops_a_peer_that_never_answers_pings() {
+    let server = Server::start(&["--tick-rate", "30", "--heartbeat-ms", "300"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+
+    // A hand-driven WebSocket that says Hello, then only listens: it never
+    // answers the server's pings.
+    let mut enc = shardline::protocol::ClientEncoder::new();
+    let hello = masked_frame(OP_BINARY, enc.hello("mute", None));
+    let mut mute = RawWs::upgrade(server.addr(), &format!("/play?instance={CALM}"), &hello);
+    let last_sent = Instant::now();
+    let deadline = last_sent + RECV_TIMEOUT;
+    let mut pings = 0;
+    let code = loop {
+        match mute.read_frame(deadline) {
+            Some((OP_PING, _)) => pings += 1,
+            Some((OP_CLOSE, payload)) => break close_code(&payload),
+            Some(_) => {}
+            None => panic!("connection ended without a close frame after {pings} pings"),
+        }
+    };
+    let took = last_sent.elapsed();
+    assert_eq!(code, 4001, "heartbeat timeout close code");
+    assert!(pings >= 1, "the server never pinged");
+    assert!(
+        took >= Duration::from_millis(500),
+        "dropped after {took:?}, before 2 intervals"
+    );
+
+    // The watcher answers pings (tungstenite does when reading): 45 more
+    // ticks is 1.5 s, five heartbeat intervals, and it must not be dropped.
+    watcher.wait_updates(45);
+    watcher.finish();
+}
+
+#[test]
+fn full_instance_refuses_join_and_the_connection_stays_usable() {
+    let server = Server::start(&["--tick-rate", "30", "--players-per-instance-max", "2"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    let (mut second, _) = player(&server.play_url(CALM), "second");
+    second.join(Some(CALM));
+
+    // On the owner shard.
+    let (mut third, w3) = player(&server.play_url(CALM), "third");
+    assert_eq!(w3.limits.players_per_instance_max, 2);
+    third.send_join(Some(CALM), true);
+    third.expect_error(ErrorCode::InstanceFull);
+    let other = id_on_shard("overflow", owner(CALM));
+    assert_eq!(third.join(Some(&other)).instance_id, other);
+
+    // From the other shard: the move is refused, the player stays put.
+    let elsewhere = id_on_shard("elsewhere", 1 - owner(CALM));
+    let (mut fourth, _) = player(&server.play_url(&elsewhere), "fourth");
+    let j4 = fourth.join(Some(&elsewhere));
+    fourth.send_join(Some(CALM), true);
+    fourth.expect_error(ErrorCode::InstanceFull);
+    fourth.input(1, 1.0, 0.0);
+    let u = fourth.updates_until("input applied where it stayed", RECV_TIMEOUT, |u| {
+        u.last_input_seq == 1
+    });
+    assert!(u.entity(j4.entity_id).is_some(), "still in {elsewhere}");
+
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn unknown_instance_without_create_is_not_found() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    let (mut c, _) = player(&server.play_url(CALM), "seeker");
+    for ghost in [
+        id_on_shard("ghost", owner(CALM)),
+        id_on_shard("ghost", 1 - owner(CALM)),
+    ] {
+        c.send_join(Some(&ghost), false);
+        let msg = c.expect_error(ErrorCode::InstanceNotFound);
+        assert!(msg.contains(&ghost), "{msg}");
+    }
+    // Still usable: joining an existing instance without create works.
+    c.send_join(Some(CALM), false);
+    assert_eq!(c.expect_joined().instance_id, CALM);
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn shard_full_refuses_a_new_instance() {
+    let server = Server::start(&["--tick-rate", "30", "--instances-per-shard-max", "1"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    let (mut c, _) = player(&server.play_url(CALM), "builder");
+    let second_here = id_on_shard("second", owner(CALM));
+    c.send_join(Some(&second_here), true);
+    c.expect_error(ErrorCode::ShardFull);
+    // Still usable.
+    assert_eq!(c.join(Some(CALM)).instance_id, CALM);
+    // The limit is per shard: the other shard still has room for one.
+    let there = id_on_shard("there", 1 - owner(CALM));
+    assert_eq!(c.join(Some(&there)).instance_id, there);
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn unknown_path_is_404_and_plain_http_is_400() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    for (request, status) in [
+        ("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404"),
+        // /play without an upgrade is a bad request, not a game session.
+        ("GET /play HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400"),
+    ] {
+        let mut s = tcp(server.addr());
+        s.write_all(request.as_bytes()).unwrap();
+        let reply = read_to_end(&mut s, RECV_TIMEOUT);
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with(status), "{request:?} got {reply:?}");
+    }
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
