@@ -28,6 +28,8 @@
 //!   protection, `shardline ticket issue`.
 //! - [`snapshot`]: crash-safe mmap snapshot files (rkyv), restore, inspect.
 //! - [`loadgen`]: the open-loop load generator (`shardline loadgen`).
+//! - [`web`]: the browser demo (`GET /`) and ops dashboard (`GET /dashboard`
+//!   on the admin listener), embedded in the binary.
 //! - [`tune`]: kernel/rlimit profiles, `shardline tune check|apply`.
 
 pub mod admin;
@@ -43,3 +45,4 @@ pub mod protocol;
 pub mod shard;
 pub mod snapshot;
 pub mod tune;
+pub mod web;

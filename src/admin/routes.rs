@@ -69,6 +69,15 @@ pub async fn route(shard: &Shard, state: &AdminState, req: Request) -> Response 
             }
         }
         ("GET", "/histograms") => histograms(shard, state, &req).await,
+        ("GET", path) if crate::web::admin_asset(path).is_some() => {
+            let page = crate::web::admin_asset(path).expect("checked");
+            Response {
+                status: 200,
+                content_type: page.content_type,
+                body: page.body.to_vec(),
+                extra_headers: vec![("X-Content-Type-Options", "nosniff".into())],
+            }
+        }
         ("POST", "/config") => configure(shard, &req),
         ("POST", "/drain") => drain(shard, state, true).await,
         ("GET", "/drain") => drain(shard, state, false).await,

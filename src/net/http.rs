@@ -12,8 +12,8 @@ pub enum Route {
     Play { instance: Option<InstanceId> },
     /// `/echo`: every message echoed back unchanged.
     Echo,
-    /// Anything else: HTTP 404.
-    NotFound,
+    /// Anything else: an embedded page (`/`, the demo) or HTTP 404.
+    Other(String),
 }
 
 /// A parsed upgrade request head.
@@ -92,7 +92,7 @@ fn route_for(target: &str) -> Result<Route, HeadError> {
             Ok(Route::Play { instance })
         }
         "/echo" => Ok(Route::Echo),
-        _ => Ok(Route::NotFound),
+        _ => Ok(Route::Other(target.to_owned())),
     }
 }
 
@@ -106,17 +106,25 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 
 /// A complete plain HTTP response that closes the connection.
 pub fn response(status: u16, reason: &str, body: &str) -> Vec<u8> {
+    response_with(status, reason, "text/plain; charset=utf-8", body.as_bytes())
+}
+
+/// A complete HTTP response with a body of any type.
+pub fn response_with(status: u16, reason: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     let retry = if status == 503 {
         "Retry-After: 1\r\n"
     } else {
         ""
     };
-    format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {}\r\n{retry}Connection: close\r\n\r\n{body}",
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\n{retry}Cache-Control: no-cache\r\n\
+         X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
         body.len()
     )
-    .into_bytes()
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 #[cfg(test)]
@@ -147,7 +155,7 @@ mod tests {
         let h = parse_head(&head("/echo"), 8192).unwrap().unwrap();
         assert_eq!(h.route, Route::Echo);
         let h = parse_head(&head("/nope"), 8192).unwrap().unwrap();
-        assert_eq!(h.route, Route::NotFound);
+        assert_eq!(h.route, Route::Other("/nope".into()));
     }
 
     #[test]

@@ -128,15 +128,24 @@ async fn handle_accepted(
             return;
         }
     }
-    if head.route == Route::NotFound {
-        shard.metrics.not_found.inc();
-        reply_and_close(
-            &mut stream,
-            404,
-            "Not Found",
-            "no such endpoint; try /play or /echo\n",
-        )
-        .await;
+    if let Route::Other(path) = &head.route {
+        match crate::web::game_asset(path).filter(|_| !head.is_websocket) {
+            Some(page) => {
+                let bytes = http::response_with(200, "OK", page.content_type, page.body);
+                let _ = stream.write_all(&bytes).await;
+                let _ = stream.close().await;
+            }
+            None => {
+                shard.metrics.not_found.inc();
+                reply_and_close(
+                    &mut stream,
+                    404,
+                    "Not Found",
+                    "no such endpoint; try /play, /echo or / (the demo)\n",
+                )
+                .await;
+            }
+        }
         return;
     }
     let Some(permit) = permit else {
@@ -294,6 +303,6 @@ async fn serve(
             let buf = session::run(shard.clone(), stream, deadline, accepted_at, permit, buf).await;
             shard.pool.borrow_mut().give_back(buf);
         }
-        Route::NotFound => unreachable!("404 is answered before routing"),
+        Route::Other(_) => unreachable!("pages and 404 are answered before routing"),
     }
 }
