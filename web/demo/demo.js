@@ -1,0 +1,205 @@
+// The playable demo: joins an arena instance with the SDK, draws every
+// entity on a canvas, sends arrow keys / WASD as inputs, and shows RTT and
+// the server tick. Served by the shardline binary at GET / (game listener).
+//
+// URL parameters: ?instance=ID (default "arena"), ?name=NAME,
+// ?server=ws://host:port (default: the page's own origin), ?ticket=TICKET
+// (a join ticket, for a server run with --join-secret).
+//
+// For tests and the curious, the live view is window.__shardline:
+// { status, tick, myEntity, entities: [{id, x, y, vx, vy}], rtt, instanceId, updates }.
+
+import { ShardlineClient } from './shardline.js';
+
+const params = new URLSearchParams(location.search);
+const instance = params.get('instance') || 'arena';
+const name = params.get('name') || `player-${Math.random().toString(36).slice(2, 6)}`;
+const server = params.get('server') || location.origin;
+const ticket = params.get('ticket') || undefined;
+
+// The reference arena's disc radius, arena units (src/game/arena.rs).
+const DISC_RADIUS = 10;
+// Dead reckoning between updates is bounded: a late update must not let a
+// disc run off on its own.
+const EXTRAPOLATE_S_MAX = 0.1;
+const GRID_STEP = 100;
+
+const KEYS = {
+  ArrowLeft: [-1, 0], KeyA: [-1, 0],
+  ArrowRight: [1, 0], KeyD: [1, 0],
+  ArrowUp: [0, -1], KeyW: [0, -1],
+  ArrowDown: [0, 1], KeyS: [0, 1],
+};
+
+const $ = (id) => document.getElementById(id);
+const canvas = $('arena');
+const ctx = canvas.getContext('2d');
+
+const view = {
+  status: 'connecting',
+  tick: 0,
+  myEntity: null,
+  entities: [],
+  rtt: null,
+  instanceId: null,
+  updates: 0,
+  error: null,
+};
+window.__shardline = view;
+
+const client = new ShardlineClient({ pingIntervalMs: 1000 });
+const names = new Map(); // entity id → player name (known for players who joined after us)
+let arena = { w: 1000, h: 1000 };
+let updatedAt = performance.now();
+
+client.on('status', (s) => {
+  view.status = s;
+  setStatus(s, s === 'reconnecting' || s === 'closed');
+});
+client.on('welcome', (w) => {
+  $('node').textContent = `node ${w.nodeId} · region ${w.region} · shard ${w.shard} · ${w.tickRateHz} Hz`;
+});
+client.on('joined', (j) => {
+  arena = { w: j.arenaWidth, h: j.arenaHeight };
+  view.myEntity = j.entityId;
+  view.instanceId = j.instanceId;
+  names.set(j.entityId, `${name} (you)`);
+  $('where').textContent = `· ${j.instanceId}`;
+  take(j.tick, j.entities);
+});
+client.on('state', (u) => {
+  view.updates++;
+  take(u.tick, u.entities);
+});
+client.on('playerJoined', (p) => names.set(p.entityId, p.name));
+client.on('playerLeft', (p) => names.delete(p.entityId));
+client.on('rtt', () => {
+  view.rtt = client.rtt;
+});
+client.on('disconnected', (d) => setStatus(`disconnected (${d.code})${d.willReconnect ? ', reconnecting…' : ''}`, true));
+client.on('reconnected', (r) => {
+  setStatus(r.resumed ? 'reconnected: seat resumed' : 'reconnected as a new player', false);
+  lastSent = null;
+  steer();
+});
+client.on('closed', (c) => setStatus(`closed (${c.code}${c.reason ? `: ${c.reason}` : ''})`, true));
+client.on('serverError', (e) => console.warn('server error', e));
+
+function take(tick, entities) {
+  view.tick = tick;
+  view.entities = entities.map((e) => ({ id: e.id, x: e.x, y: e.y, vx: e.vx, vy: e.vy }));
+  updatedAt = performance.now();
+}
+
+function setStatus(text, bad) {
+  const el = $('status');
+  el.textContent = text;
+  el.classList.toggle('bad', !!bad);
+}
+
+// ------------------------------------------------------------------ input
+
+const pressed = new Set();
+let lastSent = null;
+
+function steer() {
+  let dx = 0;
+  let dy = 0;
+  for (const code of pressed) {
+    dx += KEYS[code][0];
+    dy += KEYS[code][1];
+  }
+  dx = Math.sign(dx);
+  dy = Math.sign(dy);
+  const key = `${dx},${dy}`;
+  if (key === lastSent) return;
+  // The arena keeps a disc's velocity until the next input: send changes only.
+  if (client.sendInput(dx, dy) !== null) lastSent = key;
+}
+
+addEventListener('keydown', (e) => {
+  if (!(e.code in KEYS)) return;
+  e.preventDefault();
+  pressed.add(e.code);
+  steer();
+});
+addEventListener('keyup', (e) => {
+  if (!(e.code in KEYS)) return;
+  e.preventDefault();
+  pressed.delete(e.code);
+  steer();
+});
+addEventListener('blur', () => {
+  pressed.clear();
+  steer();
+});
+
+// ------------------------------------------------------------------ drawing
+
+function frame() {
+  const dpr = window.devicePixelRatio || 1;
+  const size = Math.round(canvas.clientWidth * dpr);
+  if (canvas.width !== size) canvas.width = canvas.height = size;
+  const s = size / Math.max(arena.w, arena.h);
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, size, size);
+
+  ctx.strokeStyle = '#1c232b';
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  for (let g = GRID_STEP; g < arena.w; g += GRID_STEP) {
+    ctx.moveTo(g * s, 0);
+    ctx.lineTo(g * s, arena.h * s);
+  }
+  for (let g = GRID_STEP; g < arena.h; g += GRID_STEP) {
+    ctx.moveTo(0, g * s);
+    ctx.lineTo(arena.w * s, g * s);
+  }
+  ctx.stroke();
+
+  const dt = Math.min((performance.now() - updatedAt) / 1000, EXTRAPOLATE_S_MAX);
+  ctx.font = `${Math.round(12 * dpr)}px system-ui, sans-serif`;
+  ctx.textAlign = 'center';
+  for (const e of view.entities) {
+    const x = clamp(e.x + e.vx * dt, DISC_RADIUS, arena.w - DISC_RADIUS) * s;
+    const y = clamp(e.y + e.vy * dt, DISC_RADIUS, arena.h - DISC_RADIUS) * s;
+    const mine = e.id === view.myEntity;
+    ctx.fillStyle = mine ? '#ffcc33' : '#4fb3ff';
+    ctx.beginPath();
+    ctx.arc(x, y, Math.max(DISC_RADIUS * s, 4 * dpr), 0, Math.PI * 2);
+    ctx.fill();
+    if (mine) {
+      ctx.strokeStyle = '#fff';
+      ctx.lineWidth = 2 * dpr;
+      ctx.stroke();
+    }
+    ctx.fillStyle = '#d8dee6';
+    ctx.fillText(names.get(e.id) ?? `#${e.id}`, x, y - (DISC_RADIUS * s + 6 * dpr));
+  }
+
+  $('rtt').textContent = view.rtt === null ? '–' : view.rtt.toFixed(1);
+  $('tick').textContent = String(view.tick);
+  $('players').textContent = String(view.entities.length);
+  const me = view.entities.find((e) => e.id === view.myEntity);
+  $('pos').textContent = me ? `${me.x.toFixed(0)}, ${me.y.toFixed(0)}` : '–';
+  $('seq').textContent = `${client.inputSeq} / ${client.state?.lastInputSeq ?? 0}`;
+  requestAnimationFrame(frame);
+}
+
+function clamp(v, lo, hi) {
+  return Math.min(hi, Math.max(lo, v));
+}
+
+requestAnimationFrame(frame);
+
+// ------------------------------------------------------------------ start
+
+try {
+  await client.connect(server);
+  await client.hello(name, { ticket });
+  await client.join(instance);
+  canvas.focus();
+} catch (e) {
+  view.error = String(e?.message ?? e);
+  setStatus(`could not join: ${view.error}`, true);
+}
