@@ -150,7 +150,8 @@ async fn lifetime(shard: &Shard, ws: Ws, conn: &Rc<Conn>, deadline: Instant, per
     match end {
         End::Closed(reason) => {
             shard.metrics.closed(reason);
-            shard.on_disconnect(conn, Instant::now());
+            // Only a close the client started means the player left.
+            shard.on_disconnect(conn, Instant::now(), reason == CloseReason::Normal);
         }
         End::Moved => {
             shard.conns.borrow_mut().remove(&conn.id);

@@ -256,9 +256,12 @@ impl Shard {
         }
     }
 
-    /// The connection is gone (any reason but a hand-over). A seated player
-    /// keeps its seat for the reconnect grace; anyone else is forgotten.
-    pub fn on_disconnect(&self, conn: &Conn, now: Instant) {
+    /// The connection is gone (any reason but a hand-over). A player whose
+    /// client closed the WebSocket itself (`left`) has left: its seat is
+    /// released. Otherwise — a drop, a timeout, a server-side close — a
+    /// seated player keeps its seat for the reconnect grace; anyone else is
+    /// forgotten.
+    pub fn on_disconnect(&self, conn: &Conn, now: Instant, left: bool) {
         self.conns.borrow_mut().remove(&conn.id);
         self.lookups.borrow_mut().remove(&conn.id);
         let Some(pid) = conn.player() else { return };
@@ -271,7 +274,10 @@ impl Shard {
             return; // replaced by a resume on another connection
         }
         p.conn = None;
-        if p.instance.is_some() || matches!(p.migration, Migration::Out { .. }) {
+        if left && matches!(p.migration, Migration::None) {
+            self.unseat(&mut w, pid, LeaveReason::Left, now);
+            w.remove_player(pid);
+        } else if p.instance.is_some() || matches!(p.migration, Migration::Out { .. }) {
             // An unanswered move also keeps the player: the answer decides.
             p.detached_at = Some(now);
         } else {

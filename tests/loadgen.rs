@@ -1,0 +1,431 @@
+//! `shardline loadgen` as an operator runs it: real `shardline serve`
+//! processes on 127.0.0.1:0, the loadgen binary against them, its JSON read
+//! back. Every process is bounded in time and killed if it overruns.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shardline");
+/// A server must log its address within this.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Any loadgen process is killed (and the test fails) after this.
+const LOADGEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// These tests measure latency: five servers and their load generators at
+/// once on a 2-core machine would mostly measure each other (and trip the
+/// server's overload shedding). A server holds this until it is dropped.
+static ONE_SERVER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A `shardline serve` child with its own snapshot directory; killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Server {
+    fn start(name: &str) -> Server {
+        // A failed test poisons the lock; the next one may still run.
+        let turn = ONE_SERVER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = std::env::temp_dir().join(format!("shardline-lg-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("snapshot dir");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--shards", "2"])
+            .args([
+                "--admin-listen",
+                "off",
+                "--snapshot-interval-ms",
+                "0",
+                "--no-restore",
+            ])
+            .arg("--snapshot-dir")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start shardline serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the log to its end, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            const MARK: &str = "shardline listening on ";
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find(MARK) {
+                    let addr = line[at + MARK.len()..].split_whitespace().next();
+                    let _ = tx.send(addr.and_then(|a| a.parse::<SocketAddr>().ok()));
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(SERVER_START_TIMEOUT) {
+            Ok(Some(addr)) => addr,
+            other => {
+                let _ = child.kill();
+                panic!("server did not log its address: {other:?}");
+            }
+        };
+        Server {
+            child,
+            addr,
+            dir,
+            _turn: turn,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill({sig}): {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGKILL ends a stopped process too.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn loadgen(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("loadgen").args(args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for `child` with a bound; kills it and fails past the bound.
+fn finish(mut child: Child) -> Output {
+    let pid = child.id();
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    // A caller may have taken stderr to follow the progress lines.
+    let stderr = child.stderr.take();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let err = std::thread::spawn(move || {
+            let mut err = Vec::new();
+            if let Some(mut stderr) = stderr {
+                let _ = stderr.read_to_end(&mut err);
+            }
+            err
+        });
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        let err = err.join().unwrap_or_default();
+        let status = child.wait().expect("wait for loadgen");
+        let _ = tx.send(Output {
+            status,
+            stdout: out,
+            stderr: err,
+        });
+    });
+    match rx.recv_timeout(LOADGEN_TIMEOUT) {
+        Ok(out) => out,
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("loadgen ran past {LOADGEN_TIMEOUT:?}");
+        }
+    }
+}
+
+/// The child's stderr, line by line, as it comes.
+fn follow_stderr(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (bounded) for a line containing `text`.
+fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("no line with {text:?} within {timeout:?}; got {seen:#?}");
+}
+
+fn run_json(cmd: &mut Command) -> Value {
+    let out = finish(cmd.spawn().expect("start loadgen"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "loadgen stdout is not JSON ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn hist<'a>(report: &'a Value, name: &str) -> &'a Value {
+    &report["histograms"][name]
+}
+
+fn count(report: &Value, name: &str) -> u64 {
+    hist(report, name)["count"].as_u64().expect("count")
+}
+
+fn ms(report: &Value, name: &str, field: &str) -> f64 {
+    hist(report, name)[field].as_f64().expect("a number of ms")
+}
+
+fn assert_clean(report: &Value) {
+    let empty = serde_json::json!({});
+    assert_eq!(report["errors"], empty, "errors in {report:#}");
+    assert_eq!(report["disconnects"], empty, "disconnects in {report:#}");
+}
+
+#[test]
+fn loadgen_reports_against_real_server() {
+    let server = Server::start("report");
+    let url = server.url("/play");
+    let report = run_json(&mut loadgen(&[
+        "--target",
+        &url,
+        "--players",
+        "50",
+        "--players-per-instance",
+        "10",
+        "--input-rate",
+        "30",
+        "--duration",
+        "3s",
+        "--json",
+    ]));
+    assert_clean(&report);
+    assert_eq!(report["players_joined"], 50, "{report:#}");
+    assert_eq!(count(&report, "handshake"), 50);
+    assert_eq!(count(&report, "join"), 50);
+    assert!(count(&report, "input_to_update") > 0, "{report:#}");
+    assert!(ms(&report, "input_to_update", "p99_ms") > 0.0);
+    assert!(count(&report, "update_jitter") > 0, "{report:#}");
+    assert!(count(&report, "ping_rtt") > 0, "{report:#}");
+    assert!(
+        report["throughput"]["msgs_out_per_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 1000.0
+    );
+    assert!(
+        report["throughput"]["bytes_in_per_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
+}
+
+#[test]
+fn loadgen_sees_a_stalled_server() {
+    let server = Server::start("stall");
+    let url = server.url("/play");
+    let mut child = loadgen(&[
+        "--target",
+        &url,
+        "--players",
+        "50",
+        "--players-per-instance",
+        "10",
+        "--input-rate",
+        "30",
+        "--duration",
+        "5s",
+        "--json",
+    ])
+    .spawn()
+    .expect("start loadgen");
+    let progress = follow_stderr(&mut child);
+    // Stall only once every player is joined and sending.
+    wait_for_line(&progress, "connected 50/50", Duration::from_secs(10));
+    server.signal(libc::SIGSTOP);
+    // The fault: the server process is frozen for one second.
+    std::thread::sleep(Duration::from_secs(1));
+    server.signal(libc::SIGCONT);
+    let out = finish(child);
+    let stderr: Vec<String> = progress.try_iter().collect();
+    assert!(out.status.success(), "{stderr:#?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_clean(&report);
+    // Inputs meant for the first 200 ms of the stall wait ≥ 800 ms: 6 of
+    // each player's ~150, 4 %. A closed-loop tool (the next input only after
+    // the last one's update) would have one slow sample per player, 50 of
+    // ~6,000, and a p99 that hardly moves.
+    let p99 = ms(&report, "input_to_update", "p99_ms");
+    let max = ms(&report, "input_to_update", "max_ms");
+    assert!(
+        p99 >= 800.0,
+        "corrected p99 {p99} ms misses the stall: {report:#}"
+    );
+    assert!(
+        max >= 950.0,
+        "max {max} ms is shorter than the 1 s stall: {report:#}"
+    );
+    assert!(
+        ms(&report, "update_jitter", "max_ms") >= 900.0,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn loadgen_refuses_more_players_than_fds() {
+    // Nothing listens there: if the budget check failed to refuse, the run
+    // would end quickly in connect errors instead of hanging.
+    let mut cmd = loadgen(&[
+        "--target",
+        "ws://127.0.0.1:1/play",
+        "--players",
+        "50000",
+        "--duration",
+        "1s",
+    ]);
+    // The limit this machine class has (FACTS.md), whatever the test host's.
+    // SAFETY: setrlimit is async-signal-safe; lowering a limit is always allowed.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let lim = libc::rlimit {
+                rlim_cur: 20_000,
+                rlim_max: 20_000,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = finish(cmd.spawn().expect("start loadgen"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a 50,000-player run was accepted: {stderr}"
+    );
+    assert!(
+        stderr.contains("--players 50000 needs ~50064 file descriptors; this process may open 20000 (ulimit -n)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("shardline loadgen merge"), "{stderr}");
+}
+
+#[test]
+fn loadgen_echo_mode() {
+    let server = Server::start("echo");
+    let url = server.url("/echo");
+    let report = run_json(&mut loadgen(&[
+        "--target",
+        &url,
+        "--echo",
+        "--players",
+        "20",
+        "--message-bytes",
+        "64",
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--json",
+    ]));
+    assert_clean(&report);
+    assert_eq!(report["mode"], "echo");
+    assert_eq!(count(&report, "handshake"), 20);
+    // 20 connections × 50 Hz × 2 s = 2000 echoes.
+    assert!(count(&report, "echo_rtt") > 1500, "{report:#}");
+    assert!(ms(&report, "echo_rtt", "p99_ms") > 0.0);
+    assert_eq!(count(&report, "input_to_update"), 0);
+}
+
+#[test]
+fn loadgen_merge() {
+    let server = Server::start("merge");
+    let url = server.url("/play");
+    let dir = std::env::temp_dir().join(format!("shardline-lg-merge-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("output dir");
+    let files: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| dir.join(format!("{n}.hdr.json")).display().to_string())
+        .collect();
+    // Two processes side by side, as a run past one process's fd limit would be.
+    let children: Vec<Child> = files
+        .iter()
+        .zip(["a", "b"])
+        .map(|(file, prefix)| {
+            loadgen(&[
+                "--target",
+                &url,
+                "--players",
+                "20",
+                "--players-per-instance",
+                "10",
+                "--instance-prefix",
+                prefix,
+                "--duration",
+                "2s",
+                "--json",
+                "--hdr-out",
+                file,
+            ])
+            .spawn()
+            .expect("start loadgen")
+        })
+        .collect();
+    let reports: Vec<Value> = children
+        .into_iter()
+        .map(|c| {
+            let out = finish(c);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).expect("JSON report")
+        })
+        .collect();
+    let merged = run_json(&mut loadgen(&["merge", &files[0], &files[1], "--json"]));
+    std::fs::remove_dir_all(&dir).ok();
+    for r in &reports {
+        assert_clean(r);
+        assert!(count(r, "input_to_update") > 0, "{r:#}");
+    }
+    assert_clean(&merged);
+    assert_eq!(merged["processes"], 2);
+    assert_eq!(merged["players"], 40);
+    for name in ["handshake", "input_to_update", "update_jitter", "ping_rtt"] {
+        assert_eq!(
+            count(&merged, name),
+            count(&reports[0], name) + count(&reports[1], name),
+            "{name}"
+        );
+    }
+    let max = |r: &Value| ms(r, "input_to_update", "max_ms");
+    assert_eq!(max(&merged), max(&reports[0]).max(max(&reports[1])));
+    let sent = |r: &Value| r["counters"]["inputs_sent"].as_u64().expect("inputs_sent");
+    assert_eq!(sent(&merged), sent(&reports[0]) + sent(&reports[1]));
+}
