@@ -20,6 +20,9 @@ const SHED_RECOVERY_SECONDS: u32 = 3;
 /// Overrun ticks (started a whole interval late) within one second that
 /// count as an overloaded second: the tick budget is used up.
 const SHED_OVERRUN_TICKS_PER_SECOND: u64 = 3;
+/// Share of --cpu-restart-threshold a shard must use for its own overrun
+/// ticks to count as its overload.
+const SHED_OVERRUN_CPU_SHARE: f64 = 0.5;
 /// Consecutive overloaded seconds before a shard sheds: one noisy second on
 /// a shared host is not overload.
 const SHED_AFTER_SECONDS: u32 = 2;
@@ -75,8 +78,13 @@ impl Shard {
         if !self.cfg().load_shedding {
             return;
         }
-        let overloaded =
-            overrun_now >= SHED_OVERRUN_TICKS_PER_SECOND || cpu > self.cfg().cpu_restart_threshold;
+        // Late ticks count only when this shard is busy itself: on a shared
+        // host other processes can delay an idle shard's timer, and turning
+        // players away would not help it.
+        let threshold = self.cfg().cpu_restart_threshold;
+        let overloaded = (overrun_now >= SHED_OVERRUN_TICKS_PER_SECOND
+            && cpu >= threshold * SHED_OVERRUN_CPU_SHARE)
+            || cpu > threshold;
         if overloaded {
             s.healthy_seconds = 0;
             s.overloaded_seconds += 1;
