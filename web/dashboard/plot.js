@@ -114,9 +114,9 @@ export function percentileAxis(xMax) {
 
 /** Microseconds, in the unit that reads best. */
 export function formatUs(us) {
-  if (us >= 1e6) return `${+(us / 1e6).toFixed(2)} s`;
-  if (us >= 1e3) return `${+(us / 1e3).toFixed(2)} ms`;
-  return `${+us.toFixed(1)} µs`;
+  if (us >= 1e6) return `${+(us / 1e6).toPrecision(3)} s`;
+  if (us >= 1e3) return `${+(us / 1e3).toPrecision(3)} ms`;
+  return `${Math.round(us)} µs`;
 }
 
 export function formatCount(n) {

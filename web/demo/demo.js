@@ -7,7 +7,8 @@
 // (a join ticket, for a server run with --join-secret).
 //
 // For tests and the curious, the live view is window.__shardline:
-// { status, tick, myEntity, entities: [{id, x, y, vx, vy}], rtt, instanceId, updates }.
+// { status, tick, myEntity, entities: [{id, x, y, vx, vy}], rtt, instanceId,
+//   updates, disconnects }.
 
 import { ShardlineClient } from './shardline.js';
 
@@ -44,6 +45,8 @@ const view = {
   instanceId: null,
   updates: 0,
   error: null,
+  /** Every drop, as {code, reason, willReconnect}. */
+  disconnects: [],
 };
 window.__shardline = view;
 
@@ -76,6 +79,7 @@ client.on('playerLeft', (p) => names.delete(p.entityId));
 client.on('rtt', () => {
   view.rtt = client.rtt;
 });
+client.on('disconnected', (d) => view.disconnects.push(d));
 client.on('disconnected', (d) => setStatus(`disconnected (${d.code})${d.willReconnect ? ', reconnecting…' : ''}`, true));
 client.on('reconnected', (r) => {
   setStatus(r.resumed ? 'reconnected: seat resumed' : 'reconnected as a new player', false);

@@ -1,0 +1,699 @@
+// ShardlineClient: one player's connection to a shardline node. Typed
+// requests (hello, join, ping) as promises, server pushes (state updates,
+// players joining and leaving) as events, and automatic reconnection that
+// takes the player's seat back with the resume token.
+
+import { backoffDelayMs, RECONNECT_DEFAULTS, type ReconnectOptions } from './backoff.js';
+import { decodeServerMessage, Encoder, INSTANCE_ID_PATTERN, PLAYER_NAME_BYTES_MAX, utf8Bytes } from './codec.js';
+import { Emitter } from './events.js';
+import { fastest, PROBE_DEFAULTS, probeRegions, type ProbeOptions } from './regions.js';
+import { abandon, defaultWebSocket, messageBytes, OPEN, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import {
+  ErrorCode,
+  errorCodeName,
+  ShardlineError,
+  type Entity,
+  type Joined,
+  type PlayerJoined,
+  type PlayerLeft,
+  type Region,
+  type RegionProbe,
+  type ServerError,
+  type ServerMessage,
+  type StateUpdate,
+  type Welcome,
+} from './types.js';
+import { baseUrl, playUrl } from './urls.js';
+
+/**
+ * - `idle`: not connected yet; `connecting`: opening the socket;
+ * - `connected`: socket open, Hello not answered yet;
+ * - `welcomed`: Welcome received, not in an instance; `joined`: in an instance;
+ * - `reconnecting`: the connection dropped; taking the seat back;
+ * - `closed`: closed by `close()`, by a final close code, or reconnecting gave up.
+ */
+export type ClientStatus = 'idle' | 'connecting' | 'connected' | 'welcomed' | 'joined' | 'reconnecting' | 'closed';
+
+export interface ClientEvents {
+  status: ClientStatus;
+  /** Every Welcome, including the one of a reconnect. */
+  welcome: Welcome;
+  /** Every Joined (after join(), and after a resume): the full state of the instance. */
+  joined: Joined;
+  /** One per server tick while in an instance. */
+  state: StateUpdate;
+  playerJoined: PlayerJoined;
+  playerLeft: PlayerLeft;
+  /** A new round-trip sample, ms (ping() and the automatic pings). */
+  rtt: number;
+  /** A server Error that did not answer a request (e.g. BadInput for an input). */
+  serverError: ServerError;
+  /** The connection dropped; `willReconnect` says whether the client tries to take the seat back. */
+  disconnected: { code: number; reason: string; willReconnect: boolean };
+  /** A reconnect attempt is scheduled `delayMs` from now. */
+  reconnecting: { attempt: number; delayMs: number };
+  /** Back: `resumed` when the seat (and entity) came back; otherwise a new player, re-joined to the same instance. */
+  reconnected: { resumed: boolean; welcome: Welcome; joined: Joined | null };
+  /** Final: no more messages or reconnects (connect() again to start over). */
+  closed: { code: number; reason: string };
+}
+
+export interface ClientOptions {
+  /** WebSocket class: the global one by default; in Node 20 pass npm `ws`. */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect after a drop (default true), or the backoff to use. */
+  reconnect?: boolean | Partial<ReconnectOptions>;
+  /** Ping this often to keep `rtt` fresh, ms (default 2000; 0: only when ping() is called). */
+  pingIntervalMs?: number;
+  /**
+   * Give up on a connection that brought nothing for this long, ms (default
+   * 10000; 0: never). It counts only while messages are expected: in an
+   * instance (a StateUpdate every tick) or with automatic pings on.
+   */
+  deadAfterMs?: number;
+  /** Bound on opening a socket and on each request (hello, join, ping), ms (default 10000). */
+  requestTimeoutMs?: number;
+  /** Region probing for connect({regions}). */
+  probe?: Partial<ProbeOptions>;
+  /** Clock in ms (default performance.now). */
+  now?: () => number;
+  /** Source of jitter in [0, 1) (default Math.random). */
+  random?: () => number;
+  /**
+   * On a server with --join-secret: a fresh join ticket from the game's
+   * backend, for when a reconnect must say Hello as a new player (the seat
+   * expired; tickets are single-use). Without it, such a reconnect ends in
+   * `closed`. A resume with the token needs no ticket.
+   */
+  renewTicket?: () => string | Promise<string>;
+}
+
+export interface ConnectResult {
+  /** The node's base URL. */
+  url: string;
+  /** The region chosen, when connect() was given regions. */
+  region: Region | null;
+  /** Every region's measurement, when connect() was given regions. */
+  probes: RegionProbe[] | null;
+}
+
+/** Close codes after which reconnecting would not help, or would fight a newer connection (4003). */
+export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1002, 1003, 1008, 1009, 4003]);
+
+/**
+ * Server errors after which reconnecting would fail the same way. (Ticket
+ * errors are retried when a `renewTicket` option can mint a new ticket.)
+ */
+const FINAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.BadMessage,
+  ErrorCode.UnsupportedVersion,
+  ErrorCode.TicketRequired,
+  ErrorCode.TicketInvalid,
+  ErrorCode.TicketReplayed,
+]);
+const TICKET_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.TicketRequired,
+  ErrorCode.TicketInvalid,
+  ErrorCode.TicketReplayed,
+]);
+
+/** The close code `disconnected` reports when the client itself dropped a silent connection. */
+export const CLOSE_NO_TRAFFIC = 4900;
+
+const DEFAULTS = {
+  pingIntervalMs: 2000,
+  deadAfterMs: 10_000,
+  requestTimeoutMs: 10_000,
+};
+
+// How often the silent-connection check runs, ms (at most).
+const LIVENESS_CHECK_MS_MAX = 1000;
+
+// RTT smoothing weight of a new sample (TCP's SRTT uses 1/8).
+const RTT_SMOOTHING = 1 / 8;
+
+type Timer = ReturnType<typeof setTimeout>;
+
+interface HelloResult {
+  welcome: Welcome;
+  joined: Joined | null;
+}
+
+/** The one request awaiting its answer (the protocol has no request ids, so one at a time). */
+interface Pending {
+  kind: 'hello' | 'join';
+  /** A resume: the Welcome is followed by Joined, and the request waits for both. */
+  expectJoined: boolean;
+  welcome: Welcome | null;
+  resolve: (v: never) => void;
+  reject: (e: Error) => void;
+  timer: Timer;
+}
+
+interface PingWaiter {
+  resolve: (rttMs: number) => void;
+  reject: (e: Error) => void;
+  timer: Timer;
+}
+
+export class ShardlineClient extends Emitter<ClientEvents> {
+  private readonly WebSocketClass: WebSocketConstructor | undefined;
+  private readonly reconnectOpts: ReconnectOptions | null;
+  private readonly pingIntervalMs: number;
+  private readonly deadAfterMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly probeOpts: ProbeOptions;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly renewTicket: (() => string | Promise<string>) | null;
+  private readonly enc = new Encoder();
+
+  private sock: WebSocketLike | null = null;
+  private base: string | null = null;
+  private statusValue: ClientStatus = 'idle';
+  private nameValue: string | null = null;
+  private welcomeValue: Welcome | null = null;
+  /** The instance the player is seated in, as last Joined. */
+  private joinedValue: Joined | null = null;
+  /** The instance the player wants to be in: re-joined when a resume fails. */
+  private instanceWanted: string | null = null;
+  private stateValue: StateUpdate | null = null;
+  private entitiesValue: Entity[] = [];
+  private tickValue = 0;
+  private seq = 0;
+  private rttSmoothed: number | null = null;
+  private rttLastValue: number | null = null;
+  private pending: Pending | null = null;
+  private readonly pings = new Map<number, PingWaiter>();
+  private lastRecvAt = 0;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private liveTimer: ReturnType<typeof setInterval> | null = null;
+  private sleepTimer: Timer | null = null;
+  private wakeSleep: (() => void) | null = null;
+  /** close() was called: nothing may reconnect or report any more. */
+  private closing = false;
+
+  constructor(options: ClientOptions = {}) {
+    super();
+    this.WebSocketClass = options.WebSocket;
+    this.reconnectOpts =
+      options.reconnect === false
+        ? null
+        : { ...RECONNECT_DEFAULTS, ...(typeof options.reconnect === 'object' ? options.reconnect : {}) };
+    this.pingIntervalMs = options.pingIntervalMs ?? DEFAULTS.pingIntervalMs;
+    this.deadAfterMs = options.deadAfterMs ?? DEFAULTS.deadAfterMs;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
+    this.probeOpts = { ...PROBE_DEFAULTS, ...options.probe };
+    this.now = options.now ?? (() => performance.now());
+    this.random = options.random ?? Math.random;
+    this.renewTicket = options.renewTicket ?? null;
+  }
+
+  get status(): ClientStatus {
+    return this.statusValue;
+  }
+  /** The last Welcome (node, region, shard, limits, token). */
+  get welcome(): Welcome | null {
+    return this.welcomeValue;
+  }
+  /** The instance the player is in (the last Joined), or null. */
+  get joined(): Joined | null {
+    return this.joinedValue;
+  }
+  get playerId(): bigint | null {
+    return this.welcomeValue?.playerId ?? null;
+  }
+  get instanceId(): string | null {
+    return this.joinedValue?.instanceId ?? null;
+  }
+  /** The entity this player controls, or null outside an instance. */
+  get entityId(): number | null {
+    return this.joinedValue?.entityId ?? null;
+  }
+  /** The last StateUpdate. */
+  get state(): StateUpdate | null {
+    return this.stateValue;
+  }
+  /** Entities as of the last Joined or StateUpdate. */
+  get entities(): Entity[] {
+    return this.entitiesValue;
+  }
+  /** Server tick as of the last Joined or StateUpdate. */
+  get tick(): number {
+    return this.tickValue;
+  }
+  /** Smoothed round-trip time, ms (null before the first Pong). */
+  get rtt(): number | null {
+    return this.rttSmoothed;
+  }
+  get rttLast(): number | null {
+    return this.rttLastValue;
+  }
+  /** Seq of the last input sent (inputs the server applied: `state.lastInputSeq`). */
+  get inputSeq(): number {
+    return this.seq;
+  }
+
+  /**
+   * Opens the connection: to `target` (a node's base URL, e.g.
+   * `wss://eu.example.com` or a page's `location.origin`), or to the region
+   * whose /echo answers fastest.
+   */
+  async connect(target: string | { regions: Region[] }): Promise<ConnectResult> {
+    if (this.statusValue !== 'idle' && this.statusValue !== 'closed') {
+      throw new ShardlineError(`connect() while ${this.statusValue}`);
+    }
+    this.closing = false;
+    this.welcomeValue = null;
+    this.joinedValue = null;
+    this.instanceWanted = null;
+    let url: string;
+    let region: Region | null = null;
+    let probes: RegionProbe[] | null = null;
+    if (typeof target === 'string') {
+      url = target;
+    } else {
+      if (target.regions.length === 0) throw new ShardlineError('connect() needs at least one region');
+      this.setStatus('connecting');
+      probes = await probeRegions(target.regions, this.webSocketClass(), this.probeOpts, this.now);
+      const best = fastest(probes);
+      if (!best) {
+        this.setStatus('closed');
+        const why = probes.map((p) => `${p.region.name}: ${p.error}`).join('; ');
+        throw new ShardlineError(`no region answered (${why})`);
+      }
+      region = best.region;
+      url = best.region.url;
+    }
+    this.base = baseUrl(url);
+    this.setStatus('connecting');
+    try {
+      await this.openSocket(playUrl(this.base));
+    } catch (e) {
+      this.setStatus('closed');
+      throw e;
+    }
+    this.setStatus('connected');
+    return { url: this.base, region, probes };
+  }
+
+  /**
+   * Introduces the player (name: at most 32 bytes of UTF-8). On a server
+   * with --join-secret, pass the join ticket the game's backend issued.
+   */
+  async hello(name: string, options: { ticket?: string } = {}): Promise<Welcome> {
+    this.requireStatus('hello', 'connected');
+    if (utf8Bytes(name) > PLAYER_NAME_BYTES_MAX) {
+      throw new RangeError(`player name over ${PLAYER_NAME_BYTES_MAX} bytes of UTF-8`);
+    }
+    this.nameValue = name;
+    const { welcome } = await this.request<HelloResult>('hello', this.enc.hello(name, undefined, options.ticket), false);
+    this.setStatus(this.joinedValue ? 'joined' : 'welcomed');
+    return welcome;
+  }
+
+  /**
+   * Joins an instance by id (created when missing, unless
+   * `createIfMissing: false`), or, without an id, wherever the server
+   * places the player. Joining while in another instance moves the player.
+   */
+  async join(instanceId?: string, options: { createIfMissing?: boolean } = {}): Promise<Joined> {
+    this.requireStatus('join', 'welcomed', 'joined');
+    if (instanceId !== undefined && !INSTANCE_ID_PATTERN.test(instanceId)) {
+      throw new RangeError(`instance id must be 1-64 bytes of [A-Za-z0-9_.-]: ${JSON.stringify(instanceId)}`);
+    }
+    const joined = await this.request<Joined>('join', this.enc.join(instanceId, options.createIfMissing ?? true), false);
+    this.setStatus('joined');
+    return joined;
+  }
+
+  /** Leaves the instance; the connection stays and may join again. */
+  leave(): void {
+    this.requireStatus('leave', 'joined');
+    this.send(this.enc.leave());
+    this.joinedValue = null;
+    this.instanceWanted = null;
+    this.stateValue = null;
+    this.entitiesValue = [];
+    this.setStatus('welcomed');
+  }
+
+  /**
+   * Sends the player's input for the next tick: axes in [-1, 1] (the server
+   * clamps), buttons as the game's bit set. Returns its seq (compare with
+   * `state.lastInputSeq` for prediction), or null when not in an instance
+   * right now (e.g. while reconnecting): that input is not sent.
+   * The server applies at most `welcome.limits.inputsPerTickMax` per tick.
+   */
+  sendInput(moveX: number, moveY: number, buttons = 0): number | null {
+    if (!Number.isFinite(moveX) || !Number.isFinite(moveY)) {
+      throw new RangeError(`input axes must be finite numbers (got ${moveX}, ${moveY})`);
+    }
+    if (this.statusValue !== 'joined' || !this.sock || this.sock.readyState !== OPEN) return null;
+    this.seq = (this.seq + 1) >>> 0;
+    this.send(this.enc.input(this.seq, moveX, moveY, buttons >>> 0));
+    return this.seq;
+  }
+
+  /** Measures one round trip to the node, ms; also updates `rtt`. */
+  ping(): Promise<number> {
+    if (!this.sock || (this.statusValue !== 'welcomed' && this.statusValue !== 'joined')) {
+      return Promise.reject(new ShardlineError(`ping() while ${this.statusValue}`));
+    }
+    let t = this.now();
+    while (this.pings.has(t)) t += 1e-3;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(t);
+        reject(new ShardlineError(`no Pong within ${this.requestTimeoutMs} ms`));
+      }, this.requestTimeoutMs);
+      this.pings.set(t, { resolve, reject, timer });
+      this.send(this.enc.ping(t));
+    });
+  }
+
+  /** Closes for good: no reconnect. Emits `closed`. */
+  close(): void {
+    if (this.statusValue === 'closed' || this.statusValue === 'idle') return;
+    this.closing = true;
+    this.wakeSleep?.();
+    const s = this.sock;
+    this.sock = null;
+    this.stopTimers();
+    if (s) {
+      try {
+        s.close(1000, 'client closed');
+      } catch {
+        // Already closing.
+      }
+    }
+    const err = new ShardlineError('the client was closed', null, 1000);
+    this.settle(err);
+    this.failPings(err);
+    this.finalClose(1000, 'closed by the client');
+  }
+
+  // ------------------------------------------------------------ connection
+
+  private webSocketClass(): WebSocketConstructor {
+    return this.WebSocketClass ?? defaultWebSocket();
+  }
+
+  /** Opens `url` as the current socket; bounded by requestTimeoutMs. */
+  private openSocket(url: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let sock: WebSocketLike;
+      try {
+        sock = new (this.webSocketClass())(url);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      sock.binaryType = 'arraybuffer';
+      this.sock = sock;
+      let opened = false;
+      const fail = (err: ShardlineError) => {
+        clearTimeout(timer);
+        if (this.sock === sock) this.sock = null;
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        abandon(sock, 1000, 'open timed out');
+        fail(new ShardlineError(`could not open ${url} within ${this.requestTimeoutMs} ms`));
+      }, this.requestTimeoutMs);
+      sock.onopen = () => {
+        if (this.sock !== sock) return;
+        opened = true;
+        clearTimeout(timer);
+        this.lastRecvAt = this.now();
+        this.startTimers();
+        resolve();
+      };
+      sock.onmessage = (ev: { data: unknown }) => {
+        if (this.sock === sock) this.onFrame(sock, ev.data);
+      };
+      // An error is always followed by close, which says what happened.
+      sock.onerror = () => {};
+      sock.onclose = (ev: { code: number; reason?: string }) => {
+        if (!opened) fail(new ShardlineError(`could not connect to ${url} (close ${ev.code})`, null, ev.code));
+        else this.onSocketClose(sock, ev.code, ev.reason ?? '');
+      };
+    });
+  }
+
+  private onSocketClose(sock: WebSocketLike, code: number, reason: string): void {
+    if (sock !== this.sock) return;
+    this.sock = null;
+    this.stopTimers();
+    const err = new ShardlineError(`connection closed (${code}${reason ? `: ${reason}` : ''})`, null, code);
+    this.settle(err);
+    this.failPings(err);
+    // A reconnect attempt sees the rejection and goes on by itself.
+    if (this.closing || this.statusValue === 'reconnecting' || this.statusValue === 'closed') return;
+    const willReconnect = this.reconnectOpts !== null && this.welcomeValue !== null && !FINAL_CLOSE_CODES.has(code);
+    this.emit('disconnected', { code, reason, willReconnect });
+    if (willReconnect) void this.reconnectLoop(code);
+    else this.finalClose(code, reason);
+  }
+
+  private async reconnectLoop(dropCode: number): Promise<void> {
+    const r = this.reconnectOpts as ReconnectOptions;
+    this.setStatus('reconnecting');
+    let lastCode = dropCode;
+    let lastError = '';
+    for (let attempt = 0; attempt < r.maxAttempts; attempt++) {
+      const delayMs = backoffDelayMs(attempt, r, this.random);
+      this.emit('reconnecting', { attempt: attempt + 1, delayMs });
+      await this.sleep(delayMs);
+      if (this.closing) return;
+      try {
+        const result = await this.reconnectOnce();
+        if (this.closing) return;
+        this.setStatus(this.joinedValue ? 'joined' : 'welcomed');
+        this.emit('reconnected', result);
+        return;
+      } catch (e) {
+        if (this.closing) return;
+        const s = this.sock;
+        this.sock = null;
+        this.stopTimers();
+        if (s) abandon(s, 1000, 'reconnect attempt failed');
+        const closeCode = e instanceof ShardlineError ? e.closeCode : null;
+        const code = e instanceof ShardlineError ? e.code : null;
+        lastError = e instanceof Error ? e.message : String(e);
+        if (closeCode !== null) lastCode = closeCode;
+        const ticketRenewable = code !== null && TICKET_ERROR_CODES.has(code) && this.renewTicket !== null;
+        if ((closeCode !== null && FINAL_CLOSE_CODES.has(closeCode)) || (code !== null && FINAL_ERROR_CODES.has(code) && !ticketRenewable)) {
+          this.finalClose(closeCode ?? 1008, lastError);
+          return;
+        }
+      }
+    }
+    this.finalClose(lastCode, `gave up after ${r.maxAttempts} reconnect attempts (last: ${lastError})`);
+  }
+
+  /**
+   * One attempt: connect to the instance's owner, Hello with the token
+   * (Welcome{resumed} + Joined: the seat is back), or, when the server
+   * refuses the token, Hello as a new player (with a fresh ticket from
+   * `renewTicket`, if given) and join the same instance.
+   */
+  private async reconnectOnce(): Promise<ClientEvents['reconnected']> {
+    const want = this.instanceWanted;
+    await this.openSocket(playUrl(this.base as string, want));
+    const name = this.nameValue ?? '';
+    const token = (this.welcomeValue as Welcome).resumeToken;
+    let result: HelloResult;
+    let resumed = false;
+    try {
+      result = await this.request<HelloResult>('hello', this.enc.hello(name, token), this.joinedValue !== null);
+      resumed = result.welcome.resumed;
+    } catch (e) {
+      if (!(e instanceof ShardlineError) || e.code !== ErrorCode.ResumeRefused) throw e;
+      this.joinedValue = null;
+      const ticket = this.renewTicket ? await this.renewTicket() : undefined;
+      if (this.closing || !this.sock) throw new ShardlineError('connection lost while renewing the join ticket');
+      result = await this.request<HelloResult>('hello', this.enc.hello(name, undefined, ticket), false);
+    }
+    // A Joined may also have come unasked (a seat the client thought lost).
+    let joined = result.joined ?? this.joinedValue;
+    if (want !== null && joined === null) {
+      joined = await this.request<Joined>('join', this.enc.join(want, true), false);
+    }
+    return { resumed, welcome: result.welcome, joined };
+  }
+
+  private finalClose(code: number, reason: string): void {
+    if (this.statusValue === 'closed') return;
+    this.stopTimers();
+    this.setStatus('closed');
+    this.emit('closed', { code, reason });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeSleep = () => {
+        if (this.sleepTimer !== null) clearTimeout(this.sleepTimer);
+        this.sleepTimer = null;
+        this.wakeSleep = null;
+        resolve();
+      };
+      this.sleepTimer = setTimeout(() => this.wakeSleep?.(), ms);
+    });
+  }
+
+  private startTimers(): void {
+    this.stopTimers();
+    if (this.pingIntervalMs > 0) {
+      this.pingTimer = setInterval(() => {
+        if (this.statusValue === 'welcomed' || this.statusValue === 'joined') this.ping().catch(() => {});
+      }, this.pingIntervalMs);
+    }
+    if (this.deadAfterMs > 0) {
+      this.liveTimer = setInterval(() => this.checkLiveness(), Math.min(LIVENESS_CHECK_MS_MAX, this.deadAfterMs / 4));
+    }
+  }
+
+  private stopTimers(): void {
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    if (this.liveTimer !== null) clearInterval(this.liveTimer);
+    this.pingTimer = this.liveTimer = null;
+  }
+
+  /** Drops a connection that went silent while messages were due (a network that stopped without a FIN). */
+  private checkLiveness(): void {
+    const s = this.sock;
+    if (!s) return;
+    const expecting = this.statusValue === 'joined' || (this.statusValue === 'welcomed' && this.pingIntervalMs > 0);
+    const silentMs = this.now() - this.lastRecvAt;
+    if (!expecting || silentMs <= this.deadAfterMs) return;
+    abandon(s, CLOSE_NO_TRAFFIC, 'no traffic');
+    this.onSocketClose(s, CLOSE_NO_TRAFFIC, `no message from the server for ${Math.round(silentMs)} ms`);
+  }
+
+  private send(bytes: Uint8Array): boolean {
+    const s = this.sock;
+    if (!s || s.readyState !== OPEN) return false;
+    s.send(bytes);
+    return true;
+  }
+
+  // ------------------------------------------------------------ requests
+
+  private request<T>(kind: Pending['kind'], bytes: Uint8Array, expectJoined: boolean): Promise<T> {
+    if (this.pending) {
+      return Promise.reject(new ShardlineError(`${kind}() while a ${this.pending.kind}() awaits its answer`));
+    }
+    if (!this.sock) return Promise.reject(new ShardlineError(`${kind}() without a connection`));
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () => this.settle(new ShardlineError(`no answer to ${kind} within ${this.requestTimeoutMs} ms`)),
+        this.requestTimeoutMs,
+      );
+      this.pending = { kind, expectJoined, welcome: null, resolve: resolve as (v: never) => void, reject, timer };
+      this.send(bytes);
+    });
+  }
+
+  private settle(err: Error | null, value?: unknown): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else (p.resolve as (v: unknown) => void)(value);
+  }
+
+  private failPings(err: Error): void {
+    for (const w of this.pings.values()) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.pings.clear();
+  }
+
+  private requireStatus(what: string, ...allowed: ClientStatus[]): void {
+    if (!allowed.includes(this.statusValue)) {
+      throw new ShardlineError(`${what}() while ${this.statusValue} (needs ${allowed.join(' or ')})`);
+    }
+  }
+
+  private setStatus(s: ClientStatus): void {
+    if (this.statusValue === s) return;
+    this.statusValue = s;
+    this.emit('status', s);
+  }
+
+  // ------------------------------------------------------------ messages
+
+  private onFrame(sock: WebSocketLike, data: unknown): void {
+    this.lastRecvAt = this.now();
+    const bytes = messageBytes(data);
+    if (!bytes) return; // /play is binary-only; ignore anything else
+    let msg: ServerMessage | null;
+    try {
+      msg = decodeServerMessage(bytes);
+    } catch (e) {
+      abandon(sock, 1002, 'undecodable frame');
+      this.onSocketClose(sock, 1002, `undecodable server frame: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    if (msg) this.onMessage(msg);
+  }
+
+  private onMessage(m: ServerMessage): void {
+    const p = this.pending;
+    switch (m.type) {
+      case 'welcome':
+        this.welcomeValue = m.welcome;
+        this.emit('welcome', m.welcome);
+        if (p?.kind === 'hello') {
+          if (p.expectJoined && m.welcome.resumed) p.welcome = m.welcome;
+          else this.settle(null, { welcome: m.welcome, joined: null } satisfies HelloResult);
+        }
+        break;
+      case 'joined':
+        this.joinedValue = m.joined;
+        this.instanceWanted = m.joined.instanceId;
+        this.stateValue = null;
+        this.entitiesValue = m.joined.entities;
+        this.tickValue = m.joined.tick;
+        this.emit('joined', m.joined);
+        if (p?.kind === 'join') this.settle(null, m.joined);
+        else if (p?.kind === 'hello' && p.welcome) this.settle(null, { welcome: p.welcome, joined: m.joined } satisfies HelloResult);
+        break;
+      case 'state':
+        this.stateValue = m.state;
+        this.entitiesValue = m.state.entities;
+        this.tickValue = m.state.tick;
+        this.emit('state', m.state);
+        break;
+      case 'playerJoined':
+        this.emit('playerJoined', m.playerJoined);
+        break;
+      case 'playerLeft':
+        this.emit('playerLeft', m.playerLeft);
+        break;
+      case 'pong': {
+        const w = this.pings.get(m.pong.clientTime);
+        if (!w) break; // answered after its timeout
+        this.pings.delete(m.pong.clientTime);
+        clearTimeout(w.timer);
+        const sample = this.now() - m.pong.clientTime;
+        this.rttLastValue = sample;
+        this.rttSmoothed = this.rttSmoothed === null ? sample : this.rttSmoothed + (sample - this.rttSmoothed) * RTT_SMOOTHING;
+        this.emit('rtt', sample);
+        w.resolve(sample);
+        break;
+      }
+      case 'error':
+        // BadInput answers an input, never a request.
+        if (p && m.error.code !== ErrorCode.BadInput) {
+          this.settle(new ShardlineError(`${p.kind} refused: ${errorCodeName(m.error.code)}: ${m.error.message}`, m.error.code));
+        } else {
+          this.emit('serverError', m.error);
+        }
+        break;
+    }
+  }
+}

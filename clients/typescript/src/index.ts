@@ -1,0 +1,44 @@
+// shardline-client: connect a browser (or Node) game to a shardline node.
+//
+//   const client = new ShardlineClient();
+//   await client.connect('wss://eu.example.com');   // or { regions: [...] }
+//   await client.hello('ann');
+//   const { entityId } = await client.join('arena');  // or join(): placed
+//   client.on('state', (u) => draw(u.entities, entityId));
+//   client.sendInput(1, 0);                           // move right
+
+export {
+  ShardlineClient,
+  FINAL_CLOSE_CODES,
+  CLOSE_NO_TRAFFIC,
+  type ClientEvents,
+  type ClientOptions,
+  type ClientStatus,
+  type ConnectResult,
+} from './client.js';
+export { backoffDelayMs, RECONNECT_DEFAULTS, type ReconnectOptions } from './backoff.js';
+export { Encoder, decodeServerMessage, PROTOCOL_VERSION, PLAYER_NAME_BYTES_MAX, INSTANCE_ID_PATTERN } from './codec.js';
+export { Emitter, type Listener } from './events.js';
+export { probeRegions, fastest, PROBE_DEFAULTS, type ProbeOptions } from './regions.js';
+export type { WebSocketConstructor, WebSocketLike } from './socket.js';
+export { baseUrl, playUrl, echoUrl } from './urls.js';
+export {
+  ErrorCode,
+  LeaveReason,
+  ShardlineError,
+  errorCodeName,
+  type Entity,
+  type Joined,
+  type Limits,
+  type PlayerJoined,
+  type PlayerLeft,
+  type Pong,
+  type Region,
+  type RegionProbe,
+  type ServerError,
+  type ServerMessage,
+  type StateUpdate,
+  type Welcome,
+} from './types.js';
+/** The flatc-generated protocol classes, for code that builds or reads frames itself. */
+export * as protocol from './generated/shardline/protocol.js';

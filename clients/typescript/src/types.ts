@@ -1,0 +1,136 @@
+// Plain-data views of the server's messages, as the client hands them to a
+// game: numbers and strings instead of FlatBuffers accessors, so they can be
+// kept after the frame they came in is gone.
+
+import { ErrorCode } from './generated/shardline/protocol/error-code.js';
+import { LeaveReason } from './generated/shardline/protocol/leave-reason.js';
+
+export { ErrorCode, LeaveReason };
+
+/** Limits that apply to this client (Welcome.limits). */
+export interface Limits {
+  maxPayloadBytes: number;
+  inputsPerTickMax: number;
+  playersPerInstanceMax: number;
+  /** The server pings this often; two silent intervals and it drops you (close 4001). */
+  heartbeatMs: number;
+  connectTimeoutMs: number;
+  /** How long a dropped player's seat is kept for a resume. */
+  reconnectGraceMs: number;
+}
+
+export interface Welcome {
+  /** 64-bit player id (a bigint: ids use all 64 bits). */
+  playerId: bigint;
+  /** Send it in Hello on a new connection to take the seat back. */
+  resumeToken: string;
+  nodeId: string;
+  region: string;
+  shard: number;
+  tickRateHz: number;
+  limits: Limits;
+  /** True when this Welcome answered a Hello with a token that got the seat back. */
+  resumed: boolean;
+}
+
+/** One entity: position and velocity in arena units (velocity per second). */
+export interface Entity {
+  id: number;
+  kind: number;
+  flags: number;
+  x: number;
+  y: number;
+  vx: number;
+  vy: number;
+}
+
+export interface Joined {
+  instanceId: string;
+  /** The entity this player controls. */
+  entityId: number;
+  /** Tick number (exact up to 2^53 ticks: ~9 million years at 30 Hz). */
+  tick: number;
+  arenaWidth: number;
+  arenaHeight: number;
+  entities: Entity[];
+  /** Game-specific state beyond entities (empty for the reference arena). */
+  custom: Uint8Array;
+}
+
+export interface StateUpdate {
+  tick: number;
+  /** Highest input seq the world has applied for this player (0 = none yet). */
+  lastInputSeq: number;
+  inputsApplied: number;
+  entities: Entity[];
+  custom: Uint8Array;
+}
+
+export interface PlayerJoined {
+  playerId: bigint;
+  entityId: number;
+  name: string;
+}
+
+export interface PlayerLeft {
+  playerId: bigint;
+  entityId: number;
+  reason: LeaveReason;
+}
+
+export interface Pong {
+  /** The Ping's client_time, echoed. */
+  clientTime: number;
+  /** Server wall clock, µs since the Unix epoch. */
+  serverTimeUs: bigint;
+}
+
+export interface ServerError {
+  code: ErrorCode;
+  /** For humans; act on `code`. */
+  message: string;
+}
+
+/** A decoded server message. */
+export type ServerMessage =
+  | { type: 'welcome'; welcome: Welcome }
+  | { type: 'joined'; joined: Joined }
+  | { type: 'state'; state: StateUpdate }
+  | { type: 'playerJoined'; playerJoined: PlayerJoined }
+  | { type: 'playerLeft'; playerLeft: PlayerLeft }
+  | { type: 'pong'; pong: Pong }
+  | { type: 'error'; error: ServerError };
+
+/** A region the client may connect to; `url` is the node's base, e.g. `wss://eu.example.com`. */
+export interface Region {
+  name: string;
+  url: string;
+}
+
+/** What probing one region's /echo measured. */
+export interface RegionProbe {
+  region: Region;
+  /** Median round trip of the echo samples, ms; null when the region did not answer. */
+  rttMs: number | null;
+  error?: string;
+}
+
+/** Thrown (as a rejected promise) by requests the server refused or that the connection did not outlive. */
+export class ShardlineError extends Error {
+  /** The server's ErrorCode, when the server refused the request. */
+  readonly code: ErrorCode | null;
+  /** The WebSocket close code, when the connection closed under the request. */
+  readonly closeCode: number | null;
+
+  constructor(message: string, code: ErrorCode | null = null, closeCode: number | null = null) {
+    super(message);
+    this.name = 'ShardlineError';
+    this.code = code;
+    this.closeCode = closeCode;
+  }
+}
+
+/** Name of an ErrorCode value, e.g. `InstanceFull`. */
+export function errorCodeName(code: ErrorCode): string {
+  return ErrorCode[code] ?? `code ${code}`;
+}

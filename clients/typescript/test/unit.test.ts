@@ -1,0 +1,138 @@
+// Pure parts of the SDK, no server: backoff, URLs, the codec against the
+// generated code, the event emitter.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import * as flatbuffers from 'flatbuffers';
+
+import { backoffDelayMs, baseUrl, decodeServerMessage, echoUrl, Emitter, Encoder, ErrorCode, playUrl, protocol, RECONNECT_DEFAULTS } from '../src/index.js';
+
+test('backoff grows exponentially, stays in the upper half of its ceiling, and is capped', () => {
+  const opts = { baseDelayMs: 100, maxDelayMs: 1000, maxAttempts: 10 };
+  assert.equal(backoffDelayMs(0, opts, () => 0), 50);
+  assert.equal(backoffDelayMs(0, opts, () => 0.999999), 100);
+  assert.equal(backoffDelayMs(1, opts, () => 0), 100);
+  assert.equal(backoffDelayMs(3, opts, () => 0), 400);
+  assert.equal(backoffDelayMs(4, opts, () => 0.999999), 1000);
+  assert.equal(backoffDelayMs(50, opts, () => 0.999999), 1000);
+  // Jitter spreads a crowd: 100 clients at attempt 3 get many different delays.
+  const delays = new Set(Array.from({ length: 100 }, () => backoffDelayMs(3, opts)));
+  assert.ok(delays.size > 20, `only ${delays.size} distinct delays`);
+  for (const d of delays) assert.ok(d >= 400 && d <= 800, `delay ${d} out of [400, 800]`);
+  assert.ok(RECONNECT_DEFAULTS.maxAttempts > 0);
+});
+
+test('node URLs: http maps to ws, /play and /echo are derived, instance ids are escaped', () => {
+  assert.equal(baseUrl('ws://h:9000'), 'ws://h:9000');
+  assert.equal(baseUrl('http://h:9000/'), 'ws://h:9000');
+  assert.equal(baseUrl('https://h/game/'), 'wss://h/game');
+  assert.equal(baseUrl('ws://h:9000/play?instance=x'), 'ws://h:9000');
+  assert.equal(playUrl('ws://h:9000'), 'ws://h:9000/play');
+  assert.equal(playUrl('ws://h:9000', 'arena-1'), 'ws://h:9000/play?instance=arena-1');
+  assert.equal(playUrl('wss://h/game', 'a b'), 'wss://h/game/play?instance=a%20b');
+  assert.equal(echoUrl('wss://h/game/play'), 'wss://h/game/echo');
+  assert.throws(() => baseUrl('ftp://h'), /not a WebSocket or HTTP URL/);
+});
+
+test('client messages decode with the generated code', () => {
+  const enc = new Encoder();
+  const read = (bytes: Uint8Array) => protocol.ClientMessage.getRootAsClientMessage(new flatbuffers.ByteBuffer(bytes));
+
+  const hello = read(enc.hello('ann', 'abc123'));
+  assert.equal(hello.bodyType(), protocol.ClientBody.Hello);
+  const h = hello.body(new protocol.Hello()) as protocol.Hello;
+  assert.equal(h.protocolVersion(), 1);
+  assert.equal(h.playerName(), 'ann');
+  assert.equal(h.resumeToken(), 'abc123');
+  assert.equal(h.ticket(), null);
+  const fresh = read(enc.hello('bob', undefined, 'v1.p.*.1.00.ff')).body(new protocol.Hello()) as protocol.Hello;
+  assert.equal(fresh.resumeToken(), null);
+  assert.equal(fresh.ticket(), 'v1.p.*.1.00.ff');
+
+  const join = read(enc.join('arena', false)).body(new protocol.Join()) as protocol.Join;
+  assert.equal(join.instanceId(), 'arena');
+  assert.equal(join.createIfMissing(), false);
+  const anywhere = read(enc.join()).body(new protocol.Join()) as protocol.Join;
+  assert.equal(anywhere.instanceId(), null);
+  assert.equal(anywhere.createIfMissing(), true);
+
+  const input = read(enc.input(7, 1, -0.5, 3)).body(new protocol.Input()) as protocol.Input;
+  assert.deepEqual([input.seq(), input.moveX(), input.moveY(), input.buttons()], [7, 1, -0.5, 3]);
+
+  const ping = read(enc.ping(1234.5678)).body(new protocol.Ping()) as protocol.Ping;
+  assert.equal(ping.clientTime(), 1234.5678);
+  assert.equal(read(enc.leave()).bodyType(), protocol.ClientBody.Leave);
+});
+
+test('server messages built with the generated code decode to plain objects', () => {
+  const b = new flatbuffers.Builder(256);
+  const frame = (type: protocol.ServerBody, body: number) => {
+    b.finish(protocol.ServerMessage.createServerMessage(b, type, body));
+    const out = b.asUint8Array().slice();
+    b.clear();
+    return out;
+  };
+
+  protocol.StateUpdate.startEntitiesVector(b, 2);
+  protocol.EntityState.createEntityState(b, 2, 1, 0, 30, 40, 0, -200);
+  protocol.EntityState.createEntityState(b, 1, 1, 0, 10, 20, 200, 0);
+  const ents = b.endVector();
+  const update = decodeServerMessage(
+    frame(protocol.ServerBody.StateUpdate, protocol.StateUpdate.createStateUpdate(b, 42n, 9, 8, ents, 0)),
+  );
+  assert.deepEqual(update, {
+    type: 'state',
+    state: {
+      tick: 42,
+      lastInputSeq: 9,
+      inputsApplied: 8,
+      entities: [
+        { id: 1, kind: 1, flags: 0, x: 10, y: 20, vx: 200, vy: 0 },
+        { id: 2, kind: 1, flags: 0, x: 30, y: 40, vx: 0, vy: -200 },
+      ],
+      custom: new Uint8Array(0),
+    },
+  });
+
+  const msg = b.createString('full');
+  const err = decodeServerMessage(frame(protocol.ServerBody.Error, protocol.Error.createError(b, ErrorCode.InstanceFull, msg)));
+  assert.deepEqual(err, { type: 'error', error: { code: ErrorCode.InstanceFull, message: 'full' } });
+
+  const name = b.createString('zoe');
+  const pj = decodeServerMessage(
+    frame(protocol.ServerBody.PlayerJoined, protocol.PlayerJoined.createPlayerJoined(b, 2n ** 63n + 5n, 3, name)),
+  );
+  assert.deepEqual(pj, { type: 'playerJoined', playerJoined: { playerId: 2n ** 63n + 5n, entityId: 3, name: 'zoe' } });
+
+  const pong = decodeServerMessage(frame(protocol.ServerBody.Pong, protocol.Pong.createPong(b, 99.25, 1700000000000000n)));
+  assert.deepEqual(pong, { type: 'pong', pong: { clientTime: 99.25, serverTimeUs: 1700000000000000n } });
+
+  // A body this client does not know (a newer server) is skipped, not an error.
+  assert.equal(decodeServerMessage(frame(99 as protocol.ServerBody, 0)), null);
+});
+
+test('a listener that throws does not stop the others', () => {
+  const failures: unknown[] = [];
+  class E extends Emitter<{ x: number }> {
+    fire(n: number) {
+      this.emit('x', n);
+    }
+    protected override listenerFailed(err: unknown) {
+      failures.push(err);
+    }
+  }
+  const e = new E();
+  const seen: number[] = [];
+  e.on('x', () => {
+    throw new Error('listener bug');
+  });
+  const off = e.on('x', (n) => seen.push(n));
+  e.once('x', (n) => seen.push(n * 10));
+  e.fire(1);
+  off();
+  e.fire(2);
+  assert.deepEqual(seen, [1, 10]);
+  assert.equal(failures.length, 2);
+  assert.match(String(failures[0]), /listener bug/);
+});

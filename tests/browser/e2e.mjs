@@ -1,0 +1,275 @@
+// End-to-end browser tests: Debian's Chromium, headless, driven by
+// playwright-core, against a real shardline binary that serves the pages
+// itself (GET / on the game listener, GET /dashboard on the admin listener).
+//
+//   SHARDLINE_BIN=target/release/shardline node tests/browser/e2e.mjs
+//
+// - two demo pages join the same instance; holding ArrowRight in page A
+//   moves A's entity, and page B sees it move;
+// - the ops dashboard, after traffic on every shard, plots non-empty latency
+//   percentile curves for every shard and for the merged histograms, and its
+//   live view shows the instance;
+// - screenshots go to target/browser-screenshots/{demo-a,demo-b,dashboard}.png.
+//
+// Every wait is bounded. CHROMIUM_PATH overrides /usr/bin/chromium;
+// SCREENSHOT_DIR overrides target/browser-screenshots.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = process.env.SHARDLINE_BIN || resolve(REPO, 'target/release/shardline');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const SHOTS = process.env.SCREENSHOT_DIR || resolve(REPO, 'target/browser-screenshots');
+const SHARDS = 2;
+// Bound on every single wait, ms.
+const WAIT_MS = 15_000;
+// How long page A holds ArrowRight, ms, at least (the arena moves a disc
+// 200 units per second of ticks)...
+const HOLD_MS = 1000;
+// ...and until A's entity has moved this far right, arena units.
+const MOVED_MIN = 100;
+
+let server;
+let browser;
+const pageErrors = [];
+
+before(async () => {
+  assert.ok(existsSync(BIN), `no shardline binary at ${BIN}: cargo build --release, or set SHARDLINE_BIN`);
+  assert.ok(
+    existsSync(CHROMIUM),
+    `no Chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH`,
+  );
+  mkdirSync(SHOTS, { recursive: true });
+  server = await startServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: WAIT_MS,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function openPage(url, viewport = { width: 820, height: 1000 }) {
+  const page = await browser.newPage({ viewport });
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('pageerror', (e) => pageErrors.push(`${url}: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(`${url}: console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) pageErrors.push(`${url}: GET ${r.url()}: HTTP ${r.status()}`);
+  });
+  const res = await page.goto(url, { waitUntil: 'load' });
+  assert.equal(res.status(), 200, `GET ${url}`);
+  return page;
+}
+
+/**
+ * Runs `check`; when it throws, adds what the pages and the server saw, so
+ * a failure in CI says why (a reconnect, inputs not applied, a shard late).
+ */
+async function explained(pages, check) {
+  try {
+    return await check();
+  } catch (e) {
+    const seen = await Promise.all(
+      pages.map((p) => p.evaluate(() => JSON.stringify({ url: location.href, view: window.__shardline, dash: window.__dashboard })).catch((x) => String(x))),
+    );
+    const stats = await fetch(`${server.admin}/stats`, { signal: AbortSignal.timeout(WAIT_MS) })
+      .then((r) => r.json())
+      .then((s) => s.shards.map((x) => ({ shard: x.shard, closed: x.closed, counters: x.counters, tick_rate: x.tick_rate_measured })))
+      .catch((x) => String(x));
+    e.message += `\npages: ${seen.join('\n')}\nserver shards: ${JSON.stringify(stats)}\npage errors: ${JSON.stringify(pageErrors)}`;
+    throw e;
+  }
+}
+
+const joinedIn = (page) =>
+  page.waitForFunction(() => window.__shardline?.status === 'joined' && window.__shardline.entities.length > 0, null, { timeout: WAIT_MS });
+
+const entityX = (page, id) => page.evaluate((id) => window.__shardline.entities.find((e) => e.id === id)?.x ?? null, id);
+
+test('two browser pages join the same instance; a key pressed in one moves its entity in the other', async () => {
+  const a = await openPage(`${server.game}/?instance=e2e&name=alice`);
+  await joinedIn(a);
+  const b = await openPage(`${server.game}/?instance=e2e&name=bob`);
+  await joinedIn(b);
+  const idA = await a.evaluate(() => window.__shardline.myEntity);
+  const idB = await b.evaluate(() => window.__shardline.myEntity);
+  assert.notEqual(idA, idB);
+  assert.equal(await a.evaluate(() => window.__shardline.instanceId), 'e2e');
+  assert.equal(await b.evaluate(() => window.__shardline.instanceId), 'e2e');
+  // Each page sees both entities.
+  for (const p of [a, b]) {
+    await p.waitForFunction(([x, y]) => [x, y].every((id) => window.__shardline.entities.some((e) => e.id === id)), [idA, idB]);
+  }
+  const before = await entityX(b, idA);
+  const bBefore = await entityX(b, idB);
+
+  // Hold ArrowRight for about a second, and in any case until A's own view
+  // shows its entity MOVED_MIN to the right: the world moves in ticks, and a
+  // starved machine ticks slower than the wall clock.
+  const movedRight = ([id, x0, d]) => (window.__shardline.entities.find((e) => e.id === id)?.x ?? -1) >= x0 + d;
+  await a.keyboard.down('ArrowRight');
+  await explained([a, b], () =>
+    Promise.all([a.waitForTimeout(HOLD_MS), a.waitForFunction(movedRight, [idA, before, MOVED_MIN])]),
+  );
+  await a.keyboard.up('ArrowRight');
+
+  // B sees A's entity as far right (the same world), and its own entity where it was.
+  await explained([a, b], () => b.waitForFunction(movedRight, [idA, before, MOVED_MIN]));
+  const after = await entityX(b, idA);
+  assert.ok(after >= before + MOVED_MIN, `A's entity as B sees it: x ${before} → ${after}`);
+  assert.ok(Math.abs((await entityX(b, idB)) - bBefore) < 1, "B's own entity did not move");
+  // A's RTT and the server tick are shown.
+  await a.waitForFunction(() => window.__shardline.rtt !== null && window.__shardline.tick > 0);
+  const hud = await a.evaluate(() => ({ rtt: document.getElementById('rtt').textContent, tick: document.getElementById('tick').textContent }));
+  assert.match(hud.rtt, /^\d+\.\d$/);
+  assert.match(hud.tick, /^\d+$/);
+
+  await a.screenshot({ path: `${SHOTS}/demo-a.png` });
+  await b.screenshot({ path: `${SHOTS}/demo-b.png` });
+  server.demoPages = [a, b];
+});
+
+test('the dashboard plots non-empty latency percentiles for every shard after traffic', async () => {
+  // Traffic on the other shard too: a third page in an instance that shard owns.
+  const home = (await getJson(`${server.admin}/instances/e2e`)).shard;
+  const otherId = Array.from({ length: 64 }, (_, i) => `e2e-${i}`).find((id) => shardFor(id, SHARDS) !== home);
+  const c = await openPage(`${server.game}/?instance=${otherId}&name=carol`);
+  await joinedIn(c);
+  const otherShard = (await getJson(`${server.admin}/instances/${otherId}`)).shard;
+  assert.notEqual(otherShard, home, `instance ${otherId} should live on the other shard`);
+  await c.keyboard.down('ArrowDown');
+  await c.waitForFunction(() => window.__shardline.entities.some((e) => e.id === window.__shardline.myEntity && e.vy > 0));
+  await c.keyboard.up('ArrowDown');
+
+  const dash = await openPage(`${server.admin}/dashboard`, { width: 1400, height: 1100 });
+  const keys = [...Array.from({ length: SHARDS }, (_, i) => String(i)), 'all'];
+  const names = ['tick_duration', 'input_to_update', 'rtt'];
+  // Histograms are fetched every 2 s and the server pings every second (RTT).
+  await explained([dash, ...(server.demoPages ?? []), c], () =>
+    dash.waitForFunction(
+      ([keys, names]) => {
+        const d = window.__dashboard;
+        return d && d.samples >= 3 && keys.every((k) => names.every((n) => (d.plottedBy[k]?.[n] ?? 0) > 0));
+      },
+      [keys, names],
+      { timeout: WAIT_MS * 2 },
+    ),
+  );
+  const plotted = await dash.evaluate(() => window.__dashboard.plotted);
+  for (const k of keys) assert.ok(plotted[k] > 0, `shard ${k} plotted ${plotted[k]} points`);
+  console.log(`dashboard plotted points per shard: ${JSON.stringify(plotted)}`);
+
+  // The canvases really hold drawn pixels, not only numbers.
+  const inked = await dash.evaluate((names) =>
+    names.map((n) => {
+      const cv = document.getElementById(`pct-${n}`);
+      const px = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+      let lit = 0;
+      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) lit++;
+      return lit;
+    }),
+  names);
+  for (const [i, lit] of inked.entries()) assert.ok(lit > 1000, `${names[i]} canvas: ${lit} pixels drawn`);
+
+  // The instance list links to a live view of the instance.
+  await dash.waitForSelector(`#instances a[href="#instance=e2e"]`);
+  await dash.click(`#instances a[href="#instance=e2e"]`);
+  await dash.waitForFunction(() => document.querySelectorAll('#live-seats tbody tr').length === 2);
+  const seatNames = await dash.$$eval('#live-seats tbody tr td:first-child', (tds) => tds.map((t) => t.textContent).sort());
+  assert.deepEqual(seatNames, ['alice', 'bob']);
+
+  await dash.screenshot({ path: `${SHOTS}/dashboard.png`, fullPage: true });
+  assert.deepEqual(pageErrors, [], 'no script errors in any page');
+  console.log(`screenshots: ${SHOTS}/{demo-a,demo-b,dashboard}.png`);
+});
+
+// ------------------------------------------------------------------ helpers
+
+function startServer() {
+  const args = [
+    'serve',
+    '--listen', '127.0.0.1:0',
+    '--shards', String(SHARDS),
+    '--admin-listen', '127.0.0.1:0',
+    '--snapshot-interval-ms', '0',
+    '--no-restore',
+    '--load-shedding', 'off',
+    // Server pings every second, so the RTT histograms fill quickly.
+    '--heartbeat-ms', '1000',
+  ];
+  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  return new Promise((resolvePromise, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`shardline did not report both listeners within ${WAIT_MS} ms:\n${out}`));
+    }, WAIT_MS);
+    const onData = (chunk) => {
+      out += chunk.toString();
+      const game = /shardline listening on (\S+)/.exec(out);
+      const admin = /admin listening on (\S+)/.exec(out);
+      if (game && admin) {
+        clearTimeout(timer);
+        child.stdout.off('data', onData);
+        child.stdout.resume();
+        resolvePromise({
+          game: `http://${game[1]}`,
+          admin: `http://${admin[1]}`,
+          stop: () => stopChild(child),
+        });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (c) => (out += c.toString()));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`shardline exited (${code}) before listening:\n${out}`));
+    });
+  });
+}
+
+function stopChild(child) {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), WAIT_MS);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      res();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+async function getJson(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(WAIT_MS) });
+  assert.equal(res.status, 200, `GET ${url}`);
+  return res.json();
+}
+
+/** The server's `shard_for` (src/game/placement.rs): FNV-1a 64, MurmurHash3 fmix64, scaled by the high bits. */
+function shardFor(id, shards) {
+  const MASK = (1n << 64n) - 1n;
+  let h = 0xcbf29ce484222325n;
+  for (const b of new TextEncoder().encode(id)) h = ((h ^ BigInt(b)) * 0x100000001b3n) & MASK;
+  h ^= h >> 33n;
+  h = (h * 0xff51afd7ed558ccdn) & MASK;
+  h ^= h >> 33n;
+  h = (h * 0xc4ceb9fe1a85ec53n) & MASK;
+  h ^= h >> 33n;
+  return Number((h * BigInt(shards)) >> 64n);
+}
