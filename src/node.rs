@@ -30,6 +30,9 @@ use crate::snapshot::{self, InstanceSnapshot, SnapshotLimits, SnapshotStore};
 /// net.core.somaxconn). Sized for a connection storm of a few thousand.
 pub const LISTEN_BACKLOG: i32 = 4096;
 
+/// Time every shard gets to start (executor, io_uring rings, restore).
+const SHARD_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Control channel capacity per shard: only a handful of orders ever wait.
 const CONTROL_CHANNEL_CAPACITY: usize = 16;
 
@@ -89,6 +92,7 @@ impl Node {
         let mut handles = Vec::with_capacity(shards);
         let mut controls = Vec::with_capacity(shards);
         let mut admin_fd = admin.map(|(fd, _)| fd);
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(shards);
         for (id, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded(CONTROL_CHANNEL_CAPACITY);
             controls.push(tx);
@@ -101,10 +105,17 @@ impl Node {
                 mesh: mesh.clone(),
                 control: rx,
                 node: shared.clone(),
+                ready: ready_tx.clone(),
             };
             let handle = runtime::spawn(start)
                 .map_err(|e| anyhow::anyhow!("cannot start shard {id}: {e}"))?;
             handles.push(handle);
+        }
+        // Clients may connect from now on; say so only when every shard runs.
+        for _ in 0..shards {
+            ready_rx.recv_timeout(SHARD_START_TIMEOUT).map_err(|_| {
+                anyhow::anyhow!("a shard did not start within {SHARD_START_TIMEOUT:?}")
+            })?;
         }
         tracing::info!("shardline listening on {local_addr} ({shards} shards; /play, /echo)");
         match cfg.admin_listen {

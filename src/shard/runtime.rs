@@ -50,6 +50,9 @@ pub struct ShardStart {
     pub mesh: MeshBuilder<ShardMsg, Full>,
     pub control: Receiver<Control>,
     pub node: NodeShared,
+    /// Told once the shard accepts connections (the node logs "listening"
+    /// only when every shard has said so).
+    pub ready: crossbeam_channel::Sender<usize>,
 }
 
 /// What a shard reports when it stops.
@@ -148,6 +151,7 @@ async fn run(start: ShardStart) -> ShardExit {
         glommio::spawn_local_into(tick_loop(shard.clone()), queues.tick).expect("tick queue");
     let sweeps = glommio::spawn_local_into(sweep_loop(shard.clone()), queues.background)
         .expect("background queue");
+    let _ = start.ready.try_send(shard.id);
     let snapshots = glommio::spawn_local_into(
         crate::shard::snapshots::snapshot_loop(shard.clone()),
         queues.background,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Server;
 
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// (status, body) of one request.
 pub fn http(
