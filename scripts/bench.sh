@@ -1,0 +1,827 @@
+#!/usr/bin/env bash
+# shardline's benchmark suite in one command: micro benchmarks (criterion),
+# then end-to-end scenarios against shardline and, in the same run, the
+# tokio + tokio-tungstenite baseline (benches/baseline_server.rs). Prints
+# every result as a table and writes them, with the raw JSON, to --out.
+# Method, targets and results: BENCHMARKS.md.
+#
+#   bash scripts/bench.sh            # full suite, ~20 min
+#   bash scripts/bench.sh --quick    # same scenarios, fewer steps, ~3-5 min
+#
+# Placement: the server under test is pinned to core 0 (`taskset -c 0`,
+# shardline with --shards 1 --cpus 0, the baseline with one tokio worker);
+# the load generator to core 1 (`taskset -c 1 … --threads 1 --cpus 1`).
+# Speed goals are ratios against the baseline measured in the same run, since
+# the machine is shared; nothing here asserts a time.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR]
+
+  --quick       fewer and shorter steps (~3-5 min instead of ~20)
+  --only LIST   comma-separated subset of: micro,idle,echo,game,snapshot,profile
+                (default: all but profile)
+  --profile     also run `perf record` on both servers under the game load
+                (results in DIR/profile-*.txt; not used for any table)
+  --out DIR     where raw results and results.md go
+                (default: target/bench-results/<date-time>)
+
+Environment: BENCH_NICE (default -20; 0 leaves priorities alone). The server
+and the load generator each run in their own session (setsid), so in their
+own scheduler autogroup, and that group gets this niceness: with autogroups,
+a plain `nice` only ranks a process within its own session and does nothing
+against other sessions' builds on this shared machine.
+EOF
+}
+
+QUICK=0
+ONLY="micro,idle,echo,game,snapshot"
+OUT=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --quick) QUICK=1 ;;
+    --only)
+        ONLY="$2"
+        shift
+        ;;
+    --profile) ONLY="$ONLY,profile" ;;
+    --out)
+        OUT="$2"
+        shift
+        ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        usage >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-$ROOT/target/bench-results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RECORDS=$OUT/records.jsonl
+: >"$RECORDS"
+
+SERVER_CORE=0
+LOADGEN_CORE=1
+NICE=${BENCH_NICE:--20}
+# Loopback source addresses: each has its own ephemeral port range, so the
+# 19k-connection case does not depend on one range's free ports.
+SOURCE_IPS=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
+
+# ---------------------------------------------------------------- settings
+# Every step's length and the step lists, for the full and the quick run.
+if [[ $QUICK == 1 ]]; then
+    MICRO_ARGS=(--warm-up-time 0.3 --measurement-time 1)
+    IDLE_COUNTS=(1000 10000)
+    ECHO_RATES=(200 1000)
+    ECHO_DURATION=4s
+    GAME_RATES=(30 60)
+    GAME_COUNTS=(250 500 1000 2000 5000)
+    GAME_DURATION=4s
+    SNAPSHOT_ROUNDS=1
+    SNAPSHOT_DURATION=6s
+else
+    MICRO_ARGS=(--warm-up-time 1 --measurement-time 3)
+    IDLE_COUNTS=(1000 10000 19000)
+    ECHO_RATES=(200 500 1000 2000)
+    ECHO_DURATION=8s
+    GAME_RATES=(30 60)
+    GAME_COUNTS=(100 250 500 750 1000 1500 2000 3000 5000 7000)
+    GAME_DURATION=10s
+    SNAPSHOT_ROUNDS=3
+    SNAPSHOT_DURATION=12s
+fi
+ECHO_CONNECTIONS=100
+ECHO_MESSAGE_BYTES=64
+# Connections opened per second in the game scenario (players join as fast
+# as the load generator can handshake, without a thundering herd).
+GAME_RAMP_PER_S=2000
+PLAYERS_PER_INSTANCE=16
+SNAPSHOT_PLAYERS=1000
+PROFILE_PLAYERS=1000
+IDLE_RAMP_PER_S=4000
+
+# ---------------------------------------------------------------- processes
+# Every process this script starts is remembered here and ended on exit.
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    sleep 0.3
+    for pid in "${PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget_pid() {
+    local keep=() pid
+    for pid in "${PIDS[@]}"; do
+        [[ $pid != "$1" ]] && keep+=("$pid")
+    done
+    PIDS=("${keep[@]}")
+}
+
+# Stops one process we started: TERM, up to 10 s for a graceful exit, KILL.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+# Gives a process we started (in its own session) the niceness BENCH_NICE.
+boost() {
+    [[ $NICE == 0 ]] && return 0
+    if [[ -w /proc/$1/autogroup ]]; then
+        echo "$NICE" >"/proc/$1/autogroup" 2>/dev/null || true
+    else
+        renice -n "$NICE" -p "$1" >/dev/null 2>&1 || true
+    fi
+}
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- python helpers
+# Arithmetic, JSON and tables. Sub-commands: cpu, record-*, micro, report.
+py() { python3 - "$@" <<'PY'
+import glob, json, os, sys
+
+cmd, args = sys.argv[1], sys.argv[2:]
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def append(rec):
+    with open(os.environ["RECORDS"], "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+def counters(stats):
+    """Counters of a /stats reply: shardline's summed over shards, or the baseline's."""
+    if not stats:
+        return {}
+    if "shards" in stats:
+        total = {}
+        for s in stats["shards"]:
+            for k, v in s.get("counters", {}).items():
+                total[k] = total.get(k, 0) + v
+        return total
+    return stats.get("counters", {})
+
+def delta(before, after):
+    b, a = counters(before), counters(after)
+    return {k: a[k] - b.get(k, 0) for k in a}
+
+def cpu_busy(before, after):
+    """Busy fraction of each core between two `cpu` snapshots."""
+    out = {}
+    for core, (b_busy, b_total) in before.items():
+        a_busy, a_total = after[core]
+        out[core] = round((a_busy - b_busy) / max(a_total - b_total, 1), 3)
+    return out
+
+def hist(lg, name):
+    return (lg or {}).get("histograms", {}).get(name, {})
+
+def proc_cpu_s(before, after):
+    return (int(after) - int(before)) / os.sysconf("SC_CLK_TCK")
+
+if cmd == "cpu":
+    snap = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *vals = line.split()
+                vals = [int(v) for v in vals]
+                idle = vals[3] + vals[4]
+                snap[name] = [sum(vals[:8]) - idle, sum(vals[:8])]
+    print(json.dumps(snap))
+
+elif cmd == "open-connections":
+    print((load(args[0]) or {}).get("connections_open", -1))
+
+elif cmd == "record-game":
+    (server, hz, players, lg_path, sb, ss, sa, cb, ca, pb, pa, wall, rc) = args
+    hz, players, wall = int(hz), int(players), float(wall)
+    lg, before, steady, after = load(lg_path), load(sb), load(ss), load(sa)
+    d = delta(before, after)
+    # Writes per update in the steady-state window (after every join).
+    ds = delta(steady, after)
+    i2u = hist(lg, "input_to_update")
+    budget_ms = 1000.0 / hz + 2.0
+    joined = (lg or {}).get("players_joined", 0)
+    errors = (lg or {}).get("errors", {}) if lg else {"loadgen failed": 1}
+    reasons = []
+    if rc != "0" or lg is None:
+        reasons.append(f"loadgen exit {rc}")
+    if joined < players:
+        reasons.append(f"{players - joined} not joined")
+    if errors:
+        reasons.append("errors " + ",".join(f"{k}={v}" for k, v in errors.items()))
+    if i2u.get("p99_ms", 1e9) > budget_ms:
+        reasons.append(f"p99 {i2u.get('p99_ms', 0):.1f} ms > {budget_ms:.1f}")
+    if d.get("ticks_overrun", 0) > 0:
+        reasons.append(f"{d['ticks_overrun']} ticks overran")
+    writes, updates = ds.get("socket_writes", 0), ds.get("state_updates", 0)
+    rec = {
+        "scenario": "game", "server": server, "hz": hz, "players": players,
+        "pass": not reasons, "why": "; ".join(reasons),
+        "i2u_ms": {k: i2u.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")},
+        "jitter_p99_ms": hist(lg, "update_jitter").get("p99_ms"),
+        "updates_per_s": (lg or {}).get("throughput", {}).get("msgs_in_per_s"),
+        "joined": joined, "errors": errors, "disconnects": (lg or {}).get("disconnects", {}),
+        "ticks": d.get("ticks"), "ticks_overrun": d.get("ticks_overrun"), "ticks_late": d.get("ticks_late"),
+        "socket_writes": writes, "state_updates": updates, "messages_out": d.get("messages_out"),
+        "writes_per_update": round(writes / updates, 4) if updates else None,
+        "tick_p99_us": (after or {}).get("histograms_us", {}).get("tick_duration", {}).get("p99"),
+        "lateness_p99_us": (after or {}).get("histograms_us", {}).get("tick_lateness", {}).get("p99"),
+        "cpu_busy": cpu_busy(json.loads(cb), json.loads(ca)),
+        "server_cpu": round(proc_cpu_s(pb, pa) / wall, 3),
+        "load_average": os.getloadavg()[0],
+    }
+    append(rec)
+    p99 = i2u.get("p99_ms")
+    print(f"game {server:9s} {hz:2d} Hz {players:6d} players: p99 input->update "
+          f"{p99 if p99 is not None else float('nan'):7.1f} ms (budget {budget_ms:.1f}), "
+          f"overruns {d.get('ticks_overrun')}, writes/update {rec['writes_per_update']}, "
+          f"server cpu {rec['server_cpu']:.2f}, loadgen core {rec['cpu_busy'].get('cpu1')}: "
+          f"{'PASS' if rec['pass'] else 'FAIL (' + rec['why'] + ')'}")
+    sys.exit(0 if rec["pass"] else 1)
+
+elif cmd == "record-echo":
+    (server, conns, rate, lg_path, cb, ca, pb, pa, wall, rc) = args
+    conns, rate, wall = int(conns), float(rate), float(wall)
+    lg = load(lg_path) or {}
+    c = lg.get("counters", {})
+    run_s = lg.get("run_s") or wall
+    achieved = c.get("echoes_received", 0) / run_s if run_s else 0
+    offered = conns * rate
+    cpu_s = proc_cpu_s(pb, pa)
+    rtt = hist(lg, "echo_rtt")
+    rec = {
+        "scenario": "echo", "server": server, "connections": conns, "rate_hz": rate,
+        "offered_per_s": offered, "achieved_per_s": round(achieved),
+        "rtt_ms": {k: rtt.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")},
+        "errors": lg.get("errors", {"loadgen failed": 1} if not lg else {}),
+        "unanswered": c.get("echoes_unanswered"),
+        "server_cpu": round(cpu_s / wall, 3),
+        "server_cpu_us_per_msg": round(cpu_s * 1e6 / max(c.get("echoes_received", 0), 1), 2),
+        "cpu_busy": cpu_busy(json.loads(cb), json.loads(ca)),
+        "load_average": os.getloadavg()[0],
+        "rc": rc,
+    }
+    append(rec)
+    print(f"echo {server:9s} offered {offered:8.0f}/s achieved {achieved:8.0f}/s "
+          f"p50 {rtt.get('p50_ms', float('nan')):.2f} ms p99 {rtt.get('p99_ms', float('nan')):.2f} ms "
+          f"server cpu {rec['server_cpu']:.2f} ({rec['server_cpu_us_per_msg']} us/msg) "
+          f"loadgen core {rec['cpu_busy'].get('cpu1')}")
+    # Saturated when less than 90% of the offered load came back.
+    sys.exit(0 if rc == "0" and achieved >= 0.9 * offered else 1)
+
+elif cmd == "record-idle":
+    (server, n, opened, rss_ref, rss0, rss1, sock0, sock1, slab0, slab1) = args
+    n, opened = int(n), int(opened)
+    per = lambda a, b: (int(b) - int(a)) / max(opened, 1)
+    rss_kb = per(rss0, rss1)
+    rss_all_kb = per(rss_ref, rss1)
+    # sockstat and slab count both ends of each loopback connection: half is
+    # the server's socket.
+    sock_kb = per(sock0, sock1) * 4 / 2
+    slab_kb = per(slab0, slab1) / 1024 / 2
+    rec = {
+        "scenario": "idle", "server": server, "connections": n, "open": opened,
+        "rss_kb_per_conn": round(rss_kb, 2),
+        "rss_incl_start_pool_kb_per_conn": round(rss_all_kb, 2),
+        "sockstat_kb_per_conn": round(sock_kb, 2),
+        "tcp_slab_kb_per_conn": round(slab_kb, 2),
+        "all_in_kb_per_conn": round(max(rss_kb, rss_all_kb) + sock_kb, 2),
+        "load_average": os.getloadavg()[0],
+    }
+    append(rec)
+    print(f"idle {server:9s} {opened:6d}/{n} open: RSS {rss_kb:.2f} KiB/conn "
+          f"(incl. start-up pool {rss_all_kb:.2f}), socket mem {sock_kb:.2f} KiB, "
+          f"TCP slab {slab_kb:.2f} KiB -> all-in {rec['all_in_kb_per_conn']:.2f} KiB")
+
+elif cmd == "record-snapshot":
+    (interval, rnd, stats_path, lg_path) = args
+    st, lg = load(stats_path) or {}, load(lg_path) or {}
+    h = st.get("histograms_us", {})
+    c = counters(st)
+    rec = {
+        "scenario": "snapshot", "interval_ms": int(interval), "round": int(rnd),
+        "tick_p50_us": h.get("tick_duration", {}).get("p50"),
+        "tick_p99_us": h.get("tick_duration", {}).get("p99"),
+        "tick_max_us": h.get("tick_duration", {}).get("max"),
+        "lateness_p99_us": h.get("tick_lateness", {}).get("p99"),
+        "snapshot_write_p99_us": h.get("snapshot_write", {}).get("p99"),
+        "snapshots_written": c.get("snapshots_written"),
+        "snapshot_failures": c.get("snapshot_failures"),
+        "i2u_p99_ms": hist(lg, "input_to_update").get("p99_ms"),
+        "load_average": os.getloadavg()[0],
+    }
+    append(rec)
+    print(f"snapshot interval {interval:>4s} ms round {rnd}: tick p99 {rec['tick_p99_us']} us, "
+          f"lateness p99 {rec['lateness_p99_us']} us, snapshots {rec['snapshots_written']} "
+          f"(write p99 {rec['snapshot_write_p99_us']} us)")
+
+elif cmd == "record-micro":
+    # args: criterion dir, then the benchmark names in run order.
+    crit, names = args[0], args[1:]
+    for name in names:
+        est = load(os.path.join(crit, name, "new", "estimates.json"))
+        if est:
+            append({"scenario": "micro", "name": name,
+                    "mean_ns": est["mean"]["point_estimate"],
+                    "lo_ns": est["mean"]["confidence_interval"]["lower_bound"],
+                    "hi_ns": est["mean"]["confidence_interval"]["upper_bound"]})
+
+elif cmd == "report":
+    recs = [json.loads(l) for l in open(os.environ["RECORDS"]) if l.strip()]
+    by = lambda s: [r for r in recs if r["scenario"] == s]
+    out = []
+    w = out.append
+    def fmt_ns(ns):
+        if ns >= 1e6: return f"{ns / 1e6:.2f} ms"
+        if ns >= 1e3: return f"{ns / 1e3:.2f} µs"
+        return f"{ns:.0f} ns"
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if a and b else "n/a"
+
+    micro = by("micro")
+    if micro:
+        w("### Micro benchmarks (criterion, mean with 95% CI)\n")
+        w("| benchmark | mean | 95% CI |")
+        w("|---|---:|---|")
+        for r in micro:
+            w(f"| `{r['name']}` | {fmt_ns(r['mean_ns'])} | {fmt_ns(r['lo_ns'])} – {fmt_ns(r['hi_ns'])} |")
+        m = {r["name"]: r["mean_ns"] for r in micro}
+        if "tick_1000_metrics_on" in m and "tick_1000_metrics_off" in m:
+            on, off = m["tick_1000_metrics_on"], m["tick_1000_metrics_off"]
+            w(f"\nMetrics cost: tick_1000_metrics_on / off = **{on / off:.3f}** "
+              f"(+{(on - off) / 1000:.1f} µs per tick of 1,000 players, "
+              f"{(on - off) / 1000:.0f} ns per player).")
+        w("")
+
+    idle = by("idle")
+    if idle:
+        w("### Idle connections: memory per connection (target: all-in ≤ 7 KB)\n")
+        w("| server | connections | open | RSS Δ / conn | RSS incl. start-up pool / conn | kernel socket mem / conn | TCP slab / conn (not in all-in) | all-in / conn |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in idle:
+            w(f"| {r['server']} | {r['connections']} | {r['open']} | {r['rss_kb_per_conn']:.2f} KiB | "
+              f"{r['rss_incl_start_pool_kb_per_conn']:.2f} KiB | {r['sockstat_kb_per_conn']:.2f} KiB | "
+              f"{r['tcp_slab_kb_per_conn']:.2f} KiB | **{r['all_in_kb_per_conn']:.2f} KiB** |")
+        w("")
+
+    echo = by("echo")
+    if echo:
+        w(f"### Echo: {os.environ.get('ECHO_MESSAGE_BYTES')}-byte binary messages on /echo, "
+          f"{os.environ.get('ECHO_CONNECTIONS')} connections, offered rate stepped up\n")
+        w("| server | offered msg/s | achieved msg/s | p50 | p99 | p99.9 | server CPU (core 0) | server CPU µs/msg | loadgen core busy | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in echo:
+            rt = r["rtt_ms"]
+            fmtms = lambda v: f"{v:.2f} ms" if v is not None else "n/a"
+            w(f"| {r['server']} | {r['offered_per_s']:.0f} | {r['achieved_per_s']} | {fmtms(rt['p50_ms'])} | "
+              f"{fmtms(rt['p99_ms'])} | {fmtms(rt['p999_ms'])} | {r['server_cpu']:.2f} | {r['server_cpu_us_per_msg']} | "
+              f"{r['cpu_busy'].get('cpu1')} | {r['errors'] or ''} |")
+        best = {s: max((r["achieved_per_s"] for r in echo if r["server"] == s), default=0)
+                for s in ("shardline", "baseline")}
+        # CPU per message at each server's highest step: capacity of one core.
+        cap = {}
+        for s in ("shardline", "baseline"):
+            rs = [r for r in echo if r["server"] == s and r["server_cpu_us_per_msg"] > 0]
+            if rs:
+                top = max(rs, key=lambda r: r["achieved_per_s"])
+                cap[s] = 1e6 / top["server_cpu_us_per_msg"]
+        w(f"\nBest achieved: shardline {best['shardline']}/s, baseline {best['baseline']}/s → "
+          f"ratio **{ratio(best['shardline'], best['baseline'])}** (target ≥ 2×).")
+        if len(cap) == 2:
+            w(f"Server CPU per message at the top step → capacity of one full core: "
+              f"shardline {cap['shardline']:.0f}/s, baseline {cap['baseline']:.0f}/s → "
+              f"ratio **{ratio(cap['shardline'], cap['baseline'])}**.")
+        w("")
+
+    game = by("game")
+    if game:
+        w("### Game: players at the tick rate, 16 per instance, inputs at the tick rate\n")
+        w("Pass: every player joined, no errors, p99 input→update ≤ one tick + 2 ms, no tick overran.\n")
+        w("Latencies are input→update as the load generator sees them (from each input's intended send time); "
+          "p99 − tick is what is left of the p99 after one tick interval, i.e. the part the 2 ms budget covers. "
+          "Tick and lateness p99 come from shardline's admin histograms; late ticks started > 1/10 interval late.\n")
+        w("| server | Hz | players | p50 | p99 | p99 − tick | p99.9 | ticks overrun | late ticks | tick p99 | lateness p99 | writes / update | server CPU | loadgen core busy | result |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in game:
+            i = r["i2u_ms"]
+            fmtms = lambda v: f"{v:.1f} ms" if v is not None else "n/a"
+            fmtus = lambda v: f"{v / 1000:.1f} ms" if v else "n/a"
+            late = f"{100 * r['ticks_late'] / r['ticks']:.0f}%" if r.get("ticks") else "n/a"
+            excess = i["p99_ms"] - 1000 / r["hz"] if i["p99_ms"] is not None else None
+            w(f"| {r['server']} | {r['hz']} | {r['players']} | {fmtms(i['p50_ms'])} | {fmtms(i['p99_ms'])} | "
+              f"{fmtms(excess)} | {fmtms(i['p999_ms'])} | {r['ticks_overrun']} | {late} | {fmtus(r.get('tick_p99_us'))} | "
+              f"{fmtus(r.get('lateness_p99_us'))} | {r['writes_per_update']} | {r['server_cpu']:.2f} | "
+              f"{r['cpu_busy'].get('cpu1')} | {'pass' if r['pass'] else 'FAIL: ' + r['why']} |")
+        w("\n| Hz | shardline: most players that held | baseline | ratio (target ≥ 2×) | shardline target ≥ 5,000 |")
+        w("|---:|---:|---:|---:|---|")
+        for hz in sorted({r["hz"] for r in game}):
+            best = {}
+            for s in ("shardline", "baseline"):
+                ok = [r["players"] for r in game if r["hz"] == hz and r["server"] == s and r["pass"]]
+                tried = [r["players"] for r in game if r["hz"] == hz and r["server"] == s]
+                best[s] = max(ok) if ok else 0
+                if tried and ok and max(ok) == max(tried):
+                    best[s + "_open"] = True
+            lab = lambda s: f"{best[s]}{'+' if best.get(s + '_open') else ''}"
+            w(f"| {hz} | {lab('shardline')} | {lab('baseline')} | {ratio(best['shardline'], best['baseline'])} | "
+              f"{'met' if best['shardline'] >= 5000 else 'not met'} |")
+        sl = [r for r in game if r["server"] == "shardline" and r["writes_per_update"]]
+        if sl:
+            w(f"\nshardline socket writes per StateUpdate (admin counters `socket_writes` / `state_updates`, "
+              f"steady-state window after every player joined, all steps): "
+              f"{min(r['writes_per_update'] for r in sl):.4f} – {max(r['writes_per_update'] for r in sl):.4f} "
+              f"(1.0 = exactly one write per player per tick; below 1, a late session wrote two ticks' "
+              f"updates in one write).")
+        w("")
+
+    snap = by("snapshot")
+    if snap:
+        w(f"### Tick duration with and without snapshots ({os.environ.get('SNAPSHOT_PLAYERS', '')} players, 30 Hz; target: p99 rises ≤ 10%)\n")
+        w("| snapshot interval | round | tick p50 | tick p99 | tick max | lateness p99 | snapshots written | snapshot write p99 |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in snap:
+            w(f"| {'off' if r['interval_ms'] == 0 else str(r['interval_ms']) + ' ms'} | {r['round']} | "
+              f"{r['tick_p50_us']} µs | {r['tick_p99_us']} µs | {r['tick_max_us']} µs | {r['lateness_p99_us']} µs | "
+              f"{r['snapshots_written']} | {r['snapshot_write_p99_us']} µs |")
+        off = [r["tick_p99_us"] for r in snap if r["interval_ms"] == 0 and r["tick_p99_us"]]
+        on = [r["tick_p99_us"] for r in snap if r["interval_ms"] > 0 and r["tick_p99_us"]]
+        if off and on:
+            mo, mn = sum(off) / len(off), sum(on) / len(on)
+            w(f"\nMean tick p99: off {mo:.0f} µs, on {mn:.0f} µs → on/off **{mn / mo:.3f}** "
+              f"({'met' if mn <= 1.1 * mo else 'not met'}: target ≤ 1.10).")
+        w("")
+    print("\n".join(out))
+PY
+}
+export RECORDS ECHO_MESSAGE_BYTES ECHO_CONNECTIONS SNAPSHOT_PLAYERS
+
+# ---------------------------------------------------------------- machine
+machine_info() {
+    {
+        echo "### Machine"
+        echo
+        echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores available ($(grep -c ^processor /proc/cpuinfo) online)"
+        echo "- Memory: $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo); kernel $(uname -r)"
+        echo "- Limits: open files $(ulimit -n) (hard $(ulimit -Hn)); locked memory $(ulimit -l) KiB"
+        echo "- Load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work shares this machine)"
+        echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' + uncommitted changes')"
+        echo "- Run: $(date -u +%Y-%m-%dT%H:%MZ), mode $([[ $QUICK == 1 ]] && echo quick || echo full)"
+        echo
+    } >"$OUT/machine.md"
+    cat "$OUT/machine.md"
+}
+
+# ---------------------------------------------------------------- build
+build() {
+    log "building (release)"
+    cargo build --release --bin shardline >&2
+    SHARDLINE=$ROOT/target/release/shardline
+    cargo bench --no-run --bench baseline_server --bench micro --message-format=json \
+        >"$OUT/bench-build.json" 2>"$OUT/bench-build.log" || {
+        cat "$OUT/bench-build.log" >&2
+        exit 1
+    }
+    exe() {
+        jq -r --arg t "$1" 'select(.reason == "compiler-artifact" and .target.name == $t and .executable != null) | .executable' \
+            "$OUT/bench-build.json" | tail -1
+    }
+    BASELINE=$(exe baseline_server)
+    MICRO=$(exe micro)
+    [[ -x $SHARDLINE && -x $BASELINE && -x $MICRO ]] || {
+        echo "build failed: no shardline, baseline_server or micro binary" >&2
+        exit 1
+    }
+    TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+    # Private copies: a concurrent `cargo build` must not swap a binary
+    # between two steps of this run.
+    mkdir -p "$OUT/bin"
+    cp "$SHARDLINE" "$OUT/bin/shardline"
+    cp "$BASELINE" "$OUT/bin/baseline_server"
+    SHARDLINE=$OUT/bin/shardline
+    BASELINE=$OUT/bin/baseline_server
+}
+
+# ---------------------------------------------------------------- servers
+PORT_NEXT=19300
+next_ports() {
+    SRV_PORT=$PORT_NEXT
+    ADM_PORT=$((PORT_NEXT + 1))
+    PORT_NEXT=$((PORT_NEXT + 2))
+}
+
+# Waits until the admin endpoint answers (the server is up).
+wait_admin() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        curl -sf --max-time 1 "http://127.0.0.1:$1/stats" >/dev/null 2>&1 && return 0
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "server (pid $2) did not come up; log: $3" >&2
+    tail -5 "$3" >&2 || true
+    return 1
+}
+
+# start_server shardline|baseline HZ DIR [extra shardline flags]: sets
+# SRV_PID, SRV_PORT, ADM_PORT. SNAP_MS (default 0) sets shardline's
+# snapshot interval.
+start_server() {
+    local kind=$1 hz=$2 dir=$3
+    shift 3
+    next_ports
+    mkdir -p "$dir"
+    if [[ $kind == shardline ]]; then
+        setsid taskset -c $SERVER_CORE "$SHARDLINE" serve \
+            --listen "127.0.0.1:$SRV_PORT" --admin-listen "127.0.0.1:$ADM_PORT" \
+            --shards 1 --cpus $SERVER_CORE --tick-rate "$hz" \
+            --snapshot-interval-ms "${SNAP_MS:-0}" --snapshot-dir "$dir/data" --no-restore \
+            --load-shedding off --log-level warn "$@" >"$dir/server.log" 2>&1 &
+    else
+        setsid taskset -c $SERVER_CORE "$BASELINE" --threads 1 \
+            --listen "127.0.0.1:$SRV_PORT" --admin-listen "127.0.0.1:$ADM_PORT" \
+            --tick-rate "$hz" >"$dir/server.log" 2>&1 &
+    fi
+    SRV_PID=$!
+    PIDS+=("$SRV_PID")
+    boost "$SRV_PID"
+    wait_admin "$ADM_PORT" "$SRV_PID" "$dir/server.log"
+}
+
+admin_stats() { curl -sf --max-time 5 "http://127.0.0.1:$1/stats" >"$2" || echo '{}' >"$2"; }
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+sockstat_pages() { awk '/^TCP:/{for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat; }
+tcp_slab_bytes() { awk '$1 == "TCP" {print $2 * $4}' /proc/slabinfo 2>/dev/null || echo 0; }
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# start_loadgen OUT_JSON [loadgen flags]: starts the load generator pinned to
+# its core, in the background; sets LG_PID.
+start_loadgen() {
+    local out=$1
+    shift
+    setsid taskset -c $LOADGEN_CORE "$SHARDLINE" loadgen --threads 1 --cpus $LOADGEN_CORE \
+        --json --quiet "$@" >"$out" 2>"${out%.json}.err" &
+    LG_PID=$!
+    PIDS+=("$LG_PID")
+    boost "$LG_PID"
+}
+
+# wait_loadgen: waits for LG_PID; returns its exit code.
+wait_loadgen() {
+    local rc=0
+    wait "$LG_PID" || rc=$?
+    forget_pid "$LG_PID"
+    return $rc
+}
+
+# run_loadgen OUT_JSON [loadgen flags]: start_loadgen + wait_loadgen.
+run_loadgen() {
+    start_loadgen "$@"
+    wait_loadgen
+}
+
+# ---------------------------------------------------------------- scenarios
+scenario_micro() {
+    log "micro benchmarks"
+    local out=$OUT/micro.txt
+    # Criterion writes its estimates under target/criterion (cwd is the repo).
+    setsid "$MICRO" --bench "${MICRO_ARGS[@]}" >"$out" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    boost "$pid"
+    wait "$pid" || log "micro benchmarks exited with an error; see $out"
+    forget_pid "$pid"
+    grep -E 'time:' "$out" >&2 || true
+    # Criterion prints each benchmark's name at the start of a line.
+    mapfile -t names < <(grep -oE '^[a-z0-9_]+ +time:|^[a-z0-9_]+$' "$out" | awk '{print $1}' | awk '!seen[$0]++')
+    py record-micro "$TARGET_DIR/criterion" "${names[@]}"
+}
+
+scenario_idle() {
+    local ref_dir=$OUT/idle-ref
+    start_server shardline 30 "$ref_dir" --max-connections 64 --buffers 64
+    sleep 1
+    local rss_ref_shardline
+    rss_ref_shardline=$(rss_kb "$SRV_PID")
+    stop_pid "$SRV_PID"
+    local n server
+    for n in "${IDLE_COUNTS[@]}"; do
+        for server in shardline baseline; do
+            log "idle: $server, $n connections"
+            local dir=$OUT/idle-$server-$n
+            start_server "$server" 30 "$dir" --max-connections $((n + 64)) --buffers $((n + 64))
+            sleep 1
+            local rss0 sock0 slab0 rss_ref
+            rss0=$(rss_kb "$SRV_PID")
+            sock0=$(sockstat_pages)
+            slab0=$(tcp_slab_bytes)
+            rss_ref=$([[ $server == shardline ]] && echo "$rss_ref_shardline" || echo "$rss0")
+            # One 64-byte echo per connection right after connecting, then
+            # silence: the next is due after 500 s, inside the 600 s run, so
+            # the load generator keeps the connection open (it closes a
+            # connection with nothing left to send before the run's end).
+            setsid taskset -c $LOADGEN_CORE "$SHARDLINE" loadgen --threads 1 --cpus $LOADGEN_CORE \
+                --target "ws://127.0.0.1:$SRV_PORT/echo" --echo --players "$n" --rate 0.002 \
+                --message-bytes $ECHO_MESSAGE_BYTES --duration 600s --ramp $IDLE_RAMP_PER_S \
+                --source-ips $SOURCE_IPS --connect-timeout 30s --json --quiet \
+                >"$dir/loadgen.json" 2>"$dir/loadgen.err" &
+            local lg=$!
+            PIDS+=("$lg")
+            boost "$lg"
+            local deadline=$((SECONDS + n / IDLE_RAMP_PER_S + 40)) opened=0
+            while ((SECONDS < deadline)); do
+                admin_stats "$ADM_PORT" "$dir/stats.json"
+                opened=$(py open-connections "$dir/stats.json")
+                ((opened >= n)) && break
+                kill -0 "$lg" 2>/dev/null || break
+                sleep 0.5
+            done
+            sleep 2 # let the last handshakes' buffers settle
+            admin_stats "$ADM_PORT" "$dir/stats.json"
+            opened=$(py open-connections "$dir/stats.json")
+            local rss1 sock1 slab1
+            rss1=$(rss_kb "$SRV_PID")
+            sock1=$(sockstat_pages)
+            slab1=$(tcp_slab_bytes)
+            stop_pid "$lg"
+            stop_pid "$SRV_PID"
+            py record-idle "$server" "$n" "$opened" "$rss_ref" "$rss0" "$rss1" "$sock0" "$sock1" "$slab0" "$slab1" || true
+            sleep 1
+        done
+    done
+}
+
+# Both servers stay up; the offered rate steps up, alternating servers so
+# both see the same background noise. A server that saturates (< 90% of the
+# offered load answered) is not stepped further.
+scenario_echo() {
+    local sdir=$OUT/echo-shardline bdir=$OUT/echo-baseline
+    start_server shardline 30 "$sdir"
+    local s_pid=$SRV_PID s_port=$SRV_PORT
+    start_server baseline 30 "$bdir"
+    local b_pid=$SRV_PID b_port=$SRV_PORT
+    local rate server done_s=0 done_b=0
+    for rate in "${ECHO_RATES[@]}"; do
+        for server in shardline baseline; do
+            local pid port
+            if [[ $server == shardline ]]; then
+                ((done_s)) && continue
+                pid=$s_pid port=$s_port
+            else
+                ((done_b)) && continue
+                pid=$b_pid port=$b_port
+            fi
+            log "echo: $server, $ECHO_CONNECTIONS connections × $rate Hz"
+            local out=$OUT/echo-$server/loadgen-$rate.json cb ca pb pa t0 t1 rc=0
+            cb=$(py cpu) pb=$(proc_ticks "$pid") t0=$(now_s)
+            run_loadgen "$out" --target "ws://127.0.0.1:$port/echo" --echo --players $ECHO_CONNECTIONS \
+                --rate "$rate" --message-bytes $ECHO_MESSAGE_BYTES --duration $ECHO_DURATION --ramp 0 || rc=$?
+            ca=$(py cpu) pa=$(proc_ticks "$pid") t1=$(now_s)
+            if ! py record-echo "$server" $ECHO_CONNECTIONS "$rate" "$out" "$cb" "$ca" "$pb" "$pa" \
+                "$(elapsed "$t0" "$t1")" "$rc"; then
+                [[ $server == shardline ]] && done_s=1 || done_b=1
+            fi
+        done
+    done
+    stop_pid "$s_pid"
+    stop_pid "$b_pid"
+}
+
+# One step: a fresh server, N players for GAME_DURATION; returns 0 if it held.
+game_step() {
+    local server=$1 hz=$2 n=$3
+    local dir=$OUT/game-$hz/$server-$n
+    start_server "$server" "$hz" "$dir"
+    local cb ca pb pa t0 t1 rc=0
+    admin_stats "$ADM_PORT" "$dir/stats-before.json"
+    cb=$(py cpu) pb=$(proc_ticks "$SRV_PID") t0=$(now_s)
+    start_loadgen "$dir/loadgen.json" --target "ws://127.0.0.1:$SRV_PORT/play" --players "$n" \
+        --players-per-instance $PLAYERS_PER_INSTANCE --instance-prefix g --input-rate "$hz" \
+        --ping-interval 0 --ramp $GAME_RAMP_PER_S --duration $GAME_DURATION
+    # Once every player has joined (ramp + 1 s), the write counters start a
+    # steady-state window: no Welcome, Joined or PlayerJoined in it.
+    sleep "$(awk -v n="$n" -v r=$GAME_RAMP_PER_S 'BEGIN { printf "%.1f", n / r + 1 }')"
+    admin_stats "$ADM_PORT" "$dir/stats-steady.json"
+    wait_loadgen || rc=$?
+    ca=$(py cpu) pa=$(proc_ticks "$SRV_PID") t1=$(now_s)
+    admin_stats "$ADM_PORT" "$dir/stats-after.json"
+    stop_pid "$SRV_PID"
+    py record-game "$server" "$hz" "$n" "$dir/loadgen.json" "$dir/stats-before.json" \
+        "$dir/stats-steady.json" "$dir/stats-after.json" "$cb" "$ca" "$pb" "$pa" "$(elapsed "$t0" "$t1")" "$rc"
+}
+
+# Steps the player count up for both servers, alternating, until each fails.
+scenario_game() {
+    local hz n failed_s failed_b
+    for hz in "${GAME_RATES[@]}"; do
+        failed_s=0 failed_b=0
+        for n in "${GAME_COUNTS[@]}"; do
+            ((failed_s && failed_b)) && break
+            ((failed_s)) || game_step shardline "$hz" "$n" || failed_s=1
+            ((failed_b)) || game_step baseline "$hz" "$n" || failed_b=1
+        done
+    done
+}
+
+scenario_snapshot() {
+    local rnd interval
+    for ((rnd = 1; rnd <= SNAPSHOT_ROUNDS; rnd++)); do
+        for interval in 0 1000; do
+            log "snapshot: interval $interval ms, round $rnd"
+            local dir=$OUT/snapshot-$interval-$rnd
+            SNAP_MS=$interval start_server shardline 30 "$dir"
+            run_loadgen "$dir/loadgen.json" --target "ws://127.0.0.1:$SRV_PORT/play" \
+                --players $SNAPSHOT_PLAYERS --players-per-instance $PLAYERS_PER_INSTANCE \
+                --instance-prefix s --input-rate 30 --ping-interval 0 --ramp $GAME_RAMP_PER_S \
+                --duration $SNAPSHOT_DURATION || true
+            admin_stats "$ADM_PORT" "$dir/stats.json"
+            stop_pid "$SRV_PID"
+            py record-snapshot "$interval" "$rnd" "$dir/stats.json" "$dir/loadgen.json"
+        done
+    done
+}
+
+# perf profiles of both servers under PROFILE_PLAYERS at 30 Hz (not used for
+# any table: perf itself takes CPU).
+scenario_profile() {
+    command -v perf >/dev/null || {
+        log "profile: perf not installed, skipped"
+        return 0
+    }
+    local server
+    for server in shardline baseline; do
+        log "profile: $server, $PROFILE_PLAYERS players at 30 Hz"
+        local dir=$OUT/profile-$server
+        start_server "$server" 30 "$dir"
+        start_loadgen "$dir/loadgen.json" --target "ws://127.0.0.1:$SRV_PORT/play" --players $PROFILE_PLAYERS \
+            --players-per-instance $PLAYERS_PER_INSTANCE --instance-prefix p --input-rate 30 \
+            --ping-interval 0 --ramp $GAME_RAMP_PER_S --duration 10s
+        sleep $((PROFILE_PLAYERS / GAME_RAMP_PER_S + 2))
+        perf record -F 999 -g -p "$SRV_PID" -o "$dir/perf.data" -- sleep 5 >/dev/null 2>&1 || true
+        wait_loadgen || true
+        stop_pid "$SRV_PID"
+        {
+            perf report -i "$dir/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | head -6
+            perf report -i "$dir/perf.data" --stdio --no-children --percent-limit 1 --sort symbol \
+                -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40
+        } >"$OUT/profile-$server.txt" || true
+        log "profile: $OUT/profile-$server.txt"
+    done
+}
+
+# ---------------------------------------------------------------- main
+(($(nproc) >= 2)) || {
+    echo "needs 2 cores: one for the server, one for the load generator" >&2
+    exit 1
+}
+machine_info
+build
+started=$SECONDS
+for s in micro idle echo game snapshot profile; do
+    if [[ ",$ONLY," == *",$s,"* ]]; then
+        "scenario_$s"
+    fi
+done
+{
+    cat "$OUT/machine.md"
+    echo "- Load average at end: $(cut -d' ' -f1-3 /proc/loadavg); suite took $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
+    echo
+    py report
+} >"$OUT/results.md"
+echo
+cat "$OUT/results.md"
+log "results: $OUT/results.md (raw: $OUT)"
