@@ -34,7 +34,15 @@ pub async fn run(
     shard.metrics.connections_open.inc();
     // An echo peer must talk at least every two heartbeat intervals.
     let silent_max = shard.cfg().heartbeat * 2;
+    let mut in_a_row = 0u32;
     let reason = loop {
+        // A flood of messages is all Ready at once: yield now and then so
+        // the shard's tick and other sessions run (see session.rs).
+        in_a_row += 1;
+        if in_a_row >= crate::net::session::MESSAGES_PER_YIELD {
+            in_a_row = 0;
+            futures_lite::future::yield_now().await;
+        }
         let next = until(Instant::now() + silent_max, ws.next()).await;
         match next {
             None => break CloseReason::HeartbeatTimeout,

@@ -47,6 +47,11 @@ pub type Ws = WebSocketStream<Fenced<TcpStream>>;
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time allowed for the peer to answer our close frame.
 const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Events a session handles between two yields to the shard's other tasks:
+/// a message already buffered is Ready at once, so without a yield a
+/// flooding client keeps the executor (the tick, and every other session
+/// on the shard) waiting until its socket runs dry.
+pub const MESSAGES_PER_YIELD: u32 = 16;
 
 enum Event {
     Message(Message),
@@ -166,7 +171,13 @@ async fn drive(
     deadline: Instant,
     permit: ConnPermit,
 ) -> End {
+    let mut in_a_row = 0u32;
     loop {
+        in_a_row += 1;
+        if in_a_row >= MESSAGES_PER_YIELD {
+            in_a_row = 0;
+            futures_lite::future::yield_now().await;
+        }
         let next = poll_fn(|cx| poll_event(shard, &mut ws, conn, cx));
         let event = if let Some(since) = conn.paused_since() {
             match until(since + MOVE_TIMEOUT, next).await {

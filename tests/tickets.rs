@@ -1,0 +1,274 @@
+//! Join authentication against a real server: with `--join-secret`, Hello
+//! must carry a ticket signed with that secret, unexpired and never used
+//! before; a ticket for one instance admits only there. Every refusal has
+//! its own error code and is counted (`tickets_refused`). Also: an open
+//! server says so at start, `--allowed-origins` refuses foreign browsers
+//! with 403, and `--handshakes-per-ip-per-s` answers a burst with 429.
+
+mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::http::{admin_addr, eventually, get_json};
+use common::*;
+use shardline::auth::ticket::{self, Grant};
+use shardline::protocol::{ClientEncoder, ErrorCode};
+
+const SECRET: &str = "s3cret";
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A fresh nonce per ticket: tickets are single-use.
+fn nonce() -> String {
+    let mut n = [0u8; 16];
+    getrandom::fill(&mut n).unwrap();
+    n.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mint(secret: &str, player: &str, instance: Option<&str>, expires_unix_s: u64) -> String {
+    ticket::issue(
+        secret.as_bytes(),
+        &Grant {
+            player: player.into(),
+            instance: instance.map(str::to_owned),
+            expires_unix_s,
+            nonce: nonce(),
+        },
+    )
+}
+
+fn valid(player: &str, instance: Option<&str>) -> String {
+    mint(SECRET, player, instance, now_s() + 300)
+}
+
+fn secured() -> (Server, SocketAddr) {
+    let server = Server::start(&["--join-secret", SECRET, "--admin-listen", "127.0.0.1:0"]);
+    let admin = admin_addr(&server);
+    (server, admin)
+}
+
+/// Sum of one counter over the node's shards (admin /stats).
+fn counter(admin: SocketAddr, name: &str) -> u64 {
+    let stats = get_json(admin, "/stats");
+    stats["shards"]
+        .as_array()
+        .expect("shards in /stats")
+        .iter()
+        .map(|s| s["counters"][name].as_u64().expect("counter in /stats"))
+        .sum()
+}
+
+fn hello_with(c: &mut Client, ticket: &str) {
+    let frame = ClientEncoder::new()
+        .hello_with_ticket("p", None, ticket)
+        .to_vec();
+    c.send_binary(&frame);
+}
+
+/// Says Hello with `ticket` and expects `code` then close 1008; returns
+/// the error message.
+fn refused(server: &Server, ticket: Option<&str>, code: ErrorCode) -> String {
+    let mut c = Client::connect(&server.url("/play"));
+    match ticket {
+        Some(t) => hello_with(&mut c, t),
+        None => c.send_hello("p", None),
+    }
+    let message = c.expect_error(code);
+    assert_eq!(c.expect_close().0, 1008, "close code after {code:?}");
+    message
+}
+
+#[test]
+fn a_valid_ticket_is_accepted_and_bad_ones_are_refused_and_counted() {
+    let (server, admin) = secured();
+    assert!(server.log_contains("join tickets required"));
+    assert!(!server.log_contains("OPEN server"));
+
+    let mut ok = Client::connect(&server.play_url("arena"));
+    hello_with(&mut ok, &valid("acct-1", Some("arena")));
+    ok.expect_welcome();
+    assert_eq!(ok.join(Some("arena")).instance_id, "arena");
+    ok.next_update();
+
+    let m = refused(&server, None, ErrorCode::TicketRequired);
+    assert!(m.contains("ticket"), "{m}");
+    let forged = mint("not-the-secret", "acct-2", None, now_s() + 300);
+    let m = refused(&server, Some(&forged), ErrorCode::TicketInvalid);
+    assert!(m.contains("signature"), "{m}");
+    let tampered = valid("acct-3", Some("arena")).replace("acct-3", "acct-4");
+    refused(&server, Some(&tampered), ErrorCode::TicketInvalid);
+    let expired = mint(SECRET, "acct-5", None, now_s() - 1);
+    let m = refused(&server, Some(&expired), ErrorCode::TicketInvalid);
+    assert!(m.contains("expired"), "{m}");
+    refused(&server, Some("v1.garbage"), ErrorCode::TicketInvalid);
+
+    // Replay: the first use succeeds, the second is refused, even on
+    // another connection that may land on the other shard.
+    let once = valid("acct-6", None);
+    let mut first = Client::connect(&server.url("/play"));
+    hello_with(&mut first, &once);
+    first.expect_welcome();
+    for _ in 0..2 {
+        let m = refused(&server, Some(&once), ErrorCode::TicketReplayed);
+        assert!(m.contains("already used"), "{m}");
+    }
+
+    // 1 missing + 4 invalid + 2 replayed.
+    eventually("tickets_refused counted", RECV_TIMEOUT, || {
+        (counter(admin, "tickets_refused") == 7).then_some(())
+    });
+    ok.close();
+    first.close();
+}
+
+#[test]
+fn a_ticket_for_one_instance_refuses_another_and_the_connection_stays() {
+    let (server, admin) = secured();
+    let mut c = Client::connect(&server.url("/play"));
+    hello_with(&mut c, &valid("acct-7", Some("room-a")));
+    c.expect_welcome();
+    c.send_join(Some("room-b"), true);
+    let m = c.expect_error(ErrorCode::TicketWrongInstance);
+    assert!(m.contains("room-a") && m.contains("room-b"), "{m}");
+    // Still usable: the admitted instance works, and input flows.
+    assert_eq!(c.join(Some("room-a")).instance_id, "room-a");
+    c.input(1, 1.0, 0.0);
+    c.updates_until("input 1 applied", RECV_TIMEOUT, |u| u.last_input_seq >= 1);
+    assert_eq!(counter(admin, "tickets_refused"), 1);
+
+    // A Join without an id goes to the ticket's instance.
+    let mut d = Client::connect(&server.url("/play"));
+    hello_with(&mut d, &valid("acct-8", Some("room-c")));
+    d.expect_welcome();
+    assert_eq!(d.join(None).instance_id, "room-c");
+    c.close();
+    d.close();
+}
+
+#[test]
+fn the_cli_issues_tickets_the_server_accepts() {
+    let server = Server::start(&["--join-secret", SECRET]);
+    let issue = |secret: &str, ttl: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardline"))
+            .args(["ticket", "issue", "--secret", secret, "--player", "cli-1"])
+            .args(["--instance", "cli-room", "--ttl-s", ttl])
+            .output()
+            .expect("run shardline ticket issue");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let t = issue(SECRET, "60");
+    let grant = ticket::verify(SECRET.as_bytes(), &t, now_s()).expect("CLI ticket verifies");
+    assert_eq!(grant.player, "cli-1");
+    assert_eq!(grant.instance.as_deref(), Some("cli-room"));
+    assert!(grant.expires_unix_s >= now_s() + 55 && grant.expires_unix_s <= now_s() + 61);
+
+    let mut c = Client::connect(&server.play_url("cli-room"));
+    hello_with(&mut c, &t);
+    c.expect_welcome();
+    assert_eq!(c.join(Some("cli-room")).instance_id, "cli-room");
+    c.close();
+    let other = issue("other", "60");
+    refused(&server, Some(&other), ErrorCode::TicketInvalid);
+}
+
+#[test]
+fn without_a_secret_the_server_is_open_and_says_so() {
+    let server = Server::start(&[]);
+    server.wait_log("OPEN server", RECV_TIMEOUT);
+    let (mut c, _) = player(&server.url("/play"), "anyone");
+    c.join(Some("open"));
+    // A ticket is ignored by an open server.
+    let mut t = Client::connect(&server.url("/play"));
+    hello_with(&mut t, "v1.not.a.ticket");
+    t.expect_welcome();
+    c.close();
+    t.close();
+}
+
+/// Upgrades /echo by hand with `origin`; returns the response status line.
+fn upgrade_status(addr: SocketAddr, origin: Option<&str>) -> String {
+    let mut s = tcp(addr);
+    let mut req = String::from_utf8(upgrade_request(addr, "/echo")).unwrap();
+    if let Some(o) = origin {
+        req = req.replacen("\r\n\r\n", &format!("\r\nOrigin: {o}\r\n\r\n"), 1);
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    let (head, _) = read_http_head(&mut s);
+    head.lines().next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn allowed_origins_refuse_foreign_browsers_with_403() {
+    let server = Server::start(&[
+        "--allowed-origins",
+        "https://good.example,https://also.example",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let admin = admin_addr(&server);
+    let evil = upgrade_status(server.addr(), Some("https://evil.example"));
+    assert!(evil.starts_with("HTTP/1.1 403"), "{evil}");
+    for ok in [
+        Some("https://good.example"),
+        Some("https://also.example"),
+        None,
+    ] {
+        let status = upgrade_status(server.addr(), ok);
+        assert!(status.starts_with("HTTP/1.1 101"), "{ok:?}: {status}");
+    }
+    assert_eq!(counter(admin, "refused_origin"), 1);
+}
+
+#[test]
+fn per_ip_handshake_rate_answers_a_burst_with_429() {
+    let server = Server::start(&[
+        "--handshakes-per-ip-per-s",
+        "5",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let admin = admin_addr(&server);
+    let mut accepted = 0;
+    let mut limited = 0;
+    for _ in 0..30 {
+        let status = upgrade_status(server.addr(), None);
+        if status.starts_with("HTTP/1.1 101") {
+            accepted += 1;
+        } else if status.starts_with("HTTP/1.1 429") {
+            limited += 1;
+        } else {
+            panic!("unexpected answer to a burst: {status}");
+        }
+    }
+    // 5/s per shard with bursts of 10, over two shards: at most ~20 pass
+    // in a burst however slow this machine is (the burst takes well under
+    // the 2 s it would need to refill that much).
+    assert!(
+        limited >= 5,
+        "{limited} of 30 limited ({accepted} accepted)"
+    );
+    assert!(accepted >= 5, "{accepted} of 30 accepted");
+    assert_eq!(counter(admin, "refused_rate_limited"), limited);
+    // The limit is per rate, not a ban: after a pause connections pass.
+    eventually(
+        "a handshake passes after the burst",
+        Duration::from_secs(5),
+        || {
+            upgrade_status(server.addr(), None)
+                .starts_with("HTTP/1.1 101")
+                .then_some(())
+        },
+    );
+}
