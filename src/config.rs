@@ -33,6 +33,9 @@ pub const INSTANCES_PER_SHARD_MAX_DEFAULT: usize = 4096;
 /// Inputs applied per player per tick; more in one tick are dropped and
 /// counted. Costs 16 B × this per seat (the queue is allocated at join).
 pub const INPUTS_PER_TICK_MAX_DEFAULT: usize = 4;
+/// Frames per second one /play connection may send: 4× a 60 Hz client's
+/// inputs plus its pings. Above it the connection is closed (1008).
+pub const MESSAGES_PER_SECOND_MAX_DEFAULT: u32 = 240;
 /// tungstenite's read buffer, allocated at upgrade (its own default is 128 KiB,
 /// which would cost 1.25 GiB for 10,000 idle players). Larger messages still
 /// arrive: the buffer grows up to --max-payload for that message.
@@ -126,6 +129,10 @@ pub struct ServeOpts {
     /// Game instances per shard; creating one beyond it gets Error(ShardFull). [default: 4096]
     #[arg(long, value_name = "N")]
     pub instances_per_shard_max: Option<usize>,
+
+    /// Messages a /play connection may send per second (any frame); above it the client is flooding and is closed with 1008; 0 = no limit. [default: 240]
+    #[arg(long, value_name = "N")]
+    pub messages_per_second_max: Option<u32>,
 
     /// Inputs applied per player per tick; the excess is dropped and counted. [default: 4]
     #[arg(long, value_name = "N")]
@@ -276,6 +283,7 @@ pub struct Config {
     pub players_per_instance_max: usize,
     pub instances_per_shard_max: usize,
     pub inputs_per_tick_max: usize,
+    pub messages_per_second_max: u32,
     pub read_buffer_bytes: usize,
     pub write_buffer_bytes: usize,
     pub buffers_per_shard: usize,
@@ -344,6 +352,7 @@ impl ServeOpts {
             players_per_instance_max,
             instances_per_shard_max,
             inputs_per_tick_max,
+            messages_per_second_max,
             read_buffer_bytes,
             write_buffer_bytes,
             buffers,
@@ -463,6 +472,9 @@ impl Config {
             inputs_per_tick_max: opts
                 .inputs_per_tick_max
                 .unwrap_or(INPUTS_PER_TICK_MAX_DEFAULT),
+            messages_per_second_max: opts
+                .messages_per_second_max
+                .unwrap_or(MESSAGES_PER_SECOND_MAX_DEFAULT),
             read_buffer_bytes: opts.read_buffer_bytes.unwrap_or(READ_BUFFER_BYTES_DEFAULT),
             write_buffer_bytes,
             buffers_per_shard,

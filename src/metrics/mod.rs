@@ -140,6 +140,8 @@ shard_counters! {
     mesh_dropped,
     /// Instances stopped because their game rules panicked.
     game_panics,
+    /// Connections closed (1008) for sending more than --messages-per-second-max.
+    flooders_closed,
     /// Join tickets refused: missing, forged, expired, replayed, wrong instance.
     tickets_refused,
     /// Snapshots written durably.

@@ -61,7 +61,7 @@ pub async fn run(
                     Message::Close(_) => {
                         // tungstenite answered it; read to the end so the
                         // close handshake completes.
-                        while let Some(Ok(_)) = ws.next().await {}
+                        crate::net::session::drain_frames(&mut ws).await;
                         break CloseReason::Normal;
                     }
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
@@ -100,7 +100,7 @@ where
     let deadline = Instant::now() + std::time::Duration::from_secs(1);
     if let Some(Ok(())) = until(deadline, ws.close(Some(frame))).await {
         let _ = until(deadline, async {
-            while let Some(Ok(_)) = ws.next().await {}
+            crate::net::session::drain_frames(ws).await
         })
         .await;
     }

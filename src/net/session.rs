@@ -53,6 +53,39 @@ const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// on the shard) waiting until its socket runs dry.
 pub const MESSAGES_PER_YIELD: u32 = 16;
 
+/// `--messages-per-second-max` for one connection: frames of any kind
+/// (inputs, pings, control frames) counted per one-second window. A client
+/// over it is flooding and is closed (1008) before it costs its shard more.
+struct MessageRate {
+    max: u32,
+    window_start: Option<Instant>,
+    in_window: u32,
+}
+
+impl MessageRate {
+    fn new(max: u32) -> Self {
+        Self {
+            max,
+            window_start: None,
+            in_window: 0,
+        }
+    }
+
+    fn admit(&mut self, now: Instant) -> bool {
+        if self.max == 0 {
+            return true;
+        }
+        match self.window_start {
+            Some(t) if now.duration_since(t) < Duration::from_secs(1) => self.in_window += 1,
+            _ => {
+                self.window_start = Some(now);
+                self.in_window = 1;
+            }
+        }
+        self.in_window <= self.max
+    }
+}
+
 enum Event {
     Message(Message),
     /// The stream ended or failed.
@@ -172,6 +205,7 @@ async fn drive(
     permit: ConnPermit,
 ) -> End {
     let mut in_a_row = 0u32;
+    let mut rate = MessageRate::new(shard.cfg().messages_per_second_max);
     loop {
         in_a_row += 1;
         if in_a_row >= MESSAGES_PER_YIELD {
@@ -200,6 +234,11 @@ async fn drive(
             Event::Message(msg) => {
                 conn.touch(now);
                 shard.metrics.messages_in.inc();
+                if !rate.admit(now) {
+                    shard.metrics.flooders_closed.inc();
+                    conn.request_close(CloseReason::PolicyViolation);
+                    continue;
+                }
                 match msg {
                     Message::Binary(bytes) => {
                         shard.metrics.bytes_in.add(bytes.len() as u64);
@@ -362,10 +401,33 @@ async fn close(shard: &Shard, ws: &mut Ws, conn: &Conn, reason: CloseReason) {
     }
 }
 
+/// Frames read while waiting for a peer's close answer, at most: a peer
+/// that keeps flooding instead of answering is cut off.
+const CLOSE_DRAIN_FRAMES_MAX: u32 = 1024;
+
+/// Reads and discards frames until the stream ends, yielding regularly (a
+/// flood is always ready: without yields the caller's timeout could never
+/// fire) and at most [`CLOSE_DRAIN_FRAMES_MAX`] of them.
+pub async fn drain_frames<S>(ws: &mut WebSocketStream<S>)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+{
+    let mut read = 0u32;
+    while let Some(Ok(_)) = ws.next().await {
+        read += 1;
+        if read >= CLOSE_DRAIN_FRAMES_MAX {
+            return;
+        }
+        if read % MESSAGES_PER_YIELD == 0 {
+            futures_lite::future::yield_now().await;
+        }
+    }
+}
+
 /// Reads until the peer's close frame or the end of the stream, bounded.
 async fn drain(ws: &mut Ws) {
     let _ = until(Instant::now() + CLOSE_DRAIN_TIMEOUT, async {
-        while let Some(Ok(_)) = ws.next().await {}
+        drain_frames(ws).await;
     })
     .await;
 }
