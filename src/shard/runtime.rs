@@ -5,12 +5,13 @@
 //! - io queue: accept loop, handshakes, sessions, mesh send/receive;
 //! - background queue: sweeps and heartbeats, the control poll.
 
+use std::cell::Cell;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
-use glommio::channels::channel_mesh::{Full, MeshBuilder};
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::net::TcpListener;
 use glommio::{
     executor, ExecutorJoinHandle, Latency, LocalExecutorBuilder, Placement, PoolPlacement, Shares,
@@ -29,6 +30,8 @@ const CONTROL_POLL_INTERVAL: Duration = Duration::from_millis(20);
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the shutdown gate checks whether every connection is closed.
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How often a shard wakes while it joins the mesh (see `join_mesh`).
+const MESH_JOIN_TICK: Duration = Duration::from_millis(10);
 
 /// Orders from the node's main thread to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +95,7 @@ async fn run(start: ShardStart) -> ShardExit {
         ),
         background: ex.create_task_queue(Shares::Static(100), Latency::NotImportant, "background"),
     };
-    let (senders, mut receivers) = start.mesh.join().await.expect("mesh join");
+    let (senders, mut receivers) = join_mesh(start.mesh).await;
     let (out_tx, out_rx) = mesh_outbox();
     let shard = Rc::new(Shard::new(start.id, start.node, queues, out_tx));
     shard.restore(start.restore, Instant::now());
@@ -208,6 +211,27 @@ async fn run(start: ShardStart) -> ShardExit {
         id: shard.id,
         cut_connections: cut,
     }
+}
+
+/// Joins the shard mesh. glommio's join can miss the wake-up from the peer
+/// that completes it: both shards then sleep in `MeshBuilder::join` forever
+/// and the node never accepts (12 of 480 starts on a 2-core machine with six
+/// CPU hogs). Any wake-up makes the reactor re-check its shared channels, so
+/// a timer ticks until the join is done (0 of 640 starts, same load).
+async fn join_mesh(mesh: MeshBuilder<ShardMsg, Full>) -> (Senders<ShardMsg>, Receivers<ShardMsg>) {
+    let joined = Rc::new(Cell::new(false));
+    let ticker = glommio::spawn_local({
+        let joined = joined.clone();
+        async move {
+            while !joined.get() {
+                glommio::timer::sleep(MESH_JOIN_TICK).await;
+            }
+        }
+    });
+    let pair = mesh.join().await.expect("mesh join");
+    joined.set(true);
+    ticker.await;
+    pair
 }
 
 fn spawn_into(tq: glommio::TaskQueueHandle, fut: impl std::future::Future<Output = ()> + 'static) {
