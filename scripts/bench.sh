@@ -92,7 +92,7 @@ if [[ $QUICK == 1 ]]; then
 else
     MICRO_ARGS=(--warm-up-time 1 --measurement-time 3)
     IDLE_COUNTS=(1000 10000 19000)
-    ECHO_RATES=(200 500 1000 2000)
+    ECHO_RATES=(50 200 500 1000 2000)
     ECHO_DURATION=8s
     GAME_RATES=(30 60)
     GAME_COUNTS=(100 250 500 750 1000 1500 2000 3000 5000 7000)
@@ -224,7 +224,7 @@ elif cmd == "open-connections":
     print((load(args[0]) or {}).get("connections_open", -1))
 
 elif cmd == "record-game":
-    (server, hz, players, lg_path, sb, ss, sa, cb, ca, pb, pa, wall, rc) = args
+    (server, hz, players, lg_path, sb, ss, sa, cb, ca, pb, pa, wall, rc, lg_cpu) = args
     hz, players, wall = int(hz), int(players), float(wall)
     lg, before, steady, after = load(lg_path), load(sb), load(ss), load(sa)
     d = delta(before, after)
@@ -234,21 +234,36 @@ elif cmd == "record-game":
     budget_ms = 1000.0 / hz + 2.0
     joined = (lg or {}).get("players_joined", 0)
     errors = (lg or {}).get("errors", {}) if lg else {"loadgen failed": 1}
-    reasons = []
+    # Strict: the issue's criterion. Relaxed: the update may be one tick
+    # late (p99 <= two ticks + 2 ms) and at most 1% of ticks overrun, which
+    # survives this shared machine's scheduling noise (tick lateness alone
+    # has a p99 of several ms here); it only decides how far the steps go
+    # and gives a second, noise-tolerant comparison.
+    fatal = []
     if rc != "0" or lg is None:
-        reasons.append(f"loadgen exit {rc}")
+        fatal.append(f"loadgen exit {rc}")
     if joined < players:
-        reasons.append(f"{players - joined} not joined")
+        fatal.append(f"{players - joined} not joined")
     if errors:
-        reasons.append("errors " + ",".join(f"{k}={v}" for k, v in errors.items()))
-    if i2u.get("p99_ms", 1e9) > budget_ms:
-        reasons.append(f"p99 {i2u.get('p99_ms', 0):.1f} ms > {budget_ms:.1f}")
-    if d.get("ticks_overrun", 0) > 0:
-        reasons.append(f"{d['ticks_overrun']} ticks overran")
+        fatal.append("errors " + ",".join(f"{k}={v}" for k, v in errors.items()))
+    p99 = i2u.get("p99_ms", 1e9)
+    overrun, ticks = d.get("ticks_overrun", 0), max(d.get("ticks", 0), 1)
+    strict = list(fatal)
+    if p99 > budget_ms:
+        strict.append(f"p99 {p99:.1f} ms > {budget_ms:.1f}")
+    if overrun > 0:
+        strict.append(f"{overrun} ticks overran")
+    relaxed_ms = 2000.0 / hz + 2.0
+    relaxed = list(fatal)
+    if p99 > relaxed_ms:
+        relaxed.append(f"p99 {p99:.1f} ms > {relaxed_ms:.1f}")
+    if overrun > ticks / 100:
+        relaxed.append(f"{overrun}/{ticks} ticks overran")
     writes, updates = ds.get("socket_writes", 0), ds.get("state_updates", 0)
     rec = {
         "scenario": "game", "server": server, "hz": hz, "players": players,
-        "pass": not reasons, "why": "; ".join(reasons),
+        "pass": not strict, "why": "; ".join(strict),
+        "pass_relaxed": not relaxed, "why_relaxed": "; ".join(relaxed),
         "i2u_ms": {k: i2u.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")},
         "jitter_p99_ms": hist(lg, "update_jitter").get("p99_ms"),
         "updates_per_s": (lg or {}).get("throughput", {}).get("msgs_in_per_s"),
@@ -260,19 +275,20 @@ elif cmd == "record-game":
         "lateness_p99_us": (after or {}).get("histograms_us", {}).get("tick_lateness", {}).get("p99"),
         "cpu_busy": cpu_busy(json.loads(cb), json.loads(ca)),
         "server_cpu": round(proc_cpu_s(pb, pa) / wall, 3),
+        "loadgen_cpu": round(float(lg_cpu) / wall, 3),
         "load_average": os.getloadavg()[0],
     }
     append(rec)
-    p99 = i2u.get("p99_ms")
     print(f"game {server:9s} {hz:2d} Hz {players:6d} players: p99 input->update "
-          f"{p99 if p99 is not None else float('nan'):7.1f} ms (budget {budget_ms:.1f}), "
-          f"overruns {d.get('ticks_overrun')}, writes/update {rec['writes_per_update']}, "
-          f"server cpu {rec['server_cpu']:.2f}, loadgen core {rec['cpu_busy'].get('cpu1')}: "
-          f"{'PASS' if rec['pass'] else 'FAIL (' + rec['why'] + ')'}")
-    sys.exit(0 if rec["pass"] else 1)
+          f"{p99:7.1f} ms (budget {budget_ms:.1f}, relaxed {relaxed_ms:.1f}), "
+          f"overruns {overrun}/{ticks}, writes/update {rec['writes_per_update']}, "
+          f"server cpu {rec['server_cpu']:.2f}, loadgen cpu {rec['loadgen_cpu']:.2f} (core busy {rec['cpu_busy'].get('cpu1')}): "
+          f"strict {'PASS' if rec['pass'] else 'FAIL (' + rec['why'] + ')'}, "
+          f"relaxed {'PASS' if rec['pass_relaxed'] else 'FAIL (' + rec['why_relaxed'] + ')'}")
+    sys.exit(0 if rec["pass_relaxed"] else 1)
 
 elif cmd == "record-echo":
-    (server, conns, rate, lg_path, cb, ca, pb, pa, wall, rc) = args
+    (server, conns, rate, lg_path, cb, ca, pb, pa, wall, rc, lg_cpu) = args
     conns, rate, wall = int(conns), float(rate), float(wall)
     lg = load(lg_path) or {}
     c = lg.get("counters", {})
@@ -288,6 +304,7 @@ elif cmd == "record-echo":
         "errors": lg.get("errors", {"loadgen failed": 1} if not lg else {}),
         "unanswered": c.get("echoes_unanswered"),
         "server_cpu": round(cpu_s / wall, 3),
+        "loadgen_cpu": round(float(lg_cpu) / wall, 3),
         "server_cpu_us_per_msg": round(cpu_s * 1e6 / max(c.get("echoes_received", 0), 1), 2),
         "cpu_busy": cpu_busy(json.loads(cb), json.loads(ca)),
         "load_average": os.getloadavg()[0],
@@ -297,7 +314,7 @@ elif cmd == "record-echo":
     print(f"echo {server:9s} offered {offered:8.0f}/s achieved {achieved:8.0f}/s "
           f"p50 {rtt.get('p50_ms', float('nan')):.2f} ms p99 {rtt.get('p99_ms', float('nan')):.2f} ms "
           f"server cpu {rec['server_cpu']:.2f} ({rec['server_cpu_us_per_msg']} us/msg) "
-          f"loadgen core {rec['cpu_busy'].get('cpu1')}")
+          f"loadgen cpu {rec['loadgen_cpu']:.2f} (core busy {rec['cpu_busy'].get('cpu1')})")
     # Saturated when less than 90% of the offered load came back.
     sys.exit(0 if rc == "0" and achieved >= 0.9 * offered else 1)
 
@@ -400,40 +417,42 @@ elif cmd == "report":
     if echo:
         w(f"### Echo: {os.environ.get('ECHO_MESSAGE_BYTES')}-byte binary messages on /echo, "
           f"{os.environ.get('ECHO_CONNECTIONS')} connections, offered rate stepped up\n")
-        w("| server | offered msg/s | achieved msg/s | p50 | p99 | p99.9 | server CPU (core 0) | server CPU µs/msg | loadgen core busy | errors |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        w("Server CPU and loadgen CPU: fraction of one core used by that process; core 1 busy: by anything, "
+          "the load generator and whatever else this shared machine ran there.\n")
+        w("| server | offered msg/s | achieved msg/s | p50 | p99 | p99.9 | server CPU | server CPU µs/msg | loadgen CPU | core 1 busy | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in echo:
             rt = r["rtt_ms"]
             fmtms = lambda v: f"{v:.2f} ms" if v is not None else "n/a"
             w(f"| {r['server']} | {r['offered_per_s']:.0f} | {r['achieved_per_s']} | {fmtms(rt['p50_ms'])} | "
               f"{fmtms(rt['p99_ms'])} | {fmtms(rt['p999_ms'])} | {r['server_cpu']:.2f} | {r['server_cpu_us_per_msg']} | "
-              f"{r['cpu_busy'].get('cpu1')} | {r['errors'] or ''} |")
+              f"{r.get('loadgen_cpu', 0):.2f} | {r['cpu_busy'].get('cpu1')} | {r['errors'] or ''} |")
         best = {s: max((r["achieved_per_s"] for r in echo if r["server"] == s), default=0)
                 for s in ("shardline", "baseline")}
-        # CPU per message at each server's highest step: capacity of one core.
-        cap = {}
-        for s in ("shardline", "baseline"):
-            rs = [r for r in echo if r["server"] == s and r["server_cpu_us_per_msg"] > 0]
-            if rs:
-                top = max(rs, key=lambda r: r["achieved_per_s"])
-                cap[s] = 1e6 / top["server_cpu_us_per_msg"]
         w(f"\nBest achieved: shardline {best['shardline']}/s, baseline {best['baseline']}/s → "
-          f"ratio **{ratio(best['shardline'], best['baseline'])}** (target ≥ 2×).")
-        if len(cap) == 2:
-            w(f"Server CPU per message at the top step → capacity of one full core: "
-              f"shardline {cap['shardline']:.0f}/s, baseline {cap['baseline']:.0f}/s → "
-              f"ratio **{ratio(cap['shardline'], cap['baseline'])}**.")
+          f"ratio **{ratio(best['shardline'], best['baseline'])}** (target ≥ 2×).\n")
+        # Server CPU per message at the same offered rate (batching grows with
+        # the rate, so only equal rates compare).
+        w("| offered msg/s | shardline CPU µs/msg | baseline CPU µs/msg | baseline / shardline (> 1: shardline cheaper) |")
+        w("|---:|---:|---:|---:|")
+        for rate in sorted({r["offered_per_s"] for r in echo}):
+            pair = {r["server"]: r for r in echo if r["offered_per_s"] == rate}
+            if len(pair) == 2:
+                a, b = pair["shardline"]["server_cpu_us_per_msg"], pair["baseline"]["server_cpu_us_per_msg"]
+                w(f"| {rate:.0f} | {a} | {b} | {ratio(b, a)} |")
         w("")
 
     game = by("game")
     if game:
         w("### Game: players at the tick rate, 16 per instance, inputs at the tick rate\n")
-        w("Pass: every player joined, no errors, p99 input→update ≤ one tick + 2 ms, no tick overran.\n")
+        w("Strict (the target's criterion): every player joined, no errors, p99 input→update ≤ one tick + 2 ms, "
+          "no tick overran. Relaxed (noise-tolerant, for comparison only): the same with p99 ≤ two ticks + 2 ms "
+          "and ≤ 1% of ticks overrun; steps continue until the relaxed criterion fails.\n")
         w("Latencies are input→update as the load generator sees them (from each input's intended send time); "
           "p99 − tick is what is left of the p99 after one tick interval, i.e. the part the 2 ms budget covers. "
           "Tick and lateness p99 come from shardline's admin histograms; late ticks started > 1/10 interval late.\n")
-        w("| server | Hz | players | p50 | p99 | p99 − tick | p99.9 | ticks overrun | late ticks | tick p99 | lateness p99 | writes / update | server CPU | loadgen core busy | result |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        w("| server | Hz | players | p50 | p99 | p99 − tick | p99.9 | ticks overrun | late ticks | tick p99 | lateness p99 | writes / update | server CPU | loadgen CPU | core 1 busy | result |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in game:
             i = r["i2u_ms"]
             fmtms = lambda v: f"{v:.1f} ms" if v is not None else "n/a"
@@ -443,20 +462,40 @@ elif cmd == "report":
             w(f"| {r['server']} | {r['hz']} | {r['players']} | {fmtms(i['p50_ms'])} | {fmtms(i['p99_ms'])} | "
               f"{fmtms(excess)} | {fmtms(i['p999_ms'])} | {r['ticks_overrun']} | {late} | {fmtus(r.get('tick_p99_us'))} | "
               f"{fmtus(r.get('lateness_p99_us'))} | {r['writes_per_update']} | {r['server_cpu']:.2f} | "
-              f"{r['cpu_busy'].get('cpu1')} | {'pass' if r['pass'] else 'FAIL: ' + r['why']} |")
-        w("\n| Hz | shardline: most players that held | baseline | ratio (target ≥ 2×) | shardline target ≥ 5,000 |")
-        w("|---:|---:|---:|---:|---|")
+              f"{r.get('loadgen_cpu', 0):.2f} | {r['cpu_busy'].get('cpu1')} | strict {'pass' if r['pass'] else 'FAIL (' + r['why'] + ')'}; "
+              f"relaxed {'pass' if r['pass_relaxed'] else 'FAIL (' + r['why_relaxed'] + ')'} |")
+        w("\nMost players that held: the largest step such that it and every smaller step passed "
+          "(\"+\" = the last step tried still passed).\n")
+        w("| Hz | criterion | shardline | baseline | shardline / baseline (target ≥ 2×) | shardline ≥ 5,000 |")
+        w("|---:|---|---:|---:|---:|---|")
         for hz in sorted({r["hz"] for r in game}):
-            best = {}
+            for key, label in (("pass", "strict"), ("pass_relaxed", "relaxed")):
+                best, lab = {}, {}
+                for s in ("shardline", "baseline"):
+                    steps = sorted((r["players"], r[key]) for r in game if r["hz"] == hz and r["server"] == s)
+                    held = 0
+                    for players, ok in steps:
+                        if not ok:
+                            break
+                        held = players
+                    best[s] = held
+                    lab[s] = f"{held}{'+' if steps and held == steps[-1][0] else ''}"
+                w(f"| {hz} | {label} | {lab['shardline']} | {lab['baseline']} | "
+                  f"{ratio(best['shardline'], best['baseline'])} | "
+                  f"{'met' if best['shardline'] >= 5000 else 'not met'} |")
+        w("\nServer CPU per player, at the largest step that passed the relaxed criterion, extrapolated to one "
+          "full core (the load generator's core saturates long before the server's; an estimate, not a measurement):\n")
+        w("| Hz | shardline players per core | baseline players per core | ratio |")
+        w("|---:|---:|---:|---:|")
+        for hz in sorted({r["hz"] for r in game}):
+            est = {}
             for s in ("shardline", "baseline"):
-                ok = [r["players"] for r in game if r["hz"] == hz and r["server"] == s and r["pass"]]
-                tried = [r["players"] for r in game if r["hz"] == hz and r["server"] == s]
-                best[s] = max(ok) if ok else 0
-                if tried and ok and max(ok) == max(tried):
-                    best[s + "_open"] = True
-            lab = lambda s: f"{best[s]}{'+' if best.get(s + '_open') else ''}"
-            w(f"| {hz} | {lab('shardline')} | {lab('baseline')} | {ratio(best['shardline'], best['baseline'])} | "
-              f"{'met' if best['shardline'] >= 5000 else 'not met'} |")
+                ok = [r for r in game if r["hz"] == hz and r["server"] == s and r["pass_relaxed"] and r["server_cpu"] > 0]
+                if ok:
+                    top = max(ok, key=lambda r: r["players"])
+                    est[s] = top["players"] / top["server_cpu"]
+            w(f"| {hz} | {est.get('shardline', 0):.0f} | {est.get('baseline', 0):.0f} | "
+              f"{ratio(est.get('shardline'), est.get('baseline'))} |")
         sl = [r for r in game if r["server"] == "shardline" and r["writes_per_update"]]
         if sl:
             w(f"\nshardline socket writes per StateUpdate (admin counters `socket_writes` / `state_updates`, "
@@ -475,12 +514,20 @@ elif cmd == "report":
             w(f"| {'off' if r['interval_ms'] == 0 else str(r['interval_ms']) + ' ms'} | {r['round']} | "
               f"{r['tick_p50_us']} µs | {r['tick_p99_us']} µs | {r['tick_max_us']} µs | {r['lateness_p99_us']} µs | "
               f"{r['snapshots_written']} | {r['snapshot_write_p99_us']} µs |")
-        off = [r["tick_p99_us"] for r in snap if r["interval_ms"] == 0 and r["tick_p99_us"]]
-        on = [r["tick_p99_us"] for r in snap if r["interval_ms"] > 0 and r["tick_p99_us"]]
-        if off and on:
-            mo, mn = sum(off) / len(off), sum(on) / len(on)
-            w(f"\nMean tick p99: off {mo:.0f} µs, on {mn:.0f} µs → on/off **{mn / mo:.3f}** "
-              f"({'met' if mn <= 1.1 * mo else 'not met'}: target ≤ 1.10).")
+        # Medians over the rounds: one round hit by a stall of the shared
+        # machine must not decide the comparison.
+        def median(xs):
+            xs = sorted(xs)
+            n = len(xs)
+            return (xs[n // 2] + xs[(n - 1) // 2]) / 2 if xs else None
+        for key, label in (("tick_p99_us", "tick duration p99 (the target)"),
+                           ("lateness_p99_us", "tick lateness p99 (the world is saved between ticks, so its cost "
+                                               "shows as a late start)")):
+            off = median([r[key] for r in snap if r["interval_ms"] == 0 and r[key]])
+            on = median([r[key] for r in snap if r["interval_ms"] > 0 and r[key]])
+            if off and on:
+                verdict = f" ({'met' if on <= 1.1 * off else 'not met'}: target ≤ 1.10)" if key == "tick_p99_us" else ""
+                w(f"- Median {label}: off {off:.0f} µs, on {on:.0f} µs → on/off **{on / off:.2f}**{verdict}.")
         w("")
     print("\n".join(out))
 PY
@@ -599,10 +646,23 @@ start_loadgen() {
     boost "$LG_PID"
 }
 
-# wait_loadgen: waits for LG_PID; returns its exit code.
+# Sets CHILD_CPU_S to the CPU seconds (user + system) of this shell's reaped
+# children, from the `times` builtin; called without a subshell, since a
+# subshell's `times` would only see its own children.
+children_cpu_s() {
+    times >"$OUT/.times"
+    CHILD_CPU_S=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.3f", t }' "$OUT/.times")
+}
+
+# wait_loadgen: waits for LG_PID; returns its exit code and sets LG_CPU_S,
+# the CPU seconds the load generator used.
 wait_loadgen() {
-    local rc=0
+    local rc=0 before
+    children_cpu_s
+    before=$CHILD_CPU_S
     wait "$LG_PID" || rc=$?
+    children_cpu_s
+    LG_CPU_S=$(awk -v a="$before" -v b="$CHILD_CPU_S" 'BEGIN { printf "%.3f", b - a }')
     forget_pid "$LG_PID"
     return $rc
 }
@@ -711,7 +771,7 @@ scenario_echo() {
                 --rate "$rate" --message-bytes $ECHO_MESSAGE_BYTES --duration $ECHO_DURATION --ramp 0 || rc=$?
             ca=$(py cpu) pa=$(proc_ticks "$pid") t1=$(now_s)
             if ! py record-echo "$server" $ECHO_CONNECTIONS "$rate" "$out" "$cb" "$ca" "$pb" "$pa" \
-                "$(elapsed "$t0" "$t1")" "$rc"; then
+                "$(elapsed "$t0" "$t1")" "$rc" "$LG_CPU_S"; then
                 [[ $server == shardline ]] && done_s=1 || done_b=1
             fi
         done
@@ -740,10 +800,13 @@ game_step() {
     admin_stats "$ADM_PORT" "$dir/stats-after.json"
     stop_pid "$SRV_PID"
     py record-game "$server" "$hz" "$n" "$dir/loadgen.json" "$dir/stats-before.json" \
-        "$dir/stats-steady.json" "$dir/stats-after.json" "$cb" "$ca" "$pb" "$pa" "$(elapsed "$t0" "$t1")" "$rc"
+        "$dir/stats-steady.json" "$dir/stats-after.json" "$cb" "$ca" "$pb" "$pa" "$(elapsed "$t0" "$t1")" "$rc" \
+        "$LG_CPU_S"
 }
 
-# Steps the player count up for both servers, alternating, until each fails.
+# Steps the player count up for both servers, alternating, until each fails
+# the relaxed criterion (see record-game); the strict result is read from
+# the same steps.
 scenario_game() {
     local hz n failed_s failed_b
     for hz in "${GAME_RATES[@]}"; do
