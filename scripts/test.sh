@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup-test-tools.sh
-cargo test --release --locked
+cargo test --release --locked --no-fail-fast

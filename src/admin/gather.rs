@@ -19,6 +19,9 @@ use crate::shard::{AdminReply, Shard};
 /// answers between two ticks, in well under a millisecond.
 pub const SHARD_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The shortest span the process CPU figure in stats is measured over.
+const CPU_WINDOW: Duration = Duration::from_secs(1);
+
 /// The last health verdict.
 #[derive(Debug, Clone)]
 pub struct Health {
@@ -82,10 +85,11 @@ pub async fn node_stats(
         .filter(|id| !shards.iter().any(|s| s.shard == *id))
         .collect();
     let cfg = shard.cfg();
-    let process_cpu_usage = state
-        .process_cpu
-        .borrow_mut()
-        .sample(process_cpu_time(), Instant::now());
+    let process_cpu_usage =
+        state
+            .process_cpu
+            .borrow_mut()
+            .sample_over(process_cpu_time(), Instant::now(), CPU_WINDOW);
     let draining = shards.iter().any(|s| s.draining);
     let shedding = shards.iter().any(|s| s.shedding);
     let stats = NodeStats {
@@ -131,34 +135,26 @@ pub async fn instance_detail(shard: &Shard, id: &InstanceId) -> Option<InstanceD
 }
 
 /// Every `--health-check-interval-ms`: the node is healthy when every shard
-/// answers within [`SHARD_REPLY_TIMEOUT`] and the process CPU per shard is
-/// at most `--cpu-restart-threshold`.
+/// answers within [`SHARD_REPLY_TIMEOUT`] and the process CPU per shard,
+/// averaged over the whole interval just ended, is at most
+/// `--cpu-restart-threshold`. The first check at start-up asks the shards
+/// only: no interval has been measured yet, and start-up itself (buffer
+/// pools, snapshot restore) is a burst of CPU that says nothing about load.
 pub async fn health_loop(shard: Rc<Shard>, state: Rc<AdminState>) {
+    let mut cpu = CpuMeter::new(process_cpu_time());
+    evaluate(&shard, &state, None).await;
     loop {
-        evaluate(&shard, &state).await;
         glommio::timer::sleep(shard.cfg().health_check_interval).await;
+        let usage = cpu.sample(process_cpu_time(), Instant::now());
+        evaluate(&shard, &state, Some(usage / shard.shards as f64)).await;
     }
 }
 
-pub async fn evaluate(shard: &Shard, state: &AdminState) {
-    let (stats, missing) = node_stats(shard, state, false).await;
-    let per_core = stats.process_cpu_usage / shard.shards as f64;
-    let threshold = shard.cfg().cpu_restart_threshold;
-    let (healthy, reason) = if !missing.is_empty() {
-        (
-            false,
-            format!("shards {missing:?} did not answer within {SHARD_REPLY_TIMEOUT:?}"),
-        )
-    } else if per_core > threshold {
-        (
-            false,
-            format!(
-                "process CPU {per_core:.2} per shard is above --cpu-restart-threshold {threshold}"
-            ),
-        )
-    } else {
-        (true, "all shards answering; CPU below the threshold".into())
-    };
+/// Asks every shard to answer and records the verdict.
+/// `cpu_per_shard`: the process CPU per shard over the last interval.
+pub async fn evaluate(shard: &Shard, state: &AdminState, cpu_per_shard: Option<f64>) {
+    let (_, missing) = node_stats(shard, state, false).await;
+    let (healthy, reason) = verdict(&missing, cpu_per_shard, shard.cfg().cpu_restart_threshold);
     if !healthy {
         tracing::warn!(%reason, "health check failed");
     }
@@ -167,4 +163,47 @@ pub async fn evaluate(shard: &Shard, state: &AdminState) {
         reason,
         evaluated_at: Instant::now(),
     };
+}
+
+/// The health rule, apart from how its inputs are measured.
+fn verdict(missing: &[usize], cpu_per_shard: Option<f64>, threshold: f64) -> (bool, String) {
+    if !missing.is_empty() {
+        return (
+            false,
+            format!("shards {missing:?} did not answer within {SHARD_REPLY_TIMEOUT:?}"),
+        );
+    }
+    match cpu_per_shard {
+        Some(cpu) if cpu > threshold => (
+            false,
+            format!("process CPU {cpu:.2} per shard is above --cpu-restart-threshold {threshold}"),
+        ),
+        Some(cpu) => (
+            true,
+            format!("all shards answering; CPU {cpu:.2} per shard, threshold {threshold}"),
+        ),
+        None => (
+            true,
+            "all shards answering; CPU not measured over a full interval yet".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_shard_or_cpu_above_the_threshold_is_unhealthy() {
+        assert!(!verdict(&[1], Some(0.1), 0.9).0);
+        assert!(!verdict(&[1], None, 0.9).0);
+        let (ok, reason) = verdict(&[], Some(0.95), 0.9);
+        assert!(
+            !ok && reason.contains("--cpu-restart-threshold"),
+            "{reason}"
+        );
+        assert!(verdict(&[], Some(0.9), 0.9).0);
+        // Before a whole interval has been measured, CPU does not count.
+        assert!(verdict(&[], None, 0.9).0);
+    }
 }

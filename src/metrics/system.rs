@@ -98,6 +98,17 @@ impl CpuMeter {
         self.usage
     }
 
+    /// Like [`sample`](Self::sample), but keeps the last figure while less
+    /// than `window` has passed: readers that come often (a scrape, a stats
+    /// request) then see usage over a meaningful span, not over the few
+    /// milliseconds since the previous reader.
+    pub fn sample_over(&mut self, cpu: Duration, now: std::time::Instant, window: Duration) -> f64 {
+        if now.duration_since(self.last_wall) < window {
+            return self.usage;
+        }
+        self.sample(cpu, now)
+    }
+
     pub fn usage(&self) -> f64 {
         self.usage
     }
@@ -121,5 +132,12 @@ mod tests {
         let mut m = CpuMeter::new(Duration::from_millis(0));
         let u = m.sample(Duration::from_millis(500), t0 + Duration::from_secs(1));
         assert!((u - 0.5).abs() < 0.01, "{u}");
+        // A reader 10 ms later keeps the figure of the last full window.
+        let t1 = t0 + Duration::from_millis(1010);
+        let kept = m.sample_over(Duration::from_millis(510), t1, Duration::from_secs(1));
+        assert_eq!(kept, u);
+        let t2 = t0 + Duration::from_secs(2);
+        let next = m.sample_over(Duration::from_millis(1500), t2, Duration::from_secs(1));
+        assert!((next - 1.0).abs() < 0.01, "{next}");
     }
 }
