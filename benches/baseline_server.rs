@@ -162,6 +162,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 }
 
 /// Upgrades the connection and routes it by path.
+// The callback's error type is tungstenite's `ErrorResponse` (an HTTP
+// response); its size is the library's choice, not ours.
+#[allow(clippy::result_large_err)]
 async fn handle_connection(stream: TcpStream, game: Arc<play::Game>, stats: Arc<Stats>) {
     let _ = stream.set_nodelay(true);
     let mut path = String::new();

@@ -33,6 +33,10 @@ pub const SHARDS: usize = 2;
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default bound for one expected message. Generous: the machine is noisy.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound for a connection's first answer (the 101, a 404, a close): above
+/// RECV_TIMEOUT, since on a loaded machine it can include a shard's start
+/// and a hand-over to another shard.
+pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Socket read timeout: how often a blocked read comes back to check its
 /// deadline. Not a wait for anything by itself.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -58,7 +62,12 @@ pub struct Server {
     addr: SocketAddr,
     log: Arc<Log>,
     exited: Option<ExitStatus>,
+    /// The snapshot directory the harness made (not one the test chose).
+    own_snapshot_dir: Option<std::path::PathBuf>,
 }
+
+/// Outbound buffers per shard for test servers (see `Server::start`).
+const TEST_BUFFERS_PER_SHARD: &str = "256";
 
 impl Server {
     /// Starts `shardline serve --listen 127.0.0.1:0 --shards 2` plus `args`
@@ -73,11 +82,19 @@ impl Server {
             cmd.args(["--admin-listen", "off"]);
         }
         // Each server gets its own snapshot directory, so tests never restore
-        // each other's instances (or a previous run's).
-        let snapshots;
-        if !args.contains(&"--snapshot-dir") {
-            snapshots = http::tempdir("snapshots");
-            cmd.arg("--snapshot-dir").arg(&snapshots);
+        // each other's instances (or a previous run's); removed on drop.
+        let own_snapshot_dir = (!args.contains(&"--snapshot-dir")).then(|| {
+            let dir = http::tempdir("snapshots");
+            cmd.arg("--snapshot-dir").arg(&dir);
+            dir
+        });
+        // The default outbound pool (--max-connections / shards + 25% = 6250
+        // buffers of 4 KiB per shard, 51 MB per server) is allocated before a
+        // shard accepts: ~0.2 s on an idle machine, seconds when several test
+        // servers start at once. Tests never need that many; a test about the
+        // pool or --max-connections sets its own.
+        if !args.contains(&"--buffers") && !args.contains(&"--max-connections") {
+            cmd.args(["--buffers", TEST_BUFFERS_PER_SHARD]);
         }
         // Load shedding reacts to CPU starvation, which a loaded 2-core test
         // machine produces at random; the tests that want it turn it on.
@@ -100,6 +117,7 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
             exited: None,
+            own_snapshot_dir,
         };
         server.addr = server.wait_listening(args);
         server
@@ -218,6 +236,9 @@ impl Drop for Server {
         }
         if std::thread::panicking() {
             eprintln!("---- server output ({}) ----\n{}", self.addr, self.log());
+        }
+        if let Some(dir) = &self.own_snapshot_dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -350,7 +371,7 @@ impl Client {
             .and_then(|rest| rest.split('/').next())
             .expect("ws:// url");
         let addr: SocketAddr = host.parse().expect("ip:port in url");
-        let deadline = Instant::now() + RECV_TIMEOUT;
+        let deadline = Instant::now() + UPGRADE_TIMEOUT;
         let mut attempt = tungstenite::client(url, tcp(addr));
         loop {
             match attempt {
@@ -359,7 +380,7 @@ impl Client {
                 Err(HandshakeError::Interrupted(mid)) => {
                     assert!(
                         Instant::now() < deadline,
-                        "WebSocket upgrade to {url} not answered within {RECV_TIMEOUT:?}"
+                        "WebSocket upgrade to {url} not answered within {UPGRADE_TIMEOUT:?}"
                     );
                     attempt = mid.handshake();
                 }
@@ -745,7 +766,7 @@ pub fn upgrade_request(addr: SocketAddr, path: &str) -> Vec<u8> {
 /// Reads (bounded) until a complete HTTP response head; returns the head and
 /// any bytes read after it.
 pub fn read_http_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
-    let deadline = Instant::now() + RECV_TIMEOUT;
+    let deadline = Instant::now() + UPGRADE_TIMEOUT;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
@@ -755,7 +776,7 @@ pub fn read_http_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
         }
         assert!(
             Instant::now() < deadline,
-            "no HTTP response head within {RECV_TIMEOUT:?}; got {:?}",
+            "no HTTP response head within {UPGRADE_TIMEOUT:?}; got {:?}",
             String::from_utf8_lossy(&buf)
         );
         match stream.read(&mut chunk) {
