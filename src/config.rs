@@ -71,6 +71,8 @@ pub const SNAPSHOT_INTERVAL_MS_DEFAULT: u64 = 1_000;
 /// Headroom of the per-shard buffer pool over a fair share of
 /// --max-connections, since SO_REUSEPORT spreads connections unevenly.
 const BUFFERS_HEADROOM_PERCENT: usize = 25;
+/// Least default pool per shard: 64 × 4 KiB (default write buffer) = 256 KiB.
+const BUFFERS_MIN_PER_SHARD: usize = 64;
 
 /// `shardline serve` options. Every field is optional so a flag can be told
 /// apart from a file value; [`Config::resolve`] applies the defaults.
@@ -447,14 +449,18 @@ impl Config {
         let buffers_per_shard = match opts.buffers {
             Some(n) => n,
             None => {
+                // SO_REUSEPORT spreads connections by hash, unevenly when
+                // there are few: every shard can take BUFFERS_MIN_PER_SHARD
+                // (or the whole node's limit when it is smaller).
                 let fair = max_connections.div_ceil(shards);
-                fair + fair * BUFFERS_HEADROOM_PERCENT / 100
+                let headroom = (fair * BUFFERS_HEADROOM_PERCENT).div_ceil(100);
+                (fair + headroom).max(max_connections.min(BUFFERS_MIN_PER_SHARD))
             }
         };
         positive("buffers", buffers_per_shard)?;
         let node_id = opts
             .node_id
-            .unwrap_or_else(|| format!("{}-{}", hostname(), listen.port()));
+            .unwrap_or_else(|| default_node_id(listen.port()));
         Config {
             listen,
             shard_cores,
@@ -637,6 +643,30 @@ pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
     Ok(cores)
 }
 
+/// `--node-id` when none is given: `<hostname>-<port>`.
+pub fn default_node_id(port: u16) -> String {
+    format!("{}-{}", hostname(), port)
+}
+
+impl Config {
+    /// The configuration once the listeners are bound: `listen` and
+    /// `admin_listen` become the bound addresses (port 0 resolved), and a
+    /// node id derived from port 0 is derived again from the real port.
+    pub fn bound(self, listen: SocketAddr, admin_listen: Option<SocketAddr>) -> Config {
+        let node_id = if self.listen.port() == 0 && self.node_id == default_node_id(0) {
+            default_node_id(listen.port())
+        } else {
+            self.node_id
+        };
+        Config {
+            listen,
+            admin_listen,
+            node_id,
+            ..self
+        }
+    }
+}
+
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
@@ -671,6 +701,30 @@ mod tests {
         assert_eq!(c.snapshot_dir, PathBuf::from("./data"));
         assert_eq!(c.snapshot_interval, Some(Duration::from_secs(1)));
         assert!(c.restore);
+    }
+
+    #[test]
+    fn few_connections_still_fit_any_one_shard_and_port_0_names_the_bound_port() {
+        let opts = ServeOpts {
+            max_connections: Some(3),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(opts, &[0, 1]).unwrap();
+        // Three connections may all hash to one shard.
+        assert_eq!(c.buffers_per_shard, 3);
+        let c = c.bound("127.0.0.1:4321".parse().unwrap(), None);
+        assert!(c.node_id.ends_with("-4321"), "{}", c.node_id);
+        let named = ServeOpts {
+            node_id: Some("eu-1".into()),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(named, &[0]).unwrap();
+        assert_eq!(
+            c.bound("127.0.0.1:4321".parse().unwrap(), None).node_id,
+            "eu-1"
+        );
     }
 
     #[test]

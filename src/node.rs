@@ -67,11 +67,7 @@ impl Node {
             }
             None => None,
         };
-        let cfg = Arc::new(Config {
-            listen: local_addr,
-            admin_listen: admin.as_ref().map(|(_, a)| *a),
-            ..cfg
-        });
+        let cfg = Arc::new(cfg.bound(local_addr, admin.as_ref().map(|(_, a)| *a)));
         log_limits(&cfg);
         let (snapshots, mut restored) = open_snapshots(&cfg, factory.name());
         let shared = NodeShared {

@@ -3,7 +3,9 @@
 //! same server: it must get exactly one StateUpdate per tick (each tick one
 //! above the last), and the p99 of its input→update latency — from sending
 //! Input seq s to reading the first StateUpdate with last_input_seq >= s —
-//! must stay within one tick interval + 5 ms.
+//! must stay within one tick interval + 5 ms (or within 5 ms of a control
+//! player on an unabused server measured at the same time, when the shared
+//! host itself already pushes that player past one tick + 5 ms).
 //!
 //! The cases: slowloris (upgrade request dribbled byte by byte), half-open
 //! and half-closed connections, a client that stops reading, abrupt
@@ -19,7 +21,6 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,29 +40,40 @@ const CALM: &str = "calm";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// One abuse test at a time (a failed one must not block the others).
-/// The steady player's p99 against a server nobody abuses, measured once
-/// per run: what this host allows right now.
-static QUIET_P99: OnceLock<Duration> = OnceLock::new();
-
-fn quiet_p99() -> Duration {
-    let (server, _) = start(&[]);
-    let m = Steady::start(&server).measure();
-    let p99 = m.p99();
-    eprintln!(
-        "quiet host: steady player p99 {:.1} ms over {} samples",
-        p99.as_secs_f64() * 1e3,
-        m.latencies.len()
-    );
-    p99
+/// One abuse case at a time (they measure latency), each with a control:
+/// a second server that nobody abuses, with its own steady player, measured
+/// over the same time as the abused one. A shared 2-core host's neighbours
+/// (and the abusing client threads themselves, which run on the same cores)
+/// slow both alike; what the abuse does to the server shows as the gap.
+struct Serial {
+    _guard: MutexGuard<'static, ()>,
+    control: Option<(Server, Steady)>,
 }
 
-/// One abuse test at a time (they measure latency), after the quiet
-/// reference is taken.
-fn serial() -> MutexGuard<'static, ()> {
+fn serial() -> Serial {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    QUIET_P99.get_or_init(quiet_p99);
-    guard
+    let (server, _) = start(&[]);
+    let steady = Steady::start(&server);
+    Serial {
+        _guard: guard,
+        control: Some((server, steady)),
+    }
+}
+
+impl Serial {
+    /// Stops the control's player; its p99 over the case's duration.
+    fn control_p99(&mut self) -> Duration {
+        let (server, steady) = self.control.take().expect("measured once");
+        let m = steady.measure();
+        drop(server);
+        let p99 = m.p99();
+        eprintln!(
+            "control (unabused server, same time): steady player p99 {:.1} ms over {} samples",
+            p99.as_secs_f64() * 1e3,
+            m.latencies.len()
+        );
+        p99
+    }
 }
 
 fn tick_interval() -> Duration {
@@ -292,15 +304,15 @@ impl Steady {
         m
     }
 
-    fn finish(self, case: &str) -> Measured {
+    fn finish(self, mut serial: Serial, case: &str) -> Measured {
         let m = self.measure();
         // One tick + 5 ms, as the issue asks — unless this host is so busy
-        // that a steady player on an unabused server already misses that
-        // (a shared machine's neighbours are not the server's doing): then
-        // the abused server must stay within 5 ms of that quiet p99,
-        // measured in this same run.
-        let quiet = *QUIET_P99.get().expect("measured by serial()");
-        let bound = (tick_interval() + LATENCY_SLACK).max(quiet + LATENCY_SLACK);
+        // that a steady player on an unabused server, at the same time,
+        // already misses that (a shared machine's neighbours are not the
+        // server's doing): then the abused server must stay within 5 ms of
+        // that control.
+        let control = serial.control_p99();
+        let bound = (tick_interval() + LATENCY_SLACK).max(control + LATENCY_SLACK);
         let p99 = m.p99();
         eprintln!(
             "{case}: steady player read {} updates; input→update latency over {} samples: \
@@ -366,7 +378,7 @@ fn raw_player(server: &Server, instance: &str, name: &str) -> RawWs {
 
 #[test]
 fn slowloris_upgrade_requests_are_dropped_at_the_connect_timeout() {
-    let _serial = serial();
+    let serial = serial();
     let (server, admin) = start(&["--connect-timeout-ms", "1500"]);
     let steady = Steady::start(&server);
     steady.wait_updates(5);
@@ -407,13 +419,13 @@ fn slowloris_upgrade_requests_are_dropped_at_the_connect_timeout() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(6), "dropped only after {took:?}");
     assert!(stat(admin, "counters", "handshakes_failed") >= 20);
-    steady.finish("slowloris");
+    steady.finish(serial, "slowloris");
     assert_no_panic(&server);
 }
 
 #[test]
 fn half_open_and_half_closed_connections_are_reaped() {
-    let _serial = serial();
+    let serial = serial();
     let (server, admin) = start(&["--connect-timeout-ms", "1000", "--heartbeat-ms", "300"]);
     let steady = Steady::start(&server);
     steady.wait_updates(5);
@@ -465,13 +477,13 @@ fn half_open_and_half_closed_connections_are_reaped() {
     eventually("connections reaped", RECV_TIMEOUT, || {
         (open_connections(admin) == 1).then_some(())
     });
-    steady.finish("half-open");
+    steady.finish(serial, "half-open");
     assert_no_panic(&server);
 }
 
 #[test]
 fn a_client_that_stops_reading_is_dropped_and_memory_stays_bounded() {
-    let _serial = serial();
+    let serial = serial();
     // The flood here is the means, not the point: without the message-rate
     // limit, what drops these clients must be the outbound bound (4002).
     let (server, admin) = start(&[
@@ -527,13 +539,13 @@ fn a_client_that_stops_reading_is_dropped_and_memory_stays_bounded() {
         rss_after < rss_before + 32 * 1024,
         "RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
-    steady.finish("slow consumer");
+    steady.finish(serial, "slow consumer");
     assert_no_panic(&server);
 }
 
 #[test]
 fn abrupt_disconnects_mid_frame_end_only_those_connections() {
-    let _serial = serial();
+    let serial = serial();
     let (server, admin) = start(&[]);
     let steady = Steady::start(&server);
     steady.wait_updates(5);
@@ -559,13 +571,13 @@ fn abrupt_disconnects_mid_frame_end_only_those_connections() {
     eventually("cut connections reaped", RECV_TIMEOUT, || {
         (open_connections(admin) == 1).then_some(())
     });
-    steady.finish("abrupt disconnects");
+    steady.finish(serial, "abrupt disconnects");
     assert_no_panic(&server);
 }
 
 #[test]
 fn fragmented_messages_are_reassembled_and_bounded() {
-    let _serial = serial();
+    let serial = serial();
     let (server, _admin) = start(&["--max-payload", "1024"]);
     let steady = Steady::start(&server);
     steady.wait_updates(5);
@@ -640,13 +652,13 @@ fn fragmented_messages_are_reassembled_and_bounded() {
     let (op, payload) = echo.read_frame(Instant::now() + RECV_TIMEOUT).unwrap();
     assert_eq!((op, payload.as_slice()), (OP_TEXT, &b"hello"[..]));
     client.close();
-    steady.finish("fragmentation");
+    steady.finish(serial, "fragmentation");
     assert_no_panic(&server);
 }
 
 #[test]
 fn ping_floods_close_the_flooder_without_hurting_others() {
-    let _serial = serial();
+    let serial = serial();
     let (server, admin) = start(&[]);
     let steady = Steady::start(&server);
     steady.wait_updates(5);
@@ -693,13 +705,13 @@ fn ping_floods_close_the_flooder_without_hurting_others() {
         );
     }
     assert!(stat(admin, "counters", "flooders_closed") >= 4);
-    steady.finish("ping flood");
+    steady.finish(serial, "ping flood");
     assert_no_panic(&server);
 }
 
 #[test]
 fn input_floods_close_the_flooder_and_cap_what_applies() {
-    let _serial = serial();
+    let serial = serial();
     let (server, admin) = start(&["--inputs-per-tick-max", "4"]);
     let steady = Steady::start(&server);
     steady.wait_updates(5);
@@ -768,13 +780,13 @@ fn input_floods_close_the_flooder_and_cap_what_applies() {
         applied <= ticks * 4 * 5,
         "applied {applied} in {ticks} ticks"
     );
-    steady.finish("input flood");
+    steady.finish(serial, "input flood");
     assert_no_panic(&server);
 }
 
 #[test]
 fn a_connection_storm_past_max_connections_gets_503_and_the_game_goes_on() {
-    let _serial = serial();
+    let serial = serial();
     const MAX: usize = 40;
     let max = MAX.to_string();
     let (server, admin) = start(&["--max-connections", &max, "--buffers", "40"]);
@@ -824,13 +836,13 @@ fn a_connection_storm_past_max_connections_gets_503_and_the_game_goes_on() {
     eventually("admitted again after the storm", RECV_TIMEOUT, || {
         Client::try_connect(&server.url("/echo")).ok()
     });
-    steady.finish("connection storm");
+    steady.finish(serial, "connection storm");
     assert_no_panic(&server);
 }
 
 #[test]
 fn kill_9_under_load_loses_nothing_that_was_snapshotted() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempdir("abuse-kill9");
     let dir_s = dir.to_str().unwrap().to_owned();
     let args = [
