@@ -1,7 +1,7 @@
 //! One connection's outbound bytes: WebSocket frames queued by the tick and
 //! the session, written to the socket in one `send` per wake-up.
 //!
-//! The buffer comes from the shard's preallocated pool and never grows: a
+//! The buffer comes from the shard's bounded pool and never grows: a
 //! frame that does not fit means the client has stopped reading for longer
 //! than the kernel's socket buffer could hide, and the connection is dropped
 //! (close 4002) instead of queueing without bound. Pure code, no I/O.
