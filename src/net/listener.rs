@@ -52,6 +52,8 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         shard.metrics.connections_accepted.inc();
         let permit = shard.node.budget.try_admit();
         let task = handle_accepted(shard.clone(), stream, permit, accepted_at);
+        // What every open connection's task costs, before its heap parts.
+        tracing::trace!(bytes = std::mem::size_of_val(&task), "connection task future");
         glommio::spawn_local_into(task, shard.queues.io)
             .expect("io task queue exists")
             .detach();
@@ -76,15 +78,65 @@ pub async fn handle_handoff(
     };
     let chunk = shard.cfg().read_buffer_bytes;
     let stream = Fenced::before_upgrade(head, parsed.len, stream, chunk);
-    serve(shard, stream, parsed, permit, accepted_at).await;
+    serve_play(shard, stream, parsed, permit, accepted_at).await;
 }
 
+/// What a freshly accepted connection turns into once its head is read.
+enum Next {
+    /// Answered (a page, 404, a refusal), dropped or handed over: done.
+    Done,
+    /// `/echo`: `read[..head_len]` is the request head.
+    Echo {
+        stream: TcpStream,
+        read: Vec<u8>,
+        head_len: usize,
+        permit: ConnPermit,
+    },
+    /// `/play` on this shard.
+    Play {
+        stream: Fenced<TcpStream>,
+        head: RequestHead,
+        permit: ConnPermit,
+    },
+}
+
+/// One accepted connection, from its head to its close. A task's future is
+/// as large as its largest state and lives as long as the connection, so
+/// the phases that end early (reading the head, refusals) or that only some
+/// connections reach (/play) are boxed: an idle /echo connection's task
+/// holds only the echo state. `--max-connections` of them: every byte here
+/// is paid that many times.
 async fn handle_accepted(
     shard: Rc<Shard>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     permit: Option<ConnPermit>,
     accepted_at: Instant,
 ) {
+    let deadline = accepted_at + shard.cfg().connect_timeout;
+    match Box::pin(admit(&shard, stream, permit, accepted_at)).await {
+        Next::Done => {}
+        Next::Echo {
+            stream,
+            read,
+            head_len,
+            permit,
+        } => echo::run(shard, stream, read, head_len, deadline, permit).await,
+        Next::Play {
+            stream,
+            head,
+            permit,
+        } => Box::pin(serve_play(shard, stream, head, permit, accepted_at)).await,
+    }
+}
+
+/// Rate limit, request head, origin, pages and 404, the connection budget,
+/// routing to the owner shard.
+async fn admit(
+    shard: &Rc<Shard>,
+    mut stream: TcpStream,
+    permit: Option<ConnPermit>,
+    accepted_at: Instant,
+) -> Next {
     let _ = stream.set_nodelay(true);
     if let (Some(limiter), Ok(peer)) = (shard.handshake_limiter.as_ref(), stream.peer_addr()) {
         if !limiter.borrow_mut().admit(peer.ip(), accepted_at) {
@@ -96,7 +148,7 @@ async fn handle_accepted(
                 "too many connections from your address (--handshakes-per-ip-per-s)\n",
             )
             .await;
-            return;
+            return Next::Done;
         }
     }
     let deadline = accepted_at + shard.cfg().connect_timeout;
@@ -108,7 +160,7 @@ async fn handle_accepted(
     {
         None => {
             shard.metrics.handshakes_failed.inc();
-            return; // connect timeout: dropped
+            return Next::Done; // connect timeout: dropped
         }
         Some(Err(e)) => {
             shard.metrics.handshakes_failed.inc();
@@ -117,7 +169,7 @@ async fn handle_accepted(
                 HeadError::BadInstance(_) | HeadError::Malformed(_) => (400, "Bad Request"),
             };
             reply_and_close(&mut stream, status, reason, &e.to_string()).await;
-            return;
+            return Next::Done;
         }
         Some(Ok(v)) => v,
     };
@@ -125,7 +177,7 @@ async fn handle_accepted(
         if !allowed.iter().any(|a| a == origin) {
             shard.metrics.refused_origin.inc();
             reply_and_close(&mut stream, 403, "Forbidden", "origin not allowed\n").await;
-            return;
+            return Next::Done;
         }
     }
     if let Route::Other(path) = &head.route {
@@ -146,7 +198,7 @@ async fn handle_accepted(
                 .await;
             }
         }
-        return;
+        return Next::Done;
     }
     let Some(permit) = permit else {
         shard.metrics.refused_max_connections.inc();
@@ -157,18 +209,48 @@ async fn handle_accepted(
             "server is at --max-connections; retry later\n",
         )
         .await;
-        return;
+        return Next::Done;
     };
-    if let Route::Play { instance: Some(id) } = &head.route {
-        let owner = shard_for(id, shard.shards);
-        if owner != shard.id {
-            hand_off(&shard, stream, buf, accepted_at, permit, owner);
-            return;
-        }
+    if !head.is_websocket {
+        shard.metrics.handshakes_failed.inc();
+        reply_and_close(
+            &mut stream,
+            400,
+            "Bad Request",
+            "expected a WebSocket upgrade\n",
+        )
+        .await;
+        return Next::Done;
     }
-    let chunk = shard.cfg().read_buffer_bytes;
-    let stream = Fenced::before_upgrade(buf, head.len, stream, chunk);
-    serve(shard, stream, head, permit, accepted_at).await;
+    match head.route {
+        Route::Echo => Next::Echo {
+            stream,
+            head_len: head.len,
+            read: buf,
+            permit,
+        },
+        Route::Play { instance } => {
+            if let Some(id) = &instance {
+                let owner = shard_for(id, shard.shards);
+                if owner != shard.id {
+                    hand_off(shard, stream, buf, accepted_at, permit, owner);
+                    return Next::Done;
+                }
+            }
+            let chunk = shard.cfg().read_buffer_bytes;
+            let head = RequestHead {
+                route: Route::Play { instance },
+                ..head
+            };
+            let stream = Fenced::before_upgrade(buf, head.len, stream, chunk);
+            Next::Play {
+                stream,
+                head,
+                permit,
+            }
+        }
+        Route::Other(_) => unreachable!("pages and 404 are answered above"),
+    }
 }
 
 /// Gives the raw socket to shard `owner`. The fd is duplicated because
@@ -255,54 +337,38 @@ pub fn ws_config(shard: &Shard) -> WebSocketConfig {
         .max_frame_size(Some(cfg.max_payload_bytes))
 }
 
-/// Upgrades and runs /play or /echo on this shard.
-async fn serve(
+/// Upgrades and runs /play on this shard (the head asked for a WebSocket).
+async fn serve_play(
     shard: Rc<Shard>,
     mut stream: Fenced<TcpStream>,
     head: RequestHead,
     permit: ConnPermit,
     accepted_at: Instant,
 ) {
-    if !head.is_websocket {
-        shard.metrics.handshakes_failed.inc();
+    debug_assert!(head.is_websocket && matches!(head.route, Route::Play { .. }));
+    let deadline = accepted_at + shard.cfg().connect_timeout;
+    if shard.shedding.get() {
+        shard.metrics.refused_overload.inc();
         reply_and_close(
             &mut stream,
-            400,
-            "Bad Request",
-            "expected a WebSocket upgrade\n",
+            503,
+            "Service Unavailable",
+            "shard overloaded: protecting running games; retry later\n",
         )
         .await;
         return;
     }
-    let deadline = accepted_at + shard.cfg().connect_timeout;
-    match head.route {
-        Route::Echo => echo::run(shard, stream, deadline, permit).await,
-        Route::Play { .. } => {
-            if shard.shedding.get() {
-                shard.metrics.refused_overload.inc();
-                reply_and_close(
-                    &mut stream,
-                    503,
-                    "Service Unavailable",
-                    "shard overloaded: protecting running games; retry later\n",
-                )
-                .await;
-                return;
-            }
-            let Some(buf) = shard.pool.borrow_mut().take() else {
-                shard.metrics.refused_no_buffer.inc();
-                reply_and_close(
-                    &mut stream,
-                    503,
-                    "Service Unavailable",
-                    "no free connection buffer on this shard (--buffers); retry later\n",
-                )
-                .await;
-                return;
-            };
-            let buf = session::run(shard.clone(), stream, deadline, accepted_at, permit, buf).await;
-            shard.pool.borrow_mut().give_back(buf);
-        }
-        Route::Other(_) => unreachable!("pages and 404 are answered before routing"),
-    }
+    let Some(buf) = shard.pool.borrow_mut().take() else {
+        shard.metrics.refused_no_buffer.inc();
+        reply_and_close(
+            &mut stream,
+            503,
+            "Service Unavailable",
+            "no free connection buffer on this shard (--buffers); retry later\n",
+        )
+        .await;
+        return;
+    };
+    let buf = session::run(shard.clone(), stream, deadline, accepted_at, permit, buf).await;
+    shard.pool.borrow_mut().give_back(buf);
 }

@@ -1,14 +1,15 @@
 //! Sockets: accepting, upgrading, and running WebSocket sessions.
 //!
 //! - [`admission`]: the node-wide `--max-connections` budget.
-//! - [`buffers`]: the shard's preallocated outbound buffer pool.
+//! - [`buffers`]: the shard's bounded outbound buffer pool.
 //! - [`http`]: the upgrade request head (routing by path, plain HTTP replies).
 //! - [`fenced`]: a socket reader fenced at frame boundaries (lossless hand-over).
 //! - [`listener`]: accept, read the head, route to the owning shard, upgrade.
 //! - [`outbound`]: one connection's bounded, pre-framed outbound bytes.
 //! - [`conn`]: the shard's handle on a live /play connection.
 //! - [`session`]: the /play session task (decode in, one write out per wake).
-//! - [`echo`]: the /echo endpoint.
+//! - [`echo`]: the /echo endpoint (one read and one write per batch of frames).
+//! - [`echo_frames`]: /echo's frame logic, pure: frames in, answers out.
 //! - [`close`]: why connections end, and their close codes.
 //! - [`ratelimit`]: the per-IP handshake rate limit.
 
@@ -17,6 +18,7 @@ pub mod buffers;
 pub mod close;
 pub mod conn;
 pub mod echo;
+pub mod echo_frames;
 pub mod fenced;
 pub mod http;
 pub mod listener;
