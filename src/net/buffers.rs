@@ -90,10 +90,13 @@ mod tests {
         pool.give_back(a);
         assert_eq!(pool.available(), 1);
         // The buffer given back is reused, not a new one made.
-        assert_eq!(pool.take().unwrap().as_ptr(), a_ptr);
+        let again = pool.take().unwrap();
+        assert_eq!(again.as_ptr(), a_ptr);
         assert!(pool.take().is_none());
         pool.give_back(b);
         assert_eq!(pool.available(), 1);
+        pool.give_back(again);
+        assert_eq!(pool.available(), 2);
     }
 
     #[test]
