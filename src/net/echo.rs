@@ -75,17 +75,20 @@ pub async fn run(
     deadline: Instant,
     _permit: ConnPermit,
 ) {
+    // The handshake, the close and any blocked write are boxed: they run
+    // once or rarely, and inline they would size this connection's task
+    // for its whole life (see `listener::handle_accepted`).
     let response = match handshake_response(&read[..head_len]) {
         Ok(r) => r,
         Err(why) => {
             shard.metrics.handshakes_failed.inc();
             let bytes = http::response(400, "Bad Request", &format!("{why}\n"));
-            let _ = until(deadline, stream.write_all(&bytes)).await;
+            let _ = Box::pin(until(deadline, stream.write_all(&bytes))).await;
             return;
         }
     };
     if !matches!(
-        until(deadline, stream.write_all(&response)).await,
+        Box::pin(until(deadline, stream.write_all(&response))).await,
         Some(Ok(()))
     ) {
         shard.metrics.handshakes_failed.inc();
@@ -168,7 +171,7 @@ impl Echo {
     async fn serve(&mut self, shard: &Shard, stream: &mut TcpStream) -> CloseReason {
         if self.carried > 0 {
             // Frames sent right behind the upgrade request.
-            if let Some(end) = self.answer_carried(shard, stream).await {
+            if let Some(end) = Box::pin(self.answer_carried(shard, stream)).await {
                 return end;
             }
         }
@@ -178,11 +181,12 @@ impl Echo {
                 Batch::Done { more: false } => {}
                 Batch::Done { more: true } => futures_lite::future::yield_now().await,
                 Batch::Blocked => {
-                    if let Err(reason) = self.flush(shard, stream, self.silent_max).await {
+                    let limit = self.silent_max;
+                    if let Err(reason) = Box::pin(self.flush(shard, stream, limit)).await {
                         return reason;
                     }
                 }
-                Batch::Ending(ending) => return self.close(shard, stream, ending).await,
+                Batch::Ending(ending) => return Box::pin(self.close(shard, stream, ending)).await,
                 Batch::Silent => {
                     let reason = CloseReason::HeartbeatTimeout;
                     push_close(&mut self.unsent, reason.code(), reason.label());
@@ -190,7 +194,7 @@ impl Echo {
                         reason,
                         code: reason.code(),
                     };
-                    return self.close(shard, stream, ending).await;
+                    return Box::pin(self.close(shard, stream, ending)).await;
                 }
                 Batch::Gone => return CloseReason::Vanished,
             }
