@@ -658,6 +658,15 @@ admin_stats() { curl -sf --max-time 5 "http://127.0.0.1:$1/stats" >"$2" || echo 
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 sockstat_pages() { awk '/^TCP:/{for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat; }
+# Waits (up to 20 s) until no established socket on port $1 holds unread bytes.
+wait_drained() {
+    local i
+    for ((i = 0; i < 40; i++)); do
+        [[ $(ss -tnH state established "( sport = :$1 )" 2>/dev/null | awk '$1 > 0' | wc -l) == 0 ]] && return 0
+        sleep 0.5
+    done
+    log "idle: port $1 still has unread bytes after 20 s"
+}
 # The server's established sockets on port $1, with their memory (skmem).
 server_sockets() { ss -tmnH state established "( sport = :$1 )" 2>/dev/null || true; }
 tcp_slab_bytes() { awk '$1 == "TCP" {print $2 * $4}' /proc/slabinfo 2>/dev/null || echo 0; }
@@ -759,7 +768,11 @@ scenario_idle() {
                 kill -0 "$lg" 2>/dev/null || break
                 sleep 0.5
             done
-            sleep 2 # let the last handshakes' buffers settle
+            # The load generator sends each connection's message once all are
+            # open: wait (bounded) until the server has read every one, so no
+            # unread byte sits in a socket, then let buffers settle.
+            wait_drained "$SRV_PORT"
+            sleep 2
             admin_stats "$ADM_PORT" "$dir/stats.json"
             opened=$(py open-connections "$dir/stats.json")
             local rss1 sock1 slab1

@@ -75,6 +75,44 @@ fn max_connections_refuses_the_upgrade_with_503() {
 }
 
 #[test]
+fn empty_buffer_pool_refuses_the_upgrade_with_503_and_reuses_a_buffer_given_back() {
+    // /play?instance=… connections all land on the instance's owner shard,
+    // which has two outbound buffers: the third finds its pool empty.
+    let server = Server::start(&["--max-connections", "10", "--buffers", "2"]);
+    let (one, _) = player(&server.play_url(CALM), "one");
+    let (_two, _) = player(&server.play_url(CALM), "two");
+    match Client::try_connect(&server.play_url(CALM)) {
+        Err(tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default());
+            assert!(body.contains("--buffers"), "503 body: {body:?}");
+        }
+        Err(e) => panic!("3rd connection: expected HTTP 503, got {e}"),
+        Ok(_) => panic!("3rd connection admitted with an empty buffer pool"),
+    }
+    // /echo takes no pooled buffer: still admitted.
+    assert!(Client::try_connect(&server.url("/echo")).is_ok());
+    // Closing one gives its buffer back; the next connection takes it (the
+    // buffer returns just after the socket closes: retry, bounded).
+    one.close();
+    let deadline = Instant::now() + RECV_TIMEOUT;
+    let mut three = loop {
+        match Client::try_connect(&server.play_url(CALM)) {
+            Ok(c) => break c,
+            Err(tungstenite::Error::Http(r)) if r.status() == 503 => {
+                assert!(
+                    Instant::now() < deadline,
+                    "buffer not given back within {RECV_TIMEOUT:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("reconnect: {e}"),
+        }
+    };
+    three.hello("three");
+}
+
+#[test]
 fn oversize_message_closes_1009() {
     let server = Server::start(&["--tick-rate", "30", "--max-payload", "1024"]);
     let mut watcher = Watcher::start(&server, CALM);
