@@ -53,7 +53,10 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         let permit = shard.node.budget.try_admit();
         let task = handle_accepted(shard.clone(), stream, permit, accepted_at);
         // What every open connection's task costs, before its heap parts.
-        tracing::trace!(bytes = std::mem::size_of_val(&task), "connection task future");
+        tracing::trace!(
+            bytes = std::mem::size_of_val(&task),
+            "connection task future"
+        );
         glommio::spawn_local_into(task, shard.queues.io)
             .expect("io task queue exists")
             .detach();
