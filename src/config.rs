@@ -40,7 +40,7 @@ pub const MESSAGES_PER_SECOND_MAX_DEFAULT: u32 = 240;
 /// which would cost 1.25 GiB for 10,000 idle players). Larger messages still
 /// arrive: the buffer grows up to --max-payload for that message.
 pub const READ_BUFFER_BYTES_DEFAULT: usize = 1024;
-/// Outbound buffer per connection, taken from the shard's preallocated pool:
+/// Outbound buffer per connection, taken from the shard's bounded pool:
 /// everything queued for one player between two socket writes (a tick's
 /// StateUpdate plus events). A client that lets it fill is dropped (close 4002).
 pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 4096;
@@ -593,7 +593,7 @@ impl Config {
         Duration::from_nanos(1_000_000_000 / u64::from(self.tick_rate_hz))
     }
 
-    /// Worst-case connection memory of the node in bytes: the preallocated
+    /// Worst-case connection memory of the node in bytes: the bounded
     /// outbound pool plus a read buffer per connection.
     pub fn connection_memory_bytes_max(&self) -> usize {
         self.shards() * self.buffers_per_shard * self.write_buffer_bytes
