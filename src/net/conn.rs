@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::game::types::PlayerId;
 use crate::net::close::CloseReason;
 use crate::net::outbound::Outbound;
+use crate::net::tick_read::TickRead;
 
 pub type ConnId = u64;
 
@@ -44,6 +45,8 @@ pub struct Conn {
     /// Arrival times of the inputs reflected in the queued update; their
     /// input→update latency is recorded when the bytes reach the socket.
     inputs_unwritten: RefCell<Vec<Instant>>,
+    /// Whether the tick may read this connection's inputs (`net::tick_read`).
+    pub tick_read: TickRead,
 }
 
 impl Conn {
@@ -59,6 +62,7 @@ impl Conn {
             inputs_unwritten: RefCell::new(Vec::new()),
             paused_since: Cell::new(None),
             handover: Cell::new(None),
+            tick_read: TickRead::default(),
         }
     }
 
@@ -164,7 +168,8 @@ impl Conn {
         }
     }
 
-    fn wake(&self) {
+    /// Wakes the session task (e.g. when the tick hands reading back).
+    pub fn wake(&self) {
         if let Some(w) = self.waker.borrow().as_ref() {
             w.wake_by_ref();
         }

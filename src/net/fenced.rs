@@ -10,14 +10,21 @@
 //! pipelines. Costs one memcpy per byte (tungstenite would copy anyway) and
 //! one extra read buffer per connection (`--read-buffer-bytes`).
 
+use std::cell::RefCell;
 use std::io;
+use std::os::fd::RawFd;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
 /// Longest WebSocket frame header: 2 + 8 (length) + 4 (mask).
 const FRAME_HEADER_BYTES_MAX: usize = 14;
+
+const OPCODE_CONTINUATION: u8 = 0x0;
+const OPCODE_TEXT: u8 = 0x1;
+const OPCODE_BINARY: u8 = 0x2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fence {
@@ -30,11 +37,36 @@ enum Fence {
 
 pub struct Fenced<S> {
     inner: S,
+    /// Shared with the connection (`Conn::tick_read`), so the shard's tick
+    /// can read a seated player's inputs straight from the socket into the
+    /// same buffer (see `net::tick_read`); one buffer keeps one order.
+    inbox: Rc<RefCell<Inbox>>,
+    read_chunk: usize,
+}
+
+/// Bytes read from the socket and where the fence stands in them.
+#[derive(Debug)]
+pub struct Inbox {
     /// Bytes read from the socket; `buf[pos..]` not yet handed on.
     buf: Vec<u8>,
     pos: usize,
     fence: Fence,
-    read_chunk: usize,
+    /// A data frame without FIN was handed on and its message's last
+    /// fragment was not yet: the WebSocket library holds part of a message.
+    in_fragmented_message: bool,
+}
+
+/// What [`Inbox::take_binary_frame`] found at the front of the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// A whole, final, masked binary frame; its unmasked payload was
+    /// written to the caller's buffer and the frame consumed.
+    Binary,
+    /// Nothing buffered, or only the start of a frame.
+    NeedMore,
+    /// Something only the WebSocket library should handle (a control,
+    /// text or fragmented frame, reserved bits, no mask, too long).
+    Other,
 }
 
 impl<S> Fenced<S> {
@@ -53,9 +85,12 @@ impl<S> Fenced<S> {
     fn with(buf: Vec<u8>, fence: Fence, inner: S, read_chunk: usize) -> Self {
         Self {
             inner,
-            buf,
-            pos: 0,
-            fence,
+            inbox: Rc::new(RefCell::new(Inbox {
+                buf,
+                pos: 0,
+                fence,
+                in_fragmented_message: false,
+            })),
             read_chunk: read_chunk.max(FRAME_HEADER_BYTES_MAX),
         }
     }
@@ -64,15 +99,32 @@ impl<S> Fenced<S> {
         &self.inner
     }
 
-    /// The socket and the bytes read from it but not handed on. Only
-    /// meaningful at a frame boundary (after a complete message).
-    pub fn into_parts(mut self) -> (S, Vec<u8>) {
-        self.buf.drain(..self.pos);
-        (self.inner, self.buf)
+    /// The buffer the tick may read into while the session lets it.
+    pub fn inbox(&self) -> Rc<RefCell<Inbox>> {
+        self.inbox.clone()
     }
 
+    /// The socket and the bytes read from it but not handed on. Only
+    /// meaningful at a frame boundary (after a complete message).
+    pub fn into_parts(self) -> (S, Vec<u8>) {
+        let Fenced { inner, inbox, .. } = self;
+        let mut inbox = inbox.borrow_mut();
+        let pos = inbox.pos;
+        inbox.buf.drain(..pos);
+        inbox.pos = 0;
+        (inner, std::mem::take(&mut inbox.buf))
+    }
+}
+
+impl Inbox {
     fn unpassed(&self) -> &[u8] {
         &self.buf[self.pos..]
+    }
+
+    /// True between messages: no part of a frame or of a fragmented
+    /// message has been handed to the WebSocket library.
+    pub fn at_message_boundary(&self) -> bool {
+        self.fence == Fence::Frame(0) && !self.in_fragmented_message
     }
 
     /// How many of the buffered bytes may be handed on now; `None` when the
@@ -84,12 +136,24 @@ impl<S> Fenced<S> {
                 Fence::Head(n) => return Some(n.min(self.unpassed().len())),
                 Fence::Frame(0) => {
                     let len = frame_len(self.unpassed())?;
+                    self.note_frame_start(self.unpassed()[0]);
                     self.fence = Fence::Frame(len);
                 }
                 Fence::Frame(n) => {
                     return Some(n.min(self.unpassed().len() as u64) as usize);
                 }
             }
+        }
+    }
+
+    /// Tracks fragmented messages from each frame's first byte (RFC 6455
+    /// §5.4: control frames may come between fragments).
+    fn note_frame_start(&mut self, b0: u8) {
+        let fin = b0 & 0x80 != 0;
+        match b0 & 0x0f {
+            OPCODE_CONTINUATION if fin => self.in_fragmented_message = false,
+            OPCODE_TEXT | OPCODE_BINARY if !fin => self.in_fragmented_message = true,
+            _ => {}
         }
     }
 
@@ -103,6 +167,79 @@ impl<S> Fenced<S> {
             self.buf.clear();
             self.pos = 0;
         }
+    }
+
+    /// Takes the frame at the front if it is a whole, final, masked binary
+    /// frame with at most `payload_max` bytes, unmasking its payload into
+    /// `payload`. Only at a message boundary; anything else is left for the
+    /// WebSocket library, in order.
+    pub fn take_binary_frame(&mut self, payload_max: usize, payload: &mut Vec<u8>) -> Front {
+        if !self.at_message_boundary() {
+            return Front::Other;
+        }
+        let b = self.unpassed();
+        if b.len() < 2 {
+            return Front::NeedMore;
+        }
+        // FIN, no reserved bits, binary; masked (every client frame is).
+        if b[0] != 0x80 | OPCODE_BINARY || b[1] & 0x80 == 0 {
+            return Front::Other;
+        }
+        let (header, len) = match b[1] & 0x7f {
+            127 => return Front::Other,
+            126 if b.len() < 4 => return Front::NeedMore,
+            126 => (8, usize::from(u16::from_be_bytes([b[2], b[3]]))),
+            n => (6, usize::from(n)),
+        };
+        if len > payload_max {
+            return Front::Other;
+        }
+        if b.len() < header + len {
+            return Front::NeedMore;
+        }
+        let mask = [b[header - 4], b[header - 3], b[header - 2], b[header - 1]];
+        payload.clear();
+        payload.extend(
+            b[header..header + len]
+                .iter()
+                .enumerate()
+                .map(|(i, x)| x ^ mask[i % 4]),
+        );
+        self.pos += header + len;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        Front::Binary
+    }
+
+    /// One non-blocking `recv` of up to `chunk` bytes from `fd` onto the
+    /// end of the buffer. `Ok(0)` is the end of the stream.
+    pub fn recv_from(&mut self, fd: RawFd, chunk: usize) -> io::Result<usize> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.reserve(chunk);
+        let start = self.buf.len();
+        let spare = self.buf.spare_capacity_mut();
+        // SAFETY: `spare` is writable memory of at least `chunk` bytes that
+        // the vector owns; recv writes at most `chunk` bytes into it.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr().cast::<libc::c_void>(),
+                chunk,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: recv initialised the first `n` bytes after `start`.
+        unsafe { self.buf.set_len(start + n) };
+        Ok(n)
     }
 }
 
@@ -131,35 +268,37 @@ impl<S: AsyncRead + Unpin> AsyncRead for Fenced<S> {
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        let mut inbox = this.inbox.borrow_mut();
+        let inbox = &mut *inbox;
         loop {
-            if let Some(n) = this.passable() {
+            if let Some(n) = inbox.passable() {
                 if n > 0 {
                     let n = n.min(out.len());
-                    out[..n].copy_from_slice(&this.unpassed()[..n]);
-                    this.consume(n);
+                    out[..n].copy_from_slice(&inbox.unpassed()[..n]);
+                    inbox.consume(n);
                     return Poll::Ready(Ok(n));
                 }
             }
             // Need more bytes from the socket.
-            if this.pos > 0 {
-                this.buf.drain(..this.pos);
-                this.pos = 0;
+            if inbox.pos > 0 {
+                inbox.buf.drain(..inbox.pos);
+                inbox.pos = 0;
             }
-            let start = this.buf.len();
-            this.buf.resize(start + this.read_chunk, 0);
-            let res = Pin::new(&mut this.inner).poll_read(cx, &mut this.buf[start..]);
+            let start = inbox.buf.len();
+            inbox.buf.resize(start + this.read_chunk, 0);
+            let res = Pin::new(&mut this.inner).poll_read(cx, &mut inbox.buf[start..]);
             let got = match &res {
                 Poll::Ready(Ok(n)) => *n,
                 _ => 0,
             };
-            this.buf.truncate(start + got);
+            inbox.buf.truncate(start + got);
             match res {
                 Poll::Ready(Ok(0)) => {
                     // End of stream: hand on whatever is left (a truncated
                     // frame), then EOF, so the reader reports it.
-                    let n = this.unpassed().len().min(out.len());
-                    out[..n].copy_from_slice(&this.unpassed()[..n]);
-                    this.pos += n;
+                    let n = inbox.unpassed().len().min(out.len());
+                    out[..n].copy_from_slice(&inbox.unpassed()[..n]);
+                    inbox.pos += n;
                     return Poll::Ready(Ok(n));
                 }
                 Poll::Ready(Ok(_)) => continue,
@@ -254,5 +393,60 @@ mod tests {
         let mut out = Vec::new();
         block_on(s.read_to_end(&mut out)).unwrap();
         assert_eq!(out, f);
+    }
+
+    #[test]
+    fn the_tick_takes_whole_binary_frames_in_order_and_leaves_the_rest() {
+        let (a, b) = (frame(b"input-1"), frame(&[7; 200]));
+        let mut ping = frame(b"p");
+        ping[0] = 0x89;
+        let bytes = [a.clone(), b, ping.clone(), frame(b"after")].concat();
+        let s = Fenced::upgraded(bytes[..a.len() + 3].to_vec(), &b""[..], 64);
+        let inbox = s.inbox();
+        let mut payload = Vec::new();
+        let mut inbox = inbox.borrow_mut();
+        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Binary);
+        assert_eq!(payload, b"input-1");
+        // Only the start of the next frame is here.
+        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::NeedMore);
+        inbox.buf.extend_from_slice(&bytes[a.len() + 3..]);
+        assert_eq!(
+            inbox.take_binary_frame(100, &mut payload),
+            Front::Other,
+            "over the limit"
+        );
+        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Binary);
+        assert_eq!(payload, vec![7; 200]);
+        // A ping is the WebSocket library's: it and everything after stay.
+        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Other);
+        assert_eq!(inbox.unpassed(), &[ping, frame(b"after")].concat()[..]);
+    }
+
+    #[test]
+    fn no_tick_reads_inside_a_fragmented_message() {
+        let mut first = frame(b"part");
+        first[0] = 0x02; // binary, no FIN
+        let mut last = frame(b"end");
+        last[0] = 0x80; // continuation, FIN
+        let input = frame(b"next");
+        let bytes = [first.clone(), last.clone(), input].concat();
+        let mut s = Fenced::upgraded(Vec::new(), &bytes[..], 64);
+        let mut out = vec![0u8; first.len()];
+        block_on(s.read_exact(&mut out)).unwrap();
+        let inbox = s.inbox();
+        assert!(!inbox.borrow().at_message_boundary());
+        let mut payload = Vec::new();
+        assert_eq!(
+            inbox.borrow_mut().take_binary_frame(1024, &mut payload),
+            Front::Other
+        );
+        let mut out = vec![0u8; last.len()];
+        block_on(s.read_exact(&mut out)).unwrap();
+        assert!(inbox.borrow().at_message_boundary());
+        assert_eq!(
+            inbox.borrow_mut().take_binary_frame(1024, &mut payload),
+            Front::Binary
+        );
+        assert_eq!(payload, b"next");
     }
 }

@@ -8,6 +8,7 @@
 //! - [`outbound`]: one connection's bounded, pre-framed outbound bytes.
 //! - [`conn`]: the shard's handle on a live /play connection.
 //! - [`session`]: the /play session task (decode in, one write out per wake).
+//! - [`tick_read`]: the tick reading seated players' inputs itself.
 //! - [`echo`]: the /echo endpoint (one read and one write per batch of frames).
 //! - [`echo_frames`]: /echo's frame logic, pure: frames in, answers out.
 //! - [`close`]: why connections end, and their close codes.
@@ -25,3 +26,4 @@ pub mod listener;
 pub mod outbound;
 pub mod ratelimit;
 pub mod session;
+pub mod tick_read;

@@ -53,39 +53,6 @@ const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// on the shard) waiting until its socket runs dry.
 pub const MESSAGES_PER_YIELD: u32 = 16;
 
-/// `--messages-per-second-max` for one connection: frames of any kind
-/// (inputs, pings, control frames) counted per one-second window. A client
-/// over it is flooding and is closed (1008) before it costs its shard more.
-struct MessageRate {
-    max: u32,
-    window_start: Option<Instant>,
-    in_window: u32,
-}
-
-impl MessageRate {
-    fn new(max: u32) -> Self {
-        Self {
-            max,
-            window_start: None,
-            in_window: 0,
-        }
-    }
-
-    fn admit(&mut self, now: Instant) -> bool {
-        if self.max == 0 {
-            return true;
-        }
-        match self.window_start {
-            Some(t) if now.duration_since(t) < Duration::from_secs(1) => self.in_window += 1,
-            _ => {
-                self.window_start = Some(now);
-                self.in_window = 1;
-            }
-        }
-        self.in_window <= self.max
-    }
-}
-
 enum Event {
     Message(Message),
     /// The stream ended or failed.
@@ -205,7 +172,12 @@ async fn drive(
     permit: ConnPermit,
 ) -> End {
     let mut in_a_row = 0u32;
-    let mut rate = MessageRate::new(shard.cfg().messages_per_second_max);
+    let fd = ws.get_ref().get_ref().as_raw_fd();
+    conn.tick_read.attach(
+        fd,
+        ws.get_ref().inbox(),
+        shard.cfg().messages_per_second_max,
+    );
     loop {
         in_a_row += 1;
         if in_a_row >= MESSAGES_PER_YIELD {
@@ -229,24 +201,17 @@ async fn drive(
         } else {
             next.await
         };
+        // Whatever happens next (a close, a hand-over, a message that may
+        // pause the session) happens with the session reading.
+        conn.tick_read.turn_off();
         let now = Instant::now();
         match event {
             Event::Message(msg) => {
-                conn.touch(now);
-                shard.metrics.messages_in.inc();
-                if !rate.admit(now) {
-                    shard.metrics.flooders_closed.inc();
-                    conn.request_close(CloseReason::PolicyViolation);
+                if !message_arrived(shard, conn, now) {
                     continue;
                 }
                 match msg {
-                    Message::Binary(bytes) => {
-                        shard.metrics.bytes_in.add(bytes.len() as u64);
-                        match decode_client(&bytes) {
-                            Ok(cmd) => shard.on_client(conn, cmd, now),
-                            Err(e) => shard.on_bad_message(conn, &e),
-                        }
-                    }
+                    Message::Binary(bytes) => on_binary(shard, conn, &bytes, now),
                     Message::Text(_) => conn.request_close(CloseReason::UnsupportedData),
                     Message::Close(_) => {
                         drain(&mut ws).await;
@@ -275,6 +240,29 @@ async fn drive(
     }
 }
 
+/// Bookkeeping for any frame that arrived (by either reader): heartbeat,
+/// counts, and the flood limit. `false` when the frame must be ignored
+/// because the client is being closed for flooding.
+pub(crate) fn message_arrived(shard: &Shard, conn: &Conn, now: Instant) -> bool {
+    conn.touch(now);
+    shard.metrics.messages_in.inc();
+    if !conn.tick_read.rate.borrow_mut().admit(now) {
+        shard.metrics.flooders_closed.inc();
+        conn.request_close(CloseReason::PolicyViolation);
+        return false;
+    }
+    true
+}
+
+/// A binary message (by either reader): decoded into a command for the shard.
+pub(crate) fn on_binary(shard: &Shard, conn: &Rc<Conn>, bytes: &[u8], now: Instant) {
+    shard.metrics.bytes_in.add(bytes.len() as u64);
+    match decode_client(bytes) {
+        Ok(cmd) => shard.on_client(conn, cmd, now),
+        Err(e) => shard.on_bad_message(conn, &e),
+    }
+}
+
 /// Writes queued frames, then reads one message; whichever the socket allows.
 fn poll_event(shard: &Shard, ws: &mut Ws, conn: &Conn, cx: &mut Context<'_>) -> Poll<Event> {
     if let Some(reason) = conn.close_requested() {
@@ -291,6 +279,11 @@ fn poll_event(shard: &Shard, ws: &mut Ws, conn: &Conn, cx: &mut Context<'_>) -> 
             return Poll::Pending;
         }
     }
+    if conn.tick_read.is_on() {
+        // The tick reads for us; it wakes us when it meets anything else.
+        conn.set_waker(cx.waker());
+        return Poll::Pending;
+    }
     if conn.paused_since().is_none() {
         match ws.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(msg))) => return Poll::Ready(Event::Message(msg)),
@@ -299,9 +292,22 @@ fn poll_event(shard: &Shard, ws: &mut Ws, conn: &Conn, cx: &mut Context<'_>) -> 
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Event::Ended(Some(e))),
             Poll::Pending => {}
         }
+        if may_tick_read(ws, conn, cx) {
+            conn.tick_read.turn_on();
+        }
     }
     conn.set_waker(cx.waker());
     Poll::Pending
+}
+
+/// Whether the tick may take over reading: a seated player's session, idle
+/// between two messages, with nothing of tungstenite's left to write (it
+/// only writes pongs and close frames; those go out from the session).
+fn may_tick_read(ws: &mut Ws, conn: &Conn, cx: &mut Context<'_>) -> bool {
+    conn.player().is_some()
+        && conn.close_requested().is_none()
+        && ws.get_ref().inbox().borrow().at_message_boundary()
+        && matches!(Pin::new(&mut *ws).poll_flush(cx), Poll::Ready(Ok(())))
 }
 
 /// Writes the connection's outbound bytes. `Ready(Ok)` once all are out;

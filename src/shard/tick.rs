@@ -6,10 +6,15 @@
 //! player's frames of one tick leave in one socket write.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::game::{EntityView, InstanceId};
 use crate::net::close::CloseReason;
+use crate::net::conn::Conn;
+use crate::net::fenced::Front;
+use crate::net::session::{message_arrived, on_binary};
+use crate::net::tick_read::TICK_READS_PER_CONN_MAX;
 use crate::protocol::ErrorCode;
 use crate::shard::world::World;
 use crate::shard::Shard;
@@ -23,11 +28,16 @@ pub struct TickScratch {
     entities: Vec<EntityView>,
     custom: Vec<u8>,
     failed: Vec<InstanceId>,
+    /// Connections the tick reads this time (`net::tick_read`).
+    readers: Vec<Rc<Conn>>,
+    /// One unmasked client message.
+    payload: Vec<u8>,
 }
 
 impl Shard {
     /// One tick of every instance this shard owns.
     pub fn tick(&self, scratch: &mut TickScratch) {
+        self.read_inputs(scratch);
         let dt_s = self.cfg().tick_interval().as_secs_f32();
         let mut w = self.world.borrow_mut();
         let World {
@@ -88,6 +98,74 @@ impl Shard {
             self.stop_failed_instance(&mut w, &id);
         }
         self.metrics.ticks.inc();
+    }
+
+    /// Reads, for every connection whose session lets it, what the client
+    /// sent since the last tick (`net::tick_read`).
+    fn read_inputs(&self, scratch: &mut TickScratch) {
+        scratch.readers.clear();
+        scratch.readers.extend(
+            self.conns
+                .borrow()
+                .values()
+                .filter(|c| c.tick_read.is_on())
+                .cloned(),
+        );
+        let now = Instant::now();
+        let mut readers = std::mem::take(&mut scratch.readers);
+        for conn in readers.drain(..) {
+            if !self.read_conn(&conn, now, &mut scratch.payload) {
+                // Hand reading back to the session.
+                conn.tick_read.turn_off();
+                conn.wake();
+            }
+        }
+        scratch.readers = readers;
+    }
+
+    /// One connection's reads; `false` when the session must read on.
+    fn read_conn(&self, conn: &Rc<Conn>, now: Instant, payload: &mut Vec<u8>) -> bool {
+        let Some((fd, inbox)) = conn.tick_read.source() else {
+            return true;
+        };
+        let cfg = self.cfg();
+        let mut reads = 0;
+        let mut drained = false;
+        loop {
+            loop {
+                let front = inbox
+                    .borrow_mut()
+                    .take_binary_frame(cfg.max_payload_bytes, payload);
+                match front {
+                    Front::Binary => {
+                        if message_arrived(self, conn, now) {
+                            on_binary(self, conn, payload, now);
+                        }
+                        // A Join may pause the session for a move; a bad
+                        // message may close it: the session takes over.
+                        if conn.paused_since().is_some()
+                            || conn.close_requested().is_some()
+                            || !conn.tick_read.is_on()
+                        {
+                            return false;
+                        }
+                    }
+                    Front::NeedMore => break,
+                    Front::Other => return false,
+                }
+            }
+            if drained || reads == TICK_READS_PER_CONN_MAX {
+                return true;
+            }
+            reads += 1;
+            match inbox.borrow_mut().recv_from(fd, cfg.read_buffer_bytes) {
+                Ok(0) => return false, // the end of the stream: the session sees it
+                // Less than asked for: the socket had no more just now.
+                Ok(n) => drained = n < cfg.read_buffer_bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false, // the session's own read reports it
+            }
+        }
     }
 
     /// The instance's game panicked: its players are told and disconnected,
