@@ -16,13 +16,14 @@ use glommio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::net::close::CloseReason;
+use crate::net::fenced::Fenced;
 
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// tungstenite's read buffer per connection, allocated at upgrade (its
 /// default, 128 KiB, would cost 2.5 GiB for 20,000 connections). Larger
 /// messages still arrive; the buffer grows for them.
-const READ_BUFFER_BYTES: usize = 4096;
+pub const READ_BUFFER_BYTES: usize = 4096;
 /// Bytes queued before tungstenite writes without waiting for a flush; the
 /// writer flushes after each batch of due messages anyway.
 const WRITE_BUFFER_BYTES: usize = 4096;
@@ -33,7 +34,7 @@ const WRITE_BUFFER_BYTES: usize = 4096;
 const WRITE_BACKLOG_BYTES_MAX: usize = 64 << 10;
 /// Largest server message accepted (a Joined with every entity of a big
 /// instance fits many times over). Only a message this large costs this much.
-const MESSAGE_BYTES_MAX: usize = 1 << 20;
+pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
 const _: () = assert!(WRITE_BUFFER_BYTES < WRITE_BACKLOG_BYTES_MAX);
 
 pub fn ws_config() -> WebSocketConfig {
@@ -108,7 +109,10 @@ fn bind_address_no_port(socket: &Socket) -> io::Result<()> {
 }
 
 /// Upgrades `stream` to a WebSocket on `url`.
-pub async fn handshake(url: &str, stream: TcpStream) -> Result<Ws, WsError> {
+pub async fn handshake<S>(url: &str, stream: S) -> Result<WebSocketStream<S>, WsError>
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+{
     let (ws, _response) =
         async_tungstenite::client_async_with_config(url, stream, Some(ws_config())).await?;
     Ok(ws)
@@ -122,11 +126,41 @@ pub async fn open(
     source: Option<IpAddr>,
     deadline: Instant,
 ) -> Result<Ws, String> {
-    let stream = match until(deadline, tcp_connect(addr, source)).await {
-        None => return Err("connect_timeout".to_owned()),
-        Some(Err(e)) => return Err(connect_error_label(&e)),
-        Some(Ok(s)) => s,
-    };
+    let stream = connect(addr, source, deadline).await?;
+    upgrade(url, stream, deadline).await
+}
+
+/// [`open`], reading through a fence (`net::fenced`): after any complete
+/// message the socket and every byte the server sent beyond it can be
+/// taken back from the WebSocket library (`player` does, after Joined).
+pub async fn open_fenced(
+    url: &str,
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    deadline: Instant,
+) -> Result<FencedWs, String> {
+    let stream = connect(addr, source, deadline).await?;
+    upgrade(url, Fenced::client(stream, READ_BUFFER_BYTES), deadline).await
+}
+
+pub type FencedWs = WebSocketStream<Fenced<TcpStream>>;
+
+async fn connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    deadline: Instant,
+) -> Result<TcpStream, String> {
+    match until(deadline, tcp_connect(addr, source)).await {
+        None => Err("connect_timeout".to_owned()),
+        Some(Err(e)) => Err(connect_error_label(&e)),
+        Some(Ok(s)) => Ok(s),
+    }
+}
+
+async fn upgrade<S>(url: &str, stream: S, deadline: Instant) -> Result<WebSocketStream<S>, String>
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+{
     match until(deadline, handshake(url, stream)).await {
         None => Err("handshake_timeout".to_owned()),
         Some(Err(e)) => Err(handshake_error_label(&e)),
@@ -171,7 +205,7 @@ pub fn stream_error_label(e: &WsError) -> String {
     }
 }
 
-fn io_kind_label(e: &io::Error) -> String {
+pub fn io_kind_label(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::ConnectionReset => "connection_reset".to_owned(),
         io::ErrorKind::BrokenPipe => "broken_pipe".to_owned(),

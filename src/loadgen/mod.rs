@@ -15,7 +15,9 @@
 //! - [`connect`]: TCP connect from a chosen source address, the WebSocket
 //!   client handshake, names for every failure.
 //! - [`conn`]: a connection's scheduled writer and its reader; how it ends.
-//! - [`player`]: one player on /play: Hello, Join, inputs, pings.
+//! - [`player`]: one player on /play: Hello, Join, then reading and measuring.
+//! - [`pump`]: one executor's sending for all its running players.
+//! - [`raw`]: WebSocket frames by hand on a running player's socket.
 //! - [`echo`]: one /echo client.
 //! - [`schedule`]: intended send times; which inputs an update covers (pure).
 //! - [`stats`]: per-thread histograms and counters (no locks).
@@ -31,6 +33,8 @@ pub mod conn;
 pub mod connect;
 pub mod echo;
 pub mod player;
+pub mod pump;
+pub mod raw;
 pub mod report;
 pub mod runner;
 pub mod schedule;

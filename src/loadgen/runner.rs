@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 
 use super::config::{check_fd_budget, check_port_budget, LoadgenConfig, Mode};
 use super::player::PlayerPlan;
+use super::pump::Pump;
 use super::report::Report;
 use super::stats::{new_histogram, Metric, Progress, ThreadStats};
 use super::{echo, player};
@@ -40,6 +41,8 @@ pub struct ThreadCtx {
     /// No message is due at or after this; connections close then.
     pub end: Instant,
     pub stats: RefCell<ThreadStats>,
+    /// Sends for every running player of this executor (play mode).
+    pub pump: Pump,
 }
 
 /// Runs the load described by `cfg` and returns its report. Refuses, before
@@ -109,8 +112,13 @@ async fn thread_main(
         start,
         end,
         stats: RefCell::new(ThreadStats::new(main_metric)),
+        pump: Pump::new(0x9e37_79b9_7f4a_7c15 ^ thread as u64),
     });
     let reporter = glommio::spawn_local(sample_progress(ctx.clone(), thread, progress));
+    let pump = glommio::spawn_local({
+        let ctx = ctx.clone();
+        async move { ctx.pump.run(ctx.clone()).await }
+    });
     let cfg = &ctx.cfg;
     let mut tasks = Vec::with_capacity(cfg.players.div_ceil(cfg.threads));
     for k in (thread..cfg.players).step_by(cfg.threads) {
@@ -134,6 +142,7 @@ async fn thread_main(
         task.await;
     }
     reporter.cancel().await;
+    pump.cancel().await;
     ctx.stats.replace(ThreadStats::new(main_metric))
 }
 

@@ -33,7 +33,14 @@ enum Fence {
     /// After: this many bytes of the current frame may still pass; at 0 the
     /// next frame's header decides.
     Frame(u64),
+    /// A client before the upgrade: nothing passes until the response head
+    /// (up to its blank line) is complete; then exactly the head passes.
+    ResponseHead,
 }
+
+/// A response head longer than this is passed on unfenced (the WebSocket
+/// library then refuses it); bounds what a client buffers waiting for it.
+const RESPONSE_HEAD_BYTES_MAX: usize = 16 << 10;
 
 pub struct Fenced<S> {
     inner: S,
@@ -74,6 +81,13 @@ impl<S> Fenced<S> {
     /// first `head_len` are the HTTP request head.
     pub fn before_upgrade(read: Vec<u8>, head_len: usize, inner: S, read_chunk: usize) -> Self {
         Self::with(read, Fence::Head(head_len), inner, read_chunk)
+    }
+
+    /// A client connection before its upgrade (the load generator): after
+    /// the handshake and any complete message, [`Fenced::into_parts`] gives
+    /// back every byte the server sent beyond it.
+    pub fn client(inner: S, read_chunk: usize) -> Self {
+        Self::with(Vec::new(), Fence::ResponseHead, inner, read_chunk)
     }
 
     /// A connection already upgraded (handed over mid-session): `unread`
@@ -132,6 +146,16 @@ impl Inbox {
     fn passable(&mut self) -> Option<usize> {
         loop {
             match self.fence {
+                Fence::ResponseHead => {
+                    let b = self.unpassed();
+                    match b.windows(4).position(|w| w == b"\r\n\r\n") {
+                        Some(at) => self.fence = Fence::Head(at + 4),
+                        None if b.len() > RESPONSE_HEAD_BYTES_MAX => {
+                            self.fence = Fence::Head(b.len())
+                        }
+                        None => return None,
+                    }
+                }
                 Fence::Head(0) => self.fence = Fence::Frame(0),
                 Fence::Head(n) => return Some(n.min(self.unpassed().len())),
                 Fence::Frame(0) => {
@@ -162,6 +186,7 @@ impl Inbox {
         self.fence = match self.fence {
             Fence::Head(left) => Fence::Head(left - n),
             Fence::Frame(left) => Fence::Frame(left - n as u64),
+            Fence::ResponseHead => unreachable!("nothing passes before the head is complete"),
         };
         if self.pos == self.buf.len() {
             self.buf.clear();
