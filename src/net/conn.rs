@@ -110,10 +110,18 @@ impl Conn {
     /// Queues one binary message. On overflow the connection is marked for
     /// close (4002) and `false` is returned; nothing is queued beyond the bound.
     pub fn send(&self, payload: &[u8]) -> bool {
-        let ok = self.out.borrow_mut().push_binary(payload).is_ok();
+        let ok = self.queue(payload);
         if ok {
             self.wake();
-        } else {
+        }
+        ok
+    }
+
+    /// [`Self::send`] without waking the session: for the tick, which
+    /// writes itself when the session lets it (`net::tick_read`).
+    pub fn queue(&self, payload: &[u8]) -> bool {
+        let ok = self.out.borrow_mut().push_binary(payload).is_ok();
+        if !ok {
             self.request_close(CloseReason::SlowConsumer);
         }
         ok

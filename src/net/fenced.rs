@@ -25,6 +25,7 @@ const FRAME_HEADER_BYTES_MAX: usize = 14;
 const OPCODE_CONTINUATION: u8 = 0x0;
 const OPCODE_TEXT: u8 = 0x1;
 const OPCODE_BINARY: u8 = 0x2;
+const OPCODE_PONG: u8 = 0xA;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fence {
@@ -69,9 +70,11 @@ pub enum Front {
     /// A whole, final, masked binary frame; its unmasked payload was
     /// written to the caller's buffer and the frame consumed.
     Binary,
+    /// The same for a pong (a heartbeat's answer; nothing to write back).
+    Pong,
     /// Nothing buffered, or only the start of a frame.
     NeedMore,
-    /// Something only the WebSocket library should handle (a control,
+    /// Something only the WebSocket library should handle (a ping, close,
     /// text or fragmented frame, reserved bits, no mask, too long).
     Other,
 }
@@ -195,7 +198,7 @@ impl Inbox {
     }
 
     /// Takes the frame at the front if it is a whole, final, masked binary
-    /// frame with at most `payload_max` bytes, unmasking its payload into
+    /// (or pong) frame with at most `payload_max` bytes, unmasking its payload into
     /// `payload`. Only at a message boundary; anything else is left for the
     /// WebSocket library, in order.
     pub fn take_binary_frame(&mut self, payload_max: usize, payload: &mut Vec<u8>) -> Front {
@@ -206,8 +209,14 @@ impl Inbox {
         if b.len() < 2 {
             return Front::NeedMore;
         }
-        // FIN, no reserved bits, binary; masked (every client frame is).
-        if b[0] != 0x80 | OPCODE_BINARY || b[1] & 0x80 == 0 {
+        // FIN, no reserved bits, binary or pong; masked (every client
+        // frame is). A control frame's payload is at most 125 bytes.
+        let kind = match b[0] {
+            x if x == 0x80 | OPCODE_BINARY => Front::Binary,
+            x if x == 0x80 | OPCODE_PONG && b[1] & 0x7f <= 125 => Front::Pong,
+            _ => return Front::Other,
+        };
+        if b[1] & 0x80 == 0 {
             return Front::Other;
         }
         let (header, len) = match b[1] & 0x7f {
@@ -235,7 +244,7 @@ impl Inbox {
             self.buf.clear();
             self.pos = 0;
         }
-        Front::Binary
+        kind
     }
 
     /// One non-blocking `recv` of up to `chunk` bytes from `fd` onto the
@@ -444,7 +453,18 @@ mod tests {
         assert_eq!(payload, vec![7; 200]);
         // A ping is the WebSocket library's: it and everything after stay.
         assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Other);
-        assert_eq!(inbox.unpassed(), &[ping, frame(b"after")].concat()[..]);
+        assert_eq!(
+            inbox.unpassed(),
+            &[ping.clone(), frame(b"after")].concat()[..]
+        );
+        // A pong (a heartbeat's answer) is taken like an input.
+        inbox.buf.clear();
+        inbox.pos = 0;
+        let mut pong = ping;
+        pong[0] = 0x8A;
+        inbox.buf.extend_from_slice(&pong);
+        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Pong);
+        assert_eq!(payload, b"p");
     }
 
     #[test]

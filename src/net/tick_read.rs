@@ -10,11 +10,21 @@
 //! buffer (`net::fenced::Inbox`) and handles every whole binary frame at the
 //! front of it, exactly as the session would have. An input that arrives
 //! after that `recv` waits for the next tick, as one arriving after the
-//! tick's start always did. Anything else at the front (a control frame, a
-//! fragment, a text frame, the end of the stream, an error) turns tick
-//! reading off and wakes the session, which reads on from the same buffer:
-//! one buffer, one order, and the fence still holds every unread byte for a
-//! hand-over.
+//! tick's start always did. Pongs (heartbeat answers) are taken the same
+//! way. Anything else at the front (a ping, a close, a fragment, a text
+//! frame, the end of the stream, an error) turns tick reading off and wakes
+//! the session, which reads on from the same buffer after the tick: one
+//! buffer, one order, and the fence still holds every unread byte for a
+//! hand-over. (Inputs queued behind such a frame are then applied one tick
+//! later; that is why pongs, which every heartbeat brings, are not left to
+//! the session.)
+//!
+//! Such a session has nothing of its own to write either, so the tick also
+//! writes the connection's outbound bytes (the update it just encoded, and
+//! anything queued since the last tick) with one non-blocking `send` — one
+//! write per player per tick as before, without waking the session task.
+//! A partial write or an error wakes the session, which finishes the write
+//! or reports the error.
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
@@ -97,6 +107,14 @@ impl TickRead {
 
     pub fn turn_off(&self) {
         self.on.set(false);
+    }
+
+    /// The socket, while tick reading is on.
+    pub fn fd(&self) -> Option<RawFd> {
+        if !self.on.get() {
+            return None;
+        }
+        self.source.borrow().as_ref().map(|(fd, _)| *fd)
     }
 
     /// The socket and buffer, while tick reading is on.

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::game::{EntityView, InstanceId};
+use crate::metrics::HistName;
 use crate::net::close::CloseReason;
 use crate::net::conn::Conn;
 use crate::net::fenced::Front;
@@ -83,10 +84,13 @@ impl Shard {
                     &scratch.entities,
                     &scratch.custom,
                 );
-                conn.send(bytes);
+                let queued = conn.queue(bytes);
                 // The inputs applied in this step are reflected in this
                 // update: their latency ends when it reaches the socket.
                 conn.inputs_in_flight(&mut p.inputs_pending_since);
+                if queued {
+                    self.write_or_wake(conn);
+                }
                 self.metrics.messages_out.inc();
                 self.metrics.state_updates.inc();
             }
@@ -150,6 +154,11 @@ impl Shard {
                             return false;
                         }
                     }
+                    Front::Pong => {
+                        if message_arrived(self, conn, now) {
+                            self.on_pong(payload, now);
+                        }
+                    }
                     Front::NeedMore => break,
                     Front::Other => return false,
                 }
@@ -165,6 +174,42 @@ impl Shard {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(_) => return false, // the session's own read reports it
             }
+        }
+    }
+
+    /// Writes `conn`'s outbound bytes now when its session lets the tick
+    /// (`net::tick_read`); otherwise, or when the socket takes only part,
+    /// wakes the session to write.
+    fn write_or_wake(&self, conn: &Conn) {
+        let Some(fd) = conn.tick_read.fd() else {
+            conn.wake();
+            return;
+        };
+        let mut out = conn.outbound().borrow_mut();
+        let unsent = out.unsent();
+        // SAFETY: `unsent` is valid for reads of its length; `fd` is the
+        // session's socket, open while tick reading is on.
+        let n = unsafe {
+            libc::send(
+                fd,
+                unsent.as_ptr().cast(),
+                unsent.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            self.metrics.socket_writes.inc();
+            self.metrics.bytes_out.add(n as u64);
+            out.advance(n as usize);
+        }
+        if out.is_empty() {
+            drop(out);
+            conn.inputs_written(Instant::now(), |d| {
+                self.metrics.hist.record(HistName::InputToUpdate, d)
+            });
+        } else {
+            drop(out);
+            conn.wake();
         }
     }
 
