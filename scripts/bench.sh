@@ -276,13 +276,20 @@ elif cmd == "record-game":
         "cpu_busy": cpu_busy(json.loads(cb), json.loads(ca)),
         "server_cpu": round(proc_cpu_s(pb, pa) / wall, 3),
         "loadgen_cpu": round(float(lg_cpu) / wall, 3),
+        # CPU per player-tick: process CPU over the step / updates sent
+        # (server) or received (load generator) in it.
+        "server_us_per_update": round(proc_cpu_s(pb, pa) * 1e6 / d["state_updates"], 1)
+        if d.get("state_updates") else None,
+        "loadgen_us_per_update": round(float(lg_cpu) * 1e6 / lg_updates, 1)
+        if (lg_updates := ((lg or {}).get("counters") or {}).get("updates_received")) else None,
         "load_average": os.getloadavg()[0],
     }
     append(rec)
     print(f"game {server:9s} {hz:2d} Hz {players:6d} players: p99 input->update "
           f"{p99:7.1f} ms (budget {budget_ms:.1f}, relaxed {relaxed_ms:.1f}), "
           f"overruns {overrun}/{ticks}, writes/update {rec['writes_per_update']}, "
-          f"server cpu {rec['server_cpu']:.2f}, loadgen cpu {rec['loadgen_cpu']:.2f} (core busy {rec['cpu_busy'].get('cpu1')}): "
+          f"server cpu {rec['server_cpu']:.2f} ({rec['server_us_per_update']} µs/update), "
+          f"loadgen cpu {rec['loadgen_cpu']:.2f} ({rec['loadgen_us_per_update']} µs/update, core busy {rec['cpu_busy'].get('cpu1')}): "
           f"strict {'PASS' if rec['pass'] else 'FAIL (' + rec['why'] + ')'}, "
           f"relaxed {'PASS' if rec['pass_relaxed'] else 'FAIL (' + rec['why_relaxed'] + ')'}")
     sys.exit(0 if rec["pass_relaxed"] else 1)
@@ -479,8 +486,10 @@ elif cmd == "report":
         w("Latencies are input→update as the load generator sees them (from each input's intended send time); "
           "p99 − tick is what is left of the p99 after one tick interval, i.e. the part the 2 ms budget covers. "
           "Tick and lateness p99 come from shardline's admin histograms; late ticks started > 1/10 interval late.\n")
-        w("| server | Hz | players | p50 | p99 | p99 − tick | p99.9 | ticks overrun | late ticks | tick p99 | lateness p99 | writes / update | server CPU | loadgen CPU | core 1 busy | result |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        w("CPU per update is the process's CPU time over the step divided by the StateUpdates the server sent "
+          "(server) or the load generator received (loadgen): the cost of one player-tick, input and update.\n")
+        w("| server | Hz | players | p50 | p99 | p99 − tick | p99.9 | ticks overrun | late ticks | tick p99 | lateness p99 | writes / update | server CPU | server µs / update | loadgen CPU | loadgen µs / update | core 1 busy | result |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in game:
             i = r["i2u_ms"]
             fmtms = lambda v: f"{v:.1f} ms" if v is not None else "n/a"
@@ -490,7 +499,8 @@ elif cmd == "report":
             w(f"| {r['server']} | {r['hz']} | {r['players']} | {fmtms(i['p50_ms'])} | {fmtms(i['p99_ms'])} | "
               f"{fmtms(excess)} | {fmtms(i['p999_ms'])} | {r['ticks_overrun']} | {late} | {fmtus(r.get('tick_p99_us'))} | "
               f"{fmtus(r.get('lateness_p99_us'))} | {r['writes_per_update']} | {r['server_cpu']:.2f} | "
-              f"{r.get('loadgen_cpu', 0):.2f} | {r['cpu_busy'].get('cpu1')} | strict {'pass' if r['pass'] else 'FAIL (' + r['why'] + ')'}; "
+              f"{r.get('server_us_per_update') or 'n/a'} | {r.get('loadgen_cpu', 0):.2f} | "
+              f"{r.get('loadgen_us_per_update') or 'n/a'} | {r['cpu_busy'].get('cpu1')} | strict {'pass' if r['pass'] else 'FAIL (' + r['why'] + ')'}; "
               f"relaxed {'pass' if r['pass_relaxed'] else 'FAIL (' + r['why_relaxed'] + ')'} |")
         w("\nMost players that held: the largest step such that it and every smaller step passed "
           "(\"+\" = the last step tried still passed).\n")

@@ -34,10 +34,17 @@ use std::time::{Duration, Instant};
 use crate::net::fenced::Inbox;
 
 /// `recv` calls per connection per tick, at most. Each reads up to
-/// `--read-buffer-bytes`; a client with more queued than that is read on at
-/// the next tick (and its inputs beyond `--inputs-per-tick-max` are dropped
-/// and counted by the instance as always).
-pub const TICK_READS_PER_CONN_MAX: u32 = 4;
+/// `--read-buffer-bytes`; a client with more queued than that is no
+/// ordinary player between two ticks, and the tick hands it back to its
+/// session, which reads on as fast as before, outside the tick (and meets
+/// the flood limits: `--messages-per-second-max`, the outbound bound for
+/// one that does not read its answers).
+pub const TICK_READS_PER_CONN_MAX: u32 = 2;
+
+/// Messages the tick handles per connection per tick, at most; beyond it
+/// the session takes over as above. Bounds the work a flooding client can
+/// put inside the tick, where it would delay every other player's update.
+pub const TICK_MESSAGES_PER_CONN_MAX: u32 = 8;
 
 /// `--messages-per-second-max` for one connection: frames of any kind
 /// (inputs, pings, control frames) counted per one-second window. A client

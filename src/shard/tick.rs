@@ -15,7 +15,7 @@ use crate::net::close::CloseReason;
 use crate::net::conn::Conn;
 use crate::net::fenced::Front;
 use crate::net::session::{message_arrived, on_binary};
-use crate::net::tick_read::TICK_READS_PER_CONN_MAX;
+use crate::net::tick_read::{TICK_MESSAGES_PER_CONN_MAX, TICK_READS_PER_CONN_MAX};
 use crate::protocol::ErrorCode;
 use crate::shard::world::World;
 use crate::shard::Shard;
@@ -133,7 +133,7 @@ impl Shard {
             return true;
         };
         let cfg = self.cfg();
-        let mut reads = 0;
+        let (mut reads, mut messages) = (0, 0);
         let mut drained = false;
         loop {
             loop {
@@ -162,9 +162,19 @@ impl Shard {
                     Front::NeedMore => break,
                     Front::Other => return false,
                 }
+                messages += 1;
+                if messages == TICK_MESSAGES_PER_CONN_MAX {
+                    return false;
+                }
             }
-            if drained || reads == TICK_READS_PER_CONN_MAX {
+            if drained {
                 return true;
+            }
+            if reads == TICK_READS_PER_CONN_MAX {
+                // More queued than a player sends between ticks: the
+                // session reads the rest at its own pace (and meets the
+                // flood limits) instead of the tick.
+                return false;
             }
             reads += 1;
             match inbox.borrow_mut().recv_from(fd, cfg.read_buffer_bytes) {
