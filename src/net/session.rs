@@ -10,6 +10,10 @@
 //! partial the socket is not read (reading could make tungstenite write a
 //! pong mid-frame).
 //!
+//! While the session is idle between messages and its player is known, it
+//! lets the shard's tick read the inputs and write the update itself
+//! (`net::tick_read`), and only wakes when the tick hands something back.
+//!
 //! A session can also end by moving: paused after a message, its socket and
 //! the bytes read but not parsed go to another shard (`shard::moves`), which
 //! continues it with [`run_adopted`].
