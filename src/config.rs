@@ -193,6 +193,10 @@ pub struct ServeOpts {
     #[arg(long, value_name = "BYTES")]
     pub instance_snapshot_bytes_max: Option<u64>,
 
+    /// Run the snapshot writer (archive, write, fsync) under SCHED_IDLE, so it only uses CPU time the shards leave: on|off. With on, the tick never waits for it; a write may take longer while the shards keep every allowed core busy. [default: on]
+    #[arg(long, value_name = "on|off")]
+    pub snapshot_writer_idle: Option<String>,
+
     /// Shared secret for join tickets: with it, Hello must carry a ticket signed by the game's backend (see SECURITY.md). [default: none: the server is open]
     #[arg(
         long,
@@ -300,6 +304,8 @@ pub struct Config {
     pub snapshot_interval: Option<Duration>,
     pub restore: bool,
     pub instance_snapshot_bytes_max: u64,
+    /// The snapshot writer thread runs under SCHED_IDLE.
+    pub snapshot_writer_idle: bool,
     pub join_secret: Option<String>,
     /// `None`: any origin.
     pub allowed_origins: Option<Vec<String>>,
@@ -367,6 +373,7 @@ impl ServeOpts {
             snapshot_dir,
             snapshot_interval_ms,
             instance_snapshot_bytes_max,
+            snapshot_writer_idle,
             join_secret,
             join_secret_file,
             allowed_origins,
@@ -517,6 +524,16 @@ impl Config {
             instance_snapshot_bytes_max: opts
                 .instance_snapshot_bytes_max
                 .unwrap_or(crate::snapshot::INSTANCE_BYTES_MAX_DEFAULT),
+            snapshot_writer_idle: match opts.snapshot_writer_idle.as_deref().unwrap_or("on") {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(invalid(
+                        "snapshot-writer-idle",
+                        format!("{other:?}: use on or off"),
+                    ))
+                }
+            },
             join_secret: crate::auth::cli::load_secret(
                 opts.join_secret.filter(|s| !s.is_empty()),
                 opts.join_secret_file.as_deref(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 /// Values are microseconds, 1 µs .. 60 s at 3 significant digits: ~220 KiB
-/// per histogram, six per shard.
+/// per histogram, ten per shard.
 const HIST_LOW_US: u64 = 1;
 const HIST_HIGH_US: u64 = 60_000_000;
 const HIST_SIGFIG: u8 = 3;
@@ -28,16 +28,30 @@ pub enum HistName {
     Handshake,
     /// One shard snapshot written and made durable.
     SnapshotWrite,
+    /// Tick duration, for ticks that started while the shard was capturing
+    /// or writing a snapshot (snapshots on only).
+    TickDurationSnapshot,
+    /// Tick duration, for ticks that started with no snapshot in progress
+    /// (snapshots on only): the baseline for the one above, from the same run.
+    TickDurationNoSnapshot,
+    /// Tick lateness, for ticks that started while a snapshot was in progress.
+    TickLatenessSnapshot,
+    /// Tick lateness, for ticks that started with no snapshot in progress.
+    TickLatenessNoSnapshot,
 }
 
 impl HistName {
-    pub const ALL: [HistName; 6] = [
+    pub const ALL: [HistName; 10] = [
         Self::TickDuration,
         Self::TickLateness,
         Self::InputToUpdate,
         Self::Rtt,
         Self::Handshake,
         Self::SnapshotWrite,
+        Self::TickDurationSnapshot,
+        Self::TickDurationNoSnapshot,
+        Self::TickLatenessSnapshot,
+        Self::TickLatenessNoSnapshot,
     ];
 
     /// Name used in the admin API, Prometheus and `shardline stats`.
@@ -49,6 +63,10 @@ impl HistName {
             Self::Rtt => "rtt",
             Self::Handshake => "handshake",
             Self::SnapshotWrite => "snapshot_write",
+            Self::TickDurationSnapshot => "tick_duration_snapshot",
+            Self::TickDurationNoSnapshot => "tick_duration_no_snapshot",
+            Self::TickLatenessSnapshot => "tick_lateness_snapshot",
+            Self::TickLatenessNoSnapshot => "tick_lateness_no_snapshot",
         }
     }
 
@@ -62,6 +80,18 @@ impl HistName {
             Self::Rtt => "Round trip of a server WebSocket ping to the client's pong",
             Self::Handshake => "Time from TCP accept to a completed WebSocket upgrade",
             Self::SnapshotWrite => "Time to write one shard snapshot durably",
+            Self::TickDurationSnapshot => {
+                "Tick duration, ticks started while a snapshot was captured or written"
+            }
+            Self::TickDurationNoSnapshot => {
+                "Tick duration, ticks started with no snapshot in progress (snapshots on)"
+            }
+            Self::TickLatenessSnapshot => {
+                "Tick lateness, ticks started while a snapshot was captured or written"
+            }
+            Self::TickLatenessNoSnapshot => {
+                "Tick lateness, ticks started with no snapshot in progress (snapshots on)"
+            }
         }
     }
 

@@ -114,8 +114,11 @@ pub struct Shard {
     next_admin_req: Cell<u64>,
     /// This shard has written a snapshot since start.
     pub wrote_snapshot: Cell<bool>,
-    /// A snapshot write is on the blocking thread now.
+    /// A snapshot is being captured or written now.
     pub snapshot_writing: Cell<bool>,
+    /// When the next tick is due (set by the tick loop after each tick;
+    /// `None` before the first). Snapshot capture works in the gaps.
+    pub next_tick_at: Cell<Option<Instant>>,
     mesh_out: LocalSender<Outgoing>,
     lookups: RefCell<HashMap<ConnId, SeatLookup>>,
     rng: Cell<u64>,
@@ -158,6 +161,7 @@ impl Shard {
             next_admin_req: Cell::new(1),
             wrote_snapshot: Cell::new(false),
             snapshot_writing: Cell::new(false),
+            next_tick_at: Cell::new(None),
             mesh_out,
             lookups: RefCell::new(HashMap::new()),
             rng: Cell::new(u64::from_le_bytes(seed) | 1),

@@ -3,9 +3,10 @@
 //! thread does the archiving, writing and fsync), and rebuilding instances
 //! and seats from a restored snapshot at start.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::game::{Instance, InstanceId, InstanceLimits};
 use crate::metrics::HistName;
@@ -13,9 +14,19 @@ use crate::shard::world::{Hosted, Migration, Player};
 use crate::shard::Shard;
 use crate::snapshot::{InstanceSnapshot, ShardSnapshot, SnapshotLimits};
 
-/// Instances copied between two chances for the tick to run (~5 µs each
-/// for a 16-player arena: well under a millisecond per chunk).
-const CAPTURE_CHUNK: usize = 64;
+/// Longest run of capture work before the shard's other tasks get the
+/// core back. Copying an arena instance of 16 players costs ~20 µs, so a
+/// slice copies ~25 of them; a 2,000-instance shard is captured in ~80
+/// slices, within two or three ticks at 30 Hz.
+const CAPTURE_SLICE: Duration = Duration::from_micros(500);
+/// A slice starts only when the next tick is due at least this far ahead,
+/// so a slice never pushes a tick's start back (twice the slice: one
+/// instance may overrun the budget, and timers are not exact).
+const CAPTURE_ROOM_MIN: Duration = Duration::from_micros(1_000);
+const _: () = assert!(CAPTURE_SLICE.as_micros() < CAPTURE_ROOM_MIN.as_micros());
+/// How soon after a tick's due time the capture looks again whether the
+/// tick has run (the tick's own timer fires at the due time).
+const CAPTURE_RECHECK: Duration = Duration::from_micros(100);
 
 impl Shard {
     fn snapshot_limits(&self) -> SnapshotLimits {
@@ -46,21 +57,32 @@ impl Shard {
         }
     }
 
-    /// Copies every instance, [`CAPTURE_CHUNK`] at a time, yielding to the
-    /// tick in between: a shard with thousands of instances never stalls a
-    /// tick for the whole copy. Each instance is copied whole at one tick;
-    /// instances are independent, so they need not share one.
+    /// Copies every instance in slices of at most [`CAPTURE_SLICE`], each
+    /// started only when the next tick is at least [`CAPTURE_ROOM_MIN`] away
+    /// (in practice: right after a tick), so the copy never delays a tick's
+    /// start, and a shard with thousands of instances never stalls one for
+    /// the whole copy. Each instance is copied whole at one tick; instances
+    /// are independent, so they need not share one.
     pub async fn capture(&self) -> ShardSnapshot {
         let limits = self.snapshot_limits();
         let ids: Vec<InstanceId> = self.world.borrow().instances.keys().cloned().collect();
         let mut instances = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(CAPTURE_CHUNK) {
-            instances.extend(
-                chunk
-                    .iter()
-                    .filter_map(|id| self.capture_instance(id, limits)),
-            );
-            glommio::yield_if_needed().await;
+        let mut rest = &ids[..];
+        while !rest.is_empty() {
+            self.wait_for_capture_room().await;
+            let slice_end = Instant::now() + CAPTURE_SLICE;
+            let mut taken = 0;
+            for id in rest {
+                taken += 1;
+                instances.extend(self.capture_instance(id, limits));
+                if Instant::now() >= slice_end {
+                    break;
+                }
+            }
+            rest = &rest[taken..];
+            // The sessions write the tick's updates, other background work
+            // runs; then the next slice, if the tick leaves room.
+            glommio::executor().yield_task_queue_now().await;
         }
         ShardSnapshot::new(
             self.id as u32,
@@ -69,6 +91,24 @@ impl Shard {
             self.node.factory.name(),
             instances,
         )
+    }
+
+    /// Waits until a capture slice may run (see [`capture_room`]).
+    async fn wait_for_capture_room(&self) {
+        let since = Instant::now();
+        loop {
+            // Once the node stops, no tick is coming: nothing to protect.
+            let next_tick = if self.stopping.get() {
+                None
+            } else {
+                self.next_tick_at.get()
+            };
+            let now = Instant::now();
+            match capture_room(now, next_tick, since, self.cfg().tick_interval()) {
+                Room::Now => return,
+                Room::After(t) => glommio::timer::sleep(t.saturating_duration_since(now)).await,
+            }
+        }
     }
 
     /// Rebuilds restored instances and their seats; the seats wait for
@@ -126,16 +166,52 @@ impl Shard {
     }
 }
 
+/// Whether a capture slice may run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    Now,
+    /// Look again at this time (just after the next tick is due).
+    After(Instant),
+}
+
+/// A slice runs when the next tick is at least [`CAPTURE_ROOM_MIN`] away,
+/// or when no tick is scheduled. A shard so loaded that its ticks never
+/// leave that much room still makes progress: after waiting one tick
+/// interval, the slice runs anyway, just after a tick, and may then delay
+/// the next one by at most [`CAPTURE_SLICE`].
+fn capture_room(
+    now: Instant,
+    next_tick: Option<Instant>,
+    waiting_since: Instant,
+    tick_interval: Duration,
+) -> Room {
+    let Some(next) = next_tick else {
+        return Room::Now;
+    };
+    if next.saturating_duration_since(now) >= CAPTURE_ROOM_MIN
+        || now.saturating_duration_since(waiting_since) >= tick_interval
+    {
+        return Room::Now;
+    }
+    Room::After(next.max(now) + CAPTURE_RECHECK)
+}
+
 /// Writes one snapshot of `shard` now. Returns whether it became durable.
 pub async fn write_snapshot(shard: &Rc<Shard>) -> bool {
     let Some(store) = shard.node.snapshots.clone() else {
         return false;
     };
     let started = Instant::now();
-    let snap = shard.capture().await;
     shard.snapshot_writing.set(true);
+    let snap = shard.capture().await;
+    let idle = shard.cfg().snapshot_writer_idle;
     let result = glommio::executor()
-        .spawn_blocking(move || store.write_blocking(snap))
+        .spawn_blocking(move || {
+            if idle {
+                writer_thread_yields_to_shards();
+            }
+            store.write_blocking(snap)
+        })
         .await;
     shard.snapshot_writing.set(false);
     match result {
@@ -159,6 +235,35 @@ pub async fn write_snapshot(shard: &Rc<Shard>) -> bool {
             tracing::error!(shard = shard.id, error = %e, cause = e.cause(), "snapshot write failed; the last good snapshot is kept");
             false
         }
+    }
+}
+
+thread_local! {
+    static WRITER_PRIORITY_SET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Puts the calling thread — glommio's blocking thread, which only writes
+/// snapshots — under `SCHED_IDLE`: archiving and writing then use only CPU
+/// time no other thread of the process wants, and a shard that wakes for
+/// its tick preempts it at once, even when both share a core (a process
+/// pinned to the shards' cores, e.g. `taskset`). Between processes the
+/// kernel's groups still share the CPU fairly, so the writer is not
+/// starved by other programs; it waits only while this node's own threads
+/// keep every allowed core busy, and then the next interval's write waits
+/// for it (one write per shard in flight). `--snapshot-writer-idle off`
+/// leaves the thread at normal priority. Once per thread; a refusal is
+/// logged and the write goes on at normal priority.
+fn writer_thread_yields_to_shards() {
+    if WRITER_PRIORITY_SET.with(|s| s.replace(true)) {
+        return;
+    }
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: changes only the calling thread's policy (pid 0); `param` is
+    // a valid sched_param that outlives the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(error = %e, "snapshot writer keeps normal priority (SCHED_IDLE refused)");
     }
 }
 
@@ -191,5 +296,50 @@ pub async fn snapshot_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(interval).await;
         write_snapshot(&shard).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_micros(33_333);
+
+    #[test]
+    fn a_slice_runs_only_with_room_before_the_next_tick() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // Right after a tick: 30 ms of room.
+        assert_eq!(capture_room(t0, Some(t0 + ms(30)), t0, TICK), Room::Now);
+        // Exactly the minimum room is enough; less is not.
+        assert_eq!(
+            capture_room(t0, Some(t0 + CAPTURE_ROOM_MIN), t0, TICK),
+            Room::Now
+        );
+        let soon = t0 + CAPTURE_ROOM_MIN - Duration::from_micros(1);
+        assert_eq!(
+            capture_room(t0, Some(soon), t0, TICK),
+            Room::After(soon + CAPTURE_RECHECK)
+        );
+        // The tick is due or late and has not run yet: look again shortly.
+        assert_eq!(
+            capture_room(t0 + ms(5), Some(t0), t0, TICK),
+            Room::After(t0 + ms(5) + CAPTURE_RECHECK)
+        );
+    }
+
+    #[test]
+    fn no_tick_or_a_long_wait_lets_the_slice_run() {
+        let t0 = Instant::now();
+        assert_eq!(capture_room(t0, None, t0, TICK), Room::Now);
+        // Overloaded: the tick never leaves room; after one interval of
+        // waiting the capture goes on anyway.
+        let now = t0 + TICK;
+        assert_eq!(capture_room(now, Some(now), t0, TICK), Room::Now);
+        let almost = t0 + TICK - Duration::from_micros(1);
+        assert!(matches!(
+            capture_room(almost, Some(almost), t0, TICK),
+            Room::After(_)
+        ));
     }
 }
