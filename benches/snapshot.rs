@@ -125,12 +125,13 @@ fn summary() {
         });
         println!(
             "snapshot {count} instances x {PLAYERS} players: {:.2} MB file; \
-             capture {:.1} ms ({:.0} MB/s), encode {:.1} ms ({:.0} MB/s), \
+             capture {:.1} ms ({:.0} MB/s, {:.1} µs per instance), encode {:.1} ms ({:.0} MB/s), \
              write+fsync+rename {:.1} ms ({:.0} MB/s), whole write {:.0} MB/s; \
              load_all {:.1} ms ({:.0} MB/s)",
             bytes as f64 / 1e6,
             capture_d.as_secs_f64() * 1e3,
             mb_per_s(bytes, capture_d),
+            capture_d.as_secs_f64() * 1e6 / count as f64,
             encode_d.as_secs_f64() * 1e3,
             mb_per_s(bytes, encode_d),
             io_d.as_secs_f64() * 1e3,
