@@ -641,7 +641,7 @@ elif cmd == "report":
         w(f"### Tick with and without snapshots ({os.environ.get('SNAPSHOT_PLAYERS', '')} players, 30 Hz, "
           f"snapshot every {interval} ms; target: tick p99 rises ≤ 10%)\n")
         w("Each round runs three servers in turn (the order rotates): snapshots on with the writer under SCHED_IDLE "
-          "(the default), snapshots on with the writer at normal priority (`--snapshot-writer-idle off`), and "
+          "(`--snapshot-writer-idle on`), snapshots on with the writer at normal priority (the default), and "
           "snapshots off; each is read over the same steady window. With snapshots on, every tick is also recorded "
           "in one of two classes by whether a snapshot was being captured or written when it started: comparing "
           "the two gives the cost of snapshots from one run, interleaved at the snapshot interval, so the "

@@ -193,7 +193,7 @@ pub struct ServeOpts {
     #[arg(long, value_name = "BYTES")]
     pub instance_snapshot_bytes_max: Option<u64>,
 
-    /// Run the snapshot writer (archive, write, fsync) under SCHED_IDLE, so it only uses CPU time the shards leave: on|off. With on, the tick never waits for it; a write may take longer while the shards keep every allowed core busy. [default: on]
+    /// Run the snapshot writer (archive, write, fsync) under SCHED_IDLE, so it only uses CPU time the shards leave: on|off. With on, the tick never waits for it; a write may take longer — or wait indefinitely — while the shards keep every allowed core busy, so the snapshot on disk gets older. [default: off: fresher snapshots]
     #[arg(long, value_name = "on|off")]
     pub snapshot_writer_idle: Option<String>,
 
@@ -524,7 +524,7 @@ impl Config {
             instance_snapshot_bytes_max: opts
                 .instance_snapshot_bytes_max
                 .unwrap_or(crate::snapshot::INSTANCE_BYTES_MAX_DEFAULT),
-            snapshot_writer_idle: match opts.snapshot_writer_idle.as_deref().unwrap_or("on") {
+            snapshot_writer_idle: match opts.snapshot_writer_idle.as_deref().unwrap_or("off") {
                 "on" => true,
                 "off" => false,
                 other => {

@@ -66,9 +66,6 @@ pub struct Server {
     own_snapshot_dir: Option<std::path::PathBuf>,
 }
 
-/// Outbound buffers per shard for test servers (see `Server::start`).
-const TEST_BUFFERS_PER_SHARD: &str = "256";
-
 impl Server {
     /// Starts `shardline serve --listen 127.0.0.1:0 --shards 2` plus `args`
     /// and waits (bounded) until it logs its address.
@@ -88,14 +85,6 @@ impl Server {
             cmd.arg("--snapshot-dir").arg(&dir);
             dir
         });
-        // The default outbound pool (--max-connections / shards + 25% = 6250
-        // buffers of 4 KiB per shard, 51 MB per server) is allocated before a
-        // shard accepts: ~0.2 s on an idle machine, seconds when several test
-        // servers start at once. Tests never need that many; a test about the
-        // pool or --max-connections sets its own.
-        if !args.contains(&"--buffers") && !args.contains(&"--max-connections") {
-            cmd.args(["--buffers", TEST_BUFFERS_PER_SHARD]);
-        }
         // Load shedding reacts to CPU starvation, which a loaded 2-core test
         // machine produces at random; the tests that want it turn it on.
         if !args.contains(&"--load-shedding") {
