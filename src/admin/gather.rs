@@ -18,6 +18,11 @@ use crate::shard::{AdminReply, Shard};
 /// How long shard 0 waits for the other shards' replies. A healthy shard
 /// answers between two ticks, in well under a millisecond.
 pub const SHARD_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an admin read (/stats, /metrics, /histograms, /instances)
+/// waits for the other shards: longer than the health check's bound, so a
+/// scrape on a briefly starved host still gets every shard's figures (the
+/// health check is what reports a slow shard).
+pub const ADMIN_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The shortest span the process CPU figure in stats is measured over.
 const CPU_WINDOW: Duration = Duration::from_secs(1);
@@ -55,6 +60,7 @@ pub async fn node_stats(
     shard: &Shard,
     state: &AdminState,
     with_instances: bool,
+    wait: Duration,
 ) -> (NodeStats, Vec<usize>) {
     let others: Vec<usize> = (0..shard.shards).filter(|&s| s != shard.id).collect();
     let req = shard.next_admin_req();
@@ -71,7 +77,7 @@ pub async fn node_stats(
         );
     }
     let mut shards: Vec<ShardStats> = vec![shard.stats(with_instances)];
-    let deadline = Instant::now() + SHARD_REPLY_TIMEOUT;
+    let deadline = Instant::now() + wait;
     while shards.len() < others.len() + 1 {
         match until(deadline, rx.recv()).await {
             Some(Some(AdminReply::Stats(s))) => shards.push(*s),
@@ -153,7 +159,7 @@ pub async fn health_loop(shard: Rc<Shard>, state: Rc<AdminState>) {
 /// Asks every shard to answer and records the verdict.
 /// `cpu_per_shard`: the process CPU per shard over the last interval.
 pub async fn evaluate(shard: &Shard, state: &AdminState, cpu_per_shard: Option<f64>) {
-    let (_, missing) = node_stats(shard, state, false).await;
+    let (_, missing) = node_stats(shard, state, false, SHARD_REPLY_TIMEOUT).await;
     let (healthy, reason) = verdict(&missing, cpu_per_shard, shard.cfg().cpu_restart_threshold);
     if !healthy {
         tracing::warn!(%reason, "health check failed");

@@ -22,7 +22,7 @@ const SAFE_KEYS: [&str; 4] = [
 pub async fn route(shard: &Shard, state: &AdminState, req: Request) -> Response {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/metrics") => {
-            let (stats, _) = gather::node_stats(shard, state, true).await;
+            let (stats, _) = gather::node_stats(shard, state, true, gather::ADMIN_READ_TIMEOUT).await;
             let mut r = Response::text(200, prometheus::render(&stats));
             r.content_type = "text/plain; version=0.0.4; charset=utf-8";
             r
@@ -37,20 +37,20 @@ pub async fn route(shard: &Shard, state: &AdminState, req: Request) -> Response 
             Response::json(if h.healthy { 200 } else { 503 }, &body)
         }
         ("GET", "/ready") => {
-            let (stats, missing) = gather::node_stats(shard, state, false).await;
+            let (stats, missing) = gather::node_stats(shard, state, false, gather::ADMIN_READ_TIMEOUT).await;
             let reasons = not_ready_reasons(&stats, &missing, state);
             let body = json!({ "ready": reasons.is_empty(), "reasons": reasons });
             Response::json(if reasons.is_empty() { 200 } else { 503 }, &body)
         }
         ("GET", "/stats") => {
             let with_instances = req.query_param("instances") == Some("1");
-            let (stats, missing) = gather::node_stats(shard, state, with_instances).await;
+            let (stats, missing) = gather::node_stats(shard, state, with_instances, gather::ADMIN_READ_TIMEOUT).await;
             let mut v = stats.to_json();
             v["missing_shards"] = json!(missing);
             Response::json(200, &v)
         }
         ("GET", "/instances") => {
-            let (stats, _) = gather::node_stats(shard, state, true).await;
+            let (stats, _) = gather::node_stats(shard, state, true, gather::ADMIN_READ_TIMEOUT).await;
             let list: Vec<_> = stats
                 .shards
                 .iter()
@@ -114,7 +114,8 @@ fn not_ready_reasons(stats: &NodeStats, missing: &[usize], state: &AdminState) -
 }
 
 async fn histograms(shard: &Shard, state: &AdminState, req: &Request) -> Response {
-    let (stats, _) = gather::node_stats(shard, state, false).await;
+    let (stats, missing) =
+        gather::node_stats(shard, state, false, gather::ADMIN_READ_TIMEOUT).await;
     let shard_sel = req.query_param("shard").unwrap_or("all");
     let names: Vec<HistName> = match req.query_param("name") {
         Some(n) => match HistName::parse(n) {
@@ -134,12 +135,24 @@ async fn histograms(shard: &Shard, state: &AdminState, req: &Request) -> Respons
         let h = if shard_sel == "all" {
             stats.merged(*name)
         } else {
-            let Some(s) = shard_sel
-                .parse::<usize>()
-                .ok()
-                .and_then(|n| stats.shards.iter().find(|s| s.shard == n))
-            else {
-                return Response::json(400, &json!({"error": format!("no shard {shard_sel:?}")}));
+            let n = match shard_sel.parse::<usize>() {
+                Ok(n) if n < shard.shards => n,
+                _ => {
+                    return Response::json(
+                        400,
+                        &json!({"error": format!("no shard {shard_sel:?}: use 0..{} or all", shard.shards)}),
+                    )
+                }
+            };
+            let Some(s) = stats.shards.iter().find(|s| s.shard == n) else {
+                debug_assert!(missing.contains(&n));
+                return Response::json(
+                    503,
+                    &json!({"error": format!(
+                        "shard {n} did not answer within {:?}",
+                        gather::ADMIN_READ_TIMEOUT
+                    )}),
+                );
             };
             s.histogram(*name)
                 .cloned()
@@ -262,7 +275,7 @@ async fn drain(shard: &Shard, state: &AdminState, start: bool) -> Response {
             shard.send_mesh(to, ShardMsg::Drain);
         }
     }
-    let (stats, _) = gather::node_stats(shard, state, false).await;
+    let (stats, _) = gather::node_stats(shard, state, false, gather::ADMIN_READ_TIMEOUT).await;
     let players: usize = stats
         .shards
         .iter()
