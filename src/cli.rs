@@ -40,6 +40,8 @@ pub enum Command {
     Loadgen(crate::loadgen::LoadgenCli),
     /// Check or apply kernel and rlimit settings for a hardware profile.
     Tune(crate::tune::TuneCli),
+    /// Orders for a fleet of nodes through their directory (Redis): settings per region, drain a node, list nodes.
+    Fleet(crate::directory::control::FleetCli),
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -51,6 +53,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Ticket(c) => crate::auth::cli::run(c),
         Command::Loadgen(c) => crate::loadgen::run(c),
         Command::Tune(c) => crate::tune::run(c),
+        Command::Fleet(c) => crate::directory::control::run(c),
     }
 }
 

@@ -243,6 +243,30 @@ pub struct ServeOpts {
     #[arg(long, value_name = "RATIO")]
     pub cpu_restart_threshold: Option<f64>,
 
+    /// The fleet's directory, `redis://HOST:PORT`: registry, routing (/v1/route), failover. [default: none: standalone]
+    #[arg(long, value_name = "URL")]
+    pub directory: Option<String>,
+
+    /// WebSocket base URL players reach this node at, published in the directory. [default: ws://<listen address>]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Where this node runs (free text for operators, e.g. eu-west-1a), published in the directory. [default: the region]
+    #[arg(long, value_name = "TEXT")]
+    pub location: Option<String>,
+
+    /// Milliseconds between directory heartbeats (registry refresh, load report). [default: 1000]
+    #[arg(long, value_name = "MS")]
+    pub directory_heartbeat_ms: Option<u64>,
+
+    /// Milliseconds a node's registration lives without a heartbeat; then its region takes its instances over. [default: 5000]
+    #[arg(long, value_name = "MS")]
+    pub directory_ttl_ms: Option<u64>,
+
+    /// Largest replicated snapshot of one instance, compressed bytes; a larger one is not replicated (logged, counted). [default: 1048576]
+    #[arg(long, value_name = "BYTES")]
+    pub replica_bytes_max: Option<usize>,
+
     /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive. [default: $RUST_LOG or info]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -265,7 +289,7 @@ pub enum ConfigError {
     Invalid { flag: &'static str, reason: String },
 }
 
-fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         flag,
         reason: reason.into(),
@@ -318,6 +342,8 @@ pub struct Config {
     pub load_shedding: bool,
     pub cpu_restart_threshold: f64,
     pub log_level: Option<String>,
+    /// `None`: standalone (no --directory).
+    pub directory: Option<crate::directory::DirectoryConfig>,
 }
 
 /// Largest StateUpdate for a full instance: ~24 B per entity plus framing.
@@ -384,6 +410,12 @@ impl ServeOpts {
             load_shedding,
             cpu_restart_threshold,
             log_level,
+            directory,
+            public_url,
+            location,
+            directory_heartbeat_ms,
+            directory_ttl_ms,
+            replica_bytes_max,
         ))
     }
 
@@ -404,6 +436,7 @@ impl Config {
     /// of core ids this process may run on.
     pub fn resolve(opts: ServeOpts, available_cores: &[usize]) -> Result<Config, ConfigError> {
         let opts = opts.merged_with_file()?;
+        let directory = crate::directory::DirectoryConfig::resolve(&opts)?;
         let listen = opts
             .listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9000)));
@@ -565,6 +598,7 @@ impl Config {
             cpu_restart_threshold: opts
                 .cpu_restart_threshold
                 .unwrap_or(CPU_RESTART_THRESHOLD_DEFAULT),
+            directory,
             log_level: opts.log_level,
         }
         .checked()

@@ -31,11 +31,15 @@
 //! - [`web`]: the browser demo (`GET /`) and ops dashboard (`GET /dashboard`
 //!   on the admin listener), embedded in the binary.
 //! - [`tune`]: kernel/rlimit profiles, `shardline tune check|apply`.
+//! - [`directory`]: the fleet's directory on Redis (optional): node
+//!   registry, routing (`/v1/route`), instance ownership, replicated
+//!   snapshots and failover, fleet messages, `shardline fleet`.
 
 pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod game;
 pub mod loadgen;
 pub mod metrics;

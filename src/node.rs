@@ -70,6 +70,7 @@ impl Node {
         let cfg = Arc::new(cfg.bound(local_addr, admin.as_ref().map(|(_, a)| *a)));
         log_limits(&cfg);
         let (snapshots, mut restored) = open_snapshots(&cfg, factory.name());
+        let directory = start_directory(&cfg, factory.name())?;
         let shared = NodeShared {
             cfg: cfg.clone(),
             budget: ConnectionBudget::new(cfg.max_connections),
@@ -78,6 +79,7 @@ impl Node {
             shards_snapshotted: Arc::new(AtomicUsize::new(0)),
             join_secret: cfg.join_secret.as_deref().map(|s| Arc::from(s.as_bytes())),
             used_tickets: UsedTickets::new(USED_TICKETS_MAX_DEFAULT),
+            directory,
         };
         if cfg.join_secret.is_some() {
             tracing::info!("join tickets required (--join-secret)");
@@ -151,6 +153,35 @@ impl Node {
         }
         Ok(exits)
     }
+}
+
+/// With --directory: starts the agent thread (Redis need not be up yet).
+fn start_directory(
+    cfg: &Config,
+    game: &str,
+) -> anyhow::Result<Option<crate::directory::Directory>> {
+    let Some(dir) = cfg.directory.clone() else {
+        return Ok(None);
+    };
+    let public_url = dir
+        .public_url
+        .clone()
+        .unwrap_or_else(|| crate::directory::default_public_url(cfg.listen));
+    tracing::info!(directory = %dir.url, public_url, location = %dir.location, "joining the fleet directory");
+    let heartbeat = dir.heartbeat;
+    crate::directory::start(crate::directory::AgentStart {
+        cfg: dir,
+        public_url,
+        node_id: cfg.node_id.clone(),
+        region: cfg.region.clone(),
+        shards: cfg.shards(),
+        capacity: cfg.max_connections,
+        game: game.to_owned(),
+        reconnect_grace: cfg.reconnect_grace,
+        connect_timeout: cfg.connect_timeout,
+        report_interval: heartbeat,
+    })
+    .map(Some)
 }
 
 /// Opens the snapshot directory for writing and reads what it holds, split

@@ -23,7 +23,11 @@ pub async fn route(shard: &Shard, state: &AdminState, req: Request) -> Response 
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/metrics") => {
             let (stats, _) = gather::node_stats(shard, state, true, gather::ADMIN_READ_TIMEOUT).await;
-            let mut r = Response::text(200, prometheus::render(&stats));
+            let mut text = prometheus::render(&stats);
+            if let Some(dir) = &shard.node.directory {
+                text.push_str(&dir.metrics.render(&stats.node_id));
+            }
+            let mut r = Response::text(200, text);
             r.content_type = "text/plain; version=0.0.4; charset=utf-8";
             r
         }

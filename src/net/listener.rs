@@ -184,6 +184,10 @@ async fn admit(
         }
     }
     if let Route::Other(path) = &head.route {
+        if path.starts_with("/v1/") {
+            crate::directory::http::serve(shard, &mut stream, path).await;
+            return Next::Done;
+        }
         match crate::web::game_asset(path).filter(|_| !head.is_websocket) {
             Some(page) => {
                 let bytes = http::response_with(200, "OK", page.content_type, page.body);
@@ -233,6 +237,25 @@ async fn admit(
             permit,
         },
         Route::Play { instance } => {
+            if let (Some(dir), Some(id)) = (&shard.node.directory, &instance) {
+                // The fleet's owner of this instance, claimed for this node
+                // when nobody runs it (so two nodes never both create it).
+                match dir.claim(id.clone()).await {
+                    crate::directory::Claim::Mine => {}
+                    crate::directory::Claim::Elsewhere { url, .. } => {
+                        let chunk = shard.cfg().read_buffer_bytes;
+                        let stream = Fenced::before_upgrade(buf, head.len, stream, chunk);
+                        crate::directory::http::redirect(shard.clone(), stream, deadline, id, &url)
+                            .await;
+                        return Next::Done;
+                    }
+                    crate::directory::Claim::Unavailable(why) => {
+                        reply_and_close(&mut stream, 503, "Service Unavailable", &format!("{why}\n"))
+                            .await;
+                        return Next::Done;
+                    }
+                }
+            }
             if let Some(id) = &instance {
                 let owner = shard_for(id, shard.shards);
                 if owner != shard.id {

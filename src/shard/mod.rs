@@ -61,6 +61,8 @@ pub struct NodeShared {
     pub join_secret: Option<Arc<[u8]>>,
     /// Nonces of the tickets already used on this node.
     pub used_tickets: UsedTickets,
+    /// With --directory: the fleet's directory (Redis, via the agent thread).
+    pub directory: Option<crate::directory::Directory>,
 }
 
 /// Messages queued for other shards beyond what their channel holds right
@@ -121,6 +123,9 @@ pub struct Shard {
     pub next_tick_at: Cell<Option<Instant>>,
     mesh_out: LocalSender<Outgoing>,
     lookups: RefCell<HashMap<ConnId, SeatLookup>>,
+    /// Joins waiting for the fleet directory to say who owns their instance
+    /// (with --directory; bounded by `directory::link::PENDING_JOINS_MAX`).
+    pub directory_joins: RefCell<std::collections::VecDeque<crate::directory::link::PendingJoin>>,
     rng: Cell<u64>,
     pub started_at: Instant,
 }
@@ -164,6 +169,7 @@ impl Shard {
             next_tick_at: Cell::new(None),
             mesh_out,
             lookups: RefCell::new(HashMap::new()),
+            directory_joins: RefCell::new(Default::default()),
             rng: Cell::new(u64::from_le_bytes(seed) | 1),
             started_at: Instant::now(),
             node,

@@ -320,6 +320,26 @@ impl Shard {
             }
         }
         if let Some(id) = &target {
+            if self.join_needs_directory(id) {
+                // In a fleet: which node owns it? (the Join resumes after)
+                self.join_after_directory(conn, pid, id.clone(), create, now);
+                return;
+            }
+        }
+        self.join_placed(conn, pid, target, create, now);
+    }
+
+    /// A Join whose target (if any) is known to belong to this node: to the
+    /// owning shard, or seated here.
+    pub(crate) fn join_placed(
+        &self,
+        conn: &Rc<Conn>,
+        pid: PlayerId,
+        target: Option<InstanceId>,
+        create: bool,
+        now: Instant,
+    ) {
+        if let Some(id) = &target {
             let owner = shard_for(id, self.shards);
             if owner != self.id {
                 self.migrate_out(conn, pid, id.clone(), create, owner);

@@ -160,6 +160,11 @@ async fn run(start: ShardStart) -> ShardExit {
         queues.background,
     )
     .expect("background queue");
+    let directory = glommio::spawn_local_into(
+        crate::directory::link::run(shard.clone()),
+        queues.background,
+    )
+    .expect("background queue");
     let admin = start.admin_listener.map(|fd| {
         // SAFETY: the node bound this listening socket for us and gave up its fd.
         let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
@@ -202,6 +207,7 @@ async fn run(start: ShardStart) -> ShardExit {
         glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
     }
     sweeps.cancel().await;
+    directory.cancel().await;
     if let Some(admin) = admin {
         admin.cancel().await;
     }

@@ -43,7 +43,7 @@ pub mod inspect;
 pub mod load;
 pub mod store;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::path::PathBuf;
 

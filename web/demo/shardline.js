@@ -1152,6 +1152,7 @@ var ErrorCode = /* @__PURE__ */ ((ErrorCode2) => {
   ErrorCode2[ErrorCode2["TicketWrongInstance"] = 24] = "TicketWrongInstance";
   ErrorCode2[ErrorCode2["ServerFull"] = 30] = "ServerFull";
   ErrorCode2[ErrorCode2["ShuttingDown"] = 31] = "ShuttingDown";
+  ErrorCode2[ErrorCode2["WrongNode"] = 32] = "WrongNode";
   ErrorCode2[ErrorCode2["Internal"] = 40] = "Internal";
   return ErrorCode2;
 })(ErrorCode || {});
@@ -2128,6 +2129,7 @@ function errorCodeName(code) {
 
 // src/client.ts
 var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([1e3, 1002, 1003, 1008, 1009, 4003]);
+var MAX_REDIRECTS = 3;
 var FINAL_ERROR_CODES = /* @__PURE__ */ new Set([
   1 /* BadMessage */,
   3 /* UnsupportedVersion */,
@@ -2154,6 +2156,8 @@ var ShardlineClient = class extends Emitter {
     this.enc = new Encoder();
     this.sock = null;
     this.base = null;
+    /** The owner's URL from the last Error(WrongNode): the instance runs on another node of the fleet. */
+    this.redirectUrl = null;
     this.statusValue = "idle";
     this.nameValue = null;
     this.welcomeValue = null;
@@ -2296,9 +2300,47 @@ var ShardlineClient = class extends Emitter {
     if (instanceId !== void 0 && !INSTANCE_ID_PATTERN.test(instanceId)) {
       throw new RangeError(`instance id must be 1-64 bytes of [A-Za-z0-9_.-]: ${JSON.stringify(instanceId)}`);
     }
-    const joined = await this.request("join", this.enc.join(instanceId, options.createIfMissing ?? true), false);
+    const create = options.createIfMissing ?? true;
+    let joined;
+    try {
+      joined = await this.request("join", this.enc.join(instanceId, create), false);
+    } catch (e) {
+      if (!(e instanceof ShardlineError) || e.code !== 32 /* WrongNode */ || instanceId === void 0) throw e;
+      joined = await this.joinOnOwner(instanceId, create);
+    }
     this.setStatus("joined");
     return joined;
+  }
+  /**
+   * The instance runs on another node of the fleet (Error(WrongNode) named
+   * it): connect there (`/play?instance=`), say Hello as a new player (with
+   * a fresh ticket from `renewTicket`, if given) and join. Follows at most
+   * MAX_REDIRECTS such answers.
+   */
+  async joinOnOwner(instanceId, create) {
+    for (let hop = 0; hop < MAX_REDIRECTS; hop++) {
+      const owner = this.redirectUrl;
+      this.redirectUrl = null;
+      this.dropSocket("moving to the node that runs the instance");
+      this.base = baseUrl(owner);
+      this.joinedValue = null;
+      await this.openSocket(playUrl(this.base, instanceId));
+      const ticket = this.renewTicket ? await this.renewTicket() : void 0;
+      try {
+        await this.request("hello", this.enc.hello(this.nameValue ?? "", void 0, ticket), false);
+        return await this.request("join", this.enc.join(instanceId, create), false);
+      } catch (e) {
+        if (!(e instanceof ShardlineError) || e.code !== 32 /* WrongNode */) throw e;
+      }
+    }
+    throw new ShardlineError(`instance ${instanceId} moved more than ${MAX_REDIRECTS} times while joining`, 32 /* WrongNode */);
+  }
+  /** Closes the current socket without reporting a disconnect. */
+  dropSocket(reason) {
+    const s = this.sock;
+    this.sock = null;
+    this.stopTimers();
+    if (s) abandon(s, 1e3, reason);
   }
   /** Leaves the instance; the connection stays and may join again. */
   leave() {
@@ -2462,13 +2504,23 @@ var ShardlineClient = class extends Emitter {
    */
   async reconnectOnce() {
     const want = this.instanceWanted;
-    await this.openSocket(playUrl(this.base, want));
     const name = this.nameValue ?? "";
     const token = this.welcomeValue.resumeToken;
     let result;
     let resumed = false;
     try {
-      result = await this.request("hello", this.enc.hello(name, token), this.joinedValue !== null);
+      for (let hop = 0; ; hop++) {
+        await this.openSocket(playUrl(this.base, want));
+        try {
+          result = await this.request("hello", this.enc.hello(name, token), this.joinedValue !== null);
+          break;
+        } catch (e) {
+          if (!(e instanceof ShardlineError) || e.code !== 32 /* WrongNode */ || hop + 1 >= MAX_REDIRECTS) throw e;
+          this.dropSocket("moving to the node that runs the instance");
+          this.base = baseUrl(this.redirectUrl);
+          this.redirectUrl = null;
+        }
+      }
       resumed = result.welcome.resumed;
     } catch (e) {
       if (!(e instanceof ShardlineError) || e.code !== 20 /* ResumeRefused */) throw e;
@@ -2634,6 +2686,7 @@ var ShardlineClient = class extends Emitter {
         break;
       }
       case "error":
+        if (m.error.code === 32 /* WrongNode */) this.redirectUrl = m.error.message;
         if (p && m.error.code !== 4 /* BadInput */) {
           this.settle(new ShardlineError(`${p.kind} refused: ${errorCodeName(m.error.code)}: ${m.error.message}`, m.error.code));
         } else {

@@ -104,6 +104,9 @@ export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1002, 1003,
  * Server errors after which reconnecting would fail the same way. (Ticket
  * errors are retried when a `renewTicket` option can mint a new ticket.)
  */
+/** Error(WrongNode) answers followed in a row before giving up (a fleet moving the instance meanwhile). */
+const MAX_REDIRECTS = 3;
+
 const FINAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.BadMessage,
   ErrorCode.UnsupportedVersion,
@@ -170,6 +173,8 @@ export class ShardlineClient extends Emitter<ClientEvents> {
 
   private sock: WebSocketLike | null = null;
   private base: string | null = null;
+  /** The owner's URL from the last Error(WrongNode): the instance runs on another node of the fleet. */
+  private redirectUrl: string | null = null;
   private statusValue: ClientStatus = 'idle';
   private nameValue: string | null = null;
   private welcomeValue: Welcome | null = null;
@@ -322,9 +327,49 @@ export class ShardlineClient extends Emitter<ClientEvents> {
     if (instanceId !== undefined && !INSTANCE_ID_PATTERN.test(instanceId)) {
       throw new RangeError(`instance id must be 1-64 bytes of [A-Za-z0-9_.-]: ${JSON.stringify(instanceId)}`);
     }
-    const joined = await this.request<Joined>('join', this.enc.join(instanceId, options.createIfMissing ?? true), false);
+    const create = options.createIfMissing ?? true;
+    let joined: Joined;
+    try {
+      joined = await this.request<Joined>('join', this.enc.join(instanceId, create), false);
+    } catch (e) {
+      if (!(e instanceof ShardlineError) || e.code !== ErrorCode.WrongNode || instanceId === undefined) throw e;
+      joined = await this.joinOnOwner(instanceId, create);
+    }
     this.setStatus('joined');
     return joined;
+  }
+
+  /**
+   * The instance runs on another node of the fleet (Error(WrongNode) named
+   * it): connect there (`/play?instance=`), say Hello as a new player (with
+   * a fresh ticket from `renewTicket`, if given) and join. Follows at most
+   * MAX_REDIRECTS such answers.
+   */
+  private async joinOnOwner(instanceId: string, create: boolean): Promise<Joined> {
+    for (let hop = 0; hop < MAX_REDIRECTS; hop++) {
+      const owner = this.redirectUrl as string;
+      this.redirectUrl = null;
+      this.dropSocket('moving to the node that runs the instance');
+      this.base = baseUrl(owner);
+      this.joinedValue = null;
+      await this.openSocket(playUrl(this.base, instanceId));
+      const ticket = this.renewTicket ? await this.renewTicket() : undefined;
+      try {
+        await this.request<HelloResult>('hello', this.enc.hello(this.nameValue ?? '', undefined, ticket), false);
+        return await this.request<Joined>('join', this.enc.join(instanceId, create), false);
+      } catch (e) {
+        if (!(e instanceof ShardlineError) || e.code !== ErrorCode.WrongNode) throw e;
+      }
+    }
+    throw new ShardlineError(`instance ${instanceId} moved more than ${MAX_REDIRECTS} times while joining`, ErrorCode.WrongNode);
+  }
+
+  /** Closes the current socket without reporting a disconnect. */
+  private dropSocket(reason: string): void {
+    const s = this.sock;
+    this.sock = null;
+    this.stopTimers();
+    if (s) abandon(s, 1000, reason);
   }
 
   /** Leaves the instance; the connection stays and may join again. */
@@ -500,13 +545,26 @@ export class ShardlineClient extends Emitter<ClientEvents> {
    */
   private async reconnectOnce(): Promise<ClientEvents['reconnected']> {
     const want = this.instanceWanted;
-    await this.openSocket(playUrl(this.base as string, want));
     const name = this.nameValue ?? '';
     const token = (this.welcomeValue as Welcome).resumeToken;
     let result: HelloResult;
     let resumed = false;
     try {
-      result = await this.request<HelloResult>('hello', this.enc.hello(name, token), this.joinedValue !== null);
+      // The instance may have moved to another node of the fleet (its node
+      // died and a neighbour took it over): Error(WrongNode) names the
+      // owner, where the token resumes the seat.
+      for (let hop = 0; ; hop++) {
+        await this.openSocket(playUrl(this.base as string, want));
+        try {
+          result = await this.request<HelloResult>('hello', this.enc.hello(name, token), this.joinedValue !== null);
+          break;
+        } catch (e) {
+          if (!(e instanceof ShardlineError) || e.code !== ErrorCode.WrongNode || hop + 1 >= MAX_REDIRECTS) throw e;
+          this.dropSocket('moving to the node that runs the instance');
+          this.base = baseUrl(this.redirectUrl as string);
+          this.redirectUrl = null;
+        }
+      }
       resumed = result.welcome.resumed;
     } catch (e) {
       if (!(e instanceof ShardlineError) || e.code !== ErrorCode.ResumeRefused) throw e;
@@ -688,6 +746,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
       }
       case 'error':
         // BadInput answers an input, never a request.
+        if (m.error.code === ErrorCode.WrongNode) this.redirectUrl = m.error.message;
         if (p && m.error.code !== ErrorCode.BadInput) {
           this.settle(new ShardlineError(`${p.kind} refused: ${errorCodeName(m.error.code)}: ${m.error.message}`, m.error.code));
         } else {

@@ -296,7 +296,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 40;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 19] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
   ErrorCode::None,
   ErrorCode::BadMessage,
   ErrorCode::OutOfOrder,
@@ -315,6 +315,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 19] = [
   ErrorCode::TicketWrongInstance,
   ErrorCode::ServerFull,
   ErrorCode::ShuttingDown,
+  ErrorCode::WrongNode,
   ErrorCode::Internal,
 ];
 
@@ -351,6 +352,9 @@ impl ErrorCode {
   /// Node at --max-connections or out of I/O buffers (close 1013 follows).
   pub const ServerFull: Self = Self(30);
   pub const ShuttingDown: Self = Self(31);
+  /// The instance asked for (/play?instance=ID) runs on another node of the fleet; the message
+  /// is that node's WebSocket base URL (connect to <url>/play?instance=ID). Close 1000 follows.
+  pub const WrongNode: Self = Self(32);
   pub const Internal: Self = Self(40);
 
   pub const ENUM_MIN: u16 = 0;
@@ -374,6 +378,7 @@ impl ErrorCode {
     Self::TicketWrongInstance,
     Self::ServerFull,
     Self::ShuttingDown,
+    Self::WrongNode,
     Self::Internal,
   ];
   /// Returns the variant's name or "" if unknown.
@@ -397,6 +402,7 @@ impl ErrorCode {
       Self::TicketWrongInstance => Some("TicketWrongInstance"),
       Self::ServerFull => Some("ServerFull"),
       Self::ShuttingDown => Some("ShuttingDown"),
+      Self::WrongNode => Some("WrongNode"),
       Self::Internal => Some("Internal"),
       _ => None,
     }

@@ -61,5 +61,11 @@ export enum ErrorCode {
    */
   ServerFull = 30,
   ShuttingDown = 31,
+
+  /**
+   * The instance asked for (/play?instance=ID) runs on another node of the fleet; the message
+   * is that node's WebSocket base URL (connect to <url>/play?instance=ID). Close 1000 follows.
+   */
+  WrongNode = 32,
   Internal = 40
 }

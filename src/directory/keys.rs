@@ -1,0 +1,46 @@
+//! The Redis keys of the directory, in one place. Pure code.
+//!
+//! ```text
+//! sl:nodes                hash   node id → region (every node ever seen
+//!                                until its instances are taken over)
+//! sl:node:{id}            string JSON NodeInfo, PX --directory-ttl-ms
+//!                                (gone by itself when the node dies)
+//! sl:node:{id}:insts      set    instance ids the node owns
+//! sl:inst:{instance}      string owning node id (claimed atomically)
+//! sl:snap:{instance}      bytes  latest replicated snapshot (see replica.rs)
+//! sl:seat:{token}         string instance id holding that resume token's seat
+//! sl:ctl:{region}         pub/sub fleet messages for one region
+//! sl:ctl:*                pub/sub fleet messages for every region
+//! ```
+
+use crate::game::InstanceId;
+
+/// Hash of every registered node (id → region).
+pub const NODES: &str = "sl:nodes";
+/// Pub/sub channel for messages to every node of every region.
+pub const CONTROL_ALL: &str = "sl:ctl:*";
+
+pub fn node(id: &str) -> String {
+    format!("sl:node:{id}")
+}
+
+pub fn node_instances(id: &str) -> String {
+    format!("sl:node:{id}:insts")
+}
+
+pub fn instance(id: &InstanceId) -> String {
+    format!("sl:inst:{}", id.as_str())
+}
+
+pub fn snapshot(id: &InstanceId) -> String {
+    format!("sl:snap:{}", id.as_str())
+}
+
+pub fn seat(token: &str) -> String {
+    format!("sl:seat:{token}")
+}
+
+/// The pub/sub channel of one region.
+pub fn control(region: &str) -> String {
+    format!("sl:ctl:{region}")
+}

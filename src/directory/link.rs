@@ -1,0 +1,194 @@
+//! A shard's side of the directory: every heartbeat it reports its figures
+//! and instances to the agent (with their snapshots when replication is
+//! due), and it applies what the agent sends it. Runs in the background
+//! queue; never waits on the agent.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::{Claim, ShardReport, ToAgent, ToShard};
+use crate::game::{InstanceId, PlayerId};
+use crate::net::conn::Conn;
+use crate::protocol::ErrorCode;
+use crate::shard::Shard;
+
+/// How often a shard looks at its event queue.
+const EVENT_POLL: Duration = Duration::from_millis(20);
+/// Events applied per look, so a burst cannot hold the queue.
+const EVENTS_PER_POLL: usize = 16;
+
+/// The shard's directory task (only with --directory).
+pub async fn run(shard: Rc<Shard>) {
+    let Some(dir) = shard.node.directory.clone() else {
+        return;
+    };
+    let heartbeat = shard
+        .cfg()
+        .directory
+        .as_ref()
+        .expect("directory config")
+        .heartbeat;
+    let replicate_every = shard.cfg().snapshot_interval.unwrap_or(heartbeat);
+    let mut next_report = Instant::now();
+    let mut next_replica = Instant::now() + replicate_every;
+    loop {
+        start_pending_joins(&shard, &dir);
+        for _ in 0..EVENTS_PER_POLL {
+            match dir.events(shard.id).try_recv() {
+                Ok(ev) => shard.on_directory_event(ev),
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        if now >= next_report {
+            next_report = now + heartbeat;
+            let snapshots = if now >= next_replica {
+                next_replica = now + replicate_every;
+                Some(shard.capture().await.instances)
+            } else {
+                None
+            };
+            dir.tell(ToAgent::Report(shard.directory_report(snapshots)));
+        }
+        glommio::timer::sleep(EVENT_POLL).await;
+    }
+}
+
+impl Shard {
+    fn directory_report(
+        &self,
+        snapshots: Option<Vec<crate::snapshot::InstanceSnapshot>>,
+    ) -> ShardReport {
+        let w = self.world.borrow();
+        ShardReport {
+            shard: self.id,
+            players: w.players.len(),
+            instances: w.instances.keys().cloned().collect(),
+            draining: self.draining.get(),
+            shedding: self.shedding.get(),
+            snapshots,
+        }
+    }
+
+    fn on_directory_event(&self, ev: ToShard) {
+        match ev {
+            ToShard::Restore(snaps) => self.restore(snaps, Instant::now()),
+            ToShard::Drain => self.draining.set(true),
+            ToShard::Configure(c) => {
+                let mut s = self.settings.get();
+                if let Some(ms) = c.heartbeat_ms {
+                    s.heartbeat = Duration::from_millis(ms);
+                }
+                if let Some(n) = c.players_per_instance_max {
+                    let needed = crate::config::state_update_bytes_max(n);
+                    if needed > self.cfg().write_buffer_bytes {
+                        tracing::warn!(
+                            shard = self.id,
+                            n,
+                            needed,
+                            "fleet players_per_instance_max refused: over --write-buffer-bytes"
+                        );
+                    } else {
+                        s.players_per_instance_max = n;
+                    }
+                }
+                self.settings.set(s);
+                if let (Some(n), 0) = (c.max_connections, self.id) {
+                    self.node.budget.set_limit(n);
+                }
+                tracing::info!(shard = self.id, ?s, "fleet configuration applied");
+            }
+        }
+    }
+}
+
+/// Joins that may wait for the directory at once per shard; beyond it a
+/// Join for an instance not on this shard is refused (ServerFull, retry).
+/// Each holds a connection handle and an id (~100 B).
+pub const PENDING_JOINS_MAX: usize = 256;
+
+// The session gives a paused connection MOVE_TIMEOUT before it gives up on
+// the pause; the directory's answer must come (or time out) before that.
+const _: () =
+    assert!(super::ANSWER_TIMEOUT.as_millis() < crate::shard::moves::MOVE_TIMEOUT.as_millis());
+
+/// A mid-session Join for an instance this shard does not run, waiting to
+/// learn whether another node owns it. The connection is paused (nothing
+/// read) meanwhile, so later inputs keep their order.
+pub struct PendingJoin {
+    conn: Rc<Conn>,
+    player: PlayerId,
+    instance: InstanceId,
+    create: bool,
+}
+
+/// Starts the directory look-up of every queued Join.
+fn start_pending_joins(shard: &Rc<Shard>, dir: &super::Directory) {
+    let pending: Vec<PendingJoin> = shard.directory_joins.borrow_mut().drain(..).collect();
+    for pj in pending {
+        let (queue, shard, dir) = (shard.queues.io, shard.clone(), dir.clone());
+        glommio::spawn_local_into(
+            async move {
+                let claim = dir.claim(pj.instance.clone()).await;
+                shard.finish_join(pj, claim);
+            },
+            queue,
+        )
+        .expect("io queue")
+        .detach();
+    }
+}
+
+impl Shard {
+    /// With --directory, a Join for an instance this shard does not run
+    /// asks the directory first (it may live on another node).
+    pub(crate) fn join_needs_directory(&self, id: &InstanceId) -> bool {
+        self.node.directory.is_some() && !self.world.borrow().instances.contains_key(id)
+    }
+
+    pub(crate) fn join_after_directory(
+        &self,
+        conn: &Rc<Conn>,
+        pid: PlayerId,
+        instance: InstanceId,
+        create: bool,
+        now: Instant,
+    ) {
+        let mut q = self.directory_joins.borrow_mut();
+        if q.len() >= PENDING_JOINS_MAX {
+            drop(q);
+            self.send_error(
+                conn,
+                ErrorCode::ServerFull,
+                "too many joins waiting for the fleet directory; retry",
+            );
+            return;
+        }
+        conn.pause_reading(now);
+        q.push_back(PendingJoin {
+            conn: conn.clone(),
+            player: pid,
+            instance,
+            create,
+        });
+    }
+
+    fn finish_join(&self, pj: PendingJoin, claim: Claim) {
+        // The session gave up on the pause meanwhile, or the player left.
+        if pj.conn.paused_since().is_none() || pj.conn.player() != Some(pj.player) {
+            return;
+        }
+        pj.conn.resume_reading();
+        match claim {
+            Claim::Mine => self.join_placed(
+                &pj.conn,
+                pj.player,
+                Some(pj.instance),
+                pj.create,
+                Instant::now(),
+            ),
+            Claim::Elsewhere { url, .. } => self.send_error(&pj.conn, ErrorCode::WrongNode, &url),
+            Claim::Unavailable(why) => self.send_error(&pj.conn, ErrorCode::ServerFull, &why),
+        }
+    }
+}
