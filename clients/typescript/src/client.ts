@@ -86,6 +86,12 @@ export interface ClientOptions {
    * `closed`. A resume with the token needs no ticket.
    */
   renewTicket?: () => string | Promise<string>;
+  /**
+   * In a fleet (nodes sharing a directory): base URLs of nodes to ask
+   * (`GET /v1/route?instance=ID`) where the instance went when its node
+   * stops answering, e.g. after a failover moved it to a neighbour.
+   */
+  fleet?: string[];
 }
 
 export interface ConnectResult {
@@ -169,6 +175,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly renewTicket: (() => string | Promise<string>) | null;
+  private readonly fleet: string[];
   private readonly enc = new Encoder();
 
   private sock: WebSocketLike | null = null;
@@ -212,6 +219,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
     this.renewTicket = options.renewTicket ?? null;
+    this.fleet = options.fleet ?? [];
   }
 
   get status(): ClientStatus {
@@ -362,6 +370,22 @@ export class ShardlineClient extends Emitter<ClientEvents> {
       }
     }
     throw new ShardlineError(`instance ${instanceId} moved more than ${MAX_REDIRECTS} times while joining`, ErrorCode.WrongNode);
+  }
+
+  /** The owner of `instance` according to the first fleet node that knows (null: none does). */
+  private async routeInstance(instance: string): Promise<string | null> {
+    for (const node of this.fleet) {
+      const http = baseUrl(node).replace(/^ws/, 'http');
+      try {
+        const res = await fetch(`${http}/v1/route?instance=${encodeURIComponent(instance)}`, {
+          signal: AbortSignal.timeout(this.requestTimeoutMs),
+        });
+        if (res.ok) return ((await res.json()) as { url: string }).url;
+      } catch {
+        // that node is down too: ask the next
+      }
+    }
+    return null;
   }
 
   /** Closes the current socket without reporting a disconnect. */
@@ -554,7 +578,15 @@ export class ShardlineClient extends Emitter<ClientEvents> {
       // died and a neighbour took it over): Error(WrongNode) names the
       // owner, where the token resumes the seat.
       for (let hop = 0; ; hop++) {
-        await this.openSocket(playUrl(this.base as string, want));
+        try {
+          await this.openSocket(playUrl(this.base as string, want));
+        } catch (e) {
+          // The node is gone: ask the fleet where the instance runs now.
+          const owner = want !== null ? await this.routeInstance(want) : null;
+          if (owner === null || baseUrl(owner) === this.base) throw e;
+          this.base = baseUrl(owner);
+          await this.openSocket(playUrl(this.base, want));
+        }
         try {
           result = await this.request<HelloResult>('hello', this.enc.hello(name, token), this.joinedValue !== null);
           break;

@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 
-import { newClient, startServer, type Server } from './helpers.js';
+import { newClient, startServer, waitForEvent, type Server } from './helpers.js';
 
 const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -46,6 +46,7 @@ before(async () => {
     if (!up) await new Promise((r) => setTimeout(r, 50));
   }
   assert.ok(up, 'redis-server did not start');
+  // Replicas every heartbeat (the helper turns snapshot files off).
   const dir = ['--directory', `redis://127.0.0.1:${port}`, '--region', 'eu', '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '1000'];
   nodeA = await startServer([...dir, '--node-id', 'sdk-a']);
   nodeB = await startServer([...dir, '--node-id', 'sdk-b']);
@@ -81,4 +82,21 @@ test('joining an instance that runs on another node follows the server to it', {
   assert.ok(joined.entities.length >= 2, 'sees the owner player too');
   owner.close();
   visitor.close();
+});
+
+test('when its node stops, the client finds the instance on the node that took it over and resumes', { skip: !haveRedis && 'redis-server not installed' }, async () => {
+  const a = nodeA as Server;
+  const b = nodeB as Server;
+  const player = newClient({ fleet: [b.url], reconnect: { baseDelayMs: 100, maxDelayMs: 500, maxAttempts: 60 } });
+  await player.connect(a.url);
+  const welcome = await player.hello('survivor');
+  const joined = await player.join('failover-room');
+  assert.equal(welcome.nodeId, 'sdk-a');
+  const reconnected = waitForEvent(player, 'reconnected', () => true, 30_000);
+  await a.stop();
+  const r = await reconnected;
+  assert.equal(r.resumed, true, 'the seat came back with the token');
+  assert.equal(r.welcome.nodeId, 'sdk-b', 'on the node that took the instance over');
+  assert.equal(r.joined?.entityId, joined.entityId, 'its own entity');
+  player.close();
 });
