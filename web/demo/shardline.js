@@ -2189,6 +2189,7 @@ var ShardlineClient = class extends Emitter {
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
     this.renewTicket = options.renewTicket ?? null;
+    this.fleet = options.fleet ?? [];
   }
   get status() {
     return this.statusValue;
@@ -2334,6 +2335,20 @@ var ShardlineClient = class extends Emitter {
       }
     }
     throw new ShardlineError(`instance ${instanceId} moved more than ${MAX_REDIRECTS} times while joining`, 32 /* WrongNode */);
+  }
+  /** The owner of `instance` according to the first fleet node that knows (null: none does). */
+  async routeInstance(instance) {
+    for (const node of this.fleet) {
+      const http = baseUrl(node).replace(/^ws/, "http");
+      try {
+        const res = await fetch(`${http}/v1/route?instance=${encodeURIComponent(instance)}`, {
+          signal: AbortSignal.timeout(this.requestTimeoutMs)
+        });
+        if (res.ok) return (await res.json()).url;
+      } catch {
+      }
+    }
+    return null;
   }
   /** Closes the current socket without reporting a disconnect. */
   dropSocket(reason) {
@@ -2510,7 +2525,14 @@ var ShardlineClient = class extends Emitter {
     let resumed = false;
     try {
       for (let hop = 0; ; hop++) {
-        await this.openSocket(playUrl(this.base, want));
+        try {
+          await this.openSocket(playUrl(this.base, want));
+        } catch (e) {
+          const owner = want !== null ? await this.routeInstance(want) : null;
+          if (owner === null || baseUrl(owner) === this.base) throw e;
+          this.base = baseUrl(owner);
+          await this.openSocket(playUrl(this.base, want));
+        }
         try {
           result = await this.request("hello", this.enc.hello(name, token), this.joinedValue !== null);
           break;

@@ -92,6 +92,9 @@ test('when its node stops, the client finds the instance on the node that took i
   const welcome = await player.hello('survivor');
   const joined = await player.join('failover-room');
   assert.equal(welcome.nodeId, 'sdk-a');
+  // Let the game run for 30 ticks (about five replication periods), so the
+  // directory holds a replica of the instance.
+  await waitForEvent(player, 'state', (s) => s.tick >= joined.tick + 30);
   const reconnected = waitForEvent(player, 'reconnected', () => true, 30_000);
   await a.stop();
   const r = await reconnected;
