@@ -262,7 +262,7 @@ fn routing_ownership_and_fleet_messages() {
     assert!(eu["echo_url"].as_str().unwrap().ends_with("/echo"));
 
     // By instance: any node names the owner.
-    let (_p1, _, _) = player_in(&a, "p1", "room-1");
+    let (_p1, w1, _) = player_in(&a, "p1", "room-1");
     assert_eq!(c.route_until("instance=room-1", |_| true), "eu-a");
     let (status, body) = b.get("/v1/route?instance=room-1");
     assert_eq!(
@@ -336,6 +336,22 @@ fn routing_ownership_and_fleet_messages() {
     assert_eq!(joiner.expect_error(ErrorCode::WrongNode), a.url());
     drop(joiner);
 
+    // And a resume token whose seat is on another node (once replicated).
+    let url = eventually("eu-b points p1's token to eu-a", SETTLE, || {
+        let mut c = Client::connect(&b.server.url("/play"));
+        c.send_hello("p1", Some(&w1.resume_token));
+        match c.recv_until("Error", Duration::from_secs(10), |m| {
+            matches!(m, ServerMsg::Error { .. } | ServerMsg::Welcome { .. })
+        }) {
+            ServerMsg::Error {
+                code: ErrorCode::WrongNode,
+                message,
+            } => Some(message),
+            _ => None,
+        }
+    });
+    assert_eq!(url, a.url());
+
     // One instance id created on two nodes at once: one owner, and the
     // other node points to it.
     let handles: Vec<_> = [a.server.play_url("dup-1"), b.server.play_url("dup-1")]
@@ -395,7 +411,7 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
             && u.entity(j1.entity_id)
                 .is_some_and(|e| e.vx == 0.0 && e.vy == 0.0)
     });
-    let at_rest = still.entity(j1.entity_id).unwrap().clone();
+    let at_rest = *still.entity(j1.entity_id).unwrap();
     let start = j1.entity(j1.entity_id).unwrap();
     assert!(
         (at_rest.x, at_rest.y) != (start.x, start.y),

@@ -32,7 +32,7 @@ pub async fn run(shard: Rc<Shard>) {
     let mut next_report = Instant::now();
     let mut next_replica = Instant::now() + replicate_every;
     loop {
-        start_pending_joins(&shard, &dir);
+        start_pending(&shard, &dir);
         for _ in 0..EVENTS_PER_POLL {
             match dir.events(shard.id).try_recv() {
                 Ok(ev) => shard.on_directory_event(ev),
@@ -102,35 +102,56 @@ impl Shard {
     }
 }
 
-/// Joins that may wait for the directory at once per shard; beyond it a
-/// Join for an instance not on this shard is refused (ServerFull, retry).
-/// Each holds a connection handle and an id (~100 B).
-pub const PENDING_JOINS_MAX: usize = 256;
+/// Look-ups (joins, seats) that may wait for the directory at once per
+/// shard; beyond it the request is refused (ServerFull: retry). Each holds a
+/// connection handle and an id or token (~100 B).
+pub const PENDING_MAX: usize = 256;
 
 // The session gives a paused connection MOVE_TIMEOUT before it gives up on
 // the pause; the directory's answer must come (or time out) before that.
 const _: () =
     assert!(super::ANSWER_TIMEOUT.as_millis() < crate::shard::moves::MOVE_TIMEOUT.as_millis());
 
-/// A mid-session Join for an instance this shard does not run, waiting to
-/// learn whether another node owns it. The connection is paused (nothing
-/// read) meanwhile, so later inputs keep their order.
-pub struct PendingJoin {
-    conn: Rc<Conn>,
-    player: PlayerId,
-    instance: InstanceId,
-    create: bool,
+/// A request waiting for the directory. Its connection is paused (nothing
+/// read) meanwhile, so later messages keep their order.
+pub enum Pending {
+    /// A mid-session Join for an instance this shard does not run: does
+    /// another node own it?
+    Join {
+        conn: Rc<Conn>,
+        player: PlayerId,
+        instance: InstanceId,
+        create: bool,
+    },
+    /// A resume token no shard here knows: does another node hold its seat?
+    Seat { conn: Rc<Conn>, token: String },
 }
 
-/// Starts the directory look-up of every queued Join.
-fn start_pending_joins(shard: &Rc<Shard>, dir: &super::Directory) {
-    let pending: Vec<PendingJoin> = shard.directory_joins.borrow_mut().drain(..).collect();
-    for pj in pending {
+/// Starts the directory look-up of every queued request.
+fn start_pending(shard: &Rc<Shard>, dir: &super::Directory) {
+    let pending: Vec<Pending> = shard.directory_pending.borrow_mut().drain(..).collect();
+    for p in pending {
         let (queue, shard, dir) = (shard.queues.io, shard.clone(), dir.clone());
         glommio::spawn_local_into(
             async move {
-                let claim = dir.claim(pj.instance.clone()).await;
-                shard.finish_join(pj, claim);
+                match p {
+                    Pending::Join {
+                        conn,
+                        player,
+                        instance,
+                        create,
+                    } => {
+                        let claim = dir.claim(instance.clone()).await;
+                        shard.finish_join(&conn, player, instance, create, claim);
+                    }
+                    Pending::Seat { conn, token } => {
+                        let owner = dir
+                            .ask(|reply| ToAgent::FindSeat { token, reply })
+                            .await
+                            .flatten();
+                        shard.finish_seat(&conn, owner);
+                    }
+                }
             },
             queue,
         )
@@ -146,49 +167,86 @@ impl Shard {
         self.node.directory.is_some() && !self.world.borrow().instances.contains_key(id)
     }
 
+    /// Queues `p` (pausing its connection); `false` when the queue is full
+    /// (the caller answers instead).
+    fn queue_pending(&self, conn: &Conn, p: Pending) -> bool {
+        let mut q = self.directory_pending.borrow_mut();
+        if q.len() >= PENDING_MAX {
+            return false;
+        }
+        conn.pause_reading(Instant::now());
+        q.push_back(p);
+        true
+    }
+
     pub(crate) fn join_after_directory(
         &self,
         conn: &Rc<Conn>,
         pid: PlayerId,
         instance: InstanceId,
         create: bool,
-        now: Instant,
+        _now: Instant,
     ) {
-        let mut q = self.directory_joins.borrow_mut();
-        if q.len() >= PENDING_JOINS_MAX {
-            drop(q);
-            self.send_error(
-                conn,
-                ErrorCode::ServerFull,
-                "too many joins waiting for the fleet directory; retry",
-            );
-            return;
-        }
-        conn.pause_reading(now);
-        q.push_back(PendingJoin {
+        let p = Pending::Join {
             conn: conn.clone(),
             player: pid,
             instance,
             create,
-        });
+        };
+        if !self.queue_pending(conn, p) {
+            self.send_error(
+                conn,
+                ErrorCode::ServerFull,
+                "too many requests waiting for the fleet directory; retry",
+            );
+        }
     }
 
-    fn finish_join(&self, pj: PendingJoin, claim: Claim) {
-        // The session gave up on the pause meanwhile, or the player left.
-        if pj.conn.paused_since().is_none() || pj.conn.player() != Some(pj.player) {
+    /// With --directory, asks whether another node holds the seat of
+    /// `token`; `false` when there is no directory (or it is overloaded).
+    pub(crate) fn seat_in_fleet(&self, conn: &Rc<Conn>, token: &str) -> bool {
+        if self.node.directory.is_none() {
+            return false;
+        }
+        let p = Pending::Seat {
+            conn: conn.clone(),
+            token: token.to_owned(),
+        };
+        self.queue_pending(conn, p)
+    }
+
+    /// The session gave up on the pause meanwhile, or the connection is gone.
+    fn still_waiting(conn: &Conn) -> bool {
+        conn.paused_since().is_some() && conn.close_requested().is_none()
+    }
+
+    fn finish_join(
+        &self,
+        conn: &Rc<Conn>,
+        pid: PlayerId,
+        instance: InstanceId,
+        create: bool,
+        claim: Claim,
+    ) {
+        if !Self::still_waiting(conn) || conn.player() != Some(pid) {
             return;
         }
-        pj.conn.resume_reading();
+        conn.resume_reading();
         match claim {
-            Claim::Mine => self.join_placed(
-                &pj.conn,
-                pj.player,
-                Some(pj.instance),
-                pj.create,
-                Instant::now(),
-            ),
-            Claim::Elsewhere { url, .. } => self.send_error(&pj.conn, ErrorCode::WrongNode, &url),
-            Claim::Unavailable(why) => self.send_error(&pj.conn, ErrorCode::ServerFull, &why),
+            Claim::Mine => self.join_placed(conn, pid, Some(instance), create, Instant::now()),
+            Claim::Elsewhere { url, .. } => self.send_error(conn, ErrorCode::WrongNode, &url),
+            Claim::Unavailable(why) => self.send_error(conn, ErrorCode::ServerFull, &why),
+        }
+    }
+
+    fn finish_seat(&self, conn: &Rc<Conn>, owner: Option<String>) {
+        if !Self::still_waiting(conn) || conn.player().is_some() {
+            return;
+        }
+        conn.resume_reading();
+        match owner {
+            Some(url) => self.send_error(conn, ErrorCode::WrongNode, &url),
+            None => self.refuse_resume(conn),
         }
     }
 }

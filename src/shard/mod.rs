@@ -72,6 +72,8 @@ const MESH_OUTBOX_CAPACITY: usize = 4096;
 /// Pending resume-token look-ups on other shards, per asking connection.
 struct SeatLookup {
     replies_missing: usize,
+    /// The token asked about (for the fleet directory when no shard has it).
+    token: String,
 }
 
 /// The shard's task queues: latency classes made explicit.
@@ -125,7 +127,7 @@ pub struct Shard {
     lookups: RefCell<HashMap<ConnId, SeatLookup>>,
     /// Joins waiting for the fleet directory to say who owns their instance
     /// (with --directory; bounded by `directory::link::PENDING_JOINS_MAX`).
-    pub directory_joins: RefCell<std::collections::VecDeque<crate::directory::link::PendingJoin>>,
+    pub directory_pending: RefCell<std::collections::VecDeque<crate::directory::link::Pending>>,
     rng: Cell<u64>,
     pub started_at: Instant,
 }
@@ -169,7 +171,7 @@ impl Shard {
             next_tick_at: Cell::new(None),
             mesh_out,
             lookups: RefCell::new(HashMap::new()),
-            directory_joins: RefCell::new(Default::default()),
+            directory_pending: RefCell::new(Default::default()),
             rng: Cell::new(u64::from_le_bytes(seed) | 1),
             started_at: Instant::now(),
             node,

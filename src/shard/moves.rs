@@ -172,6 +172,16 @@ impl Shard {
         conn.resume_reading();
     }
 
+    /// No shard here holds the seat of `token`: in a fleet, the directory
+    /// may know the node that does (the connection stays paused until it
+    /// answers); else the resume is refused.
+    pub(crate) fn resume_elsewhere_or_refuse(&self, conn: &Rc<Conn>, token: &str) {
+        if !self.seat_in_fleet(conn, token) {
+            self.refuse_resume(conn);
+            conn.resume_reading();
+        }
+    }
+
     pub(crate) fn refuse_resume(&self, conn: &Conn) {
         self.send_error(
             conn,
@@ -187,6 +197,7 @@ impl Shard {
             conn.id,
             SeatLookup {
                 replies_missing: self.shards - 1,
+                token: token.to_owned(),
             },
         );
         for to in (0..self.shards).filter(|&s| s != self.id) {
@@ -209,9 +220,14 @@ impl Shard {
         };
         lookup.replies_missing -= 1;
         let done = found.is_some() || lookup.replies_missing == 0;
-        if done {
-            lookups.remove(&conn_id);
-        }
+        let token = if done {
+            lookups
+                .remove(&conn_id)
+                .map(|l| l.token)
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         drop(lookups);
         let Some(conn) = conn.filter(|c| c.player().is_none()) else {
             return;
@@ -222,10 +238,7 @@ impl Shard {
                 player,
                 resume: true,
             }),
-            None if done => {
-                self.refuse_resume(&conn);
-                conn.resume_reading();
-            }
+            None if done => self.resume_elsewhere_or_refuse(&conn, &token),
             None => {}
         }
     }

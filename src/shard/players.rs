@@ -239,7 +239,7 @@ impl Shard {
             if self.shards > 1 {
                 self.find_seat_elsewhere(conn, token);
             } else {
-                self.refuse_resume(conn);
+                self.resume_elsewhere_or_refuse(conn, token);
             }
             return;
         };
