@@ -424,6 +424,10 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
         (a.metric("shardline_directory_replicas_written_total") >= written + 8).then_some(())
     });
 
+    eprintln!(
+        "largest replica of one instance: {} bytes (lz4)",
+        a.metric("shardline_directory_replica_instance_bytes_max")
+    );
     let killed_at = Instant::now();
     a.server.kill9();
     drop(p1);
@@ -434,6 +438,7 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
         );
     }
     let took = killed_at.elapsed();
+    eprintln!("B owned A's instances {took:?} after kill -9 (TTL {TTL_MS} ms)");
     assert!(
         took < Duration::from_secs(10),
         "B owned A's instances {took:?} after the kill"

@@ -185,7 +185,6 @@ impl Shard {
         pid: PlayerId,
         instance: InstanceId,
         create: bool,
-        _now: Instant,
     ) {
         let p = Pending::Join {
             conn: conn.clone(),

@@ -322,7 +322,7 @@ impl Shard {
         if let Some(id) = &target {
             if self.join_needs_directory(id) {
                 // In a fleet: which node owns it? (the Join resumes after)
-                self.join_after_directory(conn, pid, id.clone(), create, now);
+                self.join_after_directory(conn, pid, id.clone(), create);
                 return;
             }
         }
