@@ -250,8 +250,13 @@ async fn admit(
                         return Next::Done;
                     }
                     crate::directory::Claim::Unavailable(why) => {
-                        reply_and_close(&mut stream, 503, "Service Unavailable", &format!("{why}\n"))
-                            .await;
+                        reply_and_close(
+                            &mut stream,
+                            503,
+                            "Service Unavailable",
+                            &format!("{why}\n"),
+                        )
+                        .await;
                         return Next::Done;
                     }
                 }
