@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -444,6 +445,16 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
         "B owned A's instances {took:?} after the kill"
     );
 
+    // B has restored them (owning an instance in the directory comes a
+    // moment before the shard has rebuilt it and its seats: a resume in
+    // between is refused).
+    for instance in ["fo-1", "fo-2"] {
+        eventually(&format!("B restored {instance}"), SETTLE, || {
+            let (status, body) = get(b.admin, &format!("/instances/{instance}"));
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            (status == 200 && v["seats"].as_array().is_some_and(|s| !s.is_empty())).then_some(())
+        });
+    }
     // Each player resumes its own entity on B with its token.
     for (instance, w, j) in [("fo-1", &w1, &j1), ("fo-2", &w2, &j2)] {
         let mut c = Client::connect(&b.server.play_url(instance));
@@ -484,8 +495,15 @@ fn a_redis_outage_leaves_games_running_and_nodes_reregister() {
     eventually("routing refused during the outage", SETTLE, || {
         (a.get("/v1/regions").0 == 503).then_some(())
     });
-    let (status, body) = get(a.server.addr(), "/play?instance=new-1");
-    assert_eq!(status, 503, "{body}");
+    // A WebSocket upgrade for an instance nobody runs needs a claim.
+    let mut s = common::tcp(a.server.addr());
+    s.write_all(&common::upgrade_request(
+        a.server.addr(),
+        "/play?instance=new-1",
+    ))
+    .unwrap();
+    let (head, _) = common::read_http_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     assert!(a.metric("shardline_directory_refused_total") > 0);
     assert!(a.metric("shardline_directory_errors_total") > 0);
     assert_eq!(a.metric("shardline_directory_up"), 0);
