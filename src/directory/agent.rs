@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::route::{self, NodeInfo};
 use super::{keys, replica, send_to_shard, AgentStart, Claim, DirectoryMetrics, RouteQuery};
-use super::{ShardReport, ToAgent, ToShard};
+use super::{SeatAt, ShardReport, ToAgent, ToShard};
 use crate::game::{shard_for, InstanceId};
 
 /// Bound on connecting to Redis, and on each command.
@@ -540,18 +540,21 @@ impl Agent {
         }
     }
 
-    fn find_seat(&mut self, token: &str) -> Option<String> {
-        let instance: String = self
+    fn find_seat(&mut self, token: &str) -> SeatAt {
+        let instance: Option<String> = self
             .redis("find seat", |c| c.get(keys::seat(token)))
-            .flatten()?;
-        let id = InstanceId::parse(&instance).ok()?;
-        let owner: String = self
+            .flatten();
+        let Some(id) = instance.and_then(|i| InstanceId::parse(&i).ok()) else {
+            return SeatAt::Nowhere;
+        };
+        let owner: Option<String> = self
             .redis("find seat", |c| c.get(keys::instance(&id)))
-            .flatten()?;
-        if owner == self.me() {
-            return None;
+            .flatten();
+        match owner {
+            None => SeatAt::Nowhere,
+            Some(owner) if owner == self.me() => SeatAt::Here,
+            Some(owner) => self.node_url(&owner).map_or(SeatAt::Nowhere, SeatAt::Node),
         }
-        self.node_url(&owner)
     }
 
     // -------------------------------------------------------------- reports

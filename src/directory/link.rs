@@ -6,7 +6,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{Claim, ShardReport, ToAgent, ToShard};
+use super::{Claim, SeatAt, ShardReport, ToAgent, ToShard};
 use crate::game::{InstanceId, PlayerId};
 use crate::net::conn::Conn;
 use crate::protocol::ErrorCode;
@@ -112,6 +112,10 @@ pub const PENDING_MAX: usize = 256;
 const _: () =
     assert!(super::ANSWER_TIMEOUT.as_millis() < crate::shard::moves::MOVE_TIMEOUT.as_millis());
 
+/// How long a resume waits before looking again for a seat whose instance
+/// this node is rebuilding (taken over from a dead node).
+const SEAT_REBUILD_RETRY: Duration = Duration::from_millis(50);
+
 /// A request waiting for the directory. Its connection is paused (nothing
 /// read) meanwhile, so later messages keep their order.
 pub enum Pending {
@@ -145,11 +149,19 @@ fn start_pending(shard: &Rc<Shard>, dir: &super::Directory) {
                         shard.finish_join(&conn, player, instance, create, claim);
                     }
                     Pending::Seat { conn, token } => {
-                        let owner = dir
-                            .ask(|reply| ToAgent::FindSeat { token, reply })
+                        let at = dir
+                            .ask(|reply| ToAgent::FindSeat {
+                                token: token.clone(),
+                                reply,
+                            })
                             .await
-                            .flatten();
-                        shard.finish_seat(&conn, owner);
+                            .unwrap_or(SeatAt::Nowhere);
+                        if at == SeatAt::Here {
+                            // Being rebuilt on this node: look again in a
+                            // moment.
+                            glommio::timer::sleep(SEAT_REBUILD_RETRY).await;
+                        }
+                        shard.finish_seat(&conn, &token, at);
                     }
                 }
             },
@@ -238,14 +250,24 @@ impl Shard {
         }
     }
 
-    fn finish_seat(&self, conn: &Rc<Conn>, owner: Option<String>) {
+    fn finish_seat(&self, conn: &Rc<Conn>, token: &str, at: SeatAt) {
         if !Self::still_waiting(conn) || conn.player().is_some() {
             return;
         }
+        let since = conn.paused_since();
         conn.resume_reading();
-        match owner {
-            Some(url) => self.send_error(conn, ErrorCode::WrongNode, &url),
-            None => self.refuse_resume(conn),
+        match at {
+            SeatAt::Node(url) => self.send_error(conn, ErrorCode::WrongNode, &url),
+            SeatAt::Nowhere => self.refuse_resume(conn),
+            SeatAt::Here => {
+                // Look again: the seat may have been rebuilt meanwhile; if
+                // not, this comes back here. The pause keeps its first
+                // start, so the session's MOVE_TIMEOUT bounds the retries.
+                self.resume(conn, token);
+                if let (Some(first), Some(_)) = (since, conn.paused_since()) {
+                    conn.pause_reading(first);
+                }
+            }
         }
     }
 }

@@ -94,8 +94,20 @@ pub enum ToAgent {
     /// A resume token unknown on this node: which node holds its seat?
     FindSeat {
         token: String,
-        reply: Sender<Option<String>>,
+        reply: Sender<SeatAt>,
     },
+}
+
+/// Where the directory places a resume token's seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatAt {
+    /// Unknown, expired, or its instance has no owner.
+    Nowhere,
+    /// Its instance belongs to this node but no shard holds the seat yet:
+    /// the instance is being rebuilt here (taken over from a dead node).
+    Here,
+    /// Another node's WebSocket URL.
+    Node(String),
 }
 
 #[derive(Debug)]
