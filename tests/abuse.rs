@@ -340,6 +340,22 @@ impl Drop for Steady {
 
 // ------------------------------------------------------------------ raw helpers
 
+/// Reads and discards everything from `reader` on a thread until the
+/// server closes the connection (the thread then returns `true`).
+fn drain_until_closed(mut reader: TcpStream) -> JoinHandle<bool> {
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+    })
+}
+
 /// A client frame with FIN as given (for fragmentation), masked.
 fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = masked_frame(opcode, payload);
@@ -669,19 +685,8 @@ fn ping_floods_close_the_flooder_without_hurting_others() {
     let handles: Vec<_> = (0..4)
         .map(|i| {
             let mut raw = raw_player(&server, "pingers", &format!("pinger-{i}"));
-            let mut reader = raw.stream.try_clone().unwrap();
-            let read_until_closed = std::thread::spawn(move || {
-                let mut chunk = [0u8; 64 * 1024];
-                loop {
-                    match reader.read(&mut chunk) {
-                        Ok(0) => return true,
-                        Ok(_) => {}
-                        Err(e)
-                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                        Err(_) => return true,
-                    }
-                }
-            });
+            let reader = raw.stream.try_clone().unwrap();
+            let read_until_closed = drain_until_closed(reader);
             std::thread::spawn(move || {
                 let mut enc = ClientEncoder::new();
                 let mut batch = Vec::new();
@@ -724,20 +729,9 @@ fn input_floods_close_the_flooder_and_cap_what_applies() {
     let handles: Vec<_> = (0..4)
         .map(|i| {
             let mut raw = raw_player(&server, CALM, &format!("flooder-{i}"));
-            let mut reader = raw.stream.try_clone().unwrap();
+            let reader = raw.stream.try_clone().unwrap();
             let stop = stop.clone();
-            let reads = std::thread::spawn(move || {
-                let mut chunk = [0u8; 64 * 1024];
-                loop {
-                    match reader.read(&mut chunk) {
-                        Ok(0) => return true,
-                        Ok(_) => {}
-                        Err(e)
-                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                        Err(_) => return true,
-                    }
-                }
-            });
+            let reads = drain_until_closed(reader);
             std::thread::spawn(move || {
                 let mut enc = ClientEncoder::new();
                 let mut seq = 0u32;

@@ -136,16 +136,16 @@ pub fn render(stats: &Value) -> String {
         let c = &s["counters"];
         out += &format!(
             "{:<6} {:>6.2} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10} {:>8.1} {:>6}\n",
-            s["shard"],
+            s["shard"].to_string(),
             s["cpu_usage"].as_f64().unwrap_or(0.0),
-            s["connections_open"],
-            s["players_connected"],
-            s["players_active"],
-            s["instances"],
-            c["messages_in"],
-            c["messages_out"],
+            s["connections_open"].to_string(),
+            s["players_connected"].to_string(),
+            s["players_active"].to_string(),
+            s["instances"].to_string(),
+            c["messages_in"].to_string(),
+            c["messages_out"].to_string(),
             s["tick_rate_measured"].as_f64().unwrap_or(0.0),
-            s["shedding"],
+            s["shedding"].to_string(),
         );
     }
     for name in HistName::ALL {
@@ -163,7 +163,7 @@ pub fn render(stats: &Value) -> String {
             out += &format!(
                 "{:<6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
                 label,
-                h["count"],
+                h["count"].to_string(),
                 ms(&h["p50"]),
                 ms(&h["p90"]),
                 ms(&h["p99"]),
@@ -173,4 +173,28 @@ pub fn render(stats: &Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_rows_line_up_with_their_headers() {
+        let stats = serde_json::json!({
+            "node_id": "n", "region": "r", "shards": [{
+                "shard": 0, "cpu_usage": 0.5, "connections_open": 12, "players_connected": 3,
+                "players_active": 2, "instances": 1, "tick_rate_measured": 30.0, "shedding": false,
+                "counters": {"messages_in": 100, "messages_out": 200},
+                "histograms_us": {}
+            }],
+            "histograms_us": {}
+        });
+        let text = render(&stats);
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines.iter().position(|l| l.starts_with("shard")).unwrap();
+        // JSON values are padded like the header, so the table lines up.
+        assert_eq!(lines[header].len(), lines[header + 1].len(), "{text}");
+        assert!(lines[header + 1].starts_with("0      "), "{text}");
+    }
 }
