@@ -196,6 +196,37 @@ impl Encoder {
         self.finish(fb::ServerBody::Error, body.as_union_value())
     }
 
+    /// A fleet broadcast (`shardline fleet broadcast`).
+    pub fn notice(&mut self, message: &str, region: &str, sent_at_us: u64) -> &[u8] {
+        self.fbb.reset();
+        let message = self.fbb.create_string(message);
+        let region = self.fbb.create_string(region);
+        let body = fb::Notice::create(
+            &mut self.fbb,
+            &fb::NoticeArgs {
+                message: Some(message),
+                region: Some(region),
+                sent_at_us,
+            },
+        );
+        self.finish(fb::ServerBody::Notice, body.as_union_value())
+    }
+
+    /// The player's seat moved to `instance_id` on the node at `url`.
+    pub fn transfer(&mut self, url: &str, instance_id: &str) -> &[u8] {
+        self.fbb.reset();
+        let url = self.fbb.create_string(url);
+        let instance_id = self.fbb.create_string(instance_id);
+        let body = fb::Transfer::create(
+            &mut self.fbb,
+            &fb::TransferArgs {
+                url: Some(url),
+                instance_id: Some(instance_id),
+            },
+        );
+        self.finish(fb::ServerBody::Transfer, body.as_union_value())
+    }
+
     fn finish(&mut self, body_type: fb::ServerBody, body: WIPOffset<UnionWIPOffset>) -> &[u8] {
         let root = fb::ServerMessage::create(
             &mut self.fbb,
@@ -278,6 +309,15 @@ pub enum ServerMsg {
         code: ErrorCode,
         message: String,
     },
+    Notice {
+        message: String,
+        region: String,
+        sent_at_us: u64,
+    },
+    Transfer {
+        url: String,
+        instance_id: String,
+    },
 }
 
 /// Verifies and decodes a server frame, for client-side tools. Absent strings
@@ -359,6 +399,21 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, ProtocolError> {
             ServerMsg::Error {
                 code: e.code(),
                 message: text(e.message()),
+            }
+        }
+        fb::ServerBody::Notice => {
+            let n = msg.body_as_notice().ok_or_else(missing)?;
+            ServerMsg::Notice {
+                message: text(n.message()),
+                region: text(n.region()),
+                sent_at_us: n.sent_at_us(),
+            }
+        }
+        fb::ServerBody::Transfer => {
+            let t = msg.body_as_transfer().ok_or_else(missing)?;
+            ServerMsg::Transfer {
+                url: text(t.url()),
+                instance_id: text(t.instance_id()),
             }
         }
         fb::ServerBody::NONE => {
@@ -524,6 +579,22 @@ mod tests {
                 ServerMsg::Pong {
                     client_time: 1234.5,
                     server_time_us: 1_700_000_000_000_000,
+                },
+            ),
+            (
+                enc.notice("maintenance at 04:00 UTC", "eu", 1_700_000_000_000_001)
+                    .to_vec(),
+                ServerMsg::Notice {
+                    message: "maintenance at 04:00 UTC".into(),
+                    region: "eu".into(),
+                    sent_at_us: 1_700_000_000_000_001,
+                },
+            ),
+            (
+                enc.transfer("ws://10.0.0.2:9000", "match-9").to_vec(),
+                ServerMsg::Transfer {
+                    url: "ws://10.0.0.2:9000".into(),
+                    instance_id: "match-9".into(),
                 },
             ),
             (

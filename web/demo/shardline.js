@@ -1492,6 +1492,64 @@ var Pong = class _Pong {
   }
 };
 
+// src/generated/shardline/protocol/notice.ts
+var Notice = class _Notice {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsNotice(bb, obj) {
+    return (obj || new _Notice()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsNotice(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _Notice()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  message(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  region(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  /**
+   * When it was sent, microseconds since the Unix epoch (sender's clock).
+   */
+  sentAtUs() {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startNotice(builder) {
+    builder.startObject(3);
+  }
+  static addMessage(builder, messageOffset) {
+    builder.addFieldOffset(0, messageOffset, 0);
+  }
+  static addRegion(builder, regionOffset) {
+    builder.addFieldOffset(1, regionOffset, 0);
+  }
+  static addSentAtUs(builder, sentAtUs) {
+    builder.addFieldInt64(2, sentAtUs, BigInt("0"));
+  }
+  static endNotice(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createNotice(builder, messageOffset, regionOffset, sentAtUs) {
+    _Notice.startNotice(builder);
+    _Notice.addMessage(builder, messageOffset);
+    _Notice.addRegion(builder, regionOffset);
+    _Notice.addSentAtUs(builder, sentAtUs);
+    return _Notice.endNotice(builder);
+  }
+};
+
 // src/generated/shardline/protocol/state-update.ts
 var StateUpdate = class _StateUpdate {
   constructor() {
@@ -1591,6 +1649,53 @@ var StateUpdate = class _StateUpdate {
     _StateUpdate.addEntities(builder, entitiesOffset);
     _StateUpdate.addCustom(builder, customOffset);
     return _StateUpdate.endStateUpdate(builder);
+  }
+};
+
+// src/generated/shardline/protocol/transfer.ts
+var Transfer = class _Transfer {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsTransfer(bb, obj) {
+    return (obj || new _Transfer()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsTransfer(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _Transfer()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  url(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  instanceId(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  static startTransfer(builder) {
+    builder.startObject(2);
+  }
+  static addUrl(builder, urlOffset) {
+    builder.addFieldOffset(0, urlOffset, 0);
+  }
+  static addInstanceId(builder, instanceIdOffset) {
+    builder.addFieldOffset(1, instanceIdOffset, 0);
+  }
+  static endTransfer(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createTransfer(builder, urlOffset, instanceIdOffset) {
+    _Transfer.startTransfer(builder);
+    _Transfer.addUrl(builder, urlOffset);
+    _Transfer.addInstanceId(builder, instanceIdOffset);
+    return _Transfer.endTransfer(builder);
   }
 };
 
@@ -1770,6 +1875,8 @@ var ServerBody = /* @__PURE__ */ ((ServerBody2) => {
   ServerBody2[ServerBody2["PlayerLeft"] = 5] = "PlayerLeft";
   ServerBody2[ServerBody2["Pong"] = 6] = "Pong";
   ServerBody2[ServerBody2["Error"] = 7] = "Error";
+  ServerBody2[ServerBody2["Notice"] = 8] = "Notice";
+  ServerBody2[ServerBody2["Transfer"] = 9] = "Transfer";
   return ServerBody2;
 })(ServerBody || {});
 
@@ -2734,6 +2841,7 @@ __export(protocol_exports, {
   Leave: () => Leave,
   LeaveReason: () => LeaveReason,
   Limits: () => Limits,
+  Notice: () => Notice,
   Ping: () => Ping,
   PlayerJoined: () => PlayerJoined,
   PlayerLeft: () => PlayerLeft,
@@ -2742,6 +2850,7 @@ __export(protocol_exports, {
   ServerBody: () => ServerBody,
   ServerMessage: () => ServerMessage,
   StateUpdate: () => StateUpdate,
+  Transfer: () => Transfer,
   Welcome: () => Welcome
 });
 

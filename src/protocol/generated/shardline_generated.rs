@@ -461,10 +461,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ErrorCode {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_SERVER_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_SERVER_BODY: u8 = 7;
+pub const ENUM_MAX_SERVER_BODY: u8 = 9;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 8] = [
+pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 10] = [
   ServerBody::NONE,
   ServerBody::Welcome,
   ServerBody::Joined,
@@ -473,6 +473,8 @@ pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 8] = [
   ServerBody::PlayerLeft,
   ServerBody::Pong,
   ServerBody::Error,
+  ServerBody::Notice,
+  ServerBody::Transfer,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -488,9 +490,11 @@ impl ServerBody {
   pub const PlayerLeft: Self = Self(5);
   pub const Pong: Self = Self(6);
   pub const Error: Self = Self(7);
+  pub const Notice: Self = Self(8);
+  pub const Transfer: Self = Self(9);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 7;
+  pub const ENUM_MAX: u8 = 9;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Welcome,
@@ -500,6 +504,8 @@ impl ServerBody {
     Self::PlayerLeft,
     Self::Pong,
     Self::Error,
+    Self::Notice,
+    Self::Transfer,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -512,6 +518,8 @@ impl ServerBody {
       Self::PlayerLeft => Some("PlayerLeft"),
       Self::Pong => Some("Pong"),
       Self::Error => Some("Error"),
+      Self::Notice => Some("Notice"),
+      Self::Transfer => Some("Transfer"),
       _ => None,
     }
   }
@@ -2943,6 +2951,260 @@ impl ::core::fmt::Debug for Error<'_> {
       ds.finish()
   }
 }
+pub enum NoticeOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A message from the studio's operators to every player of a region (or of
+/// the whole fleet): `shardline fleet broadcast`. Show it; nothing to answer.
+pub struct Notice<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Notice<'a> {
+  type Inner = Notice<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Notice<'a> {
+  pub const VT_MESSAGE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_REGION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SENT_AT_US: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Notice { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args NoticeArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Notice<'bldr>> {
+    let mut builder = NoticeBuilder::new(_fbb);
+    builder.add_sent_at_us(args.sent_at_us);
+    if let Some(x) = args.region { builder.add_region(x); }
+    if let Some(x) = args.message { builder.add_message(x); }
+    builder.finish()
+  }
+
+
+  /// UTF-8, at most 1024 bytes.
+  #[inline]
+  pub fn message(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Notice::VT_MESSAGE, None)}
+  }
+  /// The region it was sent to; empty when sent to every region.
+  #[inline]
+  pub fn region(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Notice::VT_REGION, None)}
+  }
+  /// When it was sent, microseconds since the Unix epoch (sender's clock).
+  #[inline]
+  pub fn sent_at_us(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Notice::VT_SENT_AT_US, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Notice<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("message", Self::VT_MESSAGE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("region", Self::VT_REGION, false)?
+     .visit_field::<u64>("sent_at_us", Self::VT_SENT_AT_US, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct NoticeArgs<'a> {
+    pub message: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub region: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub sent_at_us: u64,
+}
+impl<'a> Default for NoticeArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    NoticeArgs {
+      message: None,
+      region: None,
+      sent_at_us: 0,
+    }
+  }
+}
+
+pub struct NoticeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> NoticeBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_message(&mut self, message: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Notice::VT_MESSAGE, message);
+  }
+  #[inline]
+  pub fn add_region(&mut self, region: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Notice::VT_REGION, region);
+  }
+  #[inline]
+  pub fn add_sent_at_us(&mut self, sent_at_us: u64) {
+    self.fbb_.push_slot::<u64>(Notice::VT_SENT_AT_US, sent_at_us, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> NoticeBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    NoticeBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Notice<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Notice<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Notice");
+      ds.field("message", &self.message());
+      ds.field("region", &self.region());
+      ds.field("sent_at_us", &self.sent_at_us());
+      ds.finish()
+  }
+}
+pub enum TransferOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The player was moved to an instance on another node of the fleet
+/// (`shardline fleet move`), and its seat there is reserved for
+/// Limits.reconnect_grace_ms. Connect to <url>/play?instance=<instance_id>
+/// and send Hello with the same resume token: Welcome (resumed) and Joined
+/// follow. The server closes this connection (1000) right after.
+pub struct Transfer<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Transfer<'a> {
+  type Inner = Transfer<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Transfer<'a> {
+  pub const VT_URL: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INSTANCE_ID: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Transfer { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args TransferArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Transfer<'bldr>> {
+    let mut builder = TransferBuilder::new(_fbb);
+    if let Some(x) = args.instance_id { builder.add_instance_id(x); }
+    if let Some(x) = args.url { builder.add_url(x); }
+    builder.finish()
+  }
+
+
+  /// The other node's WebSocket base URL.
+  #[inline]
+  pub fn url(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Transfer::VT_URL, None)}
+  }
+  #[inline]
+  pub fn instance_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Transfer::VT_INSTANCE_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Transfer<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("url", Self::VT_URL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("instance_id", Self::VT_INSTANCE_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TransferArgs<'a> {
+    pub url: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub instance_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for TransferArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    TransferArgs {
+      url: None,
+      instance_id: None,
+    }
+  }
+}
+
+pub struct TransferBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TransferBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_url(&mut self, url: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Transfer::VT_URL, url);
+  }
+  #[inline]
+  pub fn add_instance_id(&mut self, instance_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Transfer::VT_INSTANCE_ID, instance_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TransferBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TransferBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Transfer<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Transfer<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Transfer");
+      ds.field("url", &self.url());
+      ds.field("instance_id", &self.instance_id());
+      ds.finish()
+  }
+}
 pub enum ServerMessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3097,6 +3359,36 @@ impl<'a> ServerMessage<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_notice(&self) -> Option<Notice<'a>> {
+    if self.body_type() == ServerBody::Notice {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Notice::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transfer(&self) -> Option<Transfer<'a>> {
+    if self.body_type() == ServerBody::Transfer {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Transfer::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ServerMessage<'_> {
@@ -3114,6 +3406,8 @@ impl ::flatbuffers::Verifiable for ServerMessage<'_> {
           ServerBody::PlayerLeft => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PlayerLeft>>("ServerBody::PlayerLeft", pos),
           ServerBody::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("ServerBody::Pong", pos),
           ServerBody::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("ServerBody::Error", pos),
+          ServerBody::Notice => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Notice>>("ServerBody::Notice", pos),
+          ServerBody::Transfer => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Transfer>>("ServerBody::Transfer", pos),
           _ => Ok(()),
         }
      })?
@@ -3212,6 +3506,20 @@ impl ::core::fmt::Debug for ServerMessage<'_> {
         },
         ServerBody::Error => {
           if let Some(x) = self.body_as_error() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ServerBody::Notice => {
+          if let Some(x) = self.body_as_notice() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ServerBody::Transfer => {
+          if let Some(x) = self.body_as_transfer() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

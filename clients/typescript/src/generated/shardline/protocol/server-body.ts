@@ -4,10 +4,12 @@
 
 import { Error } from '../../shardline/protocol/error.js';
 import { Joined } from '../../shardline/protocol/joined.js';
+import { Notice } from '../../shardline/protocol/notice.js';
 import { PlayerJoined } from '../../shardline/protocol/player-joined.js';
 import { PlayerLeft } from '../../shardline/protocol/player-left.js';
 import { Pong } from '../../shardline/protocol/pong.js';
 import { StateUpdate } from '../../shardline/protocol/state-update.js';
+import { Transfer } from '../../shardline/protocol/transfer.js';
 import { Welcome } from '../../shardline/protocol/welcome.js';
 
 
@@ -19,13 +21,15 @@ export enum ServerBody {
   PlayerJoined = 4,
   PlayerLeft = 5,
   Pong = 6,
-  Error = 7
+  Error = 7,
+  Notice = 8,
+  Transfer = 9
 }
 
 export function unionToServerBody(
   type: ServerBody,
-  accessor: (obj:Error|Joined|PlayerJoined|PlayerLeft|Pong|StateUpdate|Welcome) => Error|Joined|PlayerJoined|PlayerLeft|Pong|StateUpdate|Welcome|null
-): Error|Joined|PlayerJoined|PlayerLeft|Pong|StateUpdate|Welcome|null {
+  accessor: (obj:Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome) => Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome|null
+): Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome|null {
   switch(ServerBody[type]) {
     case 'NONE': return null; 
     case 'Welcome': return accessor(new Welcome())! as Welcome;
@@ -35,15 +39,17 @@ export function unionToServerBody(
     case 'PlayerLeft': return accessor(new PlayerLeft())! as PlayerLeft;
     case 'Pong': return accessor(new Pong())! as Pong;
     case 'Error': return accessor(new Error())! as Error;
+    case 'Notice': return accessor(new Notice())! as Notice;
+    case 'Transfer': return accessor(new Transfer())! as Transfer;
     default: return null;
   }
 }
 
 export function unionListToServerBody(
   type: ServerBody, 
-  accessor: (index: number, obj:Error|Joined|PlayerJoined|PlayerLeft|Pong|StateUpdate|Welcome) => Error|Joined|PlayerJoined|PlayerLeft|Pong|StateUpdate|Welcome|null, 
+  accessor: (index: number, obj:Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome) => Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome|null, 
   index: number
-): Error|Joined|PlayerJoined|PlayerLeft|Pong|StateUpdate|Welcome|null {
+): Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome|null {
   switch(ServerBody[type]) {
     case 'NONE': return null; 
     case 'Welcome': return accessor(index, new Welcome())! as Welcome;
@@ -53,6 +59,8 @@ export function unionListToServerBody(
     case 'PlayerLeft': return accessor(index, new PlayerLeft())! as PlayerLeft;
     case 'Pong': return accessor(index, new Pong())! as Pong;
     case 'Error': return accessor(index, new Error())! as Error;
+    case 'Notice': return accessor(index, new Notice())! as Notice;
+    case 'Transfer': return accessor(index, new Transfer())! as Transfer;
     default: return null;
   }
 }
