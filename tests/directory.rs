@@ -520,3 +520,171 @@ fn a_redis_outage_leaves_games_running_and_nodes_reregister() {
         v.tick >= more.tick + 5
     });
 }
+
+/// `shardline fleet move` output: the JSON outcome line.
+fn moved(redis: &Redis, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["move"];
+    all.extend_from_slice(args);
+    let (ok, out) = fleet(redis, &all);
+    assert!(ok, "fleet move failed: {out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in: {out}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// The next Notice (other messages skipped), bounded.
+fn notice(c: &mut Client) -> (String, String) {
+    match c.recv_until("Notice", SETTLE, |m| matches!(m, ServerMsg::Notice { .. })) {
+        ServerMsg::Notice {
+            message, region, ..
+        } => (message, region),
+        _ => unreachable!("filtered above"),
+    }
+}
+
+#[test]
+fn broadcasts_reach_a_region_and_players_move_between_nodes() {
+    let Some(redis) = Redis::start() else { return };
+    let a = Node::start(&redis, "ma", "eu", &[]);
+    let b = Node::start(&redis, "mb", "eu", &[]);
+    let c = Node::start(&redis, "mc", "us", &[]);
+    wait_fleet(&[&a, &b, &c], 3);
+
+    let (mut mover, w_mover, j_mover) = player_in(&a, "mover", "mv-from");
+    let (mut stayer, w_stayer, _) = player_in(&a, "stayer", "mv-from");
+    let (mut host, _, j_host) = player_in(&b, "host", "mv-to");
+    let (mut yank, _, _) = player_in(&c, "yank", "mv-us");
+
+    // A broadcast to eu reaches every player of both eu nodes, and none in
+    // us: the us player's first Notice is the one sent to us afterwards.
+    eventually("both eu nodes hear broadcasts", SETTLE, || {
+        let (ok, out) = fleet(
+            &redis,
+            &["broadcast", "--region", "eu", "eu: restart at 04:00"],
+        );
+        (ok && out.contains("sent to 2 node(s)")).then_some(())
+    });
+    for p in [&mut mover, &mut stayer, &mut host] {
+        assert_eq!(
+            notice(p),
+            ("eu: restart at 04:00".to_owned(), "eu".to_owned())
+        );
+    }
+    let (ok, out) = fleet(&redis, &["broadcast", "--region", "us", "us only"]);
+    assert!(ok, "{out}");
+    assert_eq!(notice(&mut yank), ("us only".to_owned(), "us".to_owned()));
+    let (ok, out) = fleet(&redis, &["broadcast", &"x".repeat(1025)]);
+    assert!(!ok && out.contains("at most 1024"), "{out}");
+
+    // Move `mover` from mv-from on A to mv-to on B: the command reports
+    // the seat B reserved, B's player sees it arrive, `stayer` sees it
+    // leave, and `mover` gets Transfer then a normal close.
+    let pid = w_mover.player_id.to_string();
+    let out = moved(
+        &redis,
+        &["--instance", "mv-from", "--player", &pid, "--to", "mv-to"],
+    );
+    assert_eq!(out["to_node"], "mb", "{out}");
+    assert_eq!(out["url"], b.url().as_str(), "{out}");
+    let new_pid = out["new_player"].as_u64().unwrap();
+    match mover.recv_until("Transfer", SETTLE, |m| {
+        matches!(m, ServerMsg::Transfer { .. })
+    }) {
+        ServerMsg::Transfer { url, instance_id } => {
+            assert_eq!(
+                (url.as_str(), instance_id.as_str()),
+                (b.url().as_str(), "mv-to")
+            );
+        }
+        _ => unreachable!(),
+    }
+    assert_eq!(mover.expect_close().0, 1000);
+    let left = stayer.recv_until("PlayerLeft", SETTLE, |m| {
+        matches!(m, ServerMsg::PlayerLeft { .. })
+    });
+    assert_eq!(
+        left,
+        ServerMsg::PlayerLeft {
+            player_id: w_mover.player_id,
+            entity_id: j_mover.entity_id,
+            reason: shardline::protocol::LeaveReason::Moved,
+        }
+    );
+    let arrived = host.recv_until("PlayerJoined", SETTLE, |m| {
+        matches!(m, ServerMsg::PlayerJoined { .. })
+    });
+    let ServerMsg::PlayerJoined {
+        player_id,
+        entity_id,
+        name,
+    } = arrived
+    else {
+        unreachable!()
+    };
+    assert_eq!((player_id, name.as_str()), (new_pid, "mover"));
+
+    // The mover reconnects to B with its token: its reserved seat, in the
+    // same world as B's player, and its inputs apply there.
+    let mut back = Client::connect(&b.server.play_url("mv-to"));
+    let w = back.hello_resume("mover", &w_mover.resume_token);
+    assert!(w.resumed, "the seat was reserved on arrival");
+    assert_eq!((w.node_id.as_str(), w.player_id), ("mb", new_pid));
+    let j = back.expect_joined();
+    assert_eq!((j.instance_id.as_str(), j.entity_id), ("mv-to", entity_id));
+    assert!(j.entities.iter().any(|e| e.id == j_host.entity_id));
+    back.input(1, 1.0, 0.0);
+    update_where(&mut back, "the first input applied on B", |u| {
+        u.last_input_seq == 1
+    });
+    // A no longer knows the token; B does. Any node points to B.
+    let mut lost = Client::connect(&a.server.url("/play"));
+    lost.send_hello("mover", Some(&w_mover.resume_token));
+    assert_eq!(lost.expect_error(ErrorCode::WrongNode), b.url());
+
+    // A target nobody runs yet is claimed by the player's own node: a
+    // move within the node, answered with Joined on the same connection.
+    let sid = w_stayer.player_id.to_string();
+    let out = moved(
+        &redis,
+        &["--instance", "mv-from", "--player", &sid, "--to", "mv-new"],
+    );
+    assert_eq!(
+        (out["to_node"].as_str(), out["instance"].as_str()),
+        (Some("ma"), Some("mv-new"))
+    );
+    assert_eq!(stayer.expect_joined().instance_id, "mv-new");
+    assert_eq!(a.route_until("instance=mv-new", |_| true), "ma");
+
+    // Refusals: a player not in the instance, an instance nobody runs.
+    let (ok, out) = fleet(
+        &redis,
+        &[
+            "move",
+            "--instance",
+            "mv-new",
+            "--player",
+            "12345",
+            "--to",
+            "mv-to",
+        ],
+    );
+    assert!(!ok && out.contains("no player 12345"), "{out}");
+    let (ok, out) = fleet(
+        &redis,
+        &[
+            "move",
+            "--instance",
+            "ghost",
+            "--player",
+            "1",
+            "--to",
+            "mv-to",
+        ],
+    );
+    assert!(!ok && out.contains("no node runs instance ghost"), "{out}");
+    assert_eq!(a.metric("shardline_directory_players_moved_out_total"), 2);
+    assert_eq!(b.metric("shardline_directory_players_moved_in_total"), 1);
+    assert!(a.metric("shardline_directory_notices_sent_total") >= 2);
+}

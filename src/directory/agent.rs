@@ -21,13 +21,17 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::{Commands, Connection};
 use serde_json::json;
 
+use super::control::FleetMsg;
 use super::route::{self, NodeInfo};
+use super::transfer::{Reservation, Reserved};
 use super::{keys, replica, send_to_shard, AgentStart, Claim, DirectoryMetrics, RouteQuery};
 use super::{SeatAt, ShardReport, ToAgent, ToShard};
 use crate::game::{shard_for, InstanceId};
 
 /// Bound on connecting to Redis, and on each command.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the outcome of a `shardline fleet move` waits for its caller.
+const MOVE_RESULT_TTL_S: i64 = 60;
 /// Requests handled between two heartbeat checks, so a flood of reports
 /// cannot starve the heartbeat.
 const MESSAGES_PER_BEAT_CHECK: usize = 256;
@@ -434,7 +438,95 @@ impl Agent {
                 let answer = self.find_seat(&token);
                 let _ = reply.try_send(answer);
             }
+            ToAgent::Transfer(r) => self.transfer(r),
+            ToAgent::Reserved(r) => self.reserved(r),
+            ToAgent::MoveDone { move_id, outcome } => {
+                let key = keys::move_result(&move_id);
+                let line = outcome.to_string();
+                let _ = self.redis("move outcome", |c| {
+                    redis::pipe()
+                        .rpush(&key, line)
+                        .ignore()
+                        .expire(&key, MOVE_RESULT_TTL_S)
+                        .ignore()
+                        .query::<()>(c)
+                });
+            }
         }
+    }
+
+    /// A player of this node moves to `r.instance`: to a shard here when
+    /// this node owns (or now claims) it, else a reservation to its owner.
+    fn transfer(&mut self, r: Reservation) {
+        let shard = r.reply_shard;
+        let fail = |agent: &mut Agent, why: String| {
+            let answer = Reserved {
+                move_id: r.move_id.clone(),
+                node: r.reply_node.clone(),
+                shard,
+                token: String::new(),
+                result: Err(why),
+            };
+            send_to_shard(
+                &agent.to_shards,
+                shard,
+                ToShard::Reserved(answer),
+                &agent.metrics,
+            );
+        };
+        let Ok(id) = InstanceId::parse(&r.instance) else {
+            return fail(self, format!("{:?} is not an instance id", r.instance));
+        };
+        match self.claim(id.clone()) {
+            Claim::Mine => {
+                let ev = ToShard::TransferLocal {
+                    move_id: r.move_id.clone(),
+                    to: id,
+                    create: r.create,
+                };
+                send_to_shard(&self.to_shards, shard, ev, &self.metrics);
+            }
+            Claim::Elsewhere { node, .. } => {
+                let body = serde_json::to_string(&FleetMsg::Reserve(r.clone()))
+                    .expect("a reservation serialises");
+                let channel = keys::node_control(&node);
+                let heard: Option<i64> = self.redis("reserve", |c| c.publish(&channel, body));
+                match heard {
+                    Some(n) if n > 0 => {}
+                    Some(_) => fail(
+                        self,
+                        format!("node {node}, which owns instance {id}, is not listening"),
+                    ),
+                    None => fail(self, "the directory is unavailable; retry shortly".into()),
+                }
+            }
+            Claim::Unavailable(why) => fail(self, why),
+        }
+    }
+
+    /// This node reserved (or refused) a seat for another node's player:
+    /// record the seat so the token is found from any node, and answer.
+    fn reserved(&mut self, r: Reserved) {
+        if let Ok(seat) = &r.result {
+            let ttl = self.seat_ttl();
+            let (key, instance) = (keys::seat(&r.token), seat.instance.clone());
+            let _ = self.redis("seat", |c| {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(instance)
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64)
+                    .query::<()>(c)
+            });
+        }
+        let channel = keys::node_control(&r.node);
+        let body = serde_json::to_string(&FleetMsg::Reserved(r)).expect("an answer serialises");
+        let _ = self.redis("reserve", |c| c.publish::<_, _, i64>(&channel, body));
+    }
+
+    /// How long a seat record lives in the directory.
+    fn seat_ttl(&self) -> Duration {
+        (self.start.reconnect_grace + self.start.cfg.ttl) * 2
     }
 
     fn claim(&mut self, id: InstanceId) -> Claim {
@@ -601,7 +693,7 @@ impl Agent {
     /// it holds, in one round trip.
     fn replicate(&mut self, snaps: Vec<crate::snapshot::InstanceSnapshot>) {
         let me = self.me().to_owned();
-        let seat_ttl = (self.start.reconnect_grace + self.start.cfg.ttl) * 2;
+        let seat_ttl = self.seat_ttl();
         let mut pipe = redis::pipe();
         let (mut n, mut bytes_sum, mut biggest) = (0u64, 0u64, 0u64);
         for snap in &snaps {

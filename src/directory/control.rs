@@ -1,6 +1,7 @@
 //! Fleet messages over Redis pub/sub: settings for every node of a region,
-//! draining one node. A thread per node subscribes to its region's channel
-//! and to the fleet-wide one, and hands each message to every shard; the
+//! draining one node, broadcasts to players, moving a player between nodes.
+//! A thread per node subscribes to its region's channel, the fleet-wide one
+//! and its own, and hands each message to the shards it concerns; the
 //! `shardline fleet` command publishes them.
 
 use std::sync::Arc;
@@ -10,7 +11,9 @@ use anyhow::{bail, Context};
 use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
+use super::transfer::{Broadcast, MoveOrder, Reservation, Reserved, NOTICE_BYTES_MAX};
 use super::{keys, send_to_shard, DirectoryMetrics, ToShard};
+use crate::game::{shard_for, InstanceId};
 
 /// How long the subscriber blocks on a read before it checks its
 /// connection; and the pause before reconnecting after a failure.
@@ -36,6 +39,14 @@ pub enum FleetMsg {
     Drain {
         node: String,
     },
+    /// A Notice for every player (of the channel's region, or every region).
+    Broadcast(Broadcast),
+    /// To the node owning the player's instance: move it.
+    Move(MoveOrder),
+    /// To the node owning the target instance: reserve a seat.
+    Reserve(Reservation),
+    /// To the node that asked: the reservation's outcome.
+    Reserved(Reserved),
 }
 
 impl FleetConfig {
@@ -99,6 +110,7 @@ fn subscribe(
     let mut ps = conn.as_pubsub();
     ps.subscribe(keys::control(region))?;
     ps.subscribe(keys::CONTROL_ALL)?;
+    ps.subscribe(keys::node_control(node))?;
     ps.set_read_timeout(Some(SUBSCRIBER_POLL))?;
     loop {
         let msg = match ps.get_message() {
@@ -134,8 +146,41 @@ fn apply(msg: FleetMsg, node: &str, shards: &[Sender<ToShard>], metrics: &Direct
             }
         }
         FleetMsg::Drain { .. } => return,
+        FleetMsg::Broadcast(b) => {
+            if b.message.len() > NOTICE_BYTES_MAX {
+                tracing::warn!(
+                    bytes = b.message.len(),
+                    "fleet broadcast over {NOTICE_BYTES_MAX} bytes ignored"
+                );
+                return;
+            }
+            tracing::info!(region = ?b.region, "fleet broadcast received");
+            let b = Arc::new(b);
+            for s in 0..shards.len() {
+                send_to_shard(shards, s, ToShard::Notice(b.clone()), metrics);
+            }
+        }
+        // Messages for one node arrive on its own channel only.
+        FleetMsg::Move(order) => {
+            let shard = owning_shard(&order.instance, shards.len());
+            send_to_shard(shards, shard, ToShard::MoveOut(order), metrics);
+        }
+        FleetMsg::Reserve(r) => {
+            let shard = owning_shard(&r.instance, shards.len());
+            send_to_shard(shards, shard, ToShard::Reserve(r), metrics);
+        }
+        FleetMsg::Reserved(r) => {
+            let shard = r.shard.min(shards.len() - 1);
+            send_to_shard(shards, shard, ToShard::Reserved(r), metrics);
+        }
     }
     metrics.fleet_messages.inc();
+}
+
+/// The shard of an instance id; an invalid id goes to shard 0, which
+/// refuses it with a reason.
+fn owning_shard(instance: &str, shards: usize) -> usize {
+    InstanceId::parse(instance).map_or(0, |id| shard_for(&id, shards))
 }
 
 // ------------------------------------------------------------------ the CLI
@@ -164,6 +209,36 @@ pub enum FleetCmd {
     },
     /// The nodes registered now, as JSON lines.
     Nodes,
+    /// A message to every player of a region (or of every region): each
+    /// connected player gets a Notice.
+    Broadcast {
+        /// Only this region's players. [default: every region]
+        #[arg(long, value_name = "NAME")]
+        region: Option<String>,
+        /// UTF-8, at most 1024 bytes.
+        message: String,
+    },
+    /// Move a player to an instance wherever it runs, its seat reserved
+    /// there: on another node the player gets Transfer (reconnect there with
+    /// its token), on the same node Joined. Waits for the outcome and
+    /// prints it as one JSON line; exits 1 when the move did not happen.
+    Move {
+        /// The instance the player is in now.
+        #[arg(long, value_name = "ID")]
+        instance: String,
+        /// The player's id (Welcome.player_id; the admin /instances/{id} lists them).
+        #[arg(long, value_name = "ID")]
+        player: u64,
+        /// The instance to move the player to.
+        #[arg(long, value_name = "ID")]
+        to: String,
+        /// Fail when the target instance does not exist, instead of creating it.
+        #[arg(long)]
+        no_create: bool,
+        /// How long to wait for the outcome.
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -206,6 +281,25 @@ pub fn run(cli: FleetCli) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        FleetCmd::Broadcast { region, message } => {
+            let b = Broadcast::new(message, region).map_err(anyhow::Error::msg)?;
+            let channel = b
+                .region
+                .as_deref()
+                .map_or(keys::CONTROL_ALL.to_owned(), keys::control);
+            (channel, FleetMsg::Broadcast(b))
+        }
+        FleetCmd::Move {
+            instance,
+            player,
+            to,
+            no_create,
+            timeout_ms,
+        } => {
+            let order =
+                MoveOrder::new(&instance, player, &to, !no_create).map_err(anyhow::Error::msg)?;
+            return run_move(&mut conn, order, Duration::from_millis(timeout_ms));
+        }
     };
     let body = serde_json::to_string(&msg)?;
     let receivers: i64 = redis::cmd("PUBLISH")
@@ -217,6 +311,48 @@ pub fn run(cli: FleetCli) -> anyhow::Result<()> {
         bail!("no node is listening on {channel}");
     }
     Ok(())
+}
+
+/// Publishes `order` to the node owning its instance and waits for the
+/// outcome that node pushes to `sl:move:{id}`.
+fn run_move(
+    conn: &mut redis::Connection,
+    order: MoveOrder,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let from = InstanceId::parse(&order.instance).map_err(anyhow::Error::msg)?;
+    let owner: Option<String> = redis::cmd("GET").arg(keys::instance(&from)).query(conn)?;
+    let Some(owner) = owner else {
+        bail!("no node runs instance {}", order.instance);
+    };
+    let result_key = keys::move_result(&order.id);
+    let body = serde_json::to_string(&FleetMsg::Move(order))?;
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg(keys::node_control(&owner))
+        .arg(&body)
+        .query(conn)?;
+    if receivers == 0 {
+        bail!("node {owner}, which owns the instance, is not listening (stopped or dead; retry once its region has taken the instance over)");
+    }
+    let secs = timeout.as_secs_f64().max(0.01);
+    let popped: Option<(String, String)> =
+        redis::cmd("BLPOP").arg(&result_key).arg(secs).query(conn)?;
+    let Some((_, outcome)) = popped else {
+        bail!(
+            "node {owner} did not report the outcome within {} ms",
+            timeout.as_millis()
+        );
+    };
+    let v: serde_json::Value = serde_json::from_str(&outcome)?;
+    if v["ok"] == serde_json::Value::Bool(true) {
+        println!("{outcome}");
+        Ok(())
+    } else {
+        bail!(
+            "move refused by node {owner}: {}",
+            v["error"].as_str().unwrap_or("no reason given")
+        )
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //! sl:seat:{token}         string instance id holding that resume token's seat
 //! sl:ctl:{region}         pub/sub fleet messages for one region
 //! sl:ctl:*                pub/sub fleet messages for every region
+//! sl:to-node:{id}         pub/sub fleet messages for one node (moves)
+//! sl:move:{move id}       list   the outcome of `shardline fleet move`
+//!                                (one JSON line, EXPIRE 60 s)
 //! ```
 
 use crate::game::InstanceId;
@@ -43,4 +46,14 @@ pub fn seat(token: &str) -> String {
 /// The pub/sub channel of one region.
 pub fn control(region: &str) -> String {
     format!("sl:ctl:{region}")
+}
+
+/// The pub/sub channel of one node (player moves between nodes).
+pub fn node_control(node: &str) -> String {
+    format!("sl:to-node:{node}")
+}
+
+/// Where the node that ran a move pushes its outcome for the caller.
+pub fn move_result(move_id: &str) -> String {
+    format!("sl:move:{move_id}")
 }

@@ -40,6 +40,7 @@ pub async fn run(shard: Rc<Shard>) {
             }
         }
         let now = Instant::now();
+        shard.expire_transfers(now);
         if now >= next_report {
             next_report = now + heartbeat;
             let snapshots = if now >= next_replica {
@@ -74,6 +75,15 @@ impl Shard {
         match ev {
             ToShard::Restore(snaps) => self.restore(snaps, Instant::now()),
             ToShard::Drain => self.draining.set(true),
+            ToShard::Notice(b) => self.notice(&b),
+            ToShard::MoveOut(order) => self.move_out(order),
+            ToShard::TransferLocal {
+                move_id,
+                to,
+                create,
+            } => self.transfer_local(&move_id, to, create),
+            ToShard::Reserve(r) => self.reserve(r),
+            ToShard::Reserved(r) => self.on_reserved(r),
             ToShard::Configure(c) => {
                 let mut s = self.settings.get();
                 if let Some(ms) = c.heartbeat_ms {

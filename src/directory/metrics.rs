@@ -64,4 +64,8 @@ directory_metrics! {
     instances_lost: "counter", "Instances of dead nodes that had no usable replica.";
     claim_conflicts: "counter", "Local instances found owned by another node.";
     fleet_messages: "counter", "Fleet messages (pub/sub) applied.";
+    notices_sent: "counter", "Notices (fleet broadcasts) sent to players.";
+    players_moved_out: "counter", "Players this node moved to another instance by `shardline fleet move`.";
+    players_moved_in: "counter", "Seats reserved here for players moving from another node.";
+    moves_failed: "counter", "`shardline fleet move`s this node refused or abandoned (the player stayed).";
 }

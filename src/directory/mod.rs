@@ -18,6 +18,8 @@
 //!   claims, replication, failover, outage handling.
 //! - [`control`]: fleet messages over Redis pub/sub and `shardline fleet`.
 //! - [`link`]: a shard's side: reports to the agent, applies its events.
+//! - [`transfer`]: moving a player to an instance on another node with its
+//!   seat reserved there (`shardline fleet move`), and fleet broadcasts.
 //! - [`http`]: `GET /v1/regions`, `GET /v1/route`, and the answer to a
 //!   `/play?instance=` for an instance another node owns.
 //! - [`metrics`]: the directory's counters (atomics: the agent is a thread).
@@ -30,6 +32,7 @@ pub mod link;
 pub mod metrics;
 pub mod replica;
 pub mod route;
+pub mod transfer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,6 +99,18 @@ pub enum ToAgent {
         token: String,
         reply: Sender<SeatAt>,
     },
+    /// Move a player of this node to `instance` of the reservation: find
+    /// (or claim) its owner and ask it for a seat.
+    Transfer(transfer::Reservation),
+    /// This node's answer to another node's reservation: record the seat
+    /// and tell the asking node.
+    Reserved(transfer::Reserved),
+    /// The outcome of a `shardline fleet move` run by this node, for the
+    /// caller waiting on the directory.
+    MoveDone {
+        move_id: String,
+        outcome: serde_json::Value,
+    },
 }
 
 /// Where the directory places a resume token's seat.
@@ -152,6 +167,20 @@ pub enum ToShard {
     Configure(control::FleetConfig),
     /// `shardline fleet drain`: stop placing new players here.
     Drain,
+    /// `shardline fleet broadcast`: a Notice for every player here.
+    Notice(Arc<transfer::Broadcast>),
+    /// `shardline fleet move`: move a player of an instance of this shard.
+    MoveOut(transfer::MoveOrder),
+    /// The target of a move turned out to be on this node: move as a Join.
+    TransferLocal {
+        move_id: String,
+        to: InstanceId,
+        create: bool,
+    },
+    /// Another node asks for a seat in an instance of this shard.
+    Reserve(transfer::Reservation),
+    /// The answer to a reservation this shard asked for.
+    Reserved(transfer::Reserved),
 }
 
 /// Every shard's handle on the directory (in `NodeShared`).

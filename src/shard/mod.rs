@@ -128,6 +128,9 @@ pub struct Shard {
     /// Joins waiting for the fleet directory to say who owns their instance
     /// (with --directory; bounded by `directory::link::PENDING_JOINS_MAX`).
     pub directory_pending: RefCell<std::collections::VecDeque<crate::directory::link::Pending>>,
+    /// `shardline fleet move`s this shard is running, by move id (bounded
+    /// by `directory::transfer::TRANSFERS_PER_SHARD_MAX`).
+    pub transfers: RefCell<HashMap<String, crate::directory::transfer::Transfer>>,
     rng: Cell<u64>,
     pub started_at: Instant,
 }
@@ -172,6 +175,7 @@ impl Shard {
             mesh_out,
             lookups: RefCell::new(HashMap::new()),
             directory_pending: RefCell::new(Default::default()),
+            transfers: RefCell::new(HashMap::new()),
             rng: Cell::new(u64::from_le_bytes(seed) | 1),
             started_at: Instant::now(),
             node,

@@ -39,12 +39,14 @@ impl Shard {
         instance: InstanceId,
         create: bool,
         to: usize,
+        report: Option<String>,
     ) {
         let mut w = self.world.borrow_mut();
         let p = w.players.get_mut(&pid).expect("player exists");
         p.migration = Migration::Out {
             to,
             instance: instance.clone(),
+            report,
         };
         let card = PlayerCard {
             id: pid,
@@ -122,10 +124,30 @@ impl Shard {
         let Some(p) = w.players.get_mut(&pid) else {
             return;
         };
-        let Migration::Out { to, .. } = std::mem::take(&mut p.migration) else {
+        let Migration::Out {
+            to,
+            instance,
+            report,
+        } = std::mem::take(&mut p.migration)
+        else {
             return; // timed out meanwhile
         };
         let conn = p.conn.clone();
+        if let Some(move_id) = report {
+            // A `shardline fleet move` within this node.
+            let outcome = match &result {
+                Ok(()) => {
+                    let url = self
+                        .node
+                        .directory
+                        .as_ref()
+                        .map_or(String::new(), |d| d.public_url.to_string());
+                    self.moved_json(pid, &self.cfg().node_id, &url, &instance, pid)
+                }
+                Err((_, why)) => serde_json::json!({"ok": false, "error": why}),
+            };
+            self.move_done(&move_id, outcome);
+        }
         match result {
             Ok(()) => {
                 self.metrics.migrations_out.inc();
@@ -160,8 +182,18 @@ impl Shard {
     pub fn on_move_timeout(&self, conn: &Conn) {
         self.lookups.borrow_mut().remove(&conn.id);
         if let Some(pid) = conn.player() {
-            if let Some(p) = self.world.borrow_mut().players.get_mut(&pid) {
-                p.migration = Migration::None;
+            let report = match self.world.borrow_mut().players.get_mut(&pid) {
+                Some(p) => match std::mem::take(&mut p.migration) {
+                    Migration::Out { report, .. } => report,
+                    _ => None,
+                },
+                None => None,
+            };
+            if let Some(move_id) = report {
+                self.move_done(
+                    &move_id,
+                    serde_json::json!({"ok": false, "error": "the move to another shard timed out"}),
+                );
             }
         }
         self.send_error(
@@ -287,7 +319,7 @@ impl Shard {
             return; // replaced by a resume on another connection
         }
         p.conn = None;
-        if left && matches!(p.migration, Migration::None) {
+        if left && !matches!(p.migration, Migration::Out { .. }) {
             self.unseat(&mut w, pid, LeaveReason::Left, now);
             w.remove_player(pid);
         } else if p.instance.is_some() || matches!(p.migration, Migration::Out { .. }) {
@@ -323,7 +355,9 @@ impl Shard {
                     .tokens
                     .get(&token)
                     .and_then(|id| w.players.get(id))
-                    .filter(|p| matches!(p.migration, Migration::None) && p.instance.is_some())
+                    .filter(|p| {
+                        !matches!(p.migration, Migration::Out { .. }) && p.instance.is_some()
+                    })
                     .map(|p| p.id);
                 drop(w);
                 self.send_mesh(

@@ -19,7 +19,7 @@ use crate::shard::world::{Hosted, Migration, Player, World};
 use crate::shard::Shard;
 
 /// Bytes of OS randomness in a resume token (128 bits, hex-encoded).
-const RESUME_TOKEN_BYTES: usize = 16;
+pub(crate) const RESUME_TOKEN_BYTES: usize = 16;
 
 type Refusal = (ErrorCode, String);
 
@@ -342,7 +342,7 @@ impl Shard {
         if let Some(id) = &target {
             let owner = shard_for(id, self.shards);
             if owner != self.id {
-                self.migrate_out(conn, pid, id.clone(), create, owner);
+                self.migrate_out(conn, pid, id.clone(), create, owner, None);
                 return;
             }
         }
@@ -512,7 +512,7 @@ impl Shard {
         let mut w = self.world.borrow_mut();
         let p = w.players.get_mut(&pid).expect("conn's player exists");
         p.last_input_at = Some(now);
-        if !matches!(p.migration, Migration::None) {
+        if matches!(p.migration, Migration::Out { .. }) {
             // Reading is paused during a move; an input here is a bug.
             debug_assert!(false, "input while moving");
             return;

@@ -66,7 +66,15 @@ pub enum Migration {
     /// Asked shard `to` to seat the player in `instance`; the session is
     /// paused (nothing read) until the answer, so every later input stays
     /// in the socket and is read by the new owner after the hand-over.
-    Out { to: usize, instance: InstanceId },
+    Out {
+        to: usize,
+        instance: InstanceId,
+        /// A `shardline fleet move` to report the outcome to.
+        report: Option<String>,
+    },
+    /// `shardline fleet move` is finding the player a seat on another
+    /// node; the player keeps playing here meanwhile.
+    Fleet { move_id: String },
 }
 
 pub struct Player {
