@@ -582,10 +582,12 @@ fn broadcasts_reach_a_region_and_players_move_between_nodes() {
     // the seat B reserved, B's player sees it arrive, `stayer` sees it
     // leave, and `mover` gets Transfer then a normal close.
     let pid = w_mover.player_id.to_string();
+    let started = Instant::now();
     let out = moved(
         &redis,
         &["--instance", "mv-from", "--player", &pid, "--to", "mv-to"],
     );
+    let command_took = started.elapsed();
     assert_eq!(out["to_node"], "mb", "{out}");
     assert_eq!(out["url"], b.url().as_str(), "{out}");
     let new_pid = out["new_player"].as_u64().unwrap();
@@ -638,6 +640,11 @@ fn broadcasts_reach_a_region_and_players_move_between_nodes() {
     update_where(&mut back, "the first input applied on B", |u| {
         u.last_input_seq == 1
     });
+    eprintln!(
+        "fleet move: command {} ms (process start included); order to first input applied on B {} ms",
+        command_took.as_millis(),
+        started.elapsed().as_millis()
+    );
     // A no longer knows the token; B does. Any node points to B.
     let mut lost = Client::connect(&a.server.url("/play"));
     lost.send_hello("mover", Some(&w_mover.resume_token));
