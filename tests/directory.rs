@@ -591,6 +591,8 @@ fn broadcasts_reach_a_region_and_players_move_between_nodes() {
     assert_eq!(out["to_node"], "mb", "{out}");
     assert_eq!(out["url"], b.url().as_str(), "{out}");
     let new_pid = out["new_player"].as_u64().unwrap();
+    // Player ids stay exact in JavaScript numbers (JSON readers).
+    assert!(new_pid < 1 << 53 && w_mover.player_id < 1 << 53);
     match mover.recv_until("Transfer", SETTLE, |m| {
         matches!(m, ServerMsg::Transfer { .. })
     }) {

@@ -404,12 +404,7 @@ impl Shard {
         if w.tokens.contains_key(&r.token) {
             return Err("this player already has a seat on the target node".into());
         }
-        let pid = loop {
-            let pid = self.next_u64();
-            if pid != 0 && !w.players.contains_key(&pid) {
-                break pid;
-            }
-        };
+        let pid = self.new_player_id(&w);
         w.add_player(Player {
             id: pid,
             name: r.name.clone(),

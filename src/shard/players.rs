@@ -20,6 +20,8 @@ use crate::shard::Shard;
 
 /// Bytes of OS randomness in a resume token (128 bits, hex-encoded).
 pub(crate) const RESUME_TOKEN_BYTES: usize = 16;
+/// Player ids are at most 53 bits (JavaScript's exact integers).
+const PLAYER_ID_MASK: u64 = (1 << 53) - 1;
 
 type Refusal = (ErrorCode, String);
 
@@ -190,12 +192,7 @@ impl Shard {
 
     fn new_player(&self, conn: &Rc<Conn>, name: String, allowed_instance: Option<InstanceId>) {
         let mut w = self.world.borrow_mut();
-        let id = loop {
-            let id = self.next_u64();
-            if id != 0 && !w.players.contains_key(&id) {
-                break id;
-            }
-        };
+        let id = self.new_player_id(&w);
         let token = new_resume_token();
         conn.set_player(Some(id));
         w.add_player(Player {
@@ -212,6 +209,18 @@ impl Shard {
             allowed_instance,
         });
         self.send_welcome(conn, &w.players[&id], false);
+    }
+
+    /// A player id not in use on this shard: random, non-zero, and below
+    /// 2^53 so that JSON readers that use doubles (JavaScript) read the ids
+    /// the admin API and `shardline fleet` print exactly.
+    pub(crate) fn new_player_id(&self, w: &World) -> PlayerId {
+        loop {
+            let id = self.next_u64() & PLAYER_ID_MASK;
+            if id != 0 && !w.players.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     pub(crate) fn send_welcome(&self, conn: &Conn, p: &Player, resumed: bool) {
