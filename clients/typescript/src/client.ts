@@ -14,6 +14,7 @@ import {
   ShardlineError,
   type Entity,
   type Joined,
+  type Notice,
   type PlayerJoined,
   type PlayerLeft,
   type Region,
@@ -21,6 +22,7 @@ import {
   type ServerError,
   type ServerMessage,
   type StateUpdate,
+  type Transfer,
   type Welcome,
 } from './types.js';
 import { baseUrl, playUrl } from './urls.js';
@@ -48,6 +50,14 @@ export interface ClientEvents {
   rtt: number;
   /** A server Error that did not answer a request (e.g. BadInput for an input). */
   serverError: ServerError;
+  /** An operators' message (`shardline fleet broadcast`): show it to the player. */
+  notice: Notice;
+  /**
+   * The fleet moved the player's seat to another node. The client goes there
+   * at once (status `reconnecting`, no backoff) and resumes with its token:
+   * `welcome`, `joined` and `reconnected` follow, as after a reconnect.
+   */
+  transfer: Transfer;
   /** The connection dropped; `willReconnect` says whether the client tries to take the seat back. */
   disconnected: { code: number; reason: string; willReconnect: boolean };
   /** A reconnect attempt is scheduled `delayMs` from now. */
@@ -107,12 +117,16 @@ export interface ConnectResult {
 export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1002, 1003, 1008, 1009, 4003]);
 
 /**
+ * Error(WrongNode) answers followed in a row before giving up (a fleet moving
+ * the instance meanwhile); also the longest chain of Transfers followed with
+ * no StateUpdate in between (nodes passing the player around).
+ */
+const MAX_REDIRECTS = 3;
+
+/**
  * Server errors after which reconnecting would fail the same way. (Ticket
  * errors are retried when a `renewTicket` option can mint a new ticket.)
  */
-/** Error(WrongNode) answers followed in a row before giving up (a fleet moving the instance meanwhile). */
-const MAX_REDIRECTS = 3;
-
 const FINAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.BadMessage,
   ErrorCode.UnsupportedVersion,
@@ -182,6 +196,12 @@ export class ShardlineClient extends Emitter<ClientEvents> {
   private base: string | null = null;
   /** The owner's URL from the last Error(WrongNode): the instance runs on another node of the fleet. */
   private redirectUrl: string | null = null;
+  /** Where the last Transfer moved the seat, until the recovery loop goes there. */
+  private transferTarget: { base: string; instanceId: string } | null = null;
+  /** Transfers since the last StateUpdate (bounded by MAX_REDIRECTS). */
+  private transfersInARow = 0;
+  /** The recovery loop (reconnect or Transfer) is running. */
+  private recovering = false;
   private statusValue: ClientStatus = 'idle';
   private nameValue: string | null = null;
   private welcomeValue: Welcome | null = null;
@@ -224,6 +244,10 @@ export class ShardlineClient extends Emitter<ClientEvents> {
 
   get status(): ClientStatus {
     return this.statusValue;
+  }
+  /** Base URL of the node the client talks to (after a redirect or Transfer: the new node), or null before connect(). */
+  get url(): string | null {
+    return this.base;
   }
   /** The last Welcome (node, region, shard, limits, token). */
   get welcome(): Welcome | null {
@@ -280,6 +304,8 @@ export class ShardlineClient extends Emitter<ClientEvents> {
     this.welcomeValue = null;
     this.joinedValue = null;
     this.instanceWanted = null;
+    this.transferTarget = null;
+    this.transfersInARow = 0;
     let url: string;
     let region: Region | null = null;
     let probes: RegionProbe[] | null = null;
@@ -518,31 +544,104 @@ export class ShardlineClient extends Emitter<ClientEvents> {
     this.settle(err);
     this.failPings(err);
     // A reconnect attempt sees the rejection and goes on by itself.
-    if (this.closing || this.statusValue === 'reconnecting' || this.statusValue === 'closed') return;
+    if (this.recovering || this.stopped()) return;
     const willReconnect = this.reconnectOpts !== null && this.welcomeValue !== null && !FINAL_CLOSE_CODES.has(code);
     this.emit('disconnected', { code, reason, willReconnect });
-    if (willReconnect) void this.reconnectLoop(code);
+    if (willReconnect) void this.recover(code, true);
     else this.finalClose(code, reason);
   }
 
-  private async reconnectLoop(dropCode: number): Promise<void> {
-    const r = this.reconnectOpts as ReconnectOptions;
+  /** close() was called, or the client closed for good: no loop may go on. */
+  private stopped(): boolean {
+    return this.closing || this.statusValue === 'closed';
+  }
+
+  /**
+   * The server moved the seat to another node (Transfer) and is about to
+   * close this connection with 1000: go there now with the resume token,
+   * rather than treat that close as a drop. The new node becomes the base
+   * URL for later reconnects.
+   */
+  private onTransfer(sock: WebSocketLike, t: Transfer): void {
+    let base: string | null = null;
+    try {
+      base = baseUrl(t.url);
+    } catch {
+      // not a ws(s)/http(s) URL: refused below
+    }
+    if (base === null || !INSTANCE_ID_PATTERN.test(t.instanceId) || this.welcomeValue === null) {
+      abandon(sock, 1002, 'unusable Transfer');
+      this.onSocketClose(sock, 1002, `unusable Transfer (before Welcome, or a bad URL or instance id): ${JSON.stringify(t)}`);
+      return;
+    }
+    this.emit('transfer', t);
+    if (this.stopped() || this.sock !== sock) return; // a listener closed the client
+    this.sock = null;
+    this.stopTimers();
+    try {
+      sock.close(1000, 'transferred');
+    } catch {
+      // already closing: the server closes it right after a Transfer anyway
+    }
+    const err = new ShardlineError(`the seat moved to ${t.instanceId} on ${base} (Transfer)`);
+    this.settle(err);
+    this.failPings(err);
+    this.joinedValue = null;
+    this.transfersInARow++;
+    if (this.transfersInARow > MAX_REDIRECTS) {
+      this.finalClose(1008, `moved by more than ${MAX_REDIRECTS} Transfers in a row, the last to ${t.instanceId} on ${base}`);
+      return;
+    }
+    this.transferTarget = { base, instanceId: t.instanceId };
+    // A running loop sees its attempt fail and follows the Transfer itself.
+    if (!this.recovering) void this.recover(1000, false);
+  }
+
+  /**
+   * Takes the seat back: at once where a Transfer points, otherwise after a
+   * backoff delay per attempt. Ends in `reconnected`, or in `closed` when an
+   * answer says retrying cannot help or the attempts ran out.
+   * `dropReported`: `disconnected` was emitted already.
+   */
+  private async recover(dropCode: number, dropReported: boolean): Promise<void> {
+    this.recovering = true;
+    try {
+      await this.recoverLoop(dropCode, dropReported);
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  private async recoverLoop(dropCode: number, dropReported: boolean): Promise<void> {
+    const r = this.reconnectOpts;
     this.setStatus('reconnecting');
     let lastCode = dropCode;
     let lastError = '';
-    for (let attempt = 0; attempt < r.maxAttempts; attempt++) {
-      const delayMs = backoffDelayMs(attempt, r, this.random);
-      this.emit('reconnecting', { attempt: attempt + 1, delayMs });
-      await this.sleep(delayMs);
-      if (this.closing) return;
+    let attempt = 0;
+    for (;;) {
+      const transfer = this.transferTarget;
+      this.transferTarget = null;
+      if (transfer) {
+        this.base = transfer.base;
+        this.instanceWanted = transfer.instanceId;
+      } else {
+        if (r === null || attempt >= r.maxAttempts) break;
+        const delayMs = backoffDelayMs(attempt, r, this.random);
+        attempt++;
+        this.emit('reconnecting', { attempt, delayMs });
+        await this.sleep(delayMs);
+        if (this.stopped()) return;
+      }
       try {
-        const result = await this.reconnectOnce();
-        if (this.closing) return;
+        const result = await this.reconnectOnce(transfer !== null);
+        if (this.stopped()) return;
+        if (this.transferTarget) continue; // moved again meanwhile
         this.setStatus(this.joinedValue ? 'joined' : 'welcomed');
         this.emit('reconnected', result);
         return;
       } catch (e) {
-        if (this.closing) return;
+        if (this.stopped()) return;
+        if (this.transferTarget) continue; // a Transfer cut this attempt short: follow it now
         const s = this.sock;
         this.sock = null;
         this.stopTimers();
@@ -556,18 +655,24 @@ export class ShardlineClient extends Emitter<ClientEvents> {
           this.finalClose(closeCode ?? 1008, lastError);
           return;
         }
+        if (!dropReported) {
+          // A Transfer that could not be followed: from here on, a drop.
+          dropReported = true;
+          this.emit('disconnected', { code: lastCode, reason: lastError, willReconnect: r !== null && r.maxAttempts > 0 });
+        }
       }
     }
-    this.finalClose(lastCode, `gave up after ${r.maxAttempts} reconnect attempts (last: ${lastError})`);
+    this.finalClose(lastCode, r === null ? lastError : `gave up after ${r.maxAttempts} reconnect attempts (last: ${lastError})`);
   }
 
   /**
    * One attempt: connect to the instance's owner, Hello with the token
    * (Welcome{resumed} + Joined: the seat is back), or, when the server
    * refuses the token, Hello as a new player (with a fresh ticket from
-   * `renewTicket`, if given) and join the same instance.
+   * `renewTicket`, if given) and join the same instance. `seatReserved`: a
+   * Transfer said the seat waits there, so Joined follows the Welcome.
    */
-  private async reconnectOnce(): Promise<ClientEvents['reconnected']> {
+  private async reconnectOnce(seatReserved: boolean): Promise<ClientEvents['reconnected']> {
     const want = this.instanceWanted;
     const name = this.nameValue ?? '';
     const token = (this.welcomeValue as Welcome).resumeToken;
@@ -588,7 +693,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
           await this.openSocket(playUrl(this.base, want));
         }
         try {
-          result = await this.request<HelloResult>('hello', this.enc.hello(name, token), this.joinedValue !== null);
+          result = await this.request<HelloResult>('hello', this.enc.hello(name, token), seatReserved || this.joinedValue !== null);
           break;
         } catch (e) {
           if (!(e instanceof ShardlineError) || e.code !== ErrorCode.WrongNode || hop + 1 >= MAX_REDIRECTS) throw e;
@@ -728,7 +833,8 @@ export class ShardlineClient extends Emitter<ClientEvents> {
       this.onSocketClose(sock, 1002, `undecodable server frame: ${e instanceof Error ? e.message : String(e)}`);
       return;
     }
-    if (msg) this.onMessage(msg);
+    if (msg?.type === 'transfer') this.onTransfer(sock, msg.transfer);
+    else if (msg) this.onMessage(msg);
   }
 
   private onMessage(m: ServerMessage): void {
@@ -753,6 +859,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
         else if (p?.kind === 'hello' && p.welcome) this.settle(null, { welcome: p.welcome, joined: m.joined } satisfies HelloResult);
         break;
       case 'state':
+        this.transfersInARow = 0;
         this.stateValue = m.state;
         this.entitiesValue = m.state.entities;
         this.tickValue = m.state.tick;
@@ -776,6 +883,11 @@ export class ShardlineClient extends Emitter<ClientEvents> {
         w.resolve(sample);
         break;
       }
+      case 'notice':
+        this.emit('notice', m.notice);
+        break;
+      case 'transfer':
+        break; // handled in onFrame, which knows the socket
       case 'error':
         // BadInput answers an input, never a request.
         if (m.error.code === ErrorCode.WrongNode) this.redirectUrl = m.error.message;

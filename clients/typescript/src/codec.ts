@@ -14,12 +14,14 @@ import { Join } from './generated/shardline/protocol/join.js';
 import { Joined as JoinedTable } from './generated/shardline/protocol/joined.js';
 import { Leave } from './generated/shardline/protocol/leave.js';
 import { Ping } from './generated/shardline/protocol/ping.js';
+import { Notice as NoticeTable } from './generated/shardline/protocol/notice.js';
 import { PlayerJoined as PlayerJoinedTable } from './generated/shardline/protocol/player-joined.js';
 import { PlayerLeft as PlayerLeftTable } from './generated/shardline/protocol/player-left.js';
 import { Pong as PongTable } from './generated/shardline/protocol/pong.js';
 import { ServerBody } from './generated/shardline/protocol/server-body.js';
 import { ServerMessage as ServerMessageTable } from './generated/shardline/protocol/server-message.js';
 import { StateUpdate as StateUpdateTable } from './generated/shardline/protocol/state-update.js';
+import { Transfer as TransferTable } from './generated/shardline/protocol/transfer.js';
 import { Welcome as WelcomeTable } from './generated/shardline/protocol/welcome.js';
 import type { Entity, Limits, ServerMessage } from './types.js';
 
@@ -169,7 +171,17 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage | null {
       const e = msg.body(new ErrorTable()) as ErrorTable;
       return { type: 'error', error: { code: e.code(), message: e.message() ?? '' } };
     }
+    case ServerBody.Notice: {
+      const n = msg.body(new NoticeTable()) as NoticeTable;
+      return { type: 'notice', notice: { message: n.message() ?? '', region: n.region() ?? '', sentAtUs: n.sentAtUs() } };
+    }
+    case ServerBody.Transfer: {
+      const t = msg.body(new TransferTable()) as TransferTable;
+      return { type: 'transfer', transfer: { url: t.url() ?? '', instanceId: t.instanceId() ?? '' } };
+    }
     default:
+      // NONE, or a body added to the schema after this client was built:
+      // the union's type byte says what it is, so it is skipped whole.
       return null;
   }
 }

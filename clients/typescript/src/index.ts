@@ -30,6 +30,7 @@ export {
   type Entity,
   type Joined,
   type Limits,
+  type Notice,
   type PlayerJoined,
   type PlayerLeft,
   type Pong,
@@ -38,6 +39,7 @@ export {
   type ServerError,
   type ServerMessage,
   type StateUpdate,
+  type Transfer,
   type Welcome,
 } from './types.js';
 /** The flatc-generated protocol classes, for code that builds or reads frames itself. */

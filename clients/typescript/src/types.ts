@@ -91,6 +91,23 @@ export interface ServerError {
   message: string;
 }
 
+/** An operators' message to every player of a region, or of the whole fleet (`shardline fleet broadcast`). */
+export interface Notice {
+  /** UTF-8 text for the player, at most 1024 bytes. */
+  message: string;
+  /** The region it was sent to; empty when sent to every region. */
+  region: string;
+  /** When it was sent, µs since the Unix epoch (the sender's clock). */
+  sentAtUs: bigint;
+}
+
+/** The player's seat moved to `instanceId` on another node of the fleet (`shardline fleet move`). */
+export interface Transfer {
+  /** That node's WebSocket base URL. */
+  url: string;
+  instanceId: string;
+}
+
 /** A decoded server message. */
 export type ServerMessage =
   | { type: 'welcome'; welcome: Welcome }
@@ -99,7 +116,9 @@ export type ServerMessage =
   | { type: 'playerJoined'; playerJoined: PlayerJoined }
   | { type: 'playerLeft'; playerLeft: PlayerLeft }
   | { type: 'pong'; pong: Pong }
-  | { type: 'error'; error: ServerError };
+  | { type: 'error'; error: ServerError }
+  | { type: 'notice'; notice: Notice }
+  | { type: 'transfer'; transfer: Transfer };
 
 /** A region the client may connect to; `url` is the node's base, e.g. `wss://eu.example.com`. */
 export interface Region {

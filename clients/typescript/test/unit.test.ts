@@ -108,8 +108,44 @@ test('server messages built with the generated code decode to plain objects', ()
   const pong = decodeServerMessage(frame(protocol.ServerBody.Pong, protocol.Pong.createPong(b, 99.25, 1700000000000000n)));
   assert.deepEqual(pong, { type: 'pong', pong: { clientTime: 99.25, serverTimeUs: 1700000000000000n } });
 
-  // A body this client does not know (a newer server) is skipped, not an error.
-  assert.equal(decodeServerMessage(frame(99 as protocol.ServerBody, 0)), null);
+  const text = b.createString('maintenance at 04:00 UTC');
+  const region = b.createString('eu');
+  const notice = decodeServerMessage(
+    frame(protocol.ServerBody.Notice, protocol.Notice.createNotice(b, text, region, 1_700_000_000_000_001n)),
+  );
+  assert.deepEqual(notice, {
+    type: 'notice',
+    notice: { message: 'maintenance at 04:00 UTC', region: 'eu', sentAtUs: 1_700_000_000_000_001n },
+  });
+  // Sent to the whole fleet: the region is empty (absent in the frame).
+  const all = decodeServerMessage(frame(protocol.ServerBody.Notice, protocol.Notice.createNotice(b, b.createString('hi'), 0, 0n)));
+  assert.deepEqual(all, { type: 'notice', notice: { message: 'hi', region: '', sentAtUs: 0n } });
+
+  const url = b.createString('ws://10.0.0.2:9000');
+  const inst = b.createString('match-9');
+  const transfer = decodeServerMessage(frame(protocol.ServerBody.Transfer, protocol.Transfer.createTransfer(b, url, inst)));
+  assert.deepEqual(transfer, { type: 'transfer', transfer: { url: 'ws://10.0.0.2:9000', instanceId: 'match-9' } });
+});
+
+test('a server body this client does not know (a newer server) decodes to null, not an error', () => {
+  const b = new flatbuffers.Builder(256);
+  // What a newer schema might add: a table with a string, a long and a vector.
+  const note = b.createString('a body from the future');
+  const bytes = b.createByteVector(new Uint8Array([1, 2, 3]));
+  b.startObject(3);
+  b.addFieldOffset(0, note, 0);
+  b.addFieldInt64(1, 123n, 0n);
+  b.addFieldOffset(2, bytes, 0);
+  const body = b.endObject();
+  const newest = Math.max(...Object.values(protocol.ServerBody).filter((v): v is number => typeof v === 'number'));
+  for (const type of [newest + 1, 200, 255]) {
+    b.finish(protocol.ServerMessage.createServerMessage(b, type as protocol.ServerBody, body));
+    assert.equal(decodeServerMessage(b.asUint8Array()), null, `body type ${type}`);
+  }
+  // No body at all (NONE) is skipped the same way.
+  const none = new flatbuffers.Builder(64);
+  none.finish(protocol.ServerMessage.createServerMessage(none, protocol.ServerBody.NONE, 0));
+  assert.equal(decodeServerMessage(none.asUint8Array()), null);
 });
 
 test('a listener that throws does not stop the others', () => {
