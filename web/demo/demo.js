@@ -6,9 +6,13 @@
 // ?server=ws://host:port (default: the page's own origin), ?ticket=TICKET
 // (a join ticket, for a server run with --join-secret).
 //
+// Operators' notices (`shardline fleet broadcast`) show above the arena for
+// NOTICE_SHOWN_MS; a Transfer (`shardline fleet move`) shows in the status
+// line while the SDK moves the player to the other node.
+//
 // For tests and the curious, the live view is window.__shardline:
 // { status, tick, myEntity, entities: [{id, x, y, vx, vy}], rtt, instanceId,
-//   updates, disconnects }.
+//   updates, disconnects, notices: [{message, region}], transfers: [{url, instanceId}] }.
 
 import { ShardlineClient } from './shardline.js';
 
@@ -24,6 +28,10 @@ const DISC_RADIUS = 10;
 // disc run off on its own.
 const EXTRAPOLATE_S_MAX = 0.1;
 const GRID_STEP = 100;
+// How long a notice stays on screen, ms.
+const NOTICE_SHOWN_MS = 15_000;
+// Notices kept in window.__shardline.notices (the oldest go first).
+const NOTICES_KEPT_MAX = 20;
 
 const KEYS = {
   ArrowLeft: [-1, 0], KeyA: [-1, 0],
@@ -47,6 +55,10 @@ const view = {
   error: null,
   /** Every drop, as {code, reason, willReconnect}. */
   disconnects: [],
+  /** The last NOTICES_KEPT_MAX notices, as {message, region}. */
+  notices: [],
+  /** Every Transfer, as {url, instanceId}. */
+  transfers: [],
 };
 window.__shardline = view;
 
@@ -88,6 +100,27 @@ client.on('reconnected', (r) => {
 });
 client.on('closed', (c) => setStatus(`closed (${c.code}${c.reason ? `: ${c.reason}` : ''})`, true));
 client.on('serverError', (e) => console.warn('server error', e));
+client.on('notice', (n) => showNotice(n));
+client.on('transfer', (t) => {
+  view.transfers.push({ url: t.url, instanceId: t.instanceId });
+  setStatus(`moving to ${t.instanceId} on another node…`, false);
+});
+
+let noticeTimer = null;
+
+function showNotice(n) {
+  view.notices.push({ message: n.message, region: n.region });
+  if (view.notices.length > NOTICES_KEPT_MAX) view.notices.shift();
+  const el = $('notice');
+  const sentAt = new Date(Number(n.sentAtUs / 1000n));
+  const who = n.region ? `to region ${n.region}` : 'to everyone';
+  const small = document.createElement('small');
+  small.textContent = `${who}, ${sentAt.toLocaleTimeString()}`;
+  el.replaceChildren(document.createTextNode(n.message), small);
+  el.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => (el.hidden = true), NOTICE_SHOWN_MS);
+}
 
 function take(tick, entities) {
   view.tick = tick;

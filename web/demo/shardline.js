@@ -1322,6 +1322,64 @@ var Joined = class _Joined {
   }
 };
 
+// src/generated/shardline/protocol/notice.ts
+var Notice = class _Notice {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsNotice(bb, obj) {
+    return (obj || new _Notice()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsNotice(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _Notice()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  message(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  region(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  /**
+   * When it was sent, microseconds since the Unix epoch (sender's clock).
+   */
+  sentAtUs() {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startNotice(builder) {
+    builder.startObject(3);
+  }
+  static addMessage(builder, messageOffset) {
+    builder.addFieldOffset(0, messageOffset, 0);
+  }
+  static addRegion(builder, regionOffset) {
+    builder.addFieldOffset(1, regionOffset, 0);
+  }
+  static addSentAtUs(builder, sentAtUs) {
+    builder.addFieldInt64(2, sentAtUs, BigInt("0"));
+  }
+  static endNotice(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createNotice(builder, messageOffset, regionOffset, sentAtUs) {
+    _Notice.startNotice(builder);
+    _Notice.addMessage(builder, messageOffset);
+    _Notice.addRegion(builder, regionOffset);
+    _Notice.addSentAtUs(builder, sentAtUs);
+    return _Notice.endNotice(builder);
+  }
+};
+
 // src/generated/shardline/protocol/player-joined.ts
 var PlayerJoined = class _PlayerJoined {
   constructor() {
@@ -1489,64 +1547,6 @@ var Pong = class _Pong {
     _Pong.addClientTime(builder, clientTime);
     _Pong.addServerTimeUs(builder, serverTimeUs);
     return _Pong.endPong(builder);
-  }
-};
-
-// src/generated/shardline/protocol/notice.ts
-var Notice = class _Notice {
-  constructor() {
-    this.bb = null;
-    this.bb_pos = 0;
-  }
-  __init(i, bb) {
-    this.bb_pos = i;
-    this.bb = bb;
-    return this;
-  }
-  static getRootAsNotice(bb, obj) {
-    return (obj || new _Notice()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
-  }
-  static getSizePrefixedRootAsNotice(bb, obj) {
-    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
-    return (obj || new _Notice()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
-  }
-  message(optionalEncoding) {
-    const offset = this.bb.__offset(this.bb_pos, 4);
-    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
-  }
-  region(optionalEncoding) {
-    const offset = this.bb.__offset(this.bb_pos, 6);
-    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
-  }
-  /**
-   * When it was sent, microseconds since the Unix epoch (sender's clock).
-   */
-  sentAtUs() {
-    const offset = this.bb.__offset(this.bb_pos, 8);
-    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
-  }
-  static startNotice(builder) {
-    builder.startObject(3);
-  }
-  static addMessage(builder, messageOffset) {
-    builder.addFieldOffset(0, messageOffset, 0);
-  }
-  static addRegion(builder, regionOffset) {
-    builder.addFieldOffset(1, regionOffset, 0);
-  }
-  static addSentAtUs(builder, sentAtUs) {
-    builder.addFieldInt64(2, sentAtUs, BigInt("0"));
-  }
-  static endNotice(builder) {
-    const offset = builder.endObject();
-    return offset;
-  }
-  static createNotice(builder, messageOffset, regionOffset, sentAtUs) {
-    _Notice.startNotice(builder);
-    _Notice.addMessage(builder, messageOffset);
-    _Notice.addRegion(builder, regionOffset);
-    _Notice.addSentAtUs(builder, sentAtUs);
-    return _Notice.endNotice(builder);
   }
 };
 
@@ -2048,6 +2048,14 @@ function decodeServerMessage(bytes) {
       const e = msg.body(new Error2());
       return { type: "error", error: { code: e.code(), message: e.message() ?? "" } };
     }
+    case 8 /* Notice */: {
+      const n = msg.body(new Notice());
+      return { type: "notice", notice: { message: n.message() ?? "", region: n.region() ?? "", sentAtUs: n.sentAtUs() } };
+    }
+    case 9 /* Transfer */: {
+      const t = msg.body(new Transfer());
+      return { type: "transfer", transfer: { url: t.url() ?? "", instanceId: t.instanceId() ?? "" } };
+    }
     default:
       return null;
   }
@@ -2265,6 +2273,12 @@ var ShardlineClient = class extends Emitter {
     this.base = null;
     /** The owner's URL from the last Error(WrongNode): the instance runs on another node of the fleet. */
     this.redirectUrl = null;
+    /** Where the last Transfer moved the seat, until the recovery loop goes there. */
+    this.transferTarget = null;
+    /** Transfers since the last StateUpdate (bounded by MAX_REDIRECTS). */
+    this.transfersInARow = 0;
+    /** The recovery loop (reconnect or Transfer) is running. */
+    this.recovering = false;
     this.statusValue = "idle";
     this.nameValue = null;
     this.welcomeValue = null;
@@ -2300,6 +2314,10 @@ var ShardlineClient = class extends Emitter {
   }
   get status() {
     return this.statusValue;
+  }
+  /** Base URL of the node the client talks to (after a redirect or Transfer: the new node), or null before connect(). */
+  get url() {
+    return this.base;
   }
   /** The last Welcome (node, region, shard, limits, token). */
   get welcome() {
@@ -2355,6 +2373,8 @@ var ShardlineClient = class extends Emitter {
     this.welcomeValue = null;
     this.joinedValue = null;
     this.instanceWanted = null;
+    this.transferTarget = null;
+    this.transfersInARow = 0;
     let url;
     let region = null;
     let probes = null;
@@ -2577,30 +2597,97 @@ var ShardlineClient = class extends Emitter {
     const err = new ShardlineError(`connection closed (${code}${reason ? `: ${reason}` : ""})`, null, code);
     this.settle(err);
     this.failPings(err);
-    if (this.closing || this.statusValue === "reconnecting" || this.statusValue === "closed") return;
+    if (this.recovering || this.stopped()) return;
     const willReconnect = this.reconnectOpts !== null && this.welcomeValue !== null && !FINAL_CLOSE_CODES.has(code);
     this.emit("disconnected", { code, reason, willReconnect });
-    if (willReconnect) void this.reconnectLoop(code);
+    if (willReconnect) void this.recover(code, true);
     else this.finalClose(code, reason);
   }
-  async reconnectLoop(dropCode) {
+  /** close() was called, or the client closed for good: no loop may go on. */
+  stopped() {
+    return this.closing || this.statusValue === "closed";
+  }
+  /**
+   * The server moved the seat to another node (Transfer) and is about to
+   * close this connection with 1000: go there now with the resume token,
+   * rather than treat that close as a drop. The new node becomes the base
+   * URL for later reconnects.
+   */
+  onTransfer(sock, t) {
+    let base = null;
+    try {
+      base = baseUrl(t.url);
+    } catch {
+    }
+    if (base === null || !INSTANCE_ID_PATTERN.test(t.instanceId) || this.welcomeValue === null) {
+      abandon(sock, 1002, "unusable Transfer");
+      this.onSocketClose(sock, 1002, `unusable Transfer (before Welcome, or a bad URL or instance id): ${JSON.stringify(t)}`);
+      return;
+    }
+    this.emit("transfer", t);
+    if (this.stopped() || this.sock !== sock) return;
+    this.sock = null;
+    this.stopTimers();
+    try {
+      sock.close(1e3, "transferred");
+    } catch {
+    }
+    const err = new ShardlineError(`the seat moved to ${t.instanceId} on ${base} (Transfer)`);
+    this.settle(err);
+    this.failPings(err);
+    this.joinedValue = null;
+    this.transfersInARow++;
+    if (this.transfersInARow > MAX_REDIRECTS) {
+      this.finalClose(1008, `moved by more than ${MAX_REDIRECTS} Transfers in a row, the last to ${t.instanceId} on ${base}`);
+      return;
+    }
+    this.transferTarget = { base, instanceId: t.instanceId };
+    if (!this.recovering) void this.recover(1e3, false);
+  }
+  /**
+   * Takes the seat back: at once where a Transfer points, otherwise after a
+   * backoff delay per attempt. Ends in `reconnected`, or in `closed` when an
+   * answer says retrying cannot help or the attempts ran out.
+   * `dropReported`: `disconnected` was emitted already.
+   */
+  async recover(dropCode, dropReported) {
+    this.recovering = true;
+    try {
+      await this.recoverLoop(dropCode, dropReported);
+    } finally {
+      this.recovering = false;
+    }
+  }
+  async recoverLoop(dropCode, dropReported) {
     const r = this.reconnectOpts;
     this.setStatus("reconnecting");
     let lastCode = dropCode;
     let lastError = "";
-    for (let attempt = 0; attempt < r.maxAttempts; attempt++) {
-      const delayMs = backoffDelayMs(attempt, r, this.random);
-      this.emit("reconnecting", { attempt: attempt + 1, delayMs });
-      await this.sleep(delayMs);
-      if (this.closing) return;
+    let attempt = 0;
+    for (; ; ) {
+      const transfer = this.transferTarget;
+      this.transferTarget = null;
+      if (transfer) {
+        this.base = transfer.base;
+        this.instanceWanted = transfer.instanceId;
+      } else {
+        if (r === null || attempt >= r.maxAttempts) break;
+        const delayMs = backoffDelayMs(attempt, r, this.random);
+        attempt++;
+        this.emit("reconnecting", { attempt, delayMs });
+        await this.sleep(delayMs);
+        if (this.stopped()) return;
+      }
       try {
-        const result = await this.reconnectOnce();
-        if (this.closing) return;
+        const result = await this.reconnectOnce(transfer !== null);
+        if (this.stopped()) return;
+        if (this.transferTarget) continue;
         this.setStatus(this.joinedValue ? "joined" : "welcomed");
         this.emit("reconnected", result);
         return;
       } catch (e) {
-        if (this.closing) return;
+        if (this.stopped()) return;
+        if (this.transferTarget) continue;
         const s = this.sock;
         this.sock = null;
         this.stopTimers();
@@ -2614,17 +2701,22 @@ var ShardlineClient = class extends Emitter {
           this.finalClose(closeCode ?? 1008, lastError);
           return;
         }
+        if (!dropReported) {
+          dropReported = true;
+          this.emit("disconnected", { code: lastCode, reason: lastError, willReconnect: r !== null && r.maxAttempts > 0 });
+        }
       }
     }
-    this.finalClose(lastCode, `gave up after ${r.maxAttempts} reconnect attempts (last: ${lastError})`);
+    this.finalClose(lastCode, r === null ? lastError : `gave up after ${r.maxAttempts} reconnect attempts (last: ${lastError})`);
   }
   /**
    * One attempt: connect to the instance's owner, Hello with the token
    * (Welcome{resumed} + Joined: the seat is back), or, when the server
    * refuses the token, Hello as a new player (with a fresh ticket from
-   * `renewTicket`, if given) and join the same instance.
+   * `renewTicket`, if given) and join the same instance. `seatReserved`: a
+   * Transfer said the seat waits there, so Joined follows the Welcome.
    */
-  async reconnectOnce() {
+  async reconnectOnce(seatReserved) {
     const want = this.instanceWanted;
     const name = this.nameValue ?? "";
     const token = this.welcomeValue.resumeToken;
@@ -2641,7 +2733,7 @@ var ShardlineClient = class extends Emitter {
           await this.openSocket(playUrl(this.base, want));
         }
         try {
-          result = await this.request("hello", this.enc.hello(name, token), this.joinedValue !== null);
+          result = await this.request("hello", this.enc.hello(name, token), seatReserved || this.joinedValue !== null);
           break;
         } catch (e) {
           if (!(e instanceof ShardlineError) || e.code !== 32 /* WrongNode */ || hop + 1 >= MAX_REDIRECTS) throw e;
@@ -2767,7 +2859,8 @@ var ShardlineClient = class extends Emitter {
       this.onSocketClose(sock, 1002, `undecodable server frame: ${e instanceof Error ? e.message : String(e)}`);
       return;
     }
-    if (msg) this.onMessage(msg);
+    if (msg?.type === "transfer") this.onTransfer(sock, msg.transfer);
+    else if (msg) this.onMessage(msg);
   }
   onMessage(m) {
     const p = this.pending;
@@ -2791,6 +2884,7 @@ var ShardlineClient = class extends Emitter {
         else if (p?.kind === "hello" && p.welcome) this.settle(null, { welcome: p.welcome, joined: m.joined });
         break;
       case "state":
+        this.transfersInARow = 0;
         this.stateValue = m.state;
         this.entitiesValue = m.state.entities;
         this.tickValue = m.state.tick;
@@ -2814,6 +2908,12 @@ var ShardlineClient = class extends Emitter {
         w.resolve(sample);
         break;
       }
+      case "notice":
+        this.emit("notice", m.notice);
+        break;
+      case "transfer":
+        break;
+      // handled in onFrame, which knows the socket
       case "error":
         if (m.error.code === 32 /* WrongNode */) this.redirectUrl = m.error.message;
         if (p && m.error.code !== 4 /* BadInput */) {
