@@ -9,14 +9,18 @@
 // - the ops dashboard, after traffic on every shard, plots non-empty latency
 //   percentile curves for every shard and for the merged histograms, and its
 //   live view shows the instance;
-// - screenshots go to target/browser-screenshots/{demo-a,demo-b,dashboard}.png.
+// - screenshots go to target/browser-screenshots/{demo-a,demo-b,dashboard}.png;
+// - in a fleet (a redis-server and two nodes; skipped without redis-server),
+//   `shardline fleet broadcast` shows in the demo page, and after `shardline
+//   fleet move` the page plays on the other node (screenshot fleet-move.png).
 //
 // Every wait is bounded. CHROMIUM_PATH overrides /usr/bin/chromium;
 // SCREENSHOT_DIR overrides target/browser-screenshots.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -198,9 +202,111 @@ test('the dashboard plots non-empty latency percentiles for every shard after tr
   console.log(`screenshots: ${SHOTS}/{demo-a,demo-b,dashboard}.png`);
 });
 
+const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
+
+test('in a fleet, the demo shows a broadcast notice and follows a move to the other node', { skip: !haveRedis && 'redis-server not installed' }, async () => {
+  const redis = await startRedis();
+  const dir = ['--directory', redis.url, '--region', 'eu', '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '1000'];
+  const nodes = [];
+  try {
+    const a = await startServer([...dir, '--node-id', 'web-a']);
+    nodes.push(a);
+    const b = await startServer([...dir, '--node-id', 'web-b']);
+    nodes.push(b);
+    const mover = await openPage(`${a.game}/?instance=web-from&name=erin`);
+    await joinedIn(mover);
+    const host = await openPage(`${b.game}/?instance=web-to&name=frank`);
+    await joinedIn(host);
+    await fleetListening(redis.url, ['web-a', 'web-b']);
+
+    const text = 'Servers restart at 04:00 UTC';
+    await fleetCli(redis.url, ['broadcast', '--region', 'eu', text]);
+    await explained([mover], () =>
+      mover.waitForFunction((t) => {
+        const el = document.getElementById('notice');
+        return !el.hidden && el.textContent.includes(t) && el.textContent.includes('region eu');
+      }, text),
+    );
+    assert.deepEqual(await mover.evaluate(() => window.__shardline.notices), [{ message: text, region: 'eu' }]);
+
+    const playerId = await mover.evaluate(() => window.__shardline.playerId);
+    const out = await fleetCli(redis.url, ['move', '--instance', 'web-from', '--player', playerId, '--to', 'web-to']);
+    assert.match(out, /"to_node":"web-b"/);
+    await explained([mover, host], () =>
+      mover.waitForFunction(
+        () => {
+          const v = window.__shardline;
+          return v.transfers.length === 1 && v.status === 'joined' && v.instanceId === 'web-to' && v.nodeId === 'web-b';
+        },
+        null,
+        { timeout: WAIT_MS },
+      ),
+    );
+    // Both pages now see both players, in the instance on node B.
+    for (const p of [mover, host]) await p.waitForFunction(() => window.__shardline.entities.length === 2);
+    assert.match(await mover.evaluate(() => document.getElementById('node').textContent), /node web-b/);
+    await mover.screenshot({ path: `${SHOTS}/fleet-move.png` });
+    assert.deepEqual(pageErrors, [], 'no script errors in any page');
+    await mover.close();
+    await host.close();
+  } finally {
+    for (const n of nodes) await n.stop();
+    redis.stop();
+  }
+});
+
 // ------------------------------------------------------------------ helpers
 
-function startServer() {
+/** A throw-away redis-server on a free port, for the fleet's directory. */
+async function startRedis() {
+  const port = await new Promise((res, rej) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => res(p));
+    });
+    srv.on('error', rej);
+  });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const up = () =>
+    new Promise((res) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.end(), res(true)));
+      s.on('error', () => res(false));
+    });
+  for (const deadline = Date.now() + WAIT_MS; !(await up()); ) {
+    assert.ok(Date.now() < deadline, `redis-server did not listen on ${port} within ${WAIT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+}
+
+/** Waits until the nodes' fleet subscribers listen (each subscribes to its own channel last). */
+async function fleetListening(redisUrl, nodeIds) {
+  const channels = nodeIds.map((id) => `sl:to-node:${id}`);
+  let counts = [];
+  for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline; ) {
+    const r = spawnSync('redis-cli', ['-u', redisUrl, 'PUBSUB', 'NUMSUB', ...channels], { encoding: 'utf8', timeout: WAIT_MS });
+    counts = (r.stdout ?? '').trim().split('\n').filter((_, i) => i % 2 === 1);
+    if (counts.length === channels.length && counts.every((n) => n === '1')) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.fail(`fleet subscribers of ${nodeIds.join(', ')}: ${JSON.stringify(counts)}`);
+}
+
+/** `shardline fleet --directory URL ARGS`: its stdout; fails the test on a non-zero exit. */
+async function fleetCli(redisUrl, args) {
+  const child = spawn(BIN, ['fleet', '--directory', redisUrl, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c.toString()));
+  child.stderr.on('data', (c) => (out += c.toString()));
+  const kill = setTimeout(() => child.kill('SIGKILL'), WAIT_MS);
+  const code = await new Promise((res) => child.on('close', res));
+  clearTimeout(kill);
+  assert.equal(code, 0, `shardline fleet ${args.join(' ')}: ${out}`);
+  return out;
+}
+
+function startServer(extraArgs = []) {
   const args = [
     'serve',
     '--listen', '127.0.0.1:0',
@@ -211,6 +317,7 @@ function startServer() {
     '--load-shedding', 'off',
     // Server pings every second, so the RTT histograms fill quickly.
     '--heartbeat-ms', '1000',
+    ...extraArgs,
   ];
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
   return new Promise((resolvePromise, reject) => {

@@ -11,8 +11,9 @@
 // line while the SDK moves the player to the other node.
 //
 // For tests and the curious, the live view is window.__shardline:
-// { status, tick, myEntity, entities: [{id, x, y, vx, vy}], rtt, instanceId,
-//   updates, disconnects, notices: [{message, region}], transfers: [{url, instanceId}] }.
+// { status, playerId (a decimal string), nodeId, tick, myEntity,
+//   entities: [{id, x, y, vx, vy}], rtt, instanceId, updates, disconnects,
+//   notices: [{message, region}], transfers: [{url, instanceId}] }.
 
 import { ShardlineClient } from './shardline.js';
 
@@ -46,6 +47,8 @@ const ctx = canvas.getContext('2d');
 
 const view = {
   status: 'connecting',
+  playerId: null,
+  nodeId: null,
   tick: 0,
   myEntity: null,
   entities: [],
@@ -66,18 +69,25 @@ const client = new ShardlineClient({ pingIntervalMs: 1000 });
 const names = new Map(); // entity id → player name (known for players who joined after us)
 let arena = { w: 1000, h: 1000 };
 let updatedAt = performance.now();
+let shownInstance = null; // the instance `names` is about
 
 client.on('status', (s) => {
   view.status = s;
   setStatus(s, s === 'reconnecting' || s === 'closed');
 });
 client.on('welcome', (w) => {
+  view.playerId = String(w.playerId);
+  view.nodeId = w.nodeId;
   $('node').textContent = `node ${w.nodeId} · region ${w.region} · shard ${w.shard} · ${w.tickRateHz} Hz`;
 });
 client.on('joined', (j) => {
   arena = { w: j.arenaWidth, h: j.arenaHeight };
   view.myEntity = j.entityId;
   view.instanceId = j.instanceId;
+  // Entity ids are per instance: names from another one (before a Transfer
+  // or a join elsewhere) would label the wrong discs.
+  if (j.instanceId !== shownInstance) names.clear();
+  shownInstance = j.instanceId;
   names.set(j.entityId, `${name} (you)`);
   $('where').textContent = `· ${j.instanceId}`;
   take(j.tick, j.entities);
