@@ -20,7 +20,11 @@ export interface Limits {
 }
 
 export interface Welcome {
-  /** 64-bit player id (a bigint: ids use all 64 bits). */
+  /**
+   * The player's id on this node (a bigint: the wire type is 64-bit; servers
+   * keep ids below 2^53, so `Number(playerId)` is exact). A Transfer to
+   * another node gives the player a new id there.
+   */
   playerId: bigint;
   /** Send it in Hello on a new connection to take the seat back. */
   resumeToken: string;

@@ -130,14 +130,11 @@ async function fleetListening(nodeIds: string[]): Promise<void> {
   assert.fail(`fleet subscribers of ${nodeIds.join(', ')}: ${JSON.stringify(counts)}`);
 }
 
-/**
- * The JSON line of `fleet move`, with the 64-bit player ids as strings
- * (JSON.parse would round them to doubles).
- */
-function moveOutcome(stdout: string): Record<string, string> {
+/** The JSON line of `fleet move` (player ids are below 2^53: exact as JavaScript numbers). */
+function moveOutcome(stdout: string): Record<string, string | number> {
   const line = stdout.split('\n').find((l) => l.startsWith('{'));
   assert.ok(line, `no JSON outcome in: ${stdout}`);
-  return JSON.parse(line.replace(/"(player|new_player)":(\d+)/g, '"$1":"$2"')) as Record<string, string>;
+  return JSON.parse(line) as Record<string, string | number>;
 }
 
 /** A client with every notice it gets. */
@@ -221,7 +218,7 @@ test('fleet move: the player gets a Transfer and resumes its seat in the instanc
   const out = moveOutcome(moved.stdout);
   assert.deepEqual(
     { player: out.player, from: out.from_node, to: out.to_node, url: out.url, instance: out.instance },
-    { player: String(welcome.playerId), from: 'sdk-a', to: 'sdk-b', url: b.url, instance: 'move-to' },
+    { player: Number(welcome.playerId), from: 'sdk-a', to: 'sdk-b', url: b.url, instance: 'move-to' },
   );
   const newPlayer = BigInt(out.new_player); // the player's id on B
 
