@@ -221,7 +221,7 @@ pub enum FleetCmd {
     /// Move a player to an instance wherever it runs, its seat reserved
     /// there: on another node the player gets Transfer (reconnect there with
     /// its token), on the same node Joined. Waits for the outcome and
-    /// prints it as one JSON line; exits 1 when the move did not happen.
+    /// prints it as one JSON line; exits 2 when the move did not happen.
     Move {
         /// The instance the player is in now.
         #[arg(long, value_name = "ID")]
