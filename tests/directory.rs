@@ -121,11 +121,12 @@ impl Node {
             HEARTBEAT_MS,
             "--directory-ttl-ms",
             TTL_MS,
-            "--snapshot-interval-ms",
-            SNAPSHOT_MS,
             "--admin-listen",
             "127.0.0.1:0",
         ];
+        if !extra.contains(&"--snapshot-interval-ms") {
+            args.extend(["--snapshot-interval-ms", SNAPSHOT_MS]);
+        }
         args.extend_from_slice(extra);
         let server = Server::start(&args);
         let admin = admin_addr(&server);
@@ -391,7 +392,9 @@ fn routing_ownership_and_fleet_messages() {
 #[test]
 fn failover_restores_a_dead_nodes_games_on_its_region() {
     let Some(redis) = Redis::start() else { return };
-    let mut a = Node::start(&redis, "fa", "eu", &[]);
+    let a_snapshots = common::http::tempdir("fleet-a");
+    let a_dir = a_snapshots.to_str().unwrap();
+    let mut a = Node::start(&redis, "fa", "eu", &["--snapshot-dir", a_dir]);
     let b = Node::start(&redis, "fb", "eu", &[]);
     wait_fleet(&[&a, &b], 2);
 
@@ -471,6 +474,58 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
         }
     }
     assert!(b.metric("shardline_directory_instances_taken_over_total") >= 2);
+
+    // A comes back on its snapshot files, which hold both instances: B owns
+    // them now, so A stops its stale copies instead of running a duplicate.
+    let a2 = Node::start(&redis, "fa", "eu", &["--snapshot-dir", a_dir]);
+    assert!(
+        a2.server.log_contains("restored"),
+        "A restored its local snapshot: {}",
+        a2.server.log()
+    );
+    eventually("A stops its stale copies", SETTLE, || {
+        (a2.metric("shardline_directory_instances_disowned_total") >= 2).then_some(())
+    });
+    for instance in ["fo-1", "fo-2"] {
+        let (status, _) = get(a2.admin, &format!("/instances/{instance}"));
+        assert_eq!(status, 404, "{instance} no longer runs on A");
+        assert_eq!(
+            a2.route_until(&format!("instance={instance}"), |_| true),
+            "fb"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&a_snapshots);
+}
+
+#[test]
+fn a_new_seat_is_found_from_another_node_before_any_replication() {
+    let Some(redis) = Redis::start() else { return };
+    // No replication for a minute: only the seat written at the join can
+    // tell B where the token's seat is.
+    let slow = ["--snapshot-interval-ms", "60000"];
+    let a = Node::start(&redis, "sa", "eu", &slow);
+    let b = Node::start(&redis, "sb", "eu", &slow);
+    wait_fleet(&[&a, &b], 2);
+    let (_p, w, _) = player_in(&a, "fresh", "seat-1");
+    let url = eventually(
+        "B points the new token to A",
+        Duration::from_secs(5),
+        || {
+            let mut c = Client::connect(&b.server.url("/play"));
+            c.send_hello("fresh", Some(&w.resume_token));
+            match c.recv_until("Error", Duration::from_secs(5), |m| {
+                matches!(m, ServerMsg::Error { .. } | ServerMsg::Welcome { .. })
+            }) {
+                ServerMsg::Error {
+                    code: ErrorCode::WrongNode,
+                    message,
+                } => Some(message),
+                _ => None,
+            }
+        },
+    );
+    assert_eq!(url, a.url());
+    assert_eq!(a.metric("shardline_directory_replicas_written_total"), 0);
 }
 
 #[test]

@@ -438,6 +438,7 @@ impl Agent {
                 let answer = self.find_seat(&token);
                 let _ = reply.try_send(answer);
             }
+            ToAgent::Seat { token, instance } => self.write_seat(token, instance),
             ToAgent::Transfer(r) => self.transfer(r),
             ToAgent::Reserved(r) => self.reserved(r),
             ToAgent::MoveDone { move_id, outcome } => {
@@ -464,7 +465,6 @@ impl Agent {
                 move_id: r.move_id.clone(),
                 node: r.reply_node.clone(),
                 shard,
-                token: String::new(),
                 result: Err(why),
             };
             send_to_shard(
@@ -504,21 +504,31 @@ impl Agent {
         }
     }
 
-    /// This node reserved (or refused) a seat for another node's player:
-    /// record the seat so the token is found from any node, and answer.
-    fn reserved(&mut self, r: Reserved) {
-        if let Ok(seat) = &r.result {
-            let ttl = self.seat_ttl();
-            let (key, instance) = (keys::seat(&r.token), seat.instance.clone());
-            let _ = self.redis("seat", |c| {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(instance)
-                    .arg("PX")
-                    .arg(ttl.as_millis() as u64)
-                    .query::<()>(c)
-            });
+    /// Records a new seat (token → instance). Without Redis it is skipped:
+    /// the next replication writes every seat anyway.
+    fn write_seat(&mut self, token: String, instance: InstanceId) {
+        if self.conn.is_none() {
+            return;
         }
+        let ttl = self.seat_ttl();
+        let key = keys::seat(&token);
+        let value = instance.as_str().to_owned();
+        let written = self.redis("seat", |c| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query::<()>(c)
+        });
+        if written.is_some() {
+            self.seats.insert(token, (instance, Instant::now()));
+        }
+    }
+
+    /// This node reserved (or refused) a seat for another node's player
+    /// (the seat itself was recorded when the shard made it): answer.
+    fn reserved(&mut self, r: Reserved) {
         let channel = keys::node_control(&r.node);
         let body = serde_json::to_string(&FleetMsg::Reserved(r)).expect("an answer serialises");
         let _ = self.redis("reserve", |c| c.publish::<_, _, i64>(&channel, body));
@@ -652,7 +662,8 @@ impl Agent {
     // -------------------------------------------------------------- reports
 
     fn on_report(&mut self, r: ShardReport) {
-        let s = &mut self.shards[r.shard];
+        let shard = r.shard;
+        let s = &mut self.shards[shard];
         s.reported = true;
         s.players = r.players;
         s.draining = r.draining;
@@ -675,9 +686,14 @@ impl Agent {
                         Claim::Mine => {
                             self.owned.insert(id, None);
                         }
-                        Claim::Elsewhere { node, .. } => {
+                        Claim::Elsewhere { node, url } => {
+                            // Restored here from a local snapshot after the
+                            // region took it over, or kept through a
+                            // partition: the owner's copy wins.
                             self.metrics.claim_conflicts.inc();
-                            tracing::warn!(instance = %id, owner = %node, "an instance of this node is owned by another node in the directory");
+                            tracing::warn!(instance = %id, owner = %node, "a local instance belongs to another node in the directory; stopping the local copy");
+                            let ev = ToShard::Disown { instance: id, url };
+                            send_to_shard(&self.to_shards, shard, ev, &self.metrics);
                         }
                         Claim::Unavailable(_) => return,
                     }

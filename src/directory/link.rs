@@ -71,6 +71,32 @@ impl Shard {
         }
     }
 
+    /// Stops the local copy of an instance another node owns. Connected
+    /// players are sent there (Transfer: their seats are in the owner's
+    /// copy, from the replica); detached seats here are dropped.
+    fn disown(&self, id: &InstanceId, url: &str) {
+        let mut w = self.world.borrow_mut();
+        let Some(hosted) = w.instances.remove(id) else {
+            return;
+        };
+        let mut sent = 0;
+        for seat in hosted.inst.seats() {
+            if let Some(conn) = w.players.get(&seat.player).and_then(|p| p.conn.clone()) {
+                conn.set_player(None);
+                let mut enc = self.enc.borrow_mut();
+                self.send(&conn, enc.transfer(url, id.as_str()));
+                conn.request_close(crate::net::close::CloseReason::Normal);
+                sent += 1;
+            }
+            w.remove_player(seat.player);
+        }
+        self.metrics.instances_disposed.inc();
+        if let Some(dir) = &self.node.directory {
+            dir.metrics.instances_disowned.inc();
+        }
+        tracing::warn!(shard = self.id, instance = %id, owner = url, players_sent = sent, "local copy of an instance owned by another node stopped");
+    }
+
     fn on_directory_event(&self, ev: ToShard) {
         match ev {
             ToShard::Restore(snaps) => self.restore(snaps, Instant::now()),
@@ -82,6 +108,7 @@ impl Shard {
                 to,
                 create,
             } => self.transfer_local(&move_id, to, create),
+            ToShard::Disown { instance, url } => self.disown(&instance, &url),
             ToShard::Reserve(r) => self.reserve(r),
             ToShard::Reserved(r) => self.on_reserved(r),
             ToShard::Configure(c) => {

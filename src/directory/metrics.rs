@@ -63,6 +63,7 @@ directory_metrics! {
     instances_taken_over: "counter", "Instances of dead nodes this node claimed and restored.";
     instances_lost: "counter", "Instances of dead nodes that had no usable replica.";
     claim_conflicts: "counter", "Local instances found owned by another node.";
+    instances_disowned: "counter", "Local copies of instances another node owns, stopped (their connected players sent there).";
     fleet_messages: "counter", "Fleet messages (pub/sub) applied.";
     notices_sent: "counter", "Notices (fleet broadcasts) sent to players.";
     players_moved_out: "counter", "Players this node moved to another instance by `shardline fleet move`.";

@@ -99,6 +99,9 @@ pub enum ToAgent {
         token: String,
         reply: Sender<SeatAt>,
     },
+    /// A player got a seat in `instance` here: record it at once, so that
+    /// a reconnect on any node finds it before the next replication.
+    Seat { token: String, instance: InstanceId },
     /// Move a player of this node to `instance` of the reservation: find
     /// (or claim) its owner and ask it for a seat.
     Transfer(transfer::Reservation),
@@ -177,6 +180,10 @@ pub enum ToShard {
         to: InstanceId,
         create: bool,
     },
+    /// The directory gives this local instance to another node (at `url`):
+    /// this copy is stale (restored here after the region took it over, or
+    /// kept through a partition) and must stop.
+    Disown { instance: InstanceId, url: String },
     /// Another node asks for a seat in an instance of this shard.
     Reserve(transfer::Reservation),
     /// The answer to a reservation this shard asked for.

@@ -142,8 +142,6 @@ pub struct Reserved {
     pub move_id: String,
     pub node: String,
     pub shard: usize,
-    /// The seat's token (the reserving node records it in the directory).
-    pub token: String,
     pub result: Result<Seat, String>,
 }
 
@@ -383,7 +381,6 @@ impl Shard {
             move_id: r.move_id,
             node: r.reply_node,
             shard: r.reply_shard,
-            token: r.token,
             result,
         }));
     }
@@ -508,7 +505,6 @@ mod tests {
                 move_id: "m".into(),
                 node: "n1".into(),
                 shard: 1,
-                token: "t".into(),
                 result: Err("full".into()),
             }),
         ];

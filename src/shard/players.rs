@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::auth::replay::Use;
+use crate::directory::ToAgent;
 use crate::game::{
     least_loaded, new_instance_id, shard_for, Instance, InstanceId, InstanceLimits, JoinError,
     PlayerId, PlayerInput, PushInput,
@@ -422,6 +423,13 @@ impl Shard {
         hosted.empty_since = None;
         p.instance = Some(id.clone());
         p.ever_joined = true;
+        if let Some(dir) = &self.node.directory {
+            // In a fleet: any node must find this seat from now on.
+            dir.tell(ToAgent::Seat {
+                token: p.token.clone(),
+                instance: id.clone(),
+            });
+        }
         let name = p.name.clone();
         let mut enc = self.enc.borrow_mut();
         let sent = w.broadcast(&id, Some(pid), enc.player_joined(pid, entity, &name));
