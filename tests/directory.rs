@@ -119,13 +119,17 @@ impl Node {
             region,
             "--directory-heartbeat-ms",
             HEARTBEAT_MS,
-            "--directory-ttl-ms",
-            TTL_MS,
             "--admin-listen",
             "127.0.0.1:0",
         ];
-        if !extra.contains(&"--snapshot-interval-ms") {
-            args.extend(["--snapshot-interval-ms", SNAPSHOT_MS]);
+        // Defaults a test may set otherwise.
+        for (flag, value) in [
+            ("--directory-ttl-ms", TTL_MS),
+            ("--snapshot-interval-ms", SNAPSHOT_MS),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag, value]);
+            }
         }
         args.extend_from_slice(extra);
         let server = Server::start(&args);
@@ -751,4 +755,69 @@ fn broadcasts_reach_a_region_and_players_move_between_nodes() {
     assert_eq!(a.metric("shardline_directory_players_moved_out_total"), 2);
     assert_eq!(b.metric("shardline_directory_players_moved_in_total"), 1);
     assert!(a.metric("shardline_directory_notices_sent_total") >= 2);
+}
+
+#[test]
+fn a_stopping_node_hands_its_games_to_its_region_at_once() {
+    let Some(redis) = Redis::start() else { return };
+    // A TTL of 30 s and no periodic replication within the test: only the
+    // final replica and the left marker of a graceful stop can move the
+    // game within seconds, and with its state at the stop.
+    let extra = [
+        "--directory-ttl-ms",
+        "30000",
+        "--snapshot-interval-ms",
+        "60000",
+    ];
+    let mut a = Node::start(&redis, "ga", "eu", &extra);
+    let b = Node::start(&redis, "gb", "eu", &extra);
+    wait_fleet(&[&a, &b], 2);
+    let (mut p, w, j) = player_in(&a, "stopper", "gs-1");
+    for seq in 1..=3 {
+        p.input(seq, 1.0, 0.5);
+    }
+    update_where(&mut p, "the inputs applied", |u| u.last_input_seq == 3);
+    p.input(4, 0.0, 0.0);
+    let still = update_where(&mut p, "the entity at rest", |u| {
+        u.last_input_seq == 4
+            && u.entity(j.entity_id)
+                .is_some_and(|e| e.vx == 0.0 && e.vy == 0.0)
+    });
+    let at_rest = *still.entity(j.entity_id).unwrap();
+
+    let stopped_at = Instant::now();
+    a.server.sigterm();
+    let (_, ending) = p.read_to_end(SETTLE);
+    assert!(
+        matches!(ending, common::Ending::Closed(1001, _)),
+        "{ending:?}"
+    );
+    assert_eq!(
+        b.route_until("instance=gs-1", |n| n == "gb"),
+        "gb",
+        "B owns the instance"
+    );
+    let took = stopped_at.elapsed();
+    eprintln!("B owned the stopped node's instance {took:?} after SIGTERM (TTL 30 s)");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(a.server.wait_exit(SETTLE).success());
+    assert!(a
+        .server
+        .log_contains("final state replicated; the node left the fleet directory"));
+
+    // The player resumes on B: its entity where it stopped, its inputs
+    // counted (no periodic replica was ever written: this is the final one).
+    let mut c = Client::connect(&b.server.play_url("gs-1"));
+    let again = c.hello_resume("stopper", &w.resume_token);
+    assert!(again.resumed && again.node_id == "gb");
+    let back = c.expect_joined();
+    assert_eq!(back.entity_id, j.entity_id);
+    let e = back.entity(j.entity_id).expect("entity restored");
+    assert_eq!((e.x, e.y), (at_rest.x, at_rest.y), "state at the stop");
+    let u = c.next_update();
+    assert_eq!(u.last_input_seq, 4, "every input applied on A is kept");
+    assert_eq!(
+        b.metric("shardline_directory_instances_taken_over_total"),
+        1
+    );
 }

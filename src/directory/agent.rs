@@ -78,10 +78,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// What a stopping node leaves in its registry entry (for one TTL): its
+/// region takes it over at once instead of waiting for the entry to expire.
+fn left_marker(node: &str) -> String {
+    serde_json::json!({"id": node, "left": true}).to_string()
+}
+
+fn is_left_marker(value: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(value).is_ok_and(|v| v["left"] == true)
+}
+
 /// What one shard last reported.
 #[derive(Default)]
 struct ShardState {
     reported: bool,
+    /// Sent its final report (the node is stopping).
+    left: bool,
     players: usize,
     instances: HashSet<InstanceId>,
     draining: bool,
@@ -102,6 +114,10 @@ struct Agent {
     fleet: Vec<NodeInfo>,
     /// Seats written: token → (instance, when).
     seats: HashMap<String, (InstanceId, Instant)>,
+    /// Stopping shards waiting for the node to leave the directory.
+    leaving: Vec<Sender<()>>,
+    /// The node left the directory (stopping): no more registrations.
+    left: bool,
     to_shards: Vec<Sender<ToShard>>,
     metrics: Arc<DirectoryMetrics>,
 }
@@ -123,6 +139,8 @@ pub(super) fn spawn(
         owned: HashMap::new(),
         fleet: Vec::new(),
         seats: HashMap::new(),
+        leaving: Vec::new(),
+        left: false,
         to_shards,
         metrics,
     };
@@ -211,6 +229,9 @@ impl Agent {
     // ------------------------------------------------------------ heartbeat
 
     fn beat(&mut self) {
+        if self.left {
+            return;
+        }
         self.connect();
         if self.conn.is_none() {
             return;
@@ -238,15 +259,14 @@ impl Agent {
             return;
         };
         // Take over only after a whole TTL connected: after an outage every
-        // live node must have had the time to re-register first.
+        // live node must have had the time to re-register first. A node
+        // that said it left is taken over at once.
         let settled = self
             .up_since
             .is_some_and(|t| t.elapsed() >= self.start.cfg.ttl);
-        if settled {
-            for (node, region) in dead {
-                if region == self.start.region {
-                    self.take_over(&node);
-                }
+        for (node, region, left) in dead {
+            if region == self.start.region && (settled || left) {
+                self.take_over(&node);
             }
         }
         self.release_stale_claims();
@@ -276,8 +296,8 @@ impl Agent {
     }
 
     /// Reads every registered node; keeps the live ones as the fleet view
-    /// and returns the dead ones (id, region).
-    fn read_fleet(&mut self) -> Option<Vec<(String, String)>> {
+    /// and returns the dead ones (id, region, whether it said it left).
+    fn read_fleet(&mut self) -> Option<Vec<(String, String, bool)>> {
         let all: HashMap<String, String> = self.redis("read nodes", |c| c.hgetall(keys::NODES))?;
         let ids: Vec<&String> = all.keys().collect();
         if ids.is_empty() {
@@ -291,9 +311,10 @@ impl Agent {
         let mut fleet = Vec::new();
         let mut dead = Vec::new();
         for (id, value) in ids.iter().zip(values) {
-            match value.and_then(|v| serde_json::from_str::<NodeInfo>(&v).ok()) {
-                Some(info) => fleet.push(info),
-                None => dead.push(((*id).clone(), all[*id].clone())),
+            let value = value.unwrap_or_default();
+            match serde_json::from_str::<NodeInfo>(&value) {
+                Ok(info) => fleet.push(info),
+                Err(_) => dead.push(((*id).clone(), all[*id].clone(), is_left_marker(&value))),
             }
         }
         fleet.sort_by(|a, b| a.id.cmp(&b.id));
@@ -438,6 +459,7 @@ impl Agent {
                 let answer = self.find_seat(&token);
                 let _ = reply.try_send(answer);
             }
+            ToAgent::Leave { report, reply } => self.leave(report, reply),
             ToAgent::Seat { token, instance } => self.write_seat(token, instance),
             ToAgent::Transfer(r) => self.transfer(r),
             ToAgent::Reserved(r) => self.reserved(r),
@@ -501,6 +523,39 @@ impl Agent {
                 }
             }
             Claim::Unavailable(why) => fail(self, why),
+        }
+    }
+
+    /// A stopping shard's final report: replicated at once. When every
+    /// shard's is in, the registration goes (the node looks dead to its
+    /// region, which takes its instances over from these replicas) and the
+    /// shards are told. Without Redis nobody is told: they stop after
+    /// their bound and the region takes over after the TTL.
+    fn leave(&mut self, report: ShardReport, reply: Sender<()>) {
+        let shard = report.shard;
+        self.on_report(report);
+        self.shards[shard].left = true;
+        self.leaving.push(reply);
+        if !self.shards.iter().all(|s| s.left) || self.conn.is_none() {
+            return;
+        }
+        let key = keys::node(self.me());
+        let marker = left_marker(self.me());
+        let ttl_ms = self.start.cfg.ttl.as_millis() as u64;
+        let gone = self.redis("leave", |c| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(marker)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query::<()>(c)
+        });
+        if gone.is_some() {
+            self.left = true;
+            tracing::info!("left the fleet: final replicas written, registration removed; the region takes the instances over");
+            for r in self.leaving.drain(..) {
+                let _ = r.try_send(());
+            }
         }
     }
 

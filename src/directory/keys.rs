@@ -4,7 +4,8 @@
 //! sl:nodes                hash   node id → region (every node ever seen
 //!                                until its instances are taken over)
 //! sl:node:{id}            string JSON NodeInfo, PX --directory-ttl-ms
-//!                                (gone by itself when the node dies)
+//!                                (gone by itself when the node dies;
+//!                                {"id","left":true} after a graceful stop)
 //! sl:node:{id}:insts      set    instance ids the node owns
 //! sl:inst:{instance}      string owning node id (claimed atomically)
 //! sl:snap:{instance}      bytes  latest replicated snapshot (see replica.rs)

@@ -55,6 +55,31 @@ pub async fn run(shard: Rc<Shard>) {
     }
 }
 
+/// A graceful stop in a fleet (the tick has stopped): this shard's final
+/// state goes to the directory; once every shard's has, the agent removes
+/// the node's registration and the region's other nodes take the instances
+/// over at their next heartbeat, with nothing lost.
+pub async fn leave_fleet(shard: &Rc<Shard>, dir: &super::Directory) {
+    let snapshots = shard.capture().await.instances;
+    let instances = snapshots.len();
+    let report = shard.directory_report(Some(snapshots));
+    match dir
+        .ask_within(super::LEAVE_TIMEOUT, |reply| ToAgent::Leave { report, reply })
+        .await
+    {
+        Some(()) => tracing::info!(
+            shard = shard.id,
+            instances,
+            "final state replicated; the node left the fleet directory"
+        ),
+        None => tracing::warn!(
+            shard = shard.id,
+            instances,
+            "the directory did not confirm the final replica in time; the region takes over after the TTL, from the last periodic replica"
+        ),
+    }
+}
+
 impl Shard {
     fn directory_report(
         &self,

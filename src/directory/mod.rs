@@ -60,6 +60,10 @@ pub const AGENT_QUEUE_CAPACITY: usize = 1024;
 pub const SHARD_EVENTS_CAPACITY: usize = 64;
 /// Longest a connection waits for the agent's answer before it is refused.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Longest a stopping shard waits for its final replica to be written and
+/// the node deregistered; then it stops anyway (the region takes over
+/// after the TTL, from the last periodic replica).
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a waiting task looks for the answer (a crossbeam channel
 /// cannot wake a glommio task; see FACTS).
 const ANSWER_POLL: Duration = Duration::from_millis(2);
@@ -98,6 +102,13 @@ pub enum ToAgent {
     FindSeat {
         token: String,
         reply: Sender<SeatAt>,
+    },
+    /// A stopping shard's final report (with every instance's state). Once
+    /// every shard's is in, the node deregisters so the region takes its
+    /// instances over at once; then each `reply` gets `()`.
+    Leave {
+        report: ShardReport,
+        reply: Sender<()>,
     },
     /// A player got a seat in `instance` here: record it at once, so that
     /// a reconnect on any node finds it before the next replication.
@@ -220,12 +231,21 @@ impl Directory {
     /// Sends a request and waits (bounded, polling) for its answer. `None`:
     /// the agent did not answer in time (counted as refused).
     pub async fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> ToAgent) -> Option<T> {
+        self.ask_within(ANSWER_TIMEOUT, make).await
+    }
+
+    /// [`Directory::ask`] with another bound.
+    pub async fn ask_within<T>(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(Sender<T>) -> ToAgent,
+    ) -> Option<T> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         if !self.tell(make(tx)) {
             self.metrics.refused.inc();
             return None;
         }
-        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             match rx.try_recv() {
                 Ok(v) => return Some(v),

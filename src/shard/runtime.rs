@@ -188,6 +188,14 @@ async fn run(start: ShardStart) -> ShardExit {
     // Single-threaded: no tick is running right now, so the current tick is
     // finished; stop the next one.
     tick.cancel().await;
+    // No tick is coming: captures need not wait for room between ticks.
+    shard.next_tick_at.set(None);
+    directory.cancel().await;
+    // In a fleet: the final state to the directory, so the region takes
+    // the instances over at once with nothing lost.
+    if let Some(dir) = shard.node.directory.clone() {
+        crate::directory::link::leave_fleet(&shard, &dir).await;
+    }
     // Let a periodic write in flight finish first: two writes of one shard
     // at once could leave the older state as the newest generation.
     while shard.snapshot_writing.get() {
@@ -207,7 +215,6 @@ async fn run(start: ShardStart) -> ShardExit {
         glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
     }
     sweeps.cancel().await;
-    directory.cancel().await;
     if let Some(admin) = admin {
         admin.cancel().await;
     }

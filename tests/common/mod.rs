@@ -528,6 +528,19 @@ impl Client {
         }
     }
 
+    /// Every message until the connection ends (bounded), and how it ended.
+    pub fn read_to_end(&mut self, timeout: Duration) -> (Vec<ServerMsg>, Ending) {
+        let deadline = Instant::now() + timeout;
+        let mut msgs = Vec::new();
+        loop {
+            match self.next_event(deadline) {
+                Event::Msg(m) => msgs.push(m),
+                Event::Ended(e) => return (msgs, e),
+                Event::Timeout => panic!("connection still open after {timeout:?}"),
+            }
+        }
+    }
+
     /// Waits (bounded) for the server's close frame: (code, reason).
     pub fn expect_close(&mut self) -> (u16, String) {
         match self.wait_end(RECV_TIMEOUT) {
