@@ -29,6 +29,10 @@ pub async fn run(shard: Rc<Shard>) {
         .expect("directory config")
         .heartbeat;
     let replicate_every = shard.cfg().snapshot_interval.unwrap_or(heartbeat);
+    // With periodic snapshot files, their capture is the replica too
+    // (`replicate`); without, this task captures for replication.
+    let writer_replicates =
+        shard.node.snapshots.is_some() && shard.cfg().snapshot_interval.is_some();
     let mut next_report = Instant::now();
     let mut next_replica = Instant::now() + replicate_every;
     loop {
@@ -43,7 +47,7 @@ pub async fn run(shard: Rc<Shard>) {
         shard.expire_transfers(now);
         if now >= next_report {
             next_report = now + heartbeat;
-            let snapshots = if now >= next_replica {
+            let snapshots = if now >= next_replica && !writer_replicates {
                 next_replica = now + replicate_every;
                 Some(shard.capture().await.instances)
             } else {
@@ -77,6 +81,14 @@ pub async fn leave_fleet(shard: &Rc<Shard>, dir: &super::Directory) {
             instances,
             "the directory did not confirm the final replica in time; the region takes over after the TTL, from the last periodic replica"
         ),
+    }
+}
+
+/// Sends the instances' state just captured for the snapshot file to the
+/// directory as their replicas.
+pub(crate) fn replicate(shard: &Shard, instances: Vec<crate::snapshot::InstanceSnapshot>) {
+    if let Some(dir) = &shard.node.directory {
+        dir.tell(ToAgent::Report(shard.directory_report(Some(instances))));
     }
 }
 

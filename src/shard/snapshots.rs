@@ -205,15 +205,22 @@ pub async fn write_snapshot(shard: &Rc<Shard>) -> bool {
     shard.snapshot_writing.set(true);
     let snap = shard.capture().await;
     let idle = shard.cfg().snapshot_writer_idle;
-    let result = glommio::executor()
+    // In a fleet this capture is also the replica (copied on the writer
+    // thread, not the shard's); a stopping shard sends its own.
+    let replicate = shard.node.directory.is_some() && !shard.stopping.get();
+    let (result, replica) = glommio::executor()
         .spawn_blocking(move || {
             if idle {
                 writer_thread_yields_to_shards();
             }
-            store.write_blocking(snap)
+            let replica = replicate.then(|| snap.instances.clone());
+            (store.write_blocking(snap), replica)
         })
         .await;
     shard.snapshot_writing.set(false);
+    if let Some(instances) = replica {
+        crate::directory::link::replicate(shard, instances);
+    }
     match result {
         Ok(stats) => {
             shard.metrics.snapshots_written.inc();
