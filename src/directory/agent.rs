@@ -94,6 +94,8 @@ struct ShardState {
     reported: bool,
     /// Sent its final report (the node is stopping).
     left: bool,
+    /// Largest replica of one of its instances in its last round.
+    replica_bytes_max: u64,
     players: usize,
     instances: HashSet<InstanceId>,
     draining: bool,
@@ -756,13 +758,13 @@ impl Agent {
             }
         }
         if let Some(snaps) = r.snapshots {
-            self.replicate(snaps);
+            self.replicate(shard, snaps);
         }
     }
 
     /// Stores each instance's replica (fenced by ownership) and the seats
     /// it holds, in one round trip.
-    fn replicate(&mut self, snaps: Vec<crate::snapshot::InstanceSnapshot>) {
+    fn replicate(&mut self, shard: usize, snaps: Vec<crate::snapshot::InstanceSnapshot>) {
         let me = self.me().to_owned();
         let seat_ttl = self.seat_ttl();
         let mut pipe = redis::pipe();
@@ -815,7 +817,13 @@ impl Agent {
         if self.redis("replicate", |c| pipe.query::<()>(c)).is_some() {
             self.metrics.replicas_written.add(n);
             self.metrics.replica_bytes.add(bytes_sum);
-            self.metrics.replica_instance_bytes_max.set(biggest);
+            // Each shard replicates its own instances: the gauge is the
+            // largest of every shard's last round.
+            self.shards[shard].replica_bytes_max = biggest;
+            let largest = self.shards.iter().map(|s| s.replica_bytes_max).max();
+            self.metrics
+                .replica_instance_bytes_max
+                .set(largest.unwrap_or(0));
         }
     }
 }

@@ -58,7 +58,7 @@ directory_metrics! {
     shard_events_dropped: "counter", "Events for a shard dropped because its queue was full.";
     replicas_written: "counter", "Instance snapshots replicated to the directory.";
     replica_bytes: "counter", "Compressed bytes of the replicated snapshots written.";
-    replica_instance_bytes_max: "gauge", "Largest replicated snapshot of one instance in the last round, compressed bytes.";
+    replica_instance_bytes_max: "gauge", "Largest replicated snapshot of one instance in each shard's last round, compressed bytes.";
     replicas_too_large: "counter", "Instance snapshots not replicated: over --replica-bytes-max.";
     instances_taken_over: "counter", "Instances of dead nodes this node claimed and restored.";
     instances_lost: "counter", "Instances of dead nodes that had no usable replica.";
