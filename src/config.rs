@@ -243,7 +243,7 @@ pub struct ServeOpts {
     #[arg(long, value_name = "RATIO")]
     pub cpu_restart_threshold: Option<f64>,
 
-    /// The fleet's directory, `redis://HOST:PORT`: registry, routing (/v1/route), failover. [default: none: standalone]
+    /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`: registry, routing (/v1/route), failover (the password is never logged; put it in the --config file rather than on the command line). [default: none: standalone]
     #[arg(long, value_name = "URL")]
     pub directory: Option<String>,
 

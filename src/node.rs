@@ -167,7 +167,7 @@ fn start_directory(
         .public_url
         .clone()
         .unwrap_or_else(|| crate::directory::default_public_url(cfg.listen));
-    tracing::info!(directory = %dir.url, public_url, location = %dir.location, "joining the fleet directory");
+    tracing::info!(directory = %crate::directory::redacted(&dir.url), public_url, location = %dir.location, "joining the fleet directory");
     let heartbeat = dir.heartbeat;
     crate::directory::start(crate::directory::AgentStart {
         cfg: dir,

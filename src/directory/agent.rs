@@ -219,7 +219,7 @@ impl Agent {
                 self.seats.clear();
                 self.metrics.up.set(1);
                 self.metrics.reconnects.inc();
-                tracing::info!(url = %self.start.cfg.url, "directory connected; registering");
+                tracing::info!(url = %super::redacted(&self.start.cfg.url), "directory connected; registering");
             }
             Err(e) => {
                 self.metrics.errors.inc();

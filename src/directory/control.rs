@@ -255,10 +255,15 @@ pub enum ConfigCmd {
 
 pub fn run(cli: FleetCli) -> anyhow::Result<()> {
     let client = redis::Client::open(cli.directory.as_str())
-        .with_context(|| format!("--directory {}", cli.directory))?;
+        .with_context(|| format!("--directory {}", super::redacted(&cli.directory)))?;
     let mut conn = client
         .get_connection_with_timeout(Duration::from_secs(5))
-        .with_context(|| format!("cannot reach the directory at {}", cli.directory))?;
+        .with_context(|| {
+            format!(
+                "cannot reach the directory at {}",
+                super::redacted(&cli.directory)
+            )
+        })?;
     let (channel, msg) = match cli.cmd {
         FleetCmd::Config {
             cmd: ConfigCmd::Set { region, pairs },

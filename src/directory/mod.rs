@@ -285,7 +285,7 @@ pub struct AgentStart {
 /// handle. Redis need not be up: the agent keeps trying each heartbeat.
 pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
     let client = redis::Client::open(start.cfg.url.as_str())
-        .map_err(|e| anyhow::anyhow!("--directory {}: {e}", start.cfg.url))?;
+        .map_err(|e| anyhow::anyhow!("--directory {}: {e}", redacted(&start.cfg.url)))?;
     let metrics = Arc::new(DirectoryMetrics::default());
     let (to_agent, agent_rx) = crossbeam_channel::bounded(AGENT_QUEUE_CAPACITY);
     let (event_txs, event_rxs): (Vec<_>, Vec<_>) = (0..start.shards)
@@ -384,6 +384,21 @@ impl DirectoryConfig {
     }
 }
 
+/// `url` with its password (`redis://user:PASSWORD@host`) replaced by
+/// `***`, for logs and error messages.
+pub fn redacted(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or("", |(u, _)| u);
+            format!("redis://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// The URL players reach a node at when --public-url is not given.
 pub fn default_public_url(listen: std::net::SocketAddr) -> String {
     if listen.ip().is_unspecified() {
@@ -392,5 +407,23 @@ pub fn default_public_url(listen: std::net::SocketAddr) -> String {
         format!("ws://127.0.0.1:{}", listen.port())
     } else {
         format!("ws://{listen}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redacted("redis://:s3cr@t@redis.internal:6379/2"),
+            "redis://:***@redis.internal:6379/2"
+        );
+        assert_eq!(
+            redacted("redis://game:pw@10.0.0.5"),
+            "redis://game:***@10.0.0.5"
+        );
     }
 }
