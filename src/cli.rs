@@ -40,7 +40,7 @@ pub enum Command {
     Loadgen(crate::loadgen::LoadgenCli),
     /// Check or apply kernel and rlimit settings for a hardware profile.
     Tune(crate::tune::TuneCli),
-    /// Orders for a fleet of nodes through their directory (Redis): settings per region, drain a node, list nodes.
+    /// Orders for a fleet of nodes through their directory (Redis): settings per region, drain a node, list nodes, broadcast to players, move a player between nodes.
     Fleet(crate::directory::control::FleetCli),
 }
 

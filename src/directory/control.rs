@@ -188,7 +188,7 @@ fn owning_shard(instance: &str, shards: usize) -> usize {
 /// `shardline fleet`: orders for every node through the directory.
 #[derive(clap::Args, Debug)]
 pub struct FleetCli {
-    /// The fleet's directory, `redis://HOST:PORT`.
+    /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`.
     #[arg(long, value_name = "URL")]
     pub directory: String,
     #[command(subcommand)]
