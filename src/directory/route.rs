@@ -36,6 +36,10 @@ impl NodeInfo {
 pub struct RegionInfo {
     pub name: String,
     pub nodes: usize,
+    /// Where its nodes run (`--location`), distinct, sorted.
+    pub locations: Vec<String>,
+    /// Instances its nodes run.
+    pub instances: usize,
     pub capacity: usize,
     pub load: usize,
     /// Some node of it has room.
@@ -56,9 +60,14 @@ pub fn regions(nodes: &[NodeInfo]) -> Vec<RegionInfo> {
             let of: Vec<&NodeInfo> = nodes.iter().filter(|n| n.region == name).collect();
             // Probe the node a player would be sent to, if any has room.
             let probe = least_loaded(nodes, name).unwrap_or(of[0]);
+            let mut locations: Vec<String> = of.iter().map(|n| n.location.clone()).collect();
+            locations.sort_unstable();
+            locations.dedup();
             RegionInfo {
                 name: name.to_owned(),
                 nodes: of.len(),
+                locations,
+                instances: of.iter().map(|n| n.instances).sum(),
                 capacity: of.iter().map(|n| n.capacity).sum(),
                 load: of.iter().map(|n| n.load).sum(),
                 healthy: of.iter().any(|n| n.has_room()),
@@ -164,17 +173,22 @@ mod tests {
 
     #[test]
     fn regions_sum_their_nodes() {
-        let nodes = vec![
+        let mut nodes = vec![
             node("a", "eu", 1, 10),
             node("b", "eu", 3, 20),
             node("c", "us", 0, 5),
         ];
+        nodes[0].instances = 2;
+        nodes[1].instances = 5;
+        nodes[0].location = "eu-west-1b".into();
+        nodes[1].location = "eu-west-1a".into();
         let r = regions(&nodes);
         assert_eq!(r.len(), 2);
         assert_eq!(
-            (r[0].name.as_str(), r[0].capacity, r[0].load),
-            ("eu", 30, 4)
+            (r[0].name.as_str(), r[0].capacity, r[0].load, r[0].instances),
+            ("eu", 30, 4, 7)
         );
+        assert_eq!(r[0].locations, ["eu-west-1a", "eu-west-1b"]);
         assert_eq!(r[0].echo_url, "ws://a/echo");
         assert!(r[1].healthy);
     }
