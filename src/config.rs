@@ -243,8 +243,13 @@ pub struct ServeOpts {
     #[arg(long, value_name = "RATIO")]
     pub cpu_restart_threshold: Option<f64>,
 
-    /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`: registry, routing (/v1/route), failover (the password is never logged; put it in the --config file rather than on the command line). [default: none: standalone]
-    #[arg(long, value_name = "URL")]
+    /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`: registry, routing (/v1/route), failover. The password is never logged; pass it in SHARDLINE_DIRECTORY or the --config file rather than on the command line. [default: none: standalone]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SHARDLINE_DIRECTORY",
+        hide_env_values = true
+    )]
     pub directory: Option<String>,
 
     /// WebSocket base URL players reach this node at, published in the directory. [default: ws://<listen address>]

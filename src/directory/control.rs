@@ -189,7 +189,12 @@ fn owning_shard(instance: &str, shards: usize) -> usize {
 #[derive(clap::Args, Debug)]
 pub struct FleetCli {
     /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`.
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SHARDLINE_DIRECTORY",
+        hide_env_values = true
+    )]
     pub directory: String,
     #[command(subcommand)]
     pub cmd: FleetCmd,

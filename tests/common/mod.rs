@@ -93,6 +93,10 @@ impl Server {
         let mut child = cmd
             .args(args)
             .env_remove("RUST_LOG")
+            // Settings a developer's shell may hold must not leak into
+            // the servers under test (flags set them where a test wants).
+            .env_remove("SHARDLINE_DIRECTORY")
+            .env_remove("SHARDLINE_JOIN_SECRET")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
