@@ -488,6 +488,44 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_move_message_parses() {
+        // README and docs/fleet.md: what a matchmaker PUBLISHes.
+        let json = r#"{"kind":"move","id":"9f2c","instance":"lobby-3","player":4138424245183649,"to":"match-17","create":true}"#;
+        assert_eq!(
+            serde_json::from_str::<FleetMsg>(json).unwrap(),
+            FleetMsg::Move(MoveOrder {
+                id: "9f2c".into(),
+                instance: "lobby-3".into(),
+                player: 4138424245183649,
+                to: "match-17".into(),
+                create: true,
+            })
+        );
+        // docs/fleet.md, "Orders".
+        let b = r#"{"kind":"broadcast","message":"Servers restart at 04:00 UTC","region":"eu","sent_at_us":1764892800000000}"#;
+        assert!(matches!(
+            serde_json::from_str::<FleetMsg>(b).unwrap(),
+            FleetMsg::Broadcast(Broadcast { region: Some(r), .. }) if r == "eu"
+        ));
+        let c = r#"{"kind":"config","heartbeat_ms":20000,"players_per_instance_max":32,"max_connections":5000}"#;
+        assert!(matches!(
+            serde_json::from_str::<FleetMsg>(c).unwrap(),
+            FleetMsg::Config(crate::directory::control::FleetConfig {
+                heartbeat_ms: Some(20000),
+                players_per_instance_max: Some(32),
+                max_connections: Some(5000)
+            })
+        ));
+        let d = r#"{"kind":"drain","node":"eu-a"}"#;
+        assert_eq!(
+            serde_json::from_str::<FleetMsg>(d).unwrap(),
+            FleetMsg::Drain {
+                node: "eu-a".into()
+            }
+        );
+    }
+
+    #[test]
     fn fleet_orders_round_trip_as_json() {
         let msgs = [
             FleetMsg::Broadcast(Broadcast::new("hi".into(), Some("eu".into())).unwrap()),
