@@ -117,7 +117,7 @@ struct Agent {
     /// Seats written: token → (instance, when).
     seats: HashMap<String, (InstanceId, Instant)>,
     /// Stopping shards waiting for the node to leave the directory.
-    leaving: Vec<Sender<()>>,
+    leaving: Vec<Sender<bool>>,
     /// The node left the directory (stopping): no more registrations.
     left: bool,
     to_shards: Vec<Sender<ToShard>>,
@@ -531,14 +531,18 @@ impl Agent {
     /// A stopping shard's final report: replicated at once. When every
     /// shard's is in, the registration goes (the node looks dead to its
     /// region, which takes its instances over from these replicas) and the
-    /// shards are told. Without Redis nobody is told: they stop after
-    /// their bound and the region takes over after the TTL.
-    fn leave(&mut self, report: ShardReport, reply: Sender<()>) {
+    /// shards are told. Without Redis they are told at once that the node
+    /// could not leave: the region takes over after the TTL.
+    fn leave(&mut self, report: ShardReport, reply: Sender<bool>) {
         let shard = report.shard;
         self.on_report(report);
         self.shards[shard].left = true;
+        if self.conn.is_none() {
+            let _ = reply.try_send(false);
+            return;
+        }
         self.leaving.push(reply);
-        if !self.shards.iter().all(|s| s.left) || self.conn.is_none() {
+        if !self.shards.iter().all(|s| s.left) {
             return;
         }
         let key = keys::node(self.me());
@@ -556,7 +560,11 @@ impl Agent {
             self.left = true;
             tracing::info!("left the fleet: final replicas written, registration removed; the region takes the instances over");
             for r in self.leaving.drain(..) {
-                let _ = r.try_send(());
+                let _ = r.try_send(true);
+            }
+        } else {
+            for r in self.leaving.drain(..) {
+                let _ = r.try_send(false);
             }
         }
     }

@@ -71,15 +71,15 @@ pub async fn leave_fleet(shard: &Rc<Shard>, dir: &super::Directory) {
         .ask_within(super::LEAVE_TIMEOUT, |reply| ToAgent::Leave { report, reply })
         .await
     {
-        Some(()) => tracing::info!(
+        Some(true) => tracing::info!(
             shard = shard.id,
             instances,
             "final state replicated; the node left the fleet directory"
         ),
-        None => tracing::warn!(
+        Some(false) | None => tracing::warn!(
             shard = shard.id,
             instances,
-            "the directory did not confirm the final replica in time; the region takes over after the TTL, from the last periodic replica"
+            "the directory is unreachable or did not confirm the final replica in time; the region takes over after the TTL, from the last periodic replica"
         ),
     }
 }

@@ -105,10 +105,11 @@ pub enum ToAgent {
     },
     /// A stopping shard's final report (with every instance's state). Once
     /// every shard's is in, the node deregisters so the region takes its
-    /// instances over at once; then each `reply` gets `()`.
+    /// instances over at once; then each `reply` gets `true` (`false` at
+    /// once when Redis is unreachable).
     Leave {
         report: ShardReport,
-        reply: Sender<()>,
+        reply: Sender<bool>,
     },
     /// A player got a seat in `instance` here: record it at once, so that
     /// a reconnect on any node finds it before the next replication.
