@@ -118,7 +118,7 @@ impl Node {
         tracing::info!("shardline listening on {local_addr} ({shards} shards; /play, /echo)");
         match cfg.admin_listen {
             Some(a) => tracing::info!(
-                "admin listening on {a} (/metrics /health /ready /stats /instances /config /drain){}",
+                "admin listening on {a} (/metrics /health /ready /stats /instances /fleet /config /drain){}",
                 if cfg.admin_token.is_some() { "; bearer token required" } else { "" }
             ),
             None => tracing::info!("admin listener off"),

@@ -184,6 +184,11 @@ fn instance_inspection_shows_the_joined_players() {
         .iter()
         .any(|i| i["id"] == id && i["players"] == 2));
     assert_eq!(get(admin, "/instances/nothing-here").0, 404);
+    // A standalone node has no fleet to show (tests/directory.rs: one that has).
+    assert_eq!(
+        get_json(admin, "/fleet"),
+        serde_json::json!({ "directory": null })
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{admin_addr, eventually, get};
 use common::{Client, Server};
+use serde_json::json;
 use shardline::protocol::{ErrorCode, ServerMsg};
 
 /// Generous bound for anything that waits on a heartbeat or two.
@@ -266,6 +267,22 @@ fn routing_ownership_and_fleet_messages() {
         .clone();
     assert_eq!(eu["nodes"], 2);
     assert!(eu["echo_url"].as_str().unwrap().ends_with("/echo"));
+
+    // The admin API shows an operator the fleet as the node sees it.
+    let (status, body) = get(a.admin, "/fleet");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, &view["up"], &view["node"]),
+        (200, &json!(true), &json!("eu-a"))
+    );
+    let ids: Vec<&str> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["eu-a", "eu-b", "us-c"]);
+    assert_eq!(view["regions"].as_array().unwrap().len(), 2);
 
     // By instance: any node names the owner.
     let (_p1, w1, _) = player_in(&a, "p1", "room-1");

@@ -73,6 +73,7 @@ pub async fn route(shard: &Shard, state: &AdminState, req: Request) -> Response 
             }
         }
         ("GET", "/histograms") => histograms(shard, state, &req).await,
+        ("GET", "/fleet") => fleet(shard).await,
         ("GET", path) if crate::web::admin_asset(path).is_some() => {
             let page = crate::web::admin_asset(path).expect("checked");
             Response {
@@ -85,13 +86,36 @@ pub async fn route(shard: &Shard, state: &AdminState, req: Request) -> Response 
         ("POST", "/config") => configure(shard, &req),
         ("POST", "/drain") => drain(shard, state, true).await,
         ("GET", "/drain") => drain(shard, state, false).await,
-        (_, "/metrics" | "/health" | "/ready" | "/stats" | "/instances" | "/histograms") => {
+        (_, "/metrics" | "/health" | "/ready" | "/stats" | "/instances" | "/histograms" | "/fleet") => {
             Response::text(405, "use GET\n")
         }
         (_, "/config") => Response::text(405, "use POST with a JSON object\n"),
         _ => Response::text(
             404,
-            "endpoints: GET /metrics /health /ready /stats /instances /instances/{id} /histograms?shard=N&name=..; POST /config /drain\n",
+            "endpoints: GET /metrics /health /ready /stats /instances /instances/{id} /histograms?shard=N&name=.. /fleet; POST /config /drain\n",
+        ),
+    }
+}
+
+/// `GET /fleet`: this node's view of its fleet (regions and live nodes,
+/// as of the last directory heartbeat), or `{"directory": null}` for a
+/// standalone node.
+async fn fleet(shard: &Shard) -> Response {
+    let Some(dir) = &shard.node.directory else {
+        return Response::json(200, &json!({ "directory": null }));
+    };
+    let query = crate::directory::RouteQuery::Fleet;
+    match dir
+        .ask(|reply| crate::directory::ToAgent::Route { query, reply })
+        .await
+    {
+        Some((status, mut body)) => {
+            body["directory"] = json!("redis");
+            Response::json(status, &body)
+        }
+        None => Response::json(
+            503,
+            &json!({"error": "the directory agent did not answer in time"}),
         ),
     }
 }

@@ -654,6 +654,18 @@ impl Agent {
     }
 
     fn route(&mut self, query: RouteQuery) -> (u16, serde_json::Value) {
+        if query == RouteQuery::Fleet {
+            return (
+                200,
+                json!({
+                    "node": self.me(),
+                    "region": self.start.region,
+                    "up": self.conn.is_some(),
+                    "regions": route::regions(&self.fleet),
+                    "nodes": self.fleet,
+                }),
+            );
+        }
         if self.conn.is_none() {
             self.metrics.refused.inc();
             return (
@@ -664,6 +676,7 @@ impl Agent {
         let node_json = |n: &NodeInfo| json!({"node": n.id, "region": n.region, "url": n.url});
         match query {
             RouteQuery::Regions => (200, json!({ "regions": route::regions(&self.fleet) })),
+            RouteQuery::Fleet => unreachable!("answered above"),
             RouteQuery::Region(r) => match route::least_loaded(&self.fleet, &r) {
                 Some(n) => (200, node_json(n)),
                 None if self.fleet.iter().any(|n| n.region == r) => (

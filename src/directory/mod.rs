@@ -168,6 +168,9 @@ pub enum Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteQuery {
     Regions,
+    /// The admin API's `GET /fleet`: this node's view of the whole fleet
+    /// (answered from the last heartbeat even while Redis is down).
+    Fleet,
     Instance(InstanceId),
     Region(String),
     Latencies(Vec<(String, u32)>),

@@ -12,7 +12,7 @@
 // - screenshots go to target/browser-screenshots/{demo-a,demo-b,dashboard}.png;
 // - in a fleet (a redis-server and two nodes; skipped without redis-server),
 //   `shardline fleet broadcast` shows in the demo page, and after `shardline
-//   fleet move` the page plays on the other node (screenshot fleet-move.png).
+//   fleet move` the page plays on the other node, and node A's dashboard lists the fleet (screenshots fleet-move.png, fleet-dashboard.png).
 //
 // Every wait is bounded. CHROMIUM_PATH overrides /usr/bin/chromium;
 // SCREENSHOT_DIR overrides target/browser-screenshots.
@@ -246,6 +246,18 @@ test('in a fleet, the demo shows a broadcast notice and follows a move to the ot
     for (const p of [mover, host]) await p.waitForFunction(() => window.__shardline.entities.length === 2);
     assert.match(await mover.evaluate(() => document.getElementById('node').textContent), /node web-b/);
     await mover.screenshot({ path: `${SHOTS}/fleet-move.png` });
+
+    // The ops dashboard of node A shows the fleet: one region, both nodes.
+    const dash = await openPage(`${a.admin}/dashboard`, { width: 1400, height: 1100 });
+    await explained([dash], () =>
+      dash.waitForFunction(() => {
+        const f = window.__dashboard.fleet;
+        return f && f.up && f.regions === 1 && f.nodes === 2;
+      }, null, { timeout: WAIT_MS }),
+    );
+    assert.match(await dash.evaluate(() => document.getElementById('fleet-nodes').textContent), /web-a \(this\)[\s\S]*web-b/);
+    await dash.screenshot({ path: `${SHOTS}/fleet-dashboard.png`, fullPage: true });
+    await dash.close();
     assert.deepEqual(pageErrors, [], 'no script errors in any page');
     await mover.close();
     await host.close();

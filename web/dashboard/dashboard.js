@@ -2,13 +2,16 @@
 // admin listener. Everything it shows comes from the admin API of the same
 // origin: GET /stats (a sample per second, kept in a ring for the time
 // series), GET /histograms?shard=N (HdrHistograms, decoded here and drawn as
-// latency-by-percentile plots), GET /instances and GET /instances/{id}.
+// latency-by-percentile plots), GET /instances and GET /instances/{id}, and
+// GET /fleet (with --directory: the regions and nodes of the fleet as this
+// node last saw them; the section stays hidden on a standalone node).
 //
 // With --admin-token, open it as /dashboard?token=TOKEN: the page sends the
 // token as a bearer header on every request.
 //
 // For tests: window.__dashboard = { plotted: {shard: points}, plottedBy:
-// {shard: {histogram: points}}, samples, refreshes, lastError }.
+// {shard: {histogram: points}}, samples, refreshes, lastError, fleet:
+// {up, regions, nodes} or null }.
 
 import { decodeBase64 } from './hdr.js';
 import { COLORS, drawChart, formatCount, formatUs, MERGED_COLOR, percentileAxis } from './plot.js';
@@ -21,6 +24,7 @@ const HISTOGRAMS = [
 const STATS_EVERY_MS = 1000;
 const HISTOGRAMS_EVERY_MS = 2000;
 const INSTANCES_EVERY_MS = 2000;
+const FLEET_EVERY_MS = 2000;
 const LIVE_EVERY_MS = 200;
 const FETCH_TIMEOUT_MS = 5000;
 // 5 minutes of one-second samples.
@@ -35,7 +39,7 @@ const $ = (id) => document.getElementById(id);
 const samples = []; // {t: ms, shards: [{shard, conns, players, instances, msgIn, msgOut, updates}]}
 let shardIds = [];
 const hist = {}; // key ('0', '1', …, 'all') → {name → Histogram}
-const dash = { plotted: {}, plottedBy: {}, samples: 0, refreshes: 0, lastError: null };
+const dash = { plotted: {}, plottedBy: {}, samples: 0, refreshes: 0, lastError: null, fleet: null };
 window.__dashboard = dash;
 
 async function get(path, as = 'json') {
@@ -248,6 +252,30 @@ async function refreshInstances() {
       .join('') || '<tr><td class="dim" colspan="7">no instances</td></tr>';
 }
 
+async function refreshFleet() {
+  const f = await get('/fleet');
+  if (!f.directory) return; // standalone: no fleet to show
+  $('fleet').hidden = false;
+  dash.fleet = { up: f.up, regions: f.regions.length, nodes: f.nodes.length };
+  $('fleet-meta').textContent =
+    `(node ${f.node} in ${f.region}; directory ${f.up ? 'up' : 'UNREACHABLE: showing the last view'})`;
+  $('fleet-regions').querySelector('tbody').innerHTML =
+    f.regions
+      .map(
+        (r) => `<tr><td>${esc(r.name)}</td><td>${r.nodes}</td><td>${esc(r.locations.join(', '))}</td>
+        <td>${r.instances}</td><td>${r.load} / ${r.capacity}</td><td>${r.healthy ? 'yes' : '<b>full or draining</b>'}</td></tr>`,
+      )
+      .join('') || '<tr><td class="dim" colspan="6">no live node</td></tr>';
+  $('fleet-nodes').querySelector('tbody').innerHTML = f.nodes
+    .map((n) => {
+      const state = n.draining ? 'draining' : n.healthy ? 'healthy' : 'shedding';
+      return `<tr><td>${esc(n.id)}${n.id === f.node ? ' <span class="dim">(this)</span>' : ''}</td><td>${esc(n.region)}</td>
+        <td>${esc(n.location)}</td><td>${esc(n.url)}</td><td>${n.shards}</td><td>${n.instances}</td>
+        <td>${n.load} / ${n.capacity}</td><td>${state}</td></tr>`;
+    })
+    .join('');
+}
+
 let liveId = null;
 let liveTimer = null;
 
@@ -337,4 +365,5 @@ addEventListener('resize', () => {
 every(STATS_EVERY_MS, refreshStats);
 every(HISTOGRAMS_EVERY_MS, refreshHistograms);
 every(INSTANCES_EVERY_MS, refreshInstances);
+every(FLEET_EVERY_MS, refreshFleet);
 openLive();
