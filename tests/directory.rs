@@ -88,6 +88,18 @@ impl Redis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// SIGSTOP (`true`) or SIGCONT: Redis keeps its data but answers
+    /// nobody meanwhile.
+    fn freeze(&self, stop: bool) {
+        let pid = self.child.as_ref().expect("redis running").id();
+        let sig = if stop { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill {sig} {pid}");
+    }
 }
 
 impl Drop for Redis {
@@ -495,14 +507,31 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
     }
     assert!(b.metric("shardline_directory_instances_taken_over_total") >= 2);
 
-    // A comes back on its snapshot files, which hold both instances: B owns
-    // them now, so A stops its stale copies instead of running a duplicate.
+    // A comes back on its snapshot files, which hold both instances, while
+    // the directory does not answer: a player resumes on A's stale copy.
+    // Once A reaches the directory it learns B owns them: it stops its
+    // copies (no duplicate game) and sends that player to B.
+    redis.freeze(true);
     let a2 = Node::start(&redis, "fa", "eu", &["--snapshot-dir", a_dir]);
     assert!(
         a2.server.log_contains("restored"),
         "A restored its local snapshot: {}",
         a2.server.log()
     );
+    let mut stale = Client::connect(&a2.server.url("/play"));
+    let on_a = stale.hello_resume("x", &w2.resume_token);
+    assert!(on_a.resumed && on_a.node_id == "fa", "resumed on A's copy");
+    assert_eq!(stale.expect_joined().instance_id, "fo-2");
+    redis.freeze(false);
+    match stale.recv_until("Transfer", SETTLE, |m| {
+        matches!(m, ServerMsg::Transfer { .. })
+    }) {
+        ServerMsg::Transfer { url, instance_id } => {
+            assert_eq!((url, instance_id.as_str()), (b.url(), "fo-2"));
+        }
+        _ => unreachable!("filtered above"),
+    }
+    assert_eq!(stale.expect_close().0, 1000);
     eventually("A stops its stale copies", SETTLE, || {
         (a2.metric("shardline_directory_instances_disowned_total") >= 2).then_some(())
     });
