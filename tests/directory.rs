@@ -236,6 +236,22 @@ fn update_where(
     }
 }
 
+/// Hello with `token` on `node`: the URL of Error(WrongNode), or `None`
+/// for any other answer (a Welcome, another error).
+fn wrong_node_for(node: &Node, token: &str) -> Option<String> {
+    let mut c = Client::connect(&node.server.url("/play"));
+    c.send_hello("again", Some(token));
+    match c.recv_until("Welcome or Error", Duration::from_secs(10), |m| {
+        matches!(m, ServerMsg::Error { .. } | ServerMsg::Welcome { .. })
+    }) {
+        ServerMsg::Error {
+            code: ErrorCode::WrongNode,
+            message,
+        } => Some(message),
+        _ => None,
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -373,17 +389,7 @@ fn routing_ownership_and_fleet_messages() {
 
     // And a resume token whose seat is on another node (once replicated).
     let url = eventually("eu-b points p1's token to eu-a", SETTLE, || {
-        let mut c = Client::connect(&b.server.url("/play"));
-        c.send_hello("p1", Some(&w1.resume_token));
-        match c.recv_until("Error", Duration::from_secs(10), |m| {
-            matches!(m, ServerMsg::Error { .. } | ServerMsg::Welcome { .. })
-        }) {
-            ServerMsg::Error {
-                code: ErrorCode::WrongNode,
-                message,
-            } => Some(message),
-            _ => None,
-        }
+        wrong_node_for(&b, &w1.resume_token)
     });
     assert_eq!(url, a.url());
 
@@ -559,19 +565,7 @@ fn a_new_seat_is_found_from_another_node_before_any_replication() {
     let url = eventually(
         "B points the new token to A",
         Duration::from_secs(5),
-        || {
-            let mut c = Client::connect(&b.server.url("/play"));
-            c.send_hello("fresh", Some(&w.resume_token));
-            match c.recv_until("Error", Duration::from_secs(5), |m| {
-                matches!(m, ServerMsg::Error { .. } | ServerMsg::Welcome { .. })
-            }) {
-                ServerMsg::Error {
-                    code: ErrorCode::WrongNode,
-                    message,
-                } => Some(message),
-                _ => None,
-            }
-        },
+        || wrong_node_for(&b, &w.resume_token),
     );
     assert_eq!(url, a.url());
     assert_eq!(a.metric("shardline_directory_replicas_written_total"), 0);

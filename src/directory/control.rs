@@ -274,9 +274,7 @@ pub fn run(cli: FleetCli) -> anyhow::Result<()> {
             cmd: ConfigCmd::Set { region, pairs },
         } => {
             let c = FleetConfig::parse(&pairs).map_err(anyhow::Error::msg)?;
-            let channel = region
-                .as_deref()
-                .map_or(keys::CONTROL_ALL.to_owned(), keys::control);
+            let channel = keys::control_of(region.as_deref());
             (channel, FleetMsg::Config(c))
         }
         FleetCmd::Drain { node } => (keys::CONTROL_ALL.to_owned(), FleetMsg::Drain { node }),
@@ -293,10 +291,7 @@ pub fn run(cli: FleetCli) -> anyhow::Result<()> {
         }
         FleetCmd::Broadcast { region, message } => {
             let b = Broadcast::new(message, region).map_err(anyhow::Error::msg)?;
-            let channel = b
-                .region
-                .as_deref()
-                .map_or(keys::CONTROL_ALL.to_owned(), keys::control);
+            let channel = keys::control_of(b.region.as_deref());
             (channel, FleetMsg::Broadcast(b))
         }
         FleetCmd::Move {

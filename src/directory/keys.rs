@@ -49,6 +49,11 @@ pub fn control(region: &str) -> String {
     format!("sl:ctl:{region}")
 }
 
+/// The channel of `region`, or of every region.
+pub fn control_of(region: Option<&str>) -> String {
+    region.map_or_else(|| CONTROL_ALL.to_owned(), control)
+}
+
 /// The pub/sub channel of one node (player moves between nodes).
 pub fn node_control(node: &str) -> String {
     format!("sl:to-node:{node}")

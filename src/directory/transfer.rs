@@ -402,19 +402,14 @@ impl Shard {
             return Err("this player already has a seat on the target node".into());
         }
         let pid = self.new_player_id(&w);
-        w.add_player(Player {
-            id: pid,
-            name: r.name.clone(),
-            token: r.token.clone(),
-            conn: None,
-            instance: None,
-            ever_joined: true,
-            detached_at: Some(now),
-            migration: Migration::None,
-            last_input_at: None,
-            inputs_pending_since: Vec::new(),
-            allowed_instance: None,
-        });
+        w.add_player(Player::detached(
+            pid,
+            r.name.clone(),
+            r.token.clone(),
+            None,
+            None,
+            now,
+        ));
         if let Err((_, why)) = self.seat_locally(&mut w, pid, Some(id.clone()), r.create, now) {
             w.remove_player(pid);
             return Err(why);

@@ -94,19 +94,14 @@ impl Shard {
                 "player already on the target shard".into(),
             ));
         }
-        w.add_player(Player {
-            id: card.id,
-            name: card.name,
-            token: card.token,
-            conn: None,
-            instance: None,
-            ever_joined: true,
-            detached_at: Some(now),
-            migration: Migration::None,
-            last_input_at: None,
-            inputs_pending_since: Vec::new(),
-            allowed_instance: card.allowed_instance,
-        });
+        w.add_player(Player::detached(
+            card.id,
+            card.name,
+            card.token,
+            None,
+            card.allowed_instance,
+            now,
+        ));
         match self.seat_locally(&mut w, card.id, Some(instance), create, now) {
             Ok(_) => {
                 self.metrics.migrations_in.inc();

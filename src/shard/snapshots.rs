@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::game::{Instance, InstanceId, InstanceLimits};
 use crate::metrics::HistName;
-use crate::shard::world::{Hosted, Migration, Player};
+use crate::shard::world::{Hosted, Player};
 use crate::shard::Shard;
 use crate::snapshot::{InstanceSnapshot, ShardSnapshot, SnapshotLimits};
 
@@ -132,21 +132,16 @@ impl Shard {
                 if w.tokens.contains_key(&seat.token) || w.players.contains_key(&seat.player) {
                     continue;
                 }
-                w.add_player(Player {
-                    id: seat.player,
-                    name: seat.name.clone(),
-                    token: seat.token.clone(),
-                    conn: None,
-                    instance: Some(inst.id().clone()),
-                    ever_joined: true,
-                    detached_at: Some(now),
-                    migration: Migration::None,
-                    last_input_at: None,
-                    inputs_pending_since: Vec::new(),
-                    // Restored seats resume by token; a new Join is checked
-                    // against nothing (the ticket was spent before).
-                    allowed_instance: None,
-                });
+                // Restored seats resume by token; a new Join is checked
+                // against nothing (the ticket was spent before).
+                w.add_player(Player::detached(
+                    seat.player,
+                    seat.name.clone(),
+                    seat.token.clone(),
+                    Some(inst.id().clone()),
+                    None,
+                    now,
+                ));
                 seats += 1;
             }
             let empty_since = inst.is_empty().then_some(now);

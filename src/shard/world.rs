@@ -101,6 +101,34 @@ pub struct Player {
     pub allowed_instance: Option<InstanceId>,
 }
 
+impl Player {
+    /// A player with a seat but no connection yet (arriving from another
+    /// shard or node, or restored): it waits --reconnect-grace-ms from
+    /// `now` for a resume with its token.
+    pub fn detached(
+        id: PlayerId,
+        name: String,
+        token: String,
+        instance: Option<InstanceId>,
+        allowed_instance: Option<InstanceId>,
+        now: Instant,
+    ) -> Player {
+        Player {
+            id,
+            name,
+            token,
+            conn: None,
+            instance,
+            ever_joined: true,
+            detached_at: Some(now),
+            migration: Migration::None,
+            last_input_at: None,
+            inputs_pending_since: Vec::new(),
+            allowed_instance,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct World {
     pub instances: HashMap<InstanceId, Hosted>,
