@@ -42,7 +42,7 @@ fn instances(count: usize) -> Vec<Instance> {
                 inst.push_input(player, input);
             }
             for _ in 0..10 {
-                inst.step(1.0 / 60.0);
+                inst.step(1.0 / 60.0).unwrap();
             }
             inst
         })
@@ -62,11 +62,11 @@ fn tokens(instances: &[Instance]) -> HashMap<PlayerId, String> {
 
 /// What a shard hands the store: every instance saved, tokens filled from
 /// the shard's table.
-fn capture(instances: &[Instance], tokens: &HashMap<PlayerId, String>) -> ShardSnapshot {
+fn capture(instances: &mut [Instance], tokens: &HashMap<PlayerId, String>) -> ShardSnapshot {
     let records = instances
-        .iter()
+        .iter_mut()
         .map(|inst| {
-            let mut snap = inst.save();
+            let mut snap = inst.save().unwrap();
             snap.fill_tokens(|p| tokens.get(&p).cloned());
             snap
         })
@@ -99,17 +99,17 @@ fn mb_per_s(bytes: u64, d: Duration) -> f64 {
 fn summary() {
     const RUNS: usize = 5;
     for count in [2_000, 20_000] {
-        let insts = instances(count);
+        let mut insts = instances(count);
         let tokens = tokens(&insts);
         let scratch = Scratch::new(&format!("summary-{count}"));
         let store = SnapshotStore::open(&scratch.0, SnapshotLimits::default()).unwrap();
         let best = |f: &mut dyn FnMut() -> Duration| (0..RUNS).map(|_| f()).min().unwrap();
         let capture_d = best(&mut || {
             let t = Instant::now();
-            std::hint::black_box(capture(&insts, &tokens));
+            std::hint::black_box(capture(&mut insts, &tokens));
             t.elapsed()
         });
-        let snap = capture(&insts, &tokens);
+        let snap = capture(&mut insts, &tokens);
         let bytes = encode(&snap).unwrap().file_bytes();
         let (mut encode_d, mut io_d) = (Duration::MAX, Duration::MAX);
         for _ in 0..RUNS {
@@ -144,9 +144,9 @@ fn summary() {
 }
 
 fn snapshot_benches(c: &mut Criterion) {
-    let insts = instances(2_000);
+    let mut insts = instances(2_000);
     let tokens = tokens(&insts);
-    let snap = capture(&insts, &tokens);
+    let snap = capture(&mut insts, &tokens);
     let bytes = encode(&snap).unwrap().file_bytes();
     let scratch = Scratch::new("criterion");
     let store = SnapshotStore::open(&scratch.0, SnapshotLimits::default()).unwrap();
@@ -154,7 +154,7 @@ fn snapshot_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("snapshot_2000x16");
     g.sample_size(20).measurement_time(Duration::from_secs(12));
     g.throughput(Throughput::Bytes(bytes));
-    g.bench_function("capture", |b| b.iter(|| capture(&insts, &tokens)));
+    g.bench_function("capture", |b| b.iter(|| capture(&mut insts, &tokens)));
     g.bench_function("encode", |b| b.iter(|| encode(&snap).unwrap()));
     g.bench_function("write_blocking", |b| {
         b.iter_batched(

@@ -3,13 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::sync::OnceLock;
-
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
 use crate::config::{Config, ServeOpts};
 use crate::game::ArenaFactory;
@@ -76,38 +70,8 @@ fn serve(opts: ServeOpts) -> anyhow::Result<()> {
 
 /// Core ids this process may run on (respects the affinity mask, e.g.
 /// `taskset` or a cgroup cpuset).
-pub fn available_cores() -> Vec<usize> {
-    match core_affinity::get_core_ids() {
-        Some(ids) if !ids.is_empty() => ids.into_iter().map(|c| c.id).collect(),
-        _ => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
-    }
-}
-
-/// Handle to change the log filter at run time (POST /config log_level).
-static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
-
-pub fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l).with_context(|| format!("--log-level {l:?}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    let (filter, handle) = reload::Layer::new(filter);
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt::layer().with_ansi(ansi).with_target(false))
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("logging: {e}"))?;
-    let _ = LOG_FILTER.set(handle);
-    Ok(())
-}
-
-/// Replaces the log filter (e.g. "debug", "info,shardline=trace").
-pub fn set_log_filter(directive: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
-    let handle = LOG_FILTER.get().ok_or("logging is not initialised")?;
-    handle.reload(filter).map_err(|e| e.to_string())
-}
+pub use crate::util::cores::available_cores;
+pub use crate::util::logging::{init_logging, set_log_filter};
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
 fn install_signal_handlers(handle: crate::node::ShutdownHandle) -> anyhow::Result<()> {

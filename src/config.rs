@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod directory;
+
 use clap::Args;
 use serde::Deserialize;
 
@@ -36,10 +38,28 @@ pub const INPUTS_PER_TICK_MAX_DEFAULT: usize = 4;
 /// Frames per second one /play connection may send: 4× a 60 Hz client's
 /// inputs plus its pings. Above it the connection is closed (1008).
 pub const MESSAGES_PER_SECOND_MAX_DEFAULT: u32 = 240;
-/// tungstenite's read buffer, allocated at upgrade (its own default is 128 KiB,
-/// which would cost 1.25 GiB for 10,000 idle players). Larger messages still
-/// arrive: the buffer grows up to --max-payload for that message.
+/// Bytes of one receive buffer of a shard's io_uring: one read of one
+/// connection takes at most this many (a larger message arrives in several).
+/// The buffers are shared by the shard's connections, not held by each:
+/// `--recv-buffers` × this per shard.
 pub const READ_BUFFER_BYTES_DEFAULT: usize = 1024;
+/// Receive buffers per shard (a power of two, at most 32,768): reads that
+/// arrive between two slots each hold one until the slot copies it out.
+/// When all are in use, reads wait in the kernel until the next slot.
+/// 1,024 × 1 KiB = 1 MiB per shard.
+pub const RECV_BUFFERS_DEFAULT: usize = 1024;
+/// Slots per tick interval: each instance steps at its own slot's phase,
+/// so a shard's work and writes are spread over the interval. 32 at 30 Hz
+/// is a slot every ~1 ms; each slot costs one wake-up and one or two
+/// `io_uring_enter` calls.
+pub const TICK_SLOTS_DEFAULT: usize = 32;
+/// Slots per tick interval, at most.
+pub const TICK_SLOTS_MAX: usize = 256;
+/// Submission entries of a shard's own io_uring (completions: 4×): one
+/// send per connection with something to write per slot, plus receives
+/// armed; more are submitted in several batches. 4,096 × 64 B + 16,384 ×
+/// 16 B = 512 KiB per shard (memory charged to the cgroup, not locked).
+pub const RING_ENTRIES_DEFAULT: u32 = 4096;
 /// Outbound buffer per connection, taken from the shard's bounded pool:
 /// everything queued for one player between two socket writes (a tick's
 /// StateUpdate plus events). A client that lets it fill is dropped (close 4002).
@@ -140,7 +160,7 @@ pub struct ServeOpts {
     #[arg(long, value_name = "N")]
     pub inputs_per_tick_max: Option<usize>,
 
-    /// WebSocket read buffer per connection, bytes (allocated at upgrade). [default: 1024]
+    /// Bytes of each receive buffer of a shard's io_uring (one read of one connection; shared buffers, not per connection). [default: 1024]
     #[arg(long, value_name = "BYTES")]
     pub read_buffer_bytes: Option<usize>,
 
@@ -151,6 +171,22 @@ pub struct ServeOpts {
     /// Preallocated outbound buffers per shard; when none is free new connections are refused (HTTP 503). [default: max-connections / shards + 25%]
     #[arg(long, value_name = "N")]
     pub buffers: Option<usize>,
+
+    /// Receive buffers of each shard's io_uring (power of two; shared by its connections). [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub recv_buffers: Option<usize>,
+
+    /// Slots per tick interval: each instance steps at its own slot, spreading a shard's work over the interval. [default: 32]
+    #[arg(long, value_name = "N")]
+    pub tick_slots: Option<usize>,
+
+    /// Submission queue entries of each shard's io_uring. [default: 4096]
+    #[arg(long, value_name = "N")]
+    pub ring_entries: Option<u32>,
+
+    /// How a slot's writes reach the sockets: `uring` (one send SQE per connection, submitted together) or `syscall` (one send() per connection; kept to measure against). [default: uring]
+    #[arg(long, value_name = "uring|syscall")]
+    pub io_writes: Option<String>,
 
     /// Milliseconds a disconnected player's seat is kept for a resume with its token. [default: 30000]
     #[arg(long, value_name = "MS")]
@@ -322,6 +358,12 @@ pub struct Config {
     pub read_buffer_bytes: usize,
     pub write_buffer_bytes: usize,
     pub buffers_per_shard: usize,
+    pub recv_buffers: u16,
+    pub tick_slots: usize,
+    pub ring_entries: u32,
+    /// `--io-writes`: true for one io_uring submission per slot (default),
+    /// false for a plain send() per connection.
+    pub io_writes_batched: bool,
     pub reconnect_grace: Duration,
     pub instance_idle: Duration,
     pub http_head_bytes_max: usize,
@@ -348,7 +390,7 @@ pub struct Config {
     pub cpu_restart_threshold: f64,
     pub log_level: Option<String>,
     /// `None`: standalone (no --directory).
-    pub directory: Option<crate::directory::DirectoryConfig>,
+    pub directory: Option<directory::DirectoryConfig>,
 }
 
 /// Largest StateUpdate for a full instance: ~24 B per entity plus framing.
@@ -395,6 +437,10 @@ impl ServeOpts {
             read_buffer_bytes,
             write_buffer_bytes,
             buffers,
+            recv_buffers,
+            tick_slots,
+            ring_entries,
+            io_writes,
             reconnect_grace_ms,
             instance_idle_ms,
             http_head_bytes_max,
@@ -441,7 +487,7 @@ impl Config {
     /// of core ids this process may run on.
     pub fn resolve(opts: ServeOpts, available_cores: &[usize]) -> Result<Config, ConfigError> {
         let opts = opts.merged_with_file()?;
-        let directory = crate::directory::DirectoryConfig::resolve(&opts)?;
+        let directory = directory::DirectoryConfig::resolve(&opts)?;
         let listen = opts
             .listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9000)));
@@ -527,6 +573,37 @@ impl Config {
                 .messages_per_second_max
                 .unwrap_or(MESSAGES_PER_SECOND_MAX_DEFAULT),
             read_buffer_bytes: opts.read_buffer_bytes.unwrap_or(READ_BUFFER_BYTES_DEFAULT),
+            recv_buffers: {
+                let n = opts.recv_buffers.unwrap_or(RECV_BUFFERS_DEFAULT);
+                if !n.is_power_of_two() || !(2..=32_768).contains(&n) {
+                    return Err(invalid(
+                        "recv-buffers",
+                        format!("{n}: must be a power of two from 2 to 32768"),
+                    ));
+                }
+                n as u16
+            },
+            tick_slots: {
+                let n = opts.tick_slots.unwrap_or(TICK_SLOTS_DEFAULT);
+                let max = TICK_SLOTS_MAX;
+                if !(1..=max).contains(&n) {
+                    return Err(invalid(
+                        "tick-slots",
+                        format!("{n}: must be from 1 to {max}"),
+                    ));
+                }
+                n
+            },
+            ring_entries: {
+                let n = opts.ring_entries.unwrap_or(RING_ENTRIES_DEFAULT);
+                if !(64..=32_768).contains(&n) {
+                    return Err(invalid(
+                        "ring-entries",
+                        format!("{n}: must be from 64 to 32768"),
+                    ));
+                }
+                n
+            },
             write_buffer_bytes,
             buffers_per_shard,
             reconnect_grace: Duration::from_millis(
@@ -590,6 +667,16 @@ impl Config {
                 opts.health_check_interval_ms
                     .unwrap_or(HEALTH_CHECK_INTERVAL_MS_DEFAULT),
             ),
+            io_writes_batched: match opts.io_writes.as_deref().unwrap_or("uring") {
+                "uring" => true,
+                "syscall" => false,
+                other => {
+                    return Err(invalid(
+                        "io-writes",
+                        format!("{other:?}: use uring or syscall"),
+                    ))
+                }
+            },
             load_shedding: match opts.load_shedding.as_deref().unwrap_or("on") {
                 "on" => true,
                 "off" => false,
@@ -650,10 +737,12 @@ impl Config {
     }
 
     /// Worst-case connection memory of the node in bytes: the bounded
-    /// outbound pool plus a read buffer per connection.
+    /// outbound pool plus each shard's receive buffers (shared by its
+    /// connections).
     pub fn connection_memory_bytes_max(&self) -> usize {
-        self.shards() * self.buffers_per_shard * self.write_buffer_bytes
-            + self.max_connections * self.read_buffer_bytes
+        self.shards()
+            * (self.buffers_per_shard * self.write_buffer_bytes
+                + usize::from(self.recv_buffers) * self.read_buffer_bytes)
     }
 }
 

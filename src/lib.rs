@@ -7,46 +7,80 @@
 //! type over bounded channels.
 //!
 //! # Layout
-//! - [`cli`]: the `shardline` command line (`serve`, …) and logging set-up.
-//! - [`config`]: flags, TOML file and defaults → one validated `Config`;
-//!   every limit with its unit and memory cost.
-//! - [`node`]: a process of shards: binds listeners, starts executors,
-//!   shuts them down.
-//! - [`shard`]: one executor per core: mesh messages, the shard's world,
-//!   handlers, the fixed-step tick and sweeps, the runtime and shutdown gate.
-//! - [`net`]: admission, buffer pool, upgrade routing and socket hand-over,
-//!   the /play session, /echo, close codes.
-//! - [`protocol`]: generated FlatBuffers code, client-message decoding and
-//!   validation, server-message encoding.
+//!
+//! Layers, lowest first. A module may use the modules listed before it,
+//! never one listed after it (`tests/layers.rs` reads this list and checks
+//! every `crate::` path in `src/` against it).
+//!
+//! - [`util`]: helpers written once: xorshift, rate windows and token
+//!   buckets, RFC 6455 framing, close codes, deadlines, eventfd wake-ups,
+//!   logging, CPU lists.
 //! - [`game`]: pure game code: the `Game` trait, the reference arena,
-//!   instances with their seats and input queues, placement.
-//! - [`metrics`]: per-shard counters and HDR histograms (no locks), reports,
-//!   Prometheus exposition, /proc readings.
-//! - [`admin`]: the admin HTTP listener on shard 0's background queue:
-//!   /metrics, /health, /ready, /stats, /instances, /histograms, /config, /drain.
+//!   instances with their seats and input queues (every call into game
+//!   code guarded), placement.
+//! - [`protocol`]: generated FlatBuffers code, client-message decoding and
+//!   validation, server-message encoding (an update encoded once per
+//!   instance).
+//! - [`snapshot`]: crash-safe mmap snapshot files (rkyv), restore, inspect.
 //! - [`auth`]: join tickets (HMAC-signed by the studio's backend), replay
 //!   protection, `shardline ticket issue`.
-//! - [`snapshot`]: crash-safe mmap snapshot files (rkyv), restore, inspect.
+//! - [`metrics`]: per-shard counters and HDR histograms (no locks), reports,
+//!   Prometheus exposition, /proc readings.
+//! - [`config`]: flags, TOML file and defaults → one validated `Config`;
+//!   every limit with its unit and memory cost.
+//! - [`web`]: the browser demo (`GET /`) and ops dashboard, embedded.
+//! - [`directory`]: the fleet's directory on Redis (optional): the agent
+//!   thread, node registry, routing, ownership, replicas, fleet messages,
+//!   `shardline fleet`.
+//! - [`shard`]: the shard core: a state machine with no sockets, no clock
+//!   and no wakers — join, leave, resume, moves, inputs, staggered tick
+//!   slots, snapshots, fleet events — fed `(now, event)`, answering through
+//!   an effects sink.
+//! - [`net`]: sockets below any shard logic: the shard's own io_uring, the
+//!   I/O driver that is every game connection's only reader and writer,
+//!   outbound buffers and their pool, HTTP heads, admission.
+//! - [`runtime`]: one shard's executor and tasks: accept and upgrade, the
+//!   slot loop (read → core → write), mesh, sweeps, snapshots, the
+//!   directory link, /echo, shutdown.
+//! - [`admin`]: the admin HTTP listener on shard 0's background queue:
+//!   /metrics, /health, /ready, /stats, /instances, /histograms, /config,
+//!   /drain, /fleet.
+//! - [`node`]: a process of shards: binds listeners, starts executors,
+//!   shuts them down.
 //! - [`loadgen`]: the open-loop load generator (`shardline loadgen`).
-//! - [`web`]: the browser demo (`GET /`) and ops dashboard (`GET /dashboard`
-//!   on the admin listener), embedded in the binary.
 //! - [`tune`]: kernel/rlimit profiles, `shardline tune check|apply`.
-//! - [`directory`]: the fleet's directory on Redis (optional): node
-//!   registry, routing (`/v1/route`), instance ownership, replicated
-//!   snapshots and failover, fleet messages, `shardline fleet`.
+//! - [`cli`]: the `shardline` command line (`serve`, …).
+
+pub mod util;
+
+pub mod game;
+
+pub mod protocol;
+
+pub mod snapshot;
+
+pub mod auth;
+
+pub mod metrics;
+
+pub mod config;
+
+pub mod web;
+
+pub mod directory;
+
+pub mod shard;
+
+pub mod net;
+
+pub mod runtime;
 
 pub mod admin;
-pub mod auth;
-pub mod cli;
-pub mod config;
-pub mod directory;
-pub mod game;
-pub mod loadgen;
-pub mod metrics;
-pub mod net;
+
 pub mod node;
-pub mod protocol;
-pub mod shard;
-pub mod snapshot;
+
+pub mod loadgen;
+
 pub mod tune;
-pub mod web;
+
+pub mod cli;

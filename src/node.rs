@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use crossbeam_channel::Sender;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::ExecutorJoinHandle;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -22,8 +21,9 @@ use crate::auth::replay::{UsedTickets, USED_TICKETS_MAX_DEFAULT};
 use crate::config::Config;
 use crate::game::GameFactory;
 use crate::net::admission::ConnectionBudget;
-use crate::shard::runtime::{self, Control, ShardExit, ShardStart};
-use crate::shard::NodeShared;
+use crate::runtime::start::{self as runtime, Control, ControlSender, ShardExit, ShardStart};
+use crate::runtime::{MeshMsg, NodeShared};
+use crate::shard::CoreShared;
 use crate::snapshot::{self, InstanceSnapshot, SnapshotLimits, SnapshotStore};
 
 /// Pending-connection queue per listening socket (the kernel caps it at
@@ -38,14 +38,14 @@ const CONTROL_CHANNEL_CAPACITY: usize = 16;
 
 pub struct Node {
     handles: Vec<ExecutorJoinHandle<ShardExit>>,
-    controls: Vec<Sender<Control>>,
+    controls: Vec<ControlSender>,
     local_addr: SocketAddr,
 }
 
 /// Asks every shard of a node to shut down (cloneable, usable from a
 /// signal-handling thread).
 #[derive(Clone)]
-pub struct ShutdownHandle(Vec<Sender<Control>>);
+pub struct ShutdownHandle(Vec<ControlSender>);
 
 impl ShutdownHandle {
     pub fn shutdown(&self) {
@@ -72,13 +72,17 @@ impl Node {
         let (snapshots, mut restored) = open_snapshots(&cfg, factory.name());
         let directory = start_directory(&cfg, factory.name())?;
         let shared = NodeShared {
-            cfg: cfg.clone(),
+            core: CoreShared {
+                cfg: cfg.clone(),
+                factory,
+                join_secret: cfg.join_secret.as_deref().map(|s| Arc::from(s.as_bytes())),
+                used_tickets: UsedTickets::new(USED_TICKETS_MAX_DEFAULT),
+                public_url: directory.as_ref().map(|d| d.public_url.clone()),
+                fleet_metrics: directory.as_ref().map(|d| d.metrics.clone()),
+            },
             budget: ConnectionBudget::new(cfg.max_connections),
-            factory,
             snapshots,
             shards_snapshotted: Arc::new(AtomicUsize::new(0)),
-            join_secret: cfg.join_secret.as_deref().map(|s| Arc::from(s.as_bytes())),
-            used_tickets: UsedTickets::new(USED_TICKETS_MAX_DEFAULT),
             directory,
         };
         if cfg.join_secret.is_some() {
@@ -86,19 +90,26 @@ impl Node {
         } else {
             tracing::warn!("OPEN server: no --join-secret, any client may join");
         }
-        let mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
+        let mesh = MeshBuilder::<MeshMsg, _>::full(shards, cfg.mesh_channel_capacity);
         let mut handles = Vec::with_capacity(shards);
         let mut controls = Vec::with_capacity(shards);
         let mut admin_fd = admin.map(|(fd, _)| fd);
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(shards);
         for (id, listener) in listeners.into_iter().enumerate() {
-            let (tx, rx) = crossbeam_channel::bounded(CONTROL_CHANNEL_CAPACITY);
+            let (tx, rx) = crate::util::wake::mailbox(CONTROL_CHANNEL_CAPACITY)
+                .context("a shard's control mailbox (eventfd)")?;
             controls.push(tx);
             let start = ShardStart {
                 id,
                 core: cfg.shard_cores[id],
                 listener,
-                admin_listener: if id == 0 { admin_fd.take() } else { None },
+                admin_listener: if id == 0 {
+                    admin_fd
+                        .take()
+                        .map(|fd| (fd, admin_server as runtime::AdminServer))
+                } else {
+                    None
+                },
                 restore: std::mem::take(&mut restored[id]),
                 mesh: mesh.clone(),
                 control: rx,
@@ -111,9 +122,12 @@ impl Node {
         }
         // Clients may connect from now on; say so only when every shard runs.
         for _ in 0..shards {
-            ready_rx.recv_timeout(SHARD_START_TIMEOUT).map_err(|_| {
-                anyhow::anyhow!("a shard did not start within {SHARD_START_TIMEOUT:?}")
-            })?;
+            ready_rx
+                .recv_timeout(SHARD_START_TIMEOUT)
+                .map_err(|_| {
+                    anyhow::anyhow!("a shard did not start within {SHARD_START_TIMEOUT:?}")
+                })?
+                .map_err(|why| anyhow::anyhow!(why))?;
         }
         tracing::info!("shardline listening on {local_addr} ({shards} shards; /play, /echo)");
         match cfg.admin_listen {
@@ -156,6 +170,13 @@ impl Node {
 }
 
 /// With --directory: starts the agent thread (Redis need not be up yet).
+fn admin_server(
+    shard: std::rc::Rc<crate::runtime::Shard>,
+    listener: glommio::net::TcpListener,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    Box::pin(crate::admin::serve(shard, listener))
+}
+
 fn start_directory(
     cfg: &Config,
     game: &str,

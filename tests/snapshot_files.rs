@@ -59,9 +59,9 @@ fn shard_snapshot(
                 inst.push_input(p, input);
             }
             for _ in 0..ticks {
-                inst.step(1.0 / 60.0);
+                inst.step(1.0 / 60.0).unwrap();
             }
-            let mut snap = inst.save();
+            let mut snap = inst.save().unwrap();
             snap.fill_tokens(|p| Some(format!("tok-{p}")));
             snap
         })

@@ -169,7 +169,9 @@ async fn run_room(room: Arc<Mutex<Room>>, game: Arc<Game>) {
         if r.closed {
             return;
         }
-        let report = r.inst.0.step(dt_s);
+        let Ok(report) = r.inst.0.step(dt_s) else {
+            return; // the game failed: the room stops ticking
+        };
         stats
             .inputs_applied
             .fetch_add(u64::from(report.inputs_applied), Ordering::Relaxed);

@@ -11,9 +11,9 @@ use glommio::channels::local_channel;
 use crate::game::{shard_for, InstanceId};
 use crate::metrics::report::{NodeStats, ShardStats};
 use crate::metrics::system::{self, process_cpu_time, CpuMeter};
-use crate::net::listener::until;
+use crate::runtime::{AdminReply, MeshMsg, Shard};
 use crate::shard::mesh::{InstanceDetail, ShardMsg};
-use crate::shard::{AdminReply, Shard};
+use crate::util::time::until;
 
 /// How long shard 0 waits for the other shards' replies. A healthy shard
 /// answers between two ticks, in well under a millisecond.
@@ -69,11 +69,11 @@ pub async fn node_stats(
     for &to in &others {
         shard.send_mesh(
             to,
-            ShardMsg::StatsRequest {
+            MeshMsg::Core(ShardMsg::StatsRequest {
                 req,
                 from: shard.id,
                 with_instances,
-            },
+            }),
         );
     }
     let mut shards: Vec<ShardStats> = vec![shard.stats(with_instances)];
@@ -119,18 +119,18 @@ pub async fn node_stats(
 pub async fn instance_detail(shard: &Shard, id: &InstanceId) -> Option<InstanceDetail> {
     let owner = shard_for(id, shard.shards);
     if owner == shard.id {
-        return shard.instance_detail(id);
+        return shard.core.borrow_mut().instance_detail(id);
     }
     let req = shard.next_admin_req();
     let (tx, rx) = local_channel::new_bounded(1);
     shard.admin_pending.borrow_mut().insert(req, tx);
     shard.send_mesh(
         owner,
-        ShardMsg::InstanceRequest {
+        MeshMsg::Core(ShardMsg::InstanceRequest {
             req,
             from: shard.id,
             instance: id.clone(),
-        },
+        }),
     );
     let reply = until(Instant::now() + SHARD_REPLY_TIMEOUT, rx.recv()).await;
     shard.admin_pending.borrow_mut().remove(&req);

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
-use crate::net::listener::until;
-use crate::shard::Shard;
+use crate::runtime::Shard;
+use crate::util::time::until;
 
 /// Largest admin request head + body. Admin requests are tiny JSON documents.
 const REQUEST_BYTES_MAX: usize = 64 * 1024;

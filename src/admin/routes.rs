@@ -8,8 +8,8 @@ use crate::game::InstanceId;
 use crate::metrics::histograms::HistName;
 use crate::metrics::prometheus;
 use crate::metrics::report::{encode_histogram, NodeStats};
+use crate::runtime::{MeshMsg, Shard};
 use crate::shard::mesh::{RuntimeSettings, ShardMsg};
-use crate::shard::Shard;
 
 /// Keys POST /config accepts, and the ones it refuses with a reason.
 const SAFE_KEYS: [&str; 4] = [
@@ -255,14 +255,14 @@ fn configure(shard: &Shard, req: &Request) -> Response {
         }
     }
     if let Some(level) = &log_level {
-        if let Err(e) = crate::cli::set_log_filter(level) {
+        if let Err(e) = crate::util::logging::set_log_filter(level) {
             return Response::json(400, &json!({ "error": format!("log_level: {e}") }));
         }
     }
     if let Some(n) = max_conn {
         shard.node.budget.set_limit(n as usize);
     }
-    let mut settings = shard.settings.get();
+    let mut settings = shard.core.borrow().settings;
     if let Some(ms) = heartbeat_ms {
         settings.heartbeat = std::time::Duration::from_millis(ms);
     }
@@ -289,18 +289,18 @@ fn configure(shard: &Shard, req: &Request) -> Response {
 }
 
 fn apply_everywhere(shard: &Shard, settings: RuntimeSettings) {
-    shard.settings.set(settings);
+    shard.core.borrow_mut().settings = settings;
     for to in (0..shard.shards).filter(|&s| s != shard.id) {
-        shard.send_mesh(to, ShardMsg::Configure(settings));
+        shard.send_mesh(to, MeshMsg::Core(ShardMsg::Configure(settings)));
     }
 }
 
 async fn drain(shard: &Shard, state: &AdminState, start: bool) -> Response {
-    if start && !shard.draining.get() {
+    if start && !shard.core.borrow().draining {
         tracing::info!("drain requested: no new placements; running games go on");
-        shard.draining.set(true);
+        shard.core.borrow_mut().draining = true;
         for to in (0..shard.shards).filter(|&s| s != shard.id) {
-            shard.send_mesh(to, ShardMsg::Drain);
+            shard.send_mesh(to, MeshMsg::Core(ShardMsg::Drain));
         }
     }
     let (stats, _) = gather::node_stats(shard, state, false, gather::ADMIN_READ_TIMEOUT).await;

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use redis::{Commands, Connection};
 use serde_json::json;
 
@@ -27,6 +27,7 @@ use super::transfer::{Reservation, Reserved};
 use super::{keys, replica, send_to_shard, AgentStart, Claim, DirectoryMetrics, RouteQuery};
 use super::{SeatAt, ShardReport, ToAgent, ToShard};
 use crate::game::{shard_for, InstanceId};
+use crate::util::wake::{MailboxSender, Reply};
 
 /// Bound on connecting to Redis, and on each command.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
@@ -117,10 +118,10 @@ struct Agent {
     /// Seats written: token → (instance, when).
     seats: HashMap<String, (InstanceId, Instant)>,
     /// Stopping shards waiting for the node to leave the directory.
-    leaving: Vec<Sender<bool>>,
+    leaving: Vec<Reply<bool>>,
     /// The node left the directory (stopping): no more registrations.
     left: bool,
-    to_shards: Vec<Sender<ToShard>>,
+    to_shards: Vec<MailboxSender<ToShard>>,
     metrics: Arc<DirectoryMetrics>,
 }
 
@@ -128,7 +129,7 @@ pub(super) fn spawn(
     client: redis::Client,
     start: AgentStart,
     rx: Receiver<ToAgent>,
-    to_shards: Vec<Sender<ToShard>>,
+    to_shards: Vec<MailboxSender<ToShard>>,
     metrics: Arc<DirectoryMetrics>,
 ) -> anyhow::Result<()> {
     let shards = (0..start.shards).map(|_| ShardState::default()).collect();
@@ -533,7 +534,7 @@ impl Agent {
     /// region, which takes its instances over from these replicas) and the
     /// shards are told. Without Redis they are told at once that the node
     /// could not leave: the region takes over after the TTL.
-    fn leave(&mut self, report: ShardReport, reply: Sender<bool>) {
+    fn leave(&mut self, report: ShardReport, reply: Reply<bool>) {
         let shard = report.shard;
         self.on_report(report);
         self.shards[shard].left = true;

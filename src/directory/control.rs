@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
 use super::transfer::{Broadcast, MoveOrder, Reservation, Reserved, NOTICE_BYTES_MAX};
 use super::{keys, send_to_shard, DirectoryMetrics, ToShard};
 use crate::game::{shard_for, InstanceId};
+use crate::util::wake::MailboxSender;
 
 /// How long the subscriber blocks on a read before it checks its
 /// connection; and the pause before reconnecting after a failure.
@@ -84,7 +84,7 @@ pub(super) fn spawn_subscriber(
     client: redis::Client,
     region: String,
     node: String,
-    shards: Vec<Sender<ToShard>>,
+    shards: Vec<MailboxSender<ToShard>>,
     metrics: Arc<DirectoryMetrics>,
 ) -> anyhow::Result<()> {
     std::thread::Builder::new()
@@ -103,7 +103,7 @@ fn subscribe(
     client: &redis::Client,
     region: &str,
     node: &str,
-    shards: &[Sender<ToShard>],
+    shards: &[MailboxSender<ToShard>],
     metrics: &DirectoryMetrics,
 ) -> redis::RedisResult<()> {
     let mut conn = client.get_connection_with_timeout(SUBSCRIBER_POLL)?;
@@ -131,7 +131,7 @@ fn subscribe(
     }
 }
 
-fn apply(msg: FleetMsg, node: &str, shards: &[Sender<ToShard>], metrics: &DirectoryMetrics) {
+fn apply(msg: FleetMsg, node: &str, shards: &[MailboxSender<ToShard>], metrics: &DirectoryMetrics) {
     match msg {
         FleetMsg::Config(c) => {
             tracing::info!(?c, "fleet configuration received");

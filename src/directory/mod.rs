@@ -17,18 +17,17 @@
 //! - [`agent`]: the control-plane thread: registry heartbeat, ownership
 //!   claims, replication, failover, outage handling.
 //! - [`control`]: fleet messages over Redis pub/sub and `shardline fleet`.
-//! - [`link`]: a shard's side: reports to the agent, applies its events.
 //! - [`transfer`]: moving a player to an instance on another node with its
 //!   seat reserved there (`shardline fleet move`), and fleet broadcasts.
-//! - [`http`]: `GET /v1/regions`, `GET /v1/route`, and the answer to a
-//!   `/play?instance=` for an instance another node owns.
+//!
+//! A shard's side (its reports, the events it applies, `/v1/*` on the game
+//! listener) is in the shard core (`shard::fleet`) and its runtime
+//! (`runtime::directory`, `runtime::fleet_http`).
 //! - [`metrics`]: the directory's counters (atomics: the agent is a thread).
 
 pub mod agent;
 pub mod control;
-pub mod http;
 pub mod keys;
-pub mod link;
 pub mod metrics;
 pub mod replica;
 pub mod route;
@@ -37,20 +36,14 @@ pub mod transfer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 
 use crate::game::InstanceId;
 use crate::snapshot::InstanceSnapshot;
+use crate::util::wake::{MailboxReceiver, MailboxSender, Reply};
 
 pub use metrics::DirectoryMetrics;
 
-/// How often the registry entry is refreshed (and load published).
-pub const DIRECTORY_HEARTBEAT_MS_DEFAULT: u64 = 1_000;
-/// A node not refreshed for this long is dead; its region takes over.
-pub const DIRECTORY_TTL_MS_DEFAULT: u64 = 5_000;
-/// Largest replicated snapshot of one instance, compressed bytes. Costs
-/// Redis memory: this × instances of the fleet in the worst case.
-pub const REPLICA_BYTES_MAX_DEFAULT: usize = 1 << 20;
 /// Messages waiting for the agent. Shard reports (one per shard per
 /// heartbeat) and requests share it; when full, a request is refused
 /// (counted), a report is skipped until the next heartbeat.
@@ -64,23 +57,11 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// the node deregistered; then it stops anyway (the region takes over
 /// after the TTL, from the last periodic replica).
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a waiting task looks for the answer (a crossbeam channel
-/// cannot wake a glommio task; see FACTS).
-const ANSWER_POLL: Duration = Duration::from_millis(2);
 
-/// `--directory …` and the flags that go with it.
-#[derive(Debug, Clone)]
-pub struct DirectoryConfig {
-    /// `redis://HOST:PORT`.
-    pub url: String,
-    /// Base WebSocket URL players reach this node at; `None`: derived from
-    /// the listen address once bound.
-    pub public_url: Option<String>,
-    pub location: String,
-    pub heartbeat: Duration,
-    pub ttl: Duration,
-    pub replica_bytes_max: usize,
-}
+pub use crate::config::directory::{
+    DirectoryConfig, DIRECTORY_HEARTBEAT_MS_DEFAULT, DIRECTORY_TTL_MS_DEFAULT,
+    REPLICA_BYTES_MAX_DEFAULT,
+};
 
 /// What shards (and the pub/sub thread) ask of the agent.
 #[derive(Debug)]
@@ -91,25 +72,22 @@ pub enum ToAgent {
     /// Who owns `instance`? Claims it for this node when nobody does.
     Claim {
         instance: InstanceId,
-        reply: Sender<Claim>,
+        reply: Reply<Claim>,
     },
     /// `GET /v1/…`: answered with an HTTP status and a JSON body.
     Route {
         query: RouteQuery,
-        reply: Sender<(u16, serde_json::Value)>,
+        reply: Reply<(u16, serde_json::Value)>,
     },
     /// A resume token unknown on this node: which node holds its seat?
-    FindSeat {
-        token: String,
-        reply: Sender<SeatAt>,
-    },
+    FindSeat { token: String, reply: Reply<SeatAt> },
     /// A stopping shard's final report (with every instance's state). Once
     /// every shard's is in, the node deregisters so the region takes its
     /// instances over at once; then each `reply` gets `true` (`false` at
     /// once when Redis is unreachable).
     Leave {
         report: ShardReport,
-        reply: Sender<bool>,
+        reply: Reply<bool>,
     },
     /// A player got a seat in `instance` here: record it at once, so that
     /// a reconnect on any node finds it before the next replication.
@@ -209,15 +187,17 @@ pub enum ToShard {
 #[derive(Clone)]
 pub struct Directory {
     to_agent: Sender<ToAgent>,
-    events: Arc<Vec<Receiver<ToShard>>>,
+    /// Each shard's event mailbox, taken once by that shard at start
+    /// (the lock is touched at start-up only, never on the data path).
+    events: Arc<Vec<std::sync::Mutex<Option<MailboxReceiver<ToShard>>>>>,
     pub metrics: Arc<DirectoryMetrics>,
     pub public_url: Arc<str>,
 }
 
 impl Directory {
-    /// Shard `shard`'s event queue.
-    pub fn events(&self, shard: usize) -> &Receiver<ToShard> {
-        &self.events[shard]
+    /// Shard `shard`'s event mailbox (once; `None` after).
+    pub fn take_events(&self, shard: usize) -> Option<MailboxReceiver<ToShard>> {
+        self.events[shard].lock().ok()?.take()
     }
 
     /// Queues a message for the agent without waiting; `false` (counted)
@@ -232,9 +212,10 @@ impl Directory {
         }
     }
 
-    /// Sends a request and waits (bounded, polling) for its answer. `None`:
-    /// the agent did not answer in time (counted as refused).
-    pub async fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> ToAgent) -> Option<T> {
+    /// Sends a request and waits (bounded; woken by the answer) for its
+    /// answer. `None`: the agent did not answer in time (counted as
+    /// refused). On a shard's executor only.
+    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> ToAgent) -> Option<T> {
         self.ask_within(ANSWER_TIMEOUT, make).await
     }
 
@@ -242,24 +223,21 @@ impl Directory {
     pub async fn ask_within<T>(
         &self,
         timeout: Duration,
-        make: impl FnOnce(Sender<T>) -> ToAgent,
+        make: impl FnOnce(Reply<T>) -> ToAgent,
     ) -> Option<T> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if !self.tell(make(tx)) {
+        let Ok((reply, answer)) = crate::util::wake::request() else {
+            self.metrics.refused.inc();
+            return None;
+        };
+        if !self.tell(make(reply)) {
             self.metrics.refused.inc();
             return None;
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match rx.try_recv() {
-                Ok(v) => return Some(v),
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) if Instant::now() >= deadline => break,
-                Err(TryRecvError::Empty) => glommio::timer::sleep(ANSWER_POLL).await,
-            }
+        let got = answer.wait_until(Instant::now() + timeout).await;
+        if got.is_none() {
+            self.metrics.refused.inc();
         }
-        self.metrics.refused.inc();
-        None
+        got
     }
 
     /// Who owns `instance` (claiming it when nobody does).
@@ -293,7 +271,9 @@ pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
     let metrics = Arc::new(DirectoryMetrics::default());
     let (to_agent, agent_rx) = crossbeam_channel::bounded(AGENT_QUEUE_CAPACITY);
     let (event_txs, event_rxs): (Vec<_>, Vec<_>) = (0..start.shards)
-        .map(|_| crossbeam_channel::bounded(SHARD_EVENTS_CAPACITY))
+        .map(|_| crate::util::wake::mailbox(SHARD_EVENTS_CAPACITY))
+        .collect::<std::io::Result<Vec<_>>>()?
+        .into_iter()
         .unzip();
     let public_url: Arc<str> = Arc::from(start.public_url.as_str());
     control::spawn_subscriber(
@@ -306,7 +286,12 @@ pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
     agent::spawn(client, start, agent_rx, event_txs, metrics.clone())?;
     Ok(Directory {
         to_agent,
-        events: Arc::new(event_rxs),
+        events: Arc::new(
+            event_rxs
+                .into_iter()
+                .map(|rx| std::sync::Mutex::new(Some(rx)))
+                .collect(),
+        ),
         metrics,
         public_url,
     })
@@ -314,7 +299,7 @@ pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
 
 /// Sends `ev` to shard `shard` without waiting; counts a drop.
 pub(crate) fn send_to_shard(
-    shards: &[Sender<ToShard>],
+    shards: &[MailboxSender<ToShard>],
     shard: usize,
     ev: ToShard,
     metrics: &DirectoryMetrics,
@@ -325,67 +310,6 @@ pub(crate) fn send_to_shard(
         return false;
     }
     true
-}
-
-impl DirectoryConfig {
-    /// `Some` with --directory; the other directory flags need it.
-    pub fn resolve(
-        opts: &crate::config::ServeOpts,
-    ) -> Result<Option<DirectoryConfig>, crate::config::ConfigError> {
-        use crate::config::invalid;
-        let Some(url) = opts.directory.clone().filter(|u| !u.is_empty()) else {
-            return Ok(None);
-        };
-        if !url.starts_with("redis://") {
-            return Err(invalid(
-                "directory",
-                format!("{url:?}: expected redis://HOST:PORT"),
-            ));
-        }
-        let heartbeat_ms = opts
-            .directory_heartbeat_ms
-            .unwrap_or(DIRECTORY_HEARTBEAT_MS_DEFAULT);
-        let ttl_ms = opts.directory_ttl_ms.unwrap_or(DIRECTORY_TTL_MS_DEFAULT);
-        if heartbeat_ms == 0 {
-            return Err(invalid("directory-heartbeat-ms", "must be at least 1"));
-        }
-        // Two missed heartbeats must not make a live node look dead.
-        if ttl_ms < heartbeat_ms * 2 {
-            return Err(invalid(
-                "directory-ttl-ms",
-                format!(
-                    "{ttl_ms} must be at least twice --directory-heartbeat-ms ({heartbeat_ms})"
-                ),
-            ));
-        }
-        if let Some(u) = &opts.public_url {
-            if !(u.starts_with("ws://") || u.starts_with("wss://")) {
-                return Err(invalid(
-                    "public-url",
-                    format!("{u:?}: expected ws://… or wss://…"),
-                ));
-            }
-        }
-        let replica_bytes_max = opts.replica_bytes_max.unwrap_or(REPLICA_BYTES_MAX_DEFAULT);
-        if replica_bytes_max < 1024 {
-            return Err(invalid("replica-bytes-max", "must be at least 1024 bytes"));
-        }
-        Ok(Some(DirectoryConfig {
-            url,
-            public_url: opts
-                .public_url
-                .clone()
-                .map(|u| u.trim_end_matches('/').to_owned()),
-            location: opts
-                .location
-                .clone()
-                .or_else(|| opts.region.clone())
-                .unwrap_or_else(|| "local".into()),
-            heartbeat: Duration::from_millis(heartbeat_ms),
-            ttl: Duration::from_millis(ttl_ms),
-            replica_bytes_max,
-        }))
-    }
 }
 
 /// `url` with its password (`redis://user:PASSWORD@host`) replaced by

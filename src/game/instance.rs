@@ -20,6 +20,7 @@
 //! send them again.
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::rules::{Game, GameFactory};
 use super::types::{EntityId, EntityView, InstanceId, InvalidInstanceId, PlayerId, PlayerInput};
@@ -90,6 +91,38 @@ pub enum JoinError {
     Full(InstanceId, usize),
     #[error("player already seated")]
     AlreadySeated,
+    #[error(transparent)]
+    GameFailed(#[from] GameFailure),
+}
+
+/// The game's code panicked in one of its calls. The instance is marked
+/// failed and calls no game code again; its shard disposes of it and tells
+/// its players, and goes on with its other instances.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("the game's {call} panicked: {message}")]
+pub struct GameFailure {
+    /// Which `Game` (or `GameFactory`) method.
+    pub call: &'static str,
+    /// The panic's message, when it was a string.
+    pub message: String,
+}
+
+impl GameFailure {
+    fn from_panic(call: &'static str, payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(not a string)".to_owned());
+        GameFailure { call, message }
+    }
+}
+
+/// Runs one call into game code; a panic becomes a [`GameFailure`].
+/// Studios' game code is not trusted to be panic-free: a panic stops that
+/// instance only.
+pub fn guarded<T>(call: &'static str, f: impl FnOnce() -> T) -> Result<T, GameFailure> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| GameFailure::from_panic(call, p))
 }
 
 /// One seat as kept in a snapshot.
@@ -183,7 +216,12 @@ pub enum RestoreError {
         player: PlayerId,
         entity: EntityId,
     },
+    #[error("instance {id}: {failure}")]
+    GameFailed { id: String, failure: GameFailure },
 }
+
+/// What a full state message carries: tick, bounds, entities.
+pub type FullView<'a> = (u64, (f32, f32), &'a [EntityView]);
 
 /// One running game: its world, who sits in it, and their pending inputs.
 pub struct Instance {
@@ -201,6 +239,8 @@ pub struct Instance {
     /// The world changed since `views` was filled (step, join, leave); the
     /// next [`Instance::entities`] refills it.
     views_stale: bool,
+    /// The game panicked in some call: no game code is called again.
+    failure: Option<GameFailure>,
 }
 
 impl Instance {
@@ -222,6 +262,46 @@ impl Instance {
             limits,
             views: Vec::with_capacity(limits.players_max),
             views_stale: true,
+            failure: None,
+        }
+    }
+
+    /// A fresh instance from `factory` ([`GameFactory::create`], guarded).
+    pub fn create(
+        factory: &dyn GameFactory,
+        id: InstanceId,
+        limits: InstanceLimits,
+    ) -> Result<Self, GameFailure> {
+        let game = guarded("create", || factory.create(&id))?;
+        Ok(Self::new(id, game, limits))
+    }
+
+    /// Why the game failed, once it has: the instance must be disposed.
+    pub fn failure(&self) -> Option<&GameFailure> {
+        self.failure.as_ref()
+    }
+
+    pub fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// Runs `f` on the game unless it failed before; a panic marks the
+    /// instance failed.
+    fn call<T>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&mut dyn Game) -> T,
+    ) -> Result<T, GameFailure> {
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
+        }
+        let game = self.game.as_mut();
+        match guarded(call, || f(game)) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.failure = Some(e.clone());
+                Err(e)
+            }
         }
     }
 
@@ -264,7 +344,7 @@ impl Instance {
         if !self.has_room() {
             return Err(JoinError::Full(self.id.clone(), self.limits.players_max));
         }
-        let entity = self.game.spawn(player);
+        let entity = self.call("spawn", |g| g.spawn(player))?;
         let seat = Seat {
             player,
             entity,
@@ -280,11 +360,13 @@ impl Instance {
     }
 
     /// Removes the seat and despawns the entity; returns the seat. Inputs
-    /// still queued are discarded with it.
+    /// still queued are discarded with it. A panic in `despawn` still
+    /// removes the seat, and marks the instance failed ([`Self::failed`]).
     pub fn leave(&mut self, player: PlayerId) -> Option<Seat> {
         let at = self.seat_index(player).ok()?;
         let seat = self.seats.remove(at);
-        self.game.despawn(seat.entity);
+        let entity = seat.entity;
+        let _ = self.call("despawn", |g| g.despawn(entity));
         self.views_stale = true;
         Some(seat)
     }
@@ -321,48 +403,77 @@ impl Instance {
 
     /// One fixed step: for every seat apply its queued inputs in order
     /// (updating `last_input_seq`, `inputs_applied`), then `game.step(dt_s)`,
-    /// tick += 1.
-    pub fn step(&mut self, dt_s: f32) -> TickReport {
-        let mut report = TickReport::default();
-        for seat in &mut self.seats {
-            // Bounded: the queue never holds more than inputs_per_tick_max.
-            while let Some(input) = seat.queue.pop_front() {
-                self.game.apply_input(seat.entity, &input);
-                seat.last_input_seq = input.seq;
-                seat.inputs_applied = seat.inputs_applied.saturating_add(1);
-                report.inputs_applied += 1;
-            }
+    /// tick += 1. A panic in the game's code fails the instance.
+    pub fn step(&mut self, dt_s: f32) -> Result<TickReport, GameFailure> {
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
         }
-        self.game.step(dt_s);
+        let mut report = TickReport::default();
+        let (seats, game) = (&mut self.seats, self.game.as_mut());
+        let applied = guarded("apply_input", || {
+            for seat in seats.iter_mut() {
+                // Bounded: the queue never holds more than inputs_per_tick_max.
+                while let Some(input) = seat.queue.pop_front() {
+                    game.apply_input(seat.entity, &input);
+                    seat.last_input_seq = input.seq;
+                    seat.inputs_applied = seat.inputs_applied.saturating_add(1);
+                    report.inputs_applied += 1;
+                }
+            }
+        });
+        if let Err(e) = applied {
+            self.failure = Some(e.clone());
+            return Err(e);
+        }
+        self.call("step", |g| g.step(dt_s))?;
         self.tick += 1;
         self.views_stale = true;
-        report
+        Ok(report)
     }
 
     /// Current entity views (refreshed after step and join/leave; borrowed
     /// slice, no allocation per call once the buffer has grown to the
-    /// world's size).
+    /// world's size). Empty once the game has failed.
     pub fn entities(&mut self) -> &[EntityView] {
-        if self.views_stale {
-            self.views.clear();
-            self.game.entities(&mut self.views);
+        if self.views_stale && self.failure.is_none() {
+            let mut views = std::mem::take(&mut self.views);
+            views.clear();
+            if self.call("entities", |g| g.entities(&mut views)).is_err() {
+                views.clear();
+            }
+            self.views = views;
             self.views_stale = false;
         }
         &self.views
     }
 
-    /// (width, height) of the world in game units.
-    pub fn bounds(&self) -> (f32, f32) {
-        self.game.bounds()
+    /// (width, height) of the world in game units ((0, 0) once failed).
+    pub fn bounds(&mut self) -> (f32, f32) {
+        self.call("bounds", |g| g.bounds()).unwrap_or((0.0, 0.0))
     }
 
     /// Appends the game's own state beyond entities to `out`.
-    pub fn custom_state(&self, out: &mut Vec<u8>) {
-        self.game.custom_state(out);
+    pub fn custom_state(&mut self, out: &mut Vec<u8>) -> Result<(), GameFailure> {
+        self.call("custom_state", |g| g.custom_state(out))
     }
 
-    pub fn game(&self) -> &dyn Game {
-        self.game.as_ref()
+    /// Everything a full state message carries: tick, bounds, entities, and
+    /// the custom state appended to `custom`. Errs when the game fails in
+    /// any of those calls.
+    pub fn view(&mut self, custom: &mut Vec<u8>) -> Result<FullView<'_>, GameFailure> {
+        let bounds = self.call("bounds", |g| g.bounds())?;
+        self.call("custom_state", |g| g.custom_state(custom))?;
+        self.entities();
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
+        }
+        Ok((self.tick, bounds, &self.views))
+    }
+
+    /// The world's own estimate of its memory ([`Game::state_bytes`]; 0
+    /// once failed).
+    pub fn state_bytes(&mut self) -> usize {
+        self.call("state_bytes", |g| g.state_bytes()).unwrap_or(0)
     }
 
     /// Captures the instance for a snapshot: id, tick, the world
@@ -372,12 +483,13 @@ impl Instance {
     ///
     /// Runs on the shard's thread between ticks; it costs one copy of the
     /// world and the seat table.
-    pub fn save(&self) -> InstanceSnapshot {
-        let mut state = Vec::with_capacity(self.game.state_bytes());
-        self.game.save(&mut state);
+    pub fn save(&mut self) -> Result<InstanceSnapshot, GameFailure> {
+        let capacity = self.call("state_bytes", |g| g.state_bytes())?;
+        let mut state = Vec::with_capacity(capacity);
+        self.call("save", |g| g.save(&mut state))?;
         let mut views = Vec::with_capacity(self.views.capacity());
-        self.game.entities(&mut views);
-        InstanceSnapshot {
+        self.call("entities", |g| g.entities(&mut views))?;
+        Ok(InstanceSnapshot {
             id: self.id.as_str().to_owned(),
             tick: self.tick,
             state,
@@ -394,7 +506,7 @@ impl Instance {
                     inputs_applied: s.inputs_applied,
                 })
                 .collect(),
-        }
+        })
     }
 
     /// Rebuilds a saved instance around `game`, the world restored from
@@ -429,6 +541,12 @@ impl Instance {
             });
         }
         let mut entities: Vec<EntityId> = inst.entities().iter().map(|v| v.id).collect();
+        if let Some(failure) = inst.failure().cloned() {
+            return Err(RestoreError::GameFailed {
+                id: snap.id.clone(),
+                failure,
+            });
+        }
         entities.sort_unstable();
         for s in &snap.seats {
             let Err(at) = inst.seat_index(s.player) else {
@@ -468,8 +586,11 @@ impl Instance {
     ) -> Result<Self, RestoreError> {
         let id =
             InstanceId::parse(&snap.id).map_err(|e| RestoreError::BadId(snap.id.clone(), e))?;
-        let game = factory
-            .restore(&id, &snap.state)
+        let game = guarded("restore", || factory.restore(&id, &snap.state))
+            .map_err(|failure| RestoreError::GameFailed {
+                id: snap.id.clone(),
+                failure,
+            })?
             .map_err(|reason| RestoreError::State {
                 id: snap.id.clone(),
                 reason,
@@ -629,7 +750,7 @@ mod tests {
             assert_eq!(inst.push_input(1, input(seq)), PushInput::Queued);
         }
         assert_eq!(inst.seat(1).unwrap().inputs_queued(), 3);
-        let report = inst.step(DT_S);
+        let report = inst.step(DT_S).unwrap();
         assert_eq!(report.inputs_applied, 3);
         assert_eq!(
             calls.borrow()[1..],
@@ -652,12 +773,12 @@ mod tests {
         assert_eq!(inst.push_input(1, input(1)), PushInput::Queued);
         assert_eq!(inst.push_input(1, input(2)), PushInput::Queued);
         assert_eq!(inst.push_input(1, input(3)), PushInput::DroppedFull);
-        assert_eq!(inst.step(DT_S).inputs_applied, 2);
+        assert_eq!(inst.step(DT_S).unwrap().inputs_applied, 2);
         assert_eq!(inst.seat(1).unwrap().last_input_seq, 2);
         // The dropped seq was not recorded as seen, and the queue has room
         // again after the tick.
         assert_eq!(inst.push_input(1, input(3)), PushInput::Queued);
-        assert_eq!(inst.step(DT_S).inputs_applied, 1);
+        assert_eq!(inst.step(DT_S).unwrap().inputs_applied, 1);
         assert_eq!(inst.seat(1).unwrap().inputs_applied, 3);
     }
 
@@ -670,11 +791,11 @@ mod tests {
         assert_eq!(inst.push_input(1, input(5)), PushInput::Queued);
         assert_eq!(inst.push_input(1, input(5)), PushInput::DroppedStale);
         assert_eq!(inst.push_input(1, input(4)), PushInput::DroppedStale);
-        inst.step(DT_S);
+        inst.step(DT_S).unwrap();
         // Already applied seqs stay stale on later ticks.
         assert_eq!(inst.push_input(1, input(5)), PushInput::DroppedStale);
         assert_eq!(inst.push_input(1, input(6)), PushInput::Queued);
-        inst.step(DT_S);
+        inst.step(DT_S).unwrap();
         let applied: Vec<_> = calls
             .borrow()
             .iter()
@@ -702,7 +823,7 @@ mod tests {
         inst.join(1, "a").unwrap();
         inst.leave(1).unwrap();
         assert_eq!(inst.push_input(1, input(2)), PushInput::NotSeated);
-        assert_eq!(inst.step(DT_S).inputs_applied, 0);
+        assert_eq!(inst.step(DT_S).unwrap().inputs_applied, 0);
         assert!(!calls.borrow().iter().any(|c| matches!(c, Call::Input(..))));
     }
 
@@ -721,7 +842,7 @@ mod tests {
         // The freed seat takes a new player; the old one's queued input is
         // gone with its seat.
         inst.join(2, "b").unwrap();
-        assert_eq!(inst.step(DT_S).inputs_applied, 0);
+        assert_eq!(inst.step(DT_S).unwrap().inputs_applied, 0);
     }
 
     #[test]
@@ -732,14 +853,14 @@ mod tests {
         assert_eq!(inst.tick(), 0);
         inst.push_input(2, input(7));
         inst.push_input(1, input(4));
-        inst.step(DT_S);
+        inst.step(DT_S).unwrap();
         assert_eq!(inst.tick(), 1);
         // Seats in player id order, every input before the one step.
         assert_eq!(
             calls.borrow()[2..],
             [Call::Input(101, 4), Call::Input(102, 7), Call::Step]
         );
-        inst.step(DT_S);
+        inst.step(DT_S).unwrap();
         assert_eq!(inst.tick(), 2);
         assert_eq!(*calls.borrow().last().unwrap(), Call::Step);
         let players: Vec<_> = inst.seats().map(|s| s.player).collect();
@@ -760,7 +881,7 @@ mod tests {
         inst.push_input(1, input(1));
         // Queued only: the world has not moved yet.
         assert_eq!(inst.entities()[0], before);
-        inst.step(DT_S);
+        inst.step(DT_S).unwrap();
         let after = inst.entities()[0];
         assert!((after.x - before.x - PLAYER_SPEED_PER_S * DT_S).abs() < 1e-3);
     }
@@ -770,9 +891,9 @@ mod tests {
         let (mut inst, _) = recorded(4, 8);
         assert_eq!(inst.bounds(), (1.0, 2.0));
         let mut out = vec![1];
-        inst.custom_state(&mut out);
+        inst.custom_state(&mut out).unwrap();
         assert_eq!(out, [1, 42]);
-        assert_eq!(inst.game().state_bytes(), 0);
+        assert_eq!(inst.state_bytes(), 0);
         assert_eq!(inst.id().as_str(), "test");
         inst.join(5, "e").unwrap();
         assert_eq!(inst.entities()[0].id, 105);
@@ -789,9 +910,9 @@ mod tests {
         inst.join(2, "bo").unwrap();
         inst.join(1, "ada").unwrap();
         inst.push_input(1, input(5));
-        inst.step(DT_S);
+        inst.step(DT_S).unwrap();
         inst.push_input(1, input(6)); // queued, not applied: not saved
-        let snap = inst.save();
+        let snap = inst.save().unwrap();
         assert_eq!((snap.id.as_str(), snap.tick, snap.entities), ("test", 1, 2));
         assert_eq!(snap.state, [102, 0, 0, 0, 101, 0, 0, 0]);
         let seats: Vec<_> = snap
@@ -816,7 +937,7 @@ mod tests {
         let (mut inst, _) = recorded(4, 8);
         inst.join(1, "a").unwrap();
         inst.join(2, "b").unwrap();
-        let mut snap = inst.save();
+        let mut snap = inst.save().unwrap();
         let before = snap.record_bytes();
         let filled = snap.fill_tokens(|p| (p == 2).then(|| "tok-2".to_owned()));
         assert_eq!(filled, 1);
@@ -836,9 +957,9 @@ mod tests {
         inst.push_input(1, input(7));
         inst.push_input(2, input(0));
         for _ in 0..3 {
-            inst.step(DT_S);
+            inst.step(DT_S).unwrap();
         }
-        let snap = inst.save();
+        let snap = inst.save().unwrap();
         let (world, calls) = recorder_from(&snap.state);
         let mut back = Instance::restore(&snap, world, LIMITS).unwrap();
         assert!(calls.borrow().is_empty(), "restore spawns nothing");
@@ -857,7 +978,7 @@ mod tests {
         assert_eq!(back.push_input(2, input(0)), PushInput::DroppedStale);
         // A seat that never had an input accepts any first seq, 0 included.
         assert_eq!(back.push_input(3, input(0)), PushInput::Queued);
-        back.step(DT_S);
+        back.step(DT_S).unwrap();
         assert_eq!(back.tick(), 4);
         assert_eq!(
             *calls.borrow(),
@@ -877,7 +998,7 @@ mod tests {
         let (mut inst, _) = recorded(4, 8);
         inst.join(1, "a").unwrap();
         inst.join(2, "b").unwrap();
-        let snap = inst.save();
+        let snap = inst.save().unwrap();
         let world = || recorder_from(&snap.state).0;
 
         let small = InstanceLimits {
@@ -924,13 +1045,13 @@ mod tests {
         inst.join(1, "a").unwrap();
         inst.join(2, "b").unwrap();
         inst.push_input(2, input(1));
-        inst.step(DT_S);
-        let snap = inst.save();
+        inst.step(DT_S).unwrap();
+        let snap = inst.save().unwrap();
         assert_eq!(snap.entities, 2);
         let mut back = Instance::restore_with(&ArenaFactory, &snap, LIMITS).unwrap();
         assert_eq!(back.entities(), inst.entities());
-        inst.step(DT_S);
-        back.step(DT_S);
+        inst.step(DT_S).unwrap();
+        back.step(DT_S).unwrap();
         assert_eq!(back.entities(), inst.entities(), "both go on identically");
 
         let mut bad = snap.clone();

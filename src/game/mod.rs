@@ -29,7 +29,9 @@ pub mod rules;
 pub mod types;
 
 pub use arena::{Arena, ArenaFactory};
-pub use instance::{Instance, InstanceLimits, JoinError, PushInput, Seat, TickReport};
+pub use instance::{
+    guarded, GameFailure, Instance, InstanceLimits, JoinError, PushInput, Seat, TickReport,
+};
 pub use placement::{least_loaded, new_instance_id, shard_for};
 pub use rules::{Game, GameFactory};
 pub use types::{EntityId, EntityView, InstanceId, InvalidInstanceId, PlayerId, PlayerInput};

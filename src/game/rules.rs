@@ -107,20 +107,20 @@
 //! instance.join(7, "ada").unwrap();
 //! let right = PlayerInput { seq: 1, move_x: 1.0, ..Default::default() };
 //! instance.push_input(7, right);
-//! instance.step(1.0 / 60.0);
+//! instance.step(1.0 / 60.0).unwrap();
 //!
 //! let mut state = Vec::new();
-//! instance.custom_state(&mut state);
+//! instance.custom_state(&mut state).unwrap();
 //! assert_eq!(state, 1u32.to_le_bytes()); // walked onto the coin at (1, 0)
 //! assert_eq!(instance.entities()[0].x, 1.0);
 //!
 //! // A snapshot, and the instance brought back from it after a restart:
-//! let snapshot = instance.save();
+//! let snapshot = instance.save().unwrap();
 //! let mut back = Instance::restore_with(&CoinsFactory, &snapshot, limits).unwrap();
 //! assert_eq!((back.tick(), back.players()), (1, 1));
 //! assert_eq!(back.entities()[0].x, 1.0);
 //! let mut state_back = Vec::new();
-//! back.custom_state(&mut state_back);
+//! back.custom_state(&mut state_back).unwrap();
 //! assert_eq!(state_back, state);
 //! // Bytes that are not a Coins world are refused, not trusted:
 //! assert!(CoinsFactory.restore(&id, b"not a world").is_err());

@@ -15,8 +15,8 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::net::close::CloseReason;
 use crate::net::fenced::Fenced;
+use crate::protocol::close::CloseReason;
 
 pub type Ws = WebSocketStream<TcpStream>;
 

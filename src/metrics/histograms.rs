@@ -16,7 +16,8 @@ const HIST_SIGFIG: u8 = 3;
 /// The latencies a shard records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HistName {
-    /// Time to step every instance and encode every update of one tick.
+    /// One tick slot from start to end: reads, steps, encoding and writes
+    /// (a slot steps the instances whose phase it is).
     TickDuration,
     /// How late a tick started against its fixed schedule (jitter).
     TickLateness,
@@ -38,10 +39,14 @@ pub enum HistName {
     TickLatenessSnapshot,
     /// Tick lateness, for ticks that started with no snapshot in progress.
     TickLatenessNoSnapshot,
+    /// A slot's game work: stepping its instances and encoding their updates.
+    TickStep,
+    /// A slot's I/O: reaping reads, handling messages, submitting writes.
+    TickIo,
 }
 
 impl HistName {
-    pub const ALL: [HistName; 10] = [
+    pub const ALL: [HistName; 12] = [
         Self::TickDuration,
         Self::TickLateness,
         Self::InputToUpdate,
@@ -52,6 +57,8 @@ impl HistName {
         Self::TickDurationNoSnapshot,
         Self::TickLatenessSnapshot,
         Self::TickLatenessNoSnapshot,
+        Self::TickStep,
+        Self::TickIo,
     ];
 
     /// Name used in the admin API, Prometheus and `shardline stats`.
@@ -67,13 +74,15 @@ impl HistName {
             Self::TickDurationNoSnapshot => "tick_duration_no_snapshot",
             Self::TickLatenessSnapshot => "tick_lateness_snapshot",
             Self::TickLatenessNoSnapshot => "tick_lateness_no_snapshot",
+            Self::TickStep => "tick_step",
+            Self::TickIo => "tick_io",
         }
     }
 
     pub fn help(self) -> &'static str {
         match self {
-            Self::TickDuration => "Time to step all instances and encode all updates of one tick",
-            Self::TickLateness => "Delay of a tick's start past its fixed schedule",
+            Self::TickDuration => "Time of one tick slot: reads, steps, encoding and writes",
+            Self::TickLateness => "Delay of a tick slot's start past its fixed schedule",
             Self::InputToUpdate => {
                 "Time from an input's arrival to the write of the update that reflects it"
             }
@@ -92,6 +101,8 @@ impl HistName {
             Self::TickLatenessNoSnapshot => {
                 "Tick lateness, ticks started with no snapshot in progress (snapshots on)"
             }
+            Self::TickStep => "Time a tick slot spends stepping its instances and encoding updates",
+            Self::TickIo => "Time a tick slot spends on reads, message handling and writes",
         }
     }
 

@@ -15,7 +15,7 @@ pub mod system;
 
 use std::cell::Cell;
 
-use crate::net::close::CloseReason;
+use crate::protocol::close::CloseReason;
 
 pub use histograms::{HistName, ShardHistograms};
 
@@ -116,12 +116,15 @@ shard_counters! {
     inputs_dropped_stale,
     /// Inputs dropped: NaN or infinite axes.
     inputs_dropped_bad,
-    /// Ticks run.
+    /// Tick intervals run (each runs every slot once).
     ticks,
-    /// Ticks that started more than one interval late.
+    /// Slots in which some instance stepped a whole interval late (it
+    /// stepped once, not in a burst of catch-up steps).
     ticks_overrun,
-    /// Ticks that started more than a tenth of an interval late.
+    /// Instance steps that started more than a tenth of an interval late.
     ticks_late,
+    /// Slots skipped because the shard fell a whole interval behind.
+    slots_skipped,
     /// StateUpdates queued (one per seated, connected player per tick).
     state_updates,
     /// Instances created.

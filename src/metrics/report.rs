@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::metrics::histograms::{new_histogram, HistName};
 use crate::metrics::system::Memory;
-use crate::net::close::CloseReason;
+use crate::protocol::close::CloseReason;
 
 /// Percentiles every report shows.
 pub const QUANTILES: [(f64, &str); 4] =

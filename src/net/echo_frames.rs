@@ -15,7 +15,7 @@ use std::io::Cursor;
 use async_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use async_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
-use crate::net::close::CloseReason;
+use crate::protocol::close::CloseReason;
 
 /// Largest control-frame payload (RFC 6455 §5.5).
 const CONTROL_PAYLOAD_BYTES_MAX: u64 = 125;

@@ -12,7 +12,6 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -25,7 +24,6 @@ const FRAME_HEADER_BYTES_MAX: usize = 14;
 const OPCODE_CONTINUATION: u8 = 0x0;
 const OPCODE_TEXT: u8 = 0x1;
 const OPCODE_BINARY: u8 = 0x2;
-const OPCODE_PONG: u8 = 0xA;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fence {
@@ -45,9 +43,6 @@ const RESPONSE_HEAD_BYTES_MAX: usize = 16 << 10;
 
 pub struct Fenced<S> {
     inner: S,
-    /// Shared with the connection (`Conn::tick_read`), so the shard's tick
-    /// can read a seated player's inputs straight from the socket into the
-    /// same buffer (see `net::tick_read`); one buffer keeps one order.
     inbox: Rc<RefCell<Inbox>>,
     read_chunk: usize,
 }
@@ -62,21 +57,6 @@ pub struct Inbox {
     /// A data frame without FIN was handed on and its message's last
     /// fragment was not yet: the WebSocket library holds part of a message.
     in_fragmented_message: bool,
-}
-
-/// What [`Inbox::take_binary_frame`] found at the front of the buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Front {
-    /// A whole, final, masked binary frame; its unmasked payload was
-    /// written to the caller's buffer and the frame consumed.
-    Binary,
-    /// The same for a pong (a heartbeat's answer; nothing to write back).
-    Pong,
-    /// Nothing buffered, or only the start of a frame.
-    NeedMore,
-    /// Something only the WebSocket library should handle (a ping, close,
-    /// text or fragmented frame, reserved bits, no mask, too long).
-    Other,
 }
 
 impl<S> Fenced<S> {
@@ -196,104 +176,9 @@ impl Inbox {
             self.pos = 0;
         }
     }
-
-    /// Takes the frame at the front if it is a whole, final, masked binary
-    /// (or pong) frame with at most `payload_max` bytes, unmasking its payload into
-    /// `payload`. Only at a message boundary; anything else is left for the
-    /// WebSocket library, in order.
-    pub fn take_binary_frame(&mut self, payload_max: usize, payload: &mut Vec<u8>) -> Front {
-        if !self.at_message_boundary() {
-            return Front::Other;
-        }
-        let b = self.unpassed();
-        if b.len() < 2 {
-            return Front::NeedMore;
-        }
-        // FIN, no reserved bits, binary or pong; masked (every client
-        // frame is). A control frame's payload is at most 125 bytes.
-        let kind = match b[0] {
-            x if x == 0x80 | OPCODE_BINARY => Front::Binary,
-            x if x == 0x80 | OPCODE_PONG && b[1] & 0x7f <= 125 => Front::Pong,
-            _ => return Front::Other,
-        };
-        if b[1] & 0x80 == 0 {
-            return Front::Other;
-        }
-        let (header, len) = match b[1] & 0x7f {
-            127 => return Front::Other,
-            126 if b.len() < 4 => return Front::NeedMore,
-            126 => (8, usize::from(u16::from_be_bytes([b[2], b[3]]))),
-            n => (6, usize::from(n)),
-        };
-        if len > payload_max {
-            return Front::Other;
-        }
-        if b.len() < header + len {
-            return Front::NeedMore;
-        }
-        let mask = [b[header - 4], b[header - 3], b[header - 2], b[header - 1]];
-        payload.clear();
-        payload.extend(
-            b[header..header + len]
-                .iter()
-                .enumerate()
-                .map(|(i, x)| x ^ mask[i % 4]),
-        );
-        self.pos += header + len;
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        }
-        kind
-    }
-
-    /// One non-blocking `recv` of up to `chunk` bytes from `fd` onto the
-    /// end of the buffer. `Ok(0)` is the end of the stream.
-    pub fn recv_from(&mut self, fd: RawFd, chunk: usize) -> io::Result<usize> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.reserve(chunk);
-        let start = self.buf.len();
-        let spare = self.buf.spare_capacity_mut();
-        // SAFETY: `spare` is writable memory of at least `chunk` bytes that
-        // the vector owns; recv writes at most `chunk` bytes into it.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast::<libc::c_void>(),
-                chunk,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        // SAFETY: recv initialised the first `n` bytes after `start`.
-        unsafe { self.buf.set_len(start + n) };
-        Ok(n)
-    }
 }
 
-/// Total length (header + payload) of the frame starting at `b`, once its
-/// header is complete. RFC 6455 §5.2.
-fn frame_len(b: &[u8]) -> Option<u64> {
-    if b.len() < 2 {
-        return None;
-    }
-    let mask = if b[1] & 0x80 != 0 { 4 } else { 0 };
-    let (ext, payload) = match b[1] & 0x7f {
-        126 => (2, u64::from(u16::from_be_bytes([*b.get(2)?, *b.get(3)?]))),
-        127 => {
-            let bytes: [u8; 8] = b.get(2..10)?.try_into().ok()?;
-            (8, u64::from_be_bytes(bytes))
-        }
-        n => (0, u64::from(n)),
-    };
-    Some((2 + ext + mask) as u64).map(|h| h.saturating_add(payload))
-}
+use crate::util::ws::frame_len;
 
 impl<S: AsyncRead + Unpin> AsyncRead for Fenced<S> {
     fn poll_read(
@@ -427,71 +312,5 @@ mod tests {
         let mut out = Vec::new();
         block_on(s.read_to_end(&mut out)).unwrap();
         assert_eq!(out, f);
-    }
-
-    #[test]
-    fn the_tick_takes_whole_binary_frames_in_order_and_leaves_the_rest() {
-        let (a, b) = (frame(b"input-1"), frame(&[7; 200]));
-        let mut ping = frame(b"p");
-        ping[0] = 0x89;
-        let bytes = [a.clone(), b, ping.clone(), frame(b"after")].concat();
-        let s = Fenced::upgraded(bytes[..a.len() + 3].to_vec(), &b""[..], 64);
-        let inbox = s.inbox();
-        let mut payload = Vec::new();
-        let mut inbox = inbox.borrow_mut();
-        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Binary);
-        assert_eq!(payload, b"input-1");
-        // Only the start of the next frame is here.
-        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::NeedMore);
-        inbox.buf.extend_from_slice(&bytes[a.len() + 3..]);
-        assert_eq!(
-            inbox.take_binary_frame(100, &mut payload),
-            Front::Other,
-            "over the limit"
-        );
-        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Binary);
-        assert_eq!(payload, vec![7; 200]);
-        // A ping is the WebSocket library's: it and everything after stay.
-        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Other);
-        assert_eq!(
-            inbox.unpassed(),
-            &[ping.clone(), frame(b"after")].concat()[..]
-        );
-        // A pong (a heartbeat's answer) is taken like an input.
-        inbox.buf.clear();
-        inbox.pos = 0;
-        let mut pong = ping;
-        pong[0] = 0x8A;
-        inbox.buf.extend_from_slice(&pong);
-        assert_eq!(inbox.take_binary_frame(1024, &mut payload), Front::Pong);
-        assert_eq!(payload, b"p");
-    }
-
-    #[test]
-    fn no_tick_reads_inside_a_fragmented_message() {
-        let mut first = frame(b"part");
-        first[0] = 0x02; // binary, no FIN
-        let mut last = frame(b"end");
-        last[0] = 0x80; // continuation, FIN
-        let input = frame(b"next");
-        let bytes = [first.clone(), last.clone(), input].concat();
-        let mut s = Fenced::upgraded(Vec::new(), &bytes[..], 64);
-        let mut out = vec![0u8; first.len()];
-        block_on(s.read_exact(&mut out)).unwrap();
-        let inbox = s.inbox();
-        assert!(!inbox.borrow().at_message_boundary());
-        let mut payload = Vec::new();
-        assert_eq!(
-            inbox.borrow_mut().take_binary_frame(1024, &mut payload),
-            Front::Other
-        );
-        let mut out = vec![0u8; last.len()];
-        block_on(s.read_exact(&mut out)).unwrap();
-        assert!(inbox.borrow().at_message_boundary());
-        assert_eq!(
-            inbox.borrow_mut().take_binary_frame(1024, &mut payload),
-            Front::Binary
-        );
-        assert_eq!(payload, b"next");
     }
 }

@@ -127,6 +127,26 @@ pub fn response_with(status: u16, reason: &str, content_type: &str, body: &[u8])
     out
 }
 
+/// The 101 answer to a WebSocket upgrade request head, by tungstenite's
+/// rules (method, HTTP/1.1, `Upgrade: websocket`, `Connection: upgrade`,
+/// `Sec-WebSocket-Version: 13`, a valid key).
+///
+/// # Errors
+/// The head is not a valid upgrade request (the reason, for a 400).
+pub fn upgrade_response(head: &[u8]) -> Result<Vec<u8>, String> {
+    use tungstenite::handshake::machine::TryParse;
+    use tungstenite::handshake::server::{create_response, write_response, Request};
+    let request = match Request::try_parse(head) {
+        Ok(Some((_, request))) => request,
+        Ok(None) => return Err("incomplete request head".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let response = create_response(&request).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::with_capacity(256);
+    write_response(&mut bytes, &response).map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,29 +1,28 @@
-//! Sockets: accepting, upgrading, and running WebSocket sessions.
+//! Sockets, below any shard logic: the shard's io_uring and the I/O driver
+//! that owns game connections, and the building blocks of the accept path.
 //!
-//! - [`admission`]: the node-wide `--max-connections` budget.
-//! - [`buffers`]: the shard's bounded outbound buffer pool.
-//! - [`http`]: the upgrade request head (routing by path, plain HTTP replies).
-//! - [`fenced`]: a socket reader fenced at frame boundaries (lossless hand-over).
-//! - [`listener`]: accept, read the head, route to the owning shard, upgrade.
+//! - [`ring`]: the shard's own io_uring: multishot receives into provided
+//!   buffers, batched sends, one `io_uring_enter` per slot.
+//! - [`driver`]: the only writer of every upgraded game connection: reads,
+//!   frames, hands messages to the shard core, writes what it asks.
 //! - [`outbound`]: one connection's bounded, pre-framed outbound bytes.
-//! - [`conn`]: the shard's handle on a live /play connection.
-//! - [`session`]: the /play session task (decode in, one write out per wake).
-//! - [`tick_read`]: the tick reading seated players' inputs itself.
-//! - [`echo`]: the /echo endpoint (one read and one write per batch of frames).
+//! - [`buffers`]: the shard's bounded outbound buffer pool.
+//! - [`admission`]: the node-wide `--max-connections` budget.
+//! - [`http`]: the upgrade request head (routing by path, plain HTTP
+//!   replies, the 101 answer).
+//! - [`fenced`]: a socket reader fenced at frame boundaries (the load
+//!   generator's client handshake; before the upgrade).
 //! - [`echo_frames`]: /echo's frame logic, pure: frames in, answers out.
-//! - [`close`]: why connections end, and their close codes.
 //! - [`ratelimit`]: the per-IP handshake rate limit.
 
 pub mod admission;
 pub mod buffers;
-pub mod close;
-pub mod conn;
-pub mod echo;
+/// Close codes moved to the protocol layer; kept here for older paths.
+pub use crate::protocol::close;
+pub mod driver;
 pub mod echo_frames;
 pub mod fenced;
 pub mod http;
-pub mod listener;
 pub mod outbound;
 pub mod ratelimit;
-pub mod session;
-pub mod tick_read;
+pub mod ring;

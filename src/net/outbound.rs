@@ -1,18 +1,15 @@
-//! One connection's outbound bytes: WebSocket frames queued by the tick and
-//! the session, written to the socket in one `send` per wake-up.
+//! One connection's outbound bytes: WebSocket frames queued by the core's
+//! effects and the connection's own protocol answers, written by the
+//! driver with one send at a time.
 //!
-//! The buffer comes from the shard's bounded pool and never grows: a
-//! frame that does not fit means the client has stopped reading for longer
-//! than the kernel's socket buffer could hide, and the connection is dropped
-//! (close 4002) instead of queueing without bound. Pure code, no I/O.
+//! The buffer comes from the shard's bounded pool and never grows: a frame
+//! that does not fit means the client has stopped reading for longer than
+//! the kernel's socket buffer could hide, and the connection is dropped
+//! (close 4002) instead of queueing without bound. While a send is in
+//! flight its bytes are pinned (the kernel reads them): nothing moves them
+//! until its completion. Pure code, no I/O.
 
-/// Server frames are never masked (RFC 6455 §5.1), so their header is 2, 4 or
-/// 10 bytes.
-const FRAME_HEADER_BYTES_MAX: usize = 10;
-
-const OPCODE_BINARY: u8 = 0x2;
-const OPCODE_PING: u8 = 0x9;
-const FIN: u8 = 0x80;
+use crate::util::ws::{self, FRAME_HEADER_BYTES_MAX};
 
 /// The frame did not fit: the client is not draining its socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +23,8 @@ pub struct Outbound {
     /// Frames queued; `buf[sent..]` is still to be written.
     buf: Vec<u8>,
     sent: usize,
+    /// `buf[sent..sent + in_flight]` is being written by the kernel now.
+    in_flight: usize,
     /// Hard bound in bytes (the pool's buffer size).
     capacity: usize,
 }
@@ -38,24 +37,38 @@ impl Outbound {
         Self {
             buf,
             sent: 0,
+            in_flight: 0,
             capacity,
         }
     }
 
     pub fn push_binary(&mut self, payload: &[u8]) -> Result<(), Overflow> {
-        self.push_frame(OPCODE_BINARY, payload)
+        self.push_frame(ws::OPCODE_BINARY, payload)
     }
 
     /// Payload of a ping is at most 125 bytes (control frame rule).
     pub fn push_ping(&mut self, payload: &[u8]) -> Result<(), Overflow> {
-        debug_assert!(payload.len() <= 125);
-        self.push_frame(OPCODE_PING, payload)
+        debug_assert!(payload.len() <= ws::CONTROL_PAYLOAD_BYTES_MAX);
+        self.push_frame(ws::OPCODE_PING, payload)
     }
 
     fn push_frame(&mut self, opcode: u8, payload: &[u8]) -> Result<(), Overflow> {
         let mut header = [0u8; FRAME_HEADER_BYTES_MAX];
-        let header_len = encode_header(FIN | opcode, payload.len(), &mut header);
-        let needed = header_len + payload.len();
+        let header_len = ws::encode_header(opcode, payload.len(), None, &mut header);
+        self.make_room(header_len + payload.len())?;
+        self.buf.extend_from_slice(&header[..header_len]);
+        self.buf.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// Bytes already framed (the upgrade response, protocol answers).
+    pub fn push_raw(&mut self, bytes: &[u8]) -> Result<(), Overflow> {
+        self.make_room(bytes.len())?;
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn make_room(&mut self, needed: usize) -> Result<(), Overflow> {
         if self.buf.len() + needed > self.capacity {
             self.compact();
             if self.buf.len() + needed > self.capacity {
@@ -64,8 +77,6 @@ impl Outbound {
                 });
             }
         }
-        self.buf.extend_from_slice(&header[..header_len]);
-        self.buf.extend_from_slice(payload);
         Ok(())
     }
 
@@ -78,19 +89,43 @@ impl Outbound {
         self.sent == self.buf.len()
     }
 
+    /// Whether a send is in flight.
+    pub fn sending(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    /// Starts a send of everything unsent: the bytes to hand the kernel
+    /// (pinned until [`Self::send_done`]). `None` when a send is in flight
+    /// or nothing is queued.
+    pub fn begin_send(&mut self) -> Option<(*const u8, usize)> {
+        if self.in_flight > 0 || self.is_empty() {
+            return None;
+        }
+        self.in_flight = self.buf.len() - self.sent;
+        Some((self.buf[self.sent..].as_ptr(), self.in_flight))
+    }
+
+    /// The send in flight ended having written `n` bytes (0 on failure).
+    pub fn send_done(&mut self, n: usize) {
+        debug_assert!(n <= self.in_flight);
+        self.in_flight = 0;
+        self.advance(n);
+    }
+
     /// `n` bytes of [`Self::unsent`] reached the socket.
     pub fn advance(&mut self, n: usize) {
         self.sent += n;
         debug_assert!(self.sent <= self.buf.len());
-        if self.sent == self.buf.len() {
+        if self.sent == self.buf.len() && self.in_flight == 0 {
             self.buf.clear();
             self.sent = 0;
         }
     }
 
-    /// Moves the unsent tail to the front to make room.
+    /// Moves the unsent tail to the front to make room (not while the
+    /// kernel reads it).
     fn compact(&mut self) {
-        if self.sent > 0 {
+        if self.sent > 0 && self.in_flight == 0 {
             self.buf.drain(..self.sent);
             self.sent = 0;
         }
@@ -99,23 +134,6 @@ impl Outbound {
     /// Gives the buffer back (for the pool).
     pub fn into_buffer(self) -> Vec<u8> {
         self.buf
-    }
-}
-
-/// Writes a server frame header for `len` payload bytes; returns its length.
-fn encode_header(first: u8, len: usize, out: &mut [u8; FRAME_HEADER_BYTES_MAX]) -> usize {
-    out[0] = first;
-    if len < 126 {
-        out[1] = len as u8;
-        2
-    } else if len <= u16::MAX as usize {
-        out[1] = 126;
-        out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        4
-    } else {
-        out[1] = 127;
-        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        10
     }
 }
 
@@ -141,18 +159,30 @@ mod tests {
     }
 
     #[test]
-    fn bounded_and_compacts_partial_writes() {
-        let mut o = Outbound::new(Vec::with_capacity(10));
-        o.push_binary(b"12345678").unwrap();
-        assert_eq!(o.push_binary(b"1"), Err(Overflow { capacity: 10 }));
-        o.advance(6); // partial write: 4 bytes left
-        o.push_binary(b"abcd").unwrap(); // fits after compaction
-        assert_eq!(
-            o.unsent(),
-            &[b'5', b'6', b'7', b'8', 0x82, 4, b'a', b'b', b'c', b'd']
-        );
-        o.advance(10);
+    fn overflow_is_refused_not_grown() {
+        let mut o = Outbound::new(Vec::with_capacity(16));
+        o.push_binary(&[1; 10]).unwrap();
+        assert_eq!(o.push_binary(&[1; 10]), Err(Overflow { capacity: 16 }));
+        assert_eq!(o.unsent().len(), 12, "the first frame is intact");
+    }
+
+    #[test]
+    fn bytes_in_flight_stay_put_and_later_frames_queue_behind() {
+        let mut o = Outbound::new(Vec::with_capacity(32));
+        o.push_binary(&[1; 8]).unwrap(); // 10 bytes
+        let (ptr, len) = o.begin_send().unwrap();
+        assert_eq!(len, 10);
+        assert!(o.begin_send().is_none(), "one send at a time");
+        o.push_binary(&[2; 8]).unwrap(); // 20 bytes
+                                         // Room is not made by moving the in-flight bytes.
+        assert!(o.push_binary(&[3; 12]).is_err());
+        assert_eq!(o.unsent().as_ptr(), ptr);
+        o.send_done(6); // partial
+        assert_eq!(o.unsent().len(), 14);
+        let (_, len) = o.begin_send().unwrap();
+        assert_eq!(len, 14);
+        o.send_done(14);
         assert!(o.is_empty());
-        assert_eq!(o.into_buffer().capacity(), 10);
+        o.push_binary(&[4; 28]).unwrap();
     }
 }

@@ -24,6 +24,7 @@ pub mod generated {
     include!("generated/shardline_generated.rs");
 }
 
+pub use crate::util::close;
 mod client;
 mod error;
 mod server;
@@ -33,7 +34,9 @@ pub use generated::shardline::protocol as fb;
 
 pub use client::{decode_client, ClientCmd, ClientEncoder};
 pub use error::ProtocolError;
-pub use server::{decode_server, peek_state_update, Encoder, LimitsInfo, ServerMsg, WelcomeInfo};
+pub use server::{
+    decode_server, peek_state_update, Encoder, LimitsInfo, ServerMsg, UpdateTemplate, WelcomeInfo,
+};
 
 /// The protocol version this build speaks, sent in `Hello`.
 ///

@@ -144,6 +144,38 @@ impl Encoder {
         self.finish(fb::ServerBody::StateUpdate, body.as_union_value())
     }
 
+    /// A StateUpdate shared by every player of an instance: the entities
+    /// and custom state are encoded once; each player's copy differs only
+    /// in `last_input_seq` and `inputs_applied`, which
+    /// [`UpdateTemplate::patch`] writes into a copy in place. Both fields
+    /// are always present in the bytes (their default would otherwise be
+    /// left out, leaving nowhere to patch).
+    pub fn state_update_shared(
+        &mut self,
+        tick: u64,
+        entities: &[EntityView],
+        custom: &[u8],
+    ) -> (&[u8], UpdateTemplate) {
+        self.fbb.reset();
+        let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
+        let custom = write_custom(&mut self.fbb, custom);
+        self.fbb.force_defaults(true);
+        let body = fb::StateUpdate::create(
+            &mut self.fbb,
+            &fb::StateUpdateArgs {
+                tick,
+                last_input_seq: 0,
+                inputs_applied: 0,
+                entities: Some(entities),
+                custom,
+            },
+        );
+        self.fbb.force_defaults(false);
+        let bytes = self.finish(fb::ServerBody::StateUpdate, body.as_union_value());
+        let template = UpdateTemplate::locate(bytes);
+        (bytes, template)
+    }
+
     pub fn player_joined(&mut self, player_id: u64, entity_id: u32, name: &str) -> &[u8] {
         self.fbb.reset();
         let name = self.fbb.create_string(name);
@@ -237,6 +269,45 @@ impl Encoder {
         );
         self.fbb.finish(root, None);
         self.fbb.finished_data()
+    }
+}
+
+/// Where one StateUpdate's per-player fields sit in its bytes (see
+/// [`Encoder::state_update_shared`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateTemplate {
+    last_input_seq_at: usize,
+    inputs_applied_at: usize,
+}
+
+impl UpdateTemplate {
+    /// Reads the field positions from the vtable of a StateUpdate the
+    /// encoder just built with both fields present.
+    fn locate(bytes: &[u8]) -> UpdateTemplate {
+        // SAFETY: `bytes` is a ServerMessage this encoder just finished.
+        let msg = unsafe { flatbuffers::root_unchecked::<fb::ServerMessage>(bytes) };
+        let update = msg
+            .body_as_state_update()
+            .expect("the body just built is a StateUpdate");
+        let table = update._tab;
+        let vtable = table.vtable();
+        let at = |field| {
+            let off = vtable.get(field);
+            assert_ne!(off, 0, "the field was forced present");
+            table.loc() + usize::from(off)
+        };
+        UpdateTemplate {
+            last_input_seq_at: at(fb::StateUpdate::VT_LAST_INPUT_SEQ),
+            inputs_applied_at: at(fb::StateUpdate::VT_INPUTS_APPLIED),
+        }
+    }
+
+    /// Writes one player's fields into a copy of the shared bytes.
+    pub fn patch(self, bytes: &mut [u8], last_input_seq: u32, inputs_applied: u32) {
+        bytes[self.last_input_seq_at..self.last_input_seq_at + 4]
+            .copy_from_slice(&last_input_seq.to_le_bytes());
+        bytes[self.inputs_applied_at..self.inputs_applied_at + 4]
+            .copy_from_slice(&inputs_applied.to_le_bytes());
     }
 }
 
@@ -518,6 +589,23 @@ mod tests {
         limits: LIMITS,
         resumed: true,
     };
+
+    #[test]
+    fn one_shared_update_patched_per_player_decodes_as_each_players_own() {
+        let mut enc = Encoder::new();
+        let ents = sample_entities();
+        for (tick, custom) in [(0u64, &b""[..]), (u64::MAX, &b"custom bytes"[..])] {
+            let (shared, template) = enc.state_update_shared(tick, &ents, custom);
+            let shared = shared.to_vec();
+            for (seq, applied) in [(0u32, 0u32), (1, 1), (u32::MAX, 77), (123_456, u32::MAX)] {
+                let mut mine = shared.clone();
+                template.patch(&mut mine, seq, applied);
+                let want = enc.state_update(tick, seq, applied, &ents, custom).to_vec();
+                assert_eq!(decode(&mine), decode(&want), "seq {seq} applied {applied}");
+                assert_eq!(peek_state_update(&mine), Some((tick, seq)));
+            }
+        }
+    }
 
     /// One frame of every message type, each with a decoded twin.
     fn every_message(enc: &mut Encoder) -> Vec<(Vec<u8>, ServerMsg)> {

@@ -1,16 +1,14 @@
-//! The one message type shards exchange, over the bounded full mesh of
-//! channels created at start-up (glommio `channel_mesh`, one SPSC ring per
-//! ordered pair of shards, `--mesh-channel-capacity` messages each).
+//! What shard cores say to each other. The runtime carries these over the
+//! bounded full mesh of channels created at start-up (glommio
+//! `channel_mesh`, one SPSC ring per ordered pair of shards,
+//! `--mesh-channel-capacity` messages each), beside the sockets it hands
+//! over (`runtime::mesh`).
 //!
 //! Every message names what it carries; the receiving shard asserts that what
 //! it was sent belongs to it (e.g. a hand-over for an instance it owns).
 
-use std::os::fd::OwnedFd;
-use std::time::Instant;
-
 use crate::game::types::{InstanceId, PlayerId};
 use crate::metrics::report::ShardStats;
-use crate::net::admission::ConnPermit;
 use crate::protocol::ErrorCode;
 
 /// A player's identity as it moves between shards.
@@ -24,18 +22,9 @@ pub struct PlayerCard {
 
 #[derive(Debug)]
 pub enum ShardMsg {
-    /// A raw socket accepted elsewhere whose upgrade request names an
-    /// instance this shard owns. `head` holds every byte already read from
-    /// it (the request head and anything pipelined after it).
-    HandOff {
-        fd: OwnedFd,
-        head: Vec<u8>,
-        accepted_at: Instant,
-        permit: ConnPermit,
-    },
     /// Seat this player in `instance` (a mid-session Join to an instance
     /// this shard owns). Answered with `MigrateResult`; on success the
-    /// connection follows as `Adopt`.
+    /// connection follows (the runtime's `Adopt`).
     MigrateIn {
         player: PlayerCard,
         instance: InstanceId,
@@ -45,19 +34,6 @@ pub enum ShardMsg {
     MigrateResult {
         player: PlayerId,
         result: Result<(), (ErrorCode, String)>,
-    },
-    /// An upgraded /play connection, paused right after a complete message,
-    /// moving to this shard: `unread` holds the bytes read from the socket
-    /// after that message (the rest is still in the kernel). The player's
-    /// seat is already here.
-    Adopt {
-        fd: OwnedFd,
-        unread: Vec<u8>,
-        accepted_at: Instant,
-        permit: ConnPermit,
-        player: PlayerId,
-        /// A resume (Welcome{resumed} + Joined) rather than a Join (Joined).
-        resume: bool,
     },
     /// Does a shard hold the seat for this resume token? `conn` is the
     /// asking connection on shard `from`.

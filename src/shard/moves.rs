@@ -3,46 +3,48 @@
 //!
 //! A Join for an instance owned by another shard, or a resume whose seat is
 //! on another shard, goes like this:
-//! 1. the session is paused right after that message — nothing more is read,
-//!    so every later byte the client sent stays in the socket (the reader is
-//!    fenced at frame boundaries, see `net::fenced`);
+//! 1. the connection is paused right after that message — the driver reads
+//!    nothing more of it, so every later byte the client sent stays in the
+//!    driver's buffer or the socket;
 //! 2. the owner is asked to seat the player (`MigrateIn` → `MigrateResult`),
 //!    or every shard is asked who holds the token (`FindSeat` → `SeatFound`);
-//! 3. on success the socket, with the bytes read but not yet parsed, is
-//!    handed to the owner (`Adopt`), which continues the same WebSocket
-//!    session: the client sees `Joined` (or `Welcome` + `Joined`) on the same
-//!    connection and its pipelined inputs are applied in order, none lost;
-//! 4. on failure the client gets an `Error` and the session resumes here.
+//! 3. on success the socket, with the bytes read but not yet handled, is
+//!    handed to the owner (the driver's hand-over), which continues the same
+//!    WebSocket session: the client sees `Joined` (or `Welcome` + `Joined`)
+//!    on the same connection and its pipelined inputs are applied in order,
+//!    none lost;
+//! 4. on failure the client gets an `Error` and reading resumes here.
 
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::effects::Effects;
+use super::mesh::{PlayerCard, ShardMsg};
+use super::players::Refusal;
+use super::world::{Migration, Player};
+use super::{ConnId, Core, SeatLookup};
 use crate::game::{shard_for, InstanceId, PlayerId};
-use crate::net::conn::{Conn, Handover};
+use crate::protocol::close::CloseReason;
 use crate::protocol::{ErrorCode, LeaveReason};
-use crate::shard::mesh::{PlayerCard, ShardMsg};
-use crate::shard::world::{Migration, Player};
-use crate::shard::{SeatLookup, Shard};
 
 /// A move not decided within this time is abandoned: the client gets an
-/// Error and the session resumes where it was.
+/// Error and reading resumes where it was.
 pub const MOVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Refusal = (ErrorCode, String);
-
-impl Shard {
+impl Core {
     /// Starts moving `pid` to `instance` on shard `to`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn migrate_out(
-        &self,
-        conn: &Conn,
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
         pid: PlayerId,
         instance: InstanceId,
         create: bool,
         to: usize,
         report: Option<String>,
     ) {
-        let mut w = self.world.borrow_mut();
-        let p = w.players.get_mut(&pid).expect("player exists");
+        let p = self.world.players.get_mut(&pid).expect("player exists");
         p.migration = Migration::Out {
             to,
             instance: instance.clone(),
@@ -54,9 +56,8 @@ impl Shard {
             token: p.token.clone(),
             allowed_instance: p.allowed_instance.clone(),
         };
-        drop(w);
-        conn.pause_reading(Instant::now());
-        self.send_mesh(
+        self.pause(fx, conn, now);
+        fx.mesh(
             to,
             ShardMsg::MigrateIn {
                 player: card,
@@ -67,10 +68,11 @@ impl Shard {
         );
     }
 
-    /// The owner seats a player arriving from shard `from` (detached until
+    /// The owner seats a player arriving from another shard (detached until
     /// its connection is adopted).
     fn migrate_in(
-        &self,
+        &mut self,
+        fx: &mut dyn Effects,
         card: PlayerCard,
         instance: InstanceId,
         create: bool,
@@ -81,20 +83,19 @@ impl Shard {
             self.id,
             "not our instance"
         );
-        if self.draining.get() {
+        if self.draining {
             return Err((
                 ErrorCode::ShuttingDown,
                 "server is draining; no new placements".into(),
             ));
         }
-        let mut w = self.world.borrow_mut();
-        if w.players.contains_key(&card.id) {
+        if self.world.players.contains_key(&card.id) {
             return Err((
                 ErrorCode::Internal,
                 "player already on the target shard".into(),
             ));
         }
-        w.add_player(Player::detached(
+        self.world.add_player(Player::detached(
             card.id,
             card.name,
             card.token,
@@ -102,21 +103,26 @@ impl Shard {
             card.allowed_instance,
             now,
         ));
-        match self.seat_locally(&mut w, card.id, Some(instance), create, now) {
+        match self.seat_locally(fx, card.id, Some(instance), create, now) {
             Ok(_) => {
                 self.metrics.migrations_in.inc();
                 Ok(())
             }
             Err(e) => {
-                w.remove_player(card.id);
+                self.world.remove_player(card.id);
                 Err(e)
             }
         }
     }
 
-    fn on_migrate_result(&self, pid: PlayerId, result: Result<(), Refusal>, now: Instant) {
-        let mut w = self.world.borrow_mut();
-        let Some(p) = w.players.get_mut(&pid) else {
+    fn on_migrate_result(
+        &mut self,
+        fx: &mut dyn Effects,
+        pid: PlayerId,
+        result: Result<(), Refusal>,
+        now: Instant,
+    ) {
+        let Some(p) = self.world.players.get_mut(&pid) else {
             return;
         };
         let Migration::Out {
@@ -127,57 +133,56 @@ impl Shard {
         else {
             return; // timed out meanwhile
         };
-        let conn = p.conn.clone();
+        let conn = p.conn;
         if let Some(move_id) = report {
             // A `shardline fleet move` within this node.
             let outcome = match &result {
                 Ok(()) => {
-                    let url = self
-                        .node
-                        .directory
-                        .as_ref()
-                        .map_or(String::new(), |d| d.public_url.to_string());
-                    self.moved_json(pid, &self.cfg().node_id, &url, &instance, pid)
+                    let url = self.shared.public_url.as_deref().unwrap_or("").to_owned();
+                    let node = self.cfg().node_id.clone();
+                    self.moved_json(pid, &node, &url, &instance, pid)
                 }
                 Err((_, why)) => serde_json::json!({"ok": false, "error": why}),
             };
-            self.move_done(&move_id, outcome);
+            self.move_done(fx, &move_id, outcome);
         }
         match result {
             Ok(()) => {
                 self.metrics.migrations_out.inc();
-                self.unseat(&mut w, pid, LeaveReason::Moved, now);
+                self.unseat(fx, pid, LeaveReason::Moved, now);
                 // The player now lives on `to` (its token too); without a
                 // connection its seat there waits for a resume.
-                w.remove_player(pid);
-                drop(w);
+                self.world.remove_player(pid);
                 if let Some(conn) = conn {
-                    conn.set_player(None);
-                    conn.request_handover(Handover {
-                        to,
-                        player: pid,
-                        resume: false,
-                    });
+                    self.forget_session(conn);
+                    fx.hand_over(conn, to, pid, false);
                 }
             }
             Err((code, message)) => {
+                let p = &self.world.players[&pid];
                 if conn.is_none() && p.instance.is_none() {
-                    w.remove_player(pid);
+                    self.world.remove_player(pid);
                 }
-                drop(w);
                 if let Some(conn) = conn {
-                    self.send_error(&conn, code, &message);
-                    conn.resume_reading();
+                    self.send_error(fx, conn, code, &message);
+                    self.resume_reading(fx, conn);
                 }
             }
         }
     }
 
-    /// A paused session waited [`MOVE_TIMEOUT`] for an answer.
-    pub fn on_move_timeout(&self, conn: &Conn) {
-        self.lookups.borrow_mut().remove(&conn.id);
-        if let Some(pid) = conn.player() {
-            let report = match self.world.borrow_mut().players.get_mut(&pid) {
+    /// The core's part of a connection that leaves this shard: nothing of
+    /// it is handled here any more.
+    fn forget_session(&mut self, conn: ConnId) {
+        self.sessions.remove(&conn);
+        self.lookups.remove(&conn);
+    }
+
+    /// A paused connection waited [`MOVE_TIMEOUT`] for an answer.
+    pub(crate) fn on_move_timeout(&mut self, fx: &mut dyn Effects, conn: ConnId) {
+        self.lookups.remove(&conn);
+        if let Some(pid) = self.player_of(conn) {
+            let report = match self.world.players.get_mut(&pid) {
                 Some(p) => match std::mem::take(&mut p.migration) {
                     Migration::Out { report, .. } => report,
                     _ => None,
@@ -186,31 +191,50 @@ impl Shard {
             };
             if let Some(move_id) = report {
                 self.move_done(
+                    fx,
                     &move_id,
                     serde_json::json!({"ok": false, "error": "the move to another shard timed out"}),
                 );
             }
         }
         self.send_error(
+            fx,
             conn,
             ErrorCode::Internal,
             "moving to another shard timed out; try again",
         );
-        conn.resume_reading();
+        self.resume_reading(fx, conn);
     }
 
     /// No shard here holds the seat of `token`: in a fleet, the directory
     /// may know the node that does (the connection stays paused until it
     /// answers); else the resume is refused.
-    pub(crate) fn resume_elsewhere_or_refuse(&self, conn: &Rc<Conn>, token: &str) {
-        if !self.seat_in_fleet(conn, token) {
-            self.refuse_resume(conn);
-            conn.resume_reading();
+    pub(crate) fn resume_elsewhere_or_refuse(
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
+        token: &str,
+    ) {
+        if self.shared.public_url.is_some()
+            && self.ask_directory(
+                fx,
+                now,
+                conn,
+                super::effects::Ask::Seat {
+                    token: token.to_owned(),
+                },
+            )
+        {
+            return;
         }
+        self.refuse_resume(fx, conn);
+        self.resume_reading(fx, conn);
     }
 
-    pub(crate) fn refuse_resume(&self, conn: &Conn) {
+    pub(crate) fn refuse_resume(&mut self, fx: &mut dyn Effects, conn: ConnId) {
         self.send_error(
+            fx,
             conn,
             ErrorCode::ResumeRefused,
             "resume token unknown or its seat expired; send Hello without a token to start anew",
@@ -218,82 +242,107 @@ impl Shard {
     }
 
     /// Asks every other shard whether it holds the seat for `token`.
-    pub(crate) fn find_seat_elsewhere(&self, conn: &Conn, token: &str) {
-        conn.pause_reading(Instant::now());
-        self.lookups.borrow_mut().insert(
-            conn.id,
+    pub(crate) fn find_seat_elsewhere(
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
+        token: &str,
+    ) {
+        self.pause(fx, conn, now);
+        self.lookups.insert(
+            conn,
             SeatLookup {
                 replies_missing: self.shards - 1,
                 token: token.to_owned(),
             },
         );
         for to in (0..self.shards).filter(|&s| s != self.id) {
-            self.send_mesh(
+            fx.mesh(
                 to,
                 ShardMsg::FindSeat {
                     token: token.to_owned(),
                     from: self.id,
-                    conn: conn.id,
+                    conn,
                 },
             );
         }
     }
 
-    fn on_seat_found(&self, conn_id: u64, found: Option<PlayerId>, shard: usize) {
-        let conn = self.conns.borrow().get(&conn_id).cloned();
-        let mut lookups = self.lookups.borrow_mut();
-        let Some(lookup) = lookups.get_mut(&conn_id) else {
+    fn on_seat_found(
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
+        found: Option<PlayerId>,
+        shard: usize,
+    ) {
+        let Some(lookup) = self.lookups.get_mut(&conn) else {
             return; // already answered, or the connection is gone
         };
         lookup.replies_missing -= 1;
         let done = found.is_some() || lookup.replies_missing == 0;
         let token = if done {
-            lookups
-                .remove(&conn_id)
+            self.lookups
+                .remove(&conn)
                 .map(|l| l.token)
                 .unwrap_or_default()
         } else {
             String::new()
         };
-        drop(lookups);
-        let Some(conn) = conn.filter(|c| c.player().is_none()) else {
+        let waiting = self
+            .sessions
+            .get(&conn)
+            .is_some_and(|s| s.player.is_none() && !s.closing);
+        if !waiting {
             return;
-        };
+        }
         match found {
-            Some(player) => conn.request_handover(Handover {
-                to: shard,
-                player,
-                resume: true,
-            }),
-            None if done => self.resume_elsewhere_or_refuse(&conn, &token),
+            Some(player) => {
+                self.forget_session(conn);
+                fx.hand_over(conn, shard, player, true);
+            }
+            None if done => self.resume_elsewhere_or_refuse(fx, now, conn, &token),
             None => {}
         }
     }
 
     /// A connection handed over by another shard, now running here: attach
     /// it to the player's seat and greet it.
-    pub fn adopt(&self, conn: &Rc<Conn>, pid: PlayerId, resume: bool) {
-        self.conns.borrow_mut().insert(conn.id, conn.clone());
-        let mut w = self.world.borrow_mut();
-        let Some(p) = w.players.get_mut(&pid) else {
-            drop(w);
+    pub fn adopted(
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
+        accepted_at: Instant,
+        pid: PlayerId,
+        resume: bool,
+    ) {
+        self.connected(conn, accepted_at);
+        let Some(p) = self.world.players.get_mut(&pid) else {
             // The seat expired between the answer and the hand-over.
-            self.refuse_resume(conn);
+            self.refuse_resume(fx, conn);
             return;
         };
-        if let Some(old) = p.conn.replace(conn.clone()) {
-            old.set_player(None);
-            old.request_close(crate::net::close::CloseReason::Replaced);
-        }
+        let old = p.conn.replace(conn);
         p.detached_at = None;
-        conn.set_player(Some(pid));
+        if let Some(old) = old {
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.player = None;
+            }
+            self.close(fx, old, CloseReason::Replaced);
+        }
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.player = Some(pid);
+        }
         if resume {
             self.metrics.players_resumed.inc();
-            self.send_welcome(conn, &w.players[&pid], true);
+            self.send_welcome(fx, conn, pid, true);
         }
-        if let Some(instance) = w.players[&pid].instance.clone() {
-            self.send_joined(&mut w, conn, &instance, pid);
+        if let Some(instance) = self.world.players[&pid].instance.clone() {
+            self.send_joined(fx, conn, &instance, pid);
         }
+        let _ = now;
     }
 
     /// The connection is gone (any reason but a hand-over). A player whose
@@ -301,36 +350,34 @@ impl Shard {
     /// released. Otherwise — a drop, a timeout, a server-side close — a
     /// seated player keeps its seat for the reconnect grace; anyone else is
     /// forgotten.
-    pub fn on_disconnect(&self, conn: &Conn, now: Instant, left: bool) {
-        self.conns.borrow_mut().remove(&conn.id);
-        self.lookups.borrow_mut().remove(&conn.id);
-        let Some(pid) = conn.player() else { return };
-        conn.set_player(None);
-        let mut w = self.world.borrow_mut();
-        let Some(p) = w.players.get_mut(&pid) else {
+    pub fn disconnected(&mut self, fx: &mut dyn Effects, now: Instant, conn: ConnId, left: bool) {
+        let session = self.sessions.remove(&conn);
+        self.lookups.remove(&conn);
+        let Some(pid) = session.and_then(|s| s.player) else {
             return;
         };
-        if p.conn.as_ref().map(|c| c.id) != Some(conn.id) {
+        let Some(p) = self.world.players.get_mut(&pid) else {
+            return;
+        };
+        if p.conn != Some(conn) {
             return; // replaced by a resume on another connection
         }
         p.conn = None;
-        if left && !matches!(p.migration, Migration::Out { .. }) {
-            self.unseat(&mut w, pid, LeaveReason::Left, now);
-            w.remove_player(pid);
-        } else if p.instance.is_some() || matches!(p.migration, Migration::Out { .. }) {
+        let moving = matches!(p.migration, Migration::Out { .. });
+        if left && !moving {
+            self.unseat(fx, pid, LeaveReason::Left, now);
+            self.world.remove_player(pid);
+        } else if p.instance.is_some() || moving {
             // An unanswered move also keeps the player: the answer decides.
             p.detached_at = Some(now);
         } else {
-            w.remove_player(pid);
+            self.world.remove_player(pid);
         }
     }
 
-    /// A message from another shard.
-    pub fn on_mesh(&self, msg: ShardMsg, now: Instant) {
+    /// A message from another shard's core.
+    pub fn mesh(&mut self, fx: &mut dyn Effects, now: Instant, msg: ShardMsg) {
         match msg {
-            ShardMsg::HandOff { .. } | ShardMsg::Adopt { .. } => {
-                unreachable!("sockets are served by the runtime")
-            }
             ShardMsg::MigrateIn {
                 player,
                 instance,
@@ -338,14 +385,14 @@ impl Shard {
                 from,
             } => {
                 let id = player.id;
-                let result = self.migrate_in(player, instance, create, now);
-                self.send_mesh(from, ShardMsg::MigrateResult { player: id, result });
+                let result = self.migrate_in(fx, player, instance, create, now);
+                fx.mesh(from, ShardMsg::MigrateResult { player: id, result });
             }
             ShardMsg::MigrateResult { player, result } => {
-                self.on_migrate_result(player, result, now)
+                self.on_migrate_result(fx, player, result, now)
             }
             ShardMsg::FindSeat { token, from, conn } => {
-                let w = self.world.borrow();
+                let w = &self.world;
                 let found = w
                     .tokens
                     .get(&token)
@@ -354,8 +401,7 @@ impl Shard {
                         !matches!(p.migration, Migration::Out { .. }) && p.instance.is_some()
                     })
                     .map(|p| p.id);
-                drop(w);
-                self.send_mesh(
+                fx.mesh(
                     from,
                     ShardMsg::SeatFound {
                         conn,
@@ -368,8 +414,8 @@ impl Shard {
                 conn,
                 player,
                 shard,
-            } => self.on_seat_found(conn, player, shard),
-            admin => self.on_admin_mesh(admin),
+            } => self.on_seat_found(fx, now, conn, player, shard),
+            admin => self.on_admin_mesh(fx, now, admin),
         }
     }
 }

@@ -1,39 +1,57 @@
-//! What each client message and each mesh message does to a shard's world.
+//! What each client message does to the shard's world.
 //!
-//! Handlers run on the shard's core, between ticks; they queue replies on
-//! connections (`Conn::send`) and never touch a socket. Inputs only go into
-//! the instance's bounded queue; the tick applies them.
+//! Handlers answer through the [`Effects`] sink and never touch a socket.
+//! Inputs only go into the instance's bounded queue; the instance's tick
+//! applies them.
 
-use std::rc::Rc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+use super::effects::{Ask, Effects};
+use super::world::{Hosted, Migration, Player, World};
+use super::{ConnId, Core};
 use crate::auth::replay::Use;
 use crate::directory::ToAgent;
 use crate::game::{
-    least_loaded, new_instance_id, shard_for, Instance, InstanceId, InstanceLimits, JoinError,
-    PlayerId, PlayerInput, PushInput,
+    least_loaded, new_instance_id, shard_for, InstanceId, InstanceLimits, JoinError, PlayerId,
+    PlayerInput, PushInput,
 };
-use crate::net::close::CloseReason;
-use crate::net::conn::Conn;
-use crate::protocol::{ClientCmd, ErrorCode, LeaveReason, ProtocolError, WelcomeInfo};
-use crate::shard::world::{Hosted, Migration, Player, World};
-use crate::shard::Shard;
+use crate::protocol::close::CloseReason;
+use crate::protocol::{
+    decode_client, ClientCmd, ErrorCode, LeaveReason, ProtocolError, WelcomeInfo,
+};
 
 /// Bytes of OS randomness in a resume token (128 bits, hex-encoded).
 pub(crate) const RESUME_TOKEN_BYTES: usize = 16;
 /// Player ids are at most 53 bits (JavaScript's exact integers).
 const PLAYER_ID_MASK: u64 = (1 << 53) - 1;
 
-type Refusal = (ErrorCode, String);
+pub(crate) type Refusal = (ErrorCode, String);
 
-fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
+pub(crate) fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
     (code, message.into())
 }
 
-impl Shard {
+impl Core {
+    /// One binary message from `conn` (`bytes` is its whole payload).
+    pub fn message(&mut self, fx: &mut dyn Effects, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return; // ended meanwhile
+        };
+        if session.closing || session.paused_since.is_some() {
+            // The driver stops reading at a pause or close; a message
+            // already taken is dropped with the connection's state.
+            return;
+        }
+        self.metrics.bytes_in.add(bytes.len() as u64);
+        match decode_client(bytes) {
+            Ok(cmd) => self.on_client(fx, now, conn, cmd),
+            Err(e) => self.on_bad_message(fx, conn, &e),
+        }
+    }
+
     /// One decoded client message from `conn`.
-    pub fn on_client(&self, conn: &Rc<Conn>, cmd: ClientCmd, now: Instant) {
-        let player = conn.player();
+    pub fn on_client(&mut self, fx: &mut dyn Effects, now: Instant, conn: ConnId, cmd: ClientCmd) {
+        let player = self.player_of(conn);
         match (cmd, player) {
             (
                 ClientCmd::Hello {
@@ -43,19 +61,29 @@ impl Shard {
                     ticket,
                 },
                 None,
-            ) => self.on_hello(conn, protocol_version, player_name, resume_token, ticket),
+            ) => self.on_hello(
+                fx,
+                now,
+                conn,
+                protocol_version,
+                player_name,
+                resume_token,
+                ticket,
+            ),
             (ClientCmd::Hello { .. }, Some(_)) => self.send_error(
+                fx,
                 conn,
                 ErrorCode::OutOfOrder,
                 "Hello was already accepted on this connection",
             ),
             (_, None) => {
                 self.send_error(
+                    fx,
                     conn,
                     ErrorCode::OutOfOrder,
                     "the first message must be Hello",
                 );
-                conn.request_close(CloseReason::PolicyViolation);
+                self.close(fx, conn, CloseReason::PolicyViolation);
             }
             (
                 ClientCmd::Join {
@@ -63,45 +91,51 @@ impl Shard {
                     create,
                 },
                 Some(p),
-            ) => self.on_join(conn, p, instance_id, create, now),
-            (ClientCmd::Leave, Some(p)) => self.on_leave(conn, p, now),
-            (ClientCmd::Input(input), Some(p)) => self.on_input(conn, p, input, now),
+            ) => self.on_join(fx, now, conn, p, instance_id, create),
+            (ClientCmd::Leave, Some(p)) => self.on_leave(fx, now, conn, p),
+            (ClientCmd::Input(input), Some(p)) => self.on_input(fx, now, conn, p, input),
             (ClientCmd::Ping { client_time }, Some(_)) => {
-                let server_time_us = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_micros() as u64)
-                    .unwrap_or(0);
-                let mut enc = self.enc.borrow_mut();
-                self.send(conn, enc.pong(client_time, server_time_us));
+                let server_time_us = self.unix_us(now);
+                let bytes = self.enc.pong(client_time, server_time_us);
+                self.metrics.messages_out.inc();
+                fx.send(conn, bytes);
             }
         }
     }
 
-    /// Queues `bytes` for `conn`, counted.
-    pub fn send(&self, conn: &Conn, bytes: &[u8]) {
-        self.metrics.messages_out.inc();
-        conn.send(bytes);
-    }
-
-    pub fn send_error(&self, conn: &Conn, code: ErrorCode, message: &str) {
+    pub(crate) fn send_error(
+        &mut self,
+        fx: &mut dyn Effects,
+        conn: ConnId,
+        code: ErrorCode,
+        message: &str,
+    ) {
         self.metrics.errors_sent.inc();
-        let mut enc = self.enc.borrow_mut();
-        self.send(conn, enc.error(code, message));
+        self.metrics.messages_out.inc();
+        fx.send(conn, self.enc.error(code, message));
     }
 
     /// A message that failed to decode or validate.
-    pub fn on_bad_message(&self, conn: &Conn, err: &ProtocolError) {
-        self.send_error(conn, err.code, &err.message);
+    pub(crate) fn on_bad_message(
+        &mut self,
+        fx: &mut dyn Effects,
+        conn: ConnId,
+        err: &ProtocolError,
+    ) {
+        self.send_error(fx, conn, err.code, &err.message);
         if err.is_fatal() {
-            conn.request_close(CloseReason::ProtocolError);
+            self.close(fx, conn, CloseReason::ProtocolError);
         } else if err.code == ErrorCode::BadInput {
             self.metrics.inputs_dropped_bad.inc();
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_hello(
-        &self,
-        conn: &Rc<Conn>,
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
         version: u16,
         name: String,
         token: Option<String>,
@@ -109,6 +143,7 @@ impl Shard {
     ) {
         if version != crate::protocol::PROTOCOL_VERSION {
             self.send_error(
+                fx,
                 conn,
                 ErrorCode::UnsupportedVersion,
                 &format!(
@@ -116,40 +151,45 @@ impl Shard {
                     crate::protocol::PROTOCOL_VERSION
                 ),
             );
-            conn.request_close(CloseReason::PolicyViolation);
+            self.close(fx, conn, CloseReason::PolicyViolation);
             return;
         }
-        if self.stopping.get() {
-            self.send_error(conn, ErrorCode::ShuttingDown, "server is shutting down");
-            conn.request_close(CloseReason::GoingAway);
+        if self.stopping {
+            self.send_error(fx, conn, ErrorCode::ShuttingDown, "server is shutting down");
+            self.close(fx, conn, CloseReason::GoingAway);
             return;
         }
         match token {
             // The resume token is the credential of a player already admitted.
-            Some(token) => self.resume(conn, &token),
+            Some(token) => self.resume(fx, now, conn, &token),
             None => {
-                let allowed = match self.check_ticket(ticket.as_deref()) {
+                let allowed = match self.check_ticket(ticket.as_deref(), now) {
                     Ok(allowed) => allowed,
                     Err((code, message)) => {
                         self.metrics.tickets_refused.inc();
-                        self.send_error(conn, code, &message);
-                        conn.request_close(if code == ErrorCode::ServerFull {
+                        self.send_error(fx, conn, code, &message);
+                        let reason = if code == ErrorCode::ServerFull {
                             CloseReason::TryAgainLater
                         } else {
                             CloseReason::PolicyViolation
-                        });
+                        };
+                        self.close(fx, conn, reason);
                         return;
                     }
                 };
-                self.new_player(conn, name, allowed)
+                self.new_player(fx, conn, name, allowed)
             }
         }
     }
 
     /// With --join-secret: the ticket must be valid and unused. Returns the
     /// instance it restricts the player to, if any.
-    fn check_ticket(&self, ticket: Option<&str>) -> Result<Option<InstanceId>, Refusal> {
-        let Some(secret) = self.node.join_secret.as_deref() else {
+    fn check_ticket(
+        &self,
+        ticket: Option<&str>,
+        now: Instant,
+    ) -> Result<Option<InstanceId>, Refusal> {
+        let Some(secret) = self.shared.join_secret.as_deref() else {
             return Ok(None);
         };
         let Some(ticket) = ticket else {
@@ -158,16 +198,13 @@ impl Shard {
                 "this server admits players with a join ticket from the game's backend",
             ));
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let grant = crate::auth::ticket::verify(secret, ticket, now)
+        let now_s = self.unix_us(now) / 1_000_000;
+        let grant = crate::auth::ticket::verify(secret, ticket, now_s)
             .map_err(|e| refusal(ErrorCode::TicketInvalid, e.to_string()))?;
         match self
-            .node
+            .shared
             .used_tickets
-            .record(&grant.nonce, grant.expires_unix_s, now)
+            .record(&grant.nonce, grant.expires_unix_s, now_s)
         {
             Use::First => {}
             Use::Replayed => {
@@ -191,16 +228,23 @@ impl Shard {
         }
     }
 
-    fn new_player(&self, conn: &Rc<Conn>, name: String, allowed_instance: Option<InstanceId>) {
-        let mut w = self.world.borrow_mut();
-        let id = self.new_player_id(&w);
+    fn new_player(
+        &mut self,
+        fx: &mut dyn Effects,
+        conn: ConnId,
+        name: String,
+        allowed_instance: Option<InstanceId>,
+    ) {
+        let id = self.new_player_id();
         let token = new_resume_token();
-        conn.set_player(Some(id));
-        w.add_player(Player {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.player = Some(id);
+        }
+        self.world.add_player(Player {
             id,
             name,
             token,
-            conn: Some(conn.clone()),
+            conn: Some(conn),
             instance: None,
             ever_joined: false,
             detached_at: None,
@@ -209,160 +253,179 @@ impl Shard {
             inputs_pending_since: Vec::new(),
             allowed_instance,
         });
-        self.send_welcome(conn, &w.players[&id], false);
+        self.send_welcome(fx, conn, id, false);
     }
 
     /// A player id not in use on this shard: random, non-zero, and below
     /// 2^53 so that JSON readers that use doubles (JavaScript) read the ids
     /// the admin API and `shardline fleet` print exactly.
-    pub(crate) fn new_player_id(&self, w: &World) -> PlayerId {
+    pub(crate) fn new_player_id(&mut self) -> PlayerId {
         loop {
-            let id = self.next_u64() & PLAYER_ID_MASK;
-            if id != 0 && !w.players.contains_key(&id) {
+            let id = self.rng.next_u64() & PLAYER_ID_MASK;
+            if id != 0 && !self.world.players.contains_key(&id) {
                 return id;
             }
         }
     }
 
-    pub(crate) fn send_welcome(&self, conn: &Conn, p: &Player, resumed: bool) {
-        let cfg = self.cfg();
-        let mut enc = self.enc.borrow_mut();
-        let bytes = enc.welcome(&WelcomeInfo {
+    pub(crate) fn send_welcome(
+        &mut self,
+        fx: &mut dyn Effects,
+        conn: ConnId,
+        pid: PlayerId,
+        resumed: bool,
+    ) {
+        let limits = self.limits_info();
+        let cfg = self.shared.cfg.clone();
+        let Some(p) = self.world.players.get(&pid) else {
+            return;
+        };
+        let bytes = self.enc.welcome(&WelcomeInfo {
             player_id: p.id,
             resume_token: &p.token,
             node_id: &cfg.node_id,
             region: &cfg.region,
             shard: self.id as u16,
             tick_rate_hz: cfg.tick_rate_hz as u16,
-            limits: self.limits_info(),
+            limits,
             resumed,
         });
-        self.send(conn, bytes);
+        self.metrics.messages_out.inc();
+        fx.send(conn, bytes);
     }
 
     /// Hello with a resume token: take the seat back, or point the client to
     /// the shard that holds it, or refuse.
-    pub(crate) fn resume(&self, conn: &Rc<Conn>, token: &str) {
-        let mut w = self.world.borrow_mut();
-        let Some(&id) = w.tokens.get(token) else {
-            drop(w);
+    pub(crate) fn resume(&mut self, fx: &mut dyn Effects, now: Instant, conn: ConnId, token: &str) {
+        let Some(&id) = self.world.tokens.get(token) else {
             if self.shards > 1 {
-                self.find_seat_elsewhere(conn, token);
+                self.find_seat_elsewhere(fx, now, conn, token);
             } else {
-                self.resume_elsewhere_or_refuse(conn, token);
+                self.resume_elsewhere_or_refuse(fx, now, conn, token);
             }
             return;
         };
-        let p = w.players.get_mut(&id).expect("token maps to a player");
+        let p = self
+            .world
+            .players
+            .get_mut(&id)
+            .expect("token maps to a player");
         if !matches!(p.migration, Migration::None) {
-            drop(w);
             self.send_error(
+                fx,
                 conn,
                 ErrorCode::OutOfOrder,
                 "this player is moving between shards; retry",
             );
             return;
         }
-        if let Some(old) = p.conn.replace(conn.clone()) {
-            old.set_player(None);
-            old.request_close(CloseReason::Replaced);
-        }
+        let old = p.conn.replace(conn);
         p.detached_at = None;
-        conn.set_player(Some(id));
+        if let Some(old) = old {
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.player = None;
+            }
+            self.close(fx, old, CloseReason::Replaced);
+        }
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.player = Some(id);
+        }
         self.metrics.players_resumed.inc();
-        self.send_welcome(conn, &w.players[&id], true);
-        if let Some(instance) = w.players[&id].instance.clone() {
-            self.send_joined(&mut w, conn, &instance, id);
+        self.send_welcome(fx, conn, id, true);
+        if let Some(instance) = self.world.players[&id].instance.clone() {
+            self.send_joined(fx, conn, &instance, id);
         }
     }
 
     fn on_join(
-        &self,
-        conn: &Rc<Conn>,
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
         pid: PlayerId,
         mut target: Option<InstanceId>,
         create: bool,
-        now: Instant,
     ) {
-        if let Some(allowed) = self.world.borrow().players[&pid].allowed_instance.clone() {
+        if let Some(allowed) = self.world.players[&pid].allowed_instance.clone() {
             match &target {
                 None => target = Some(allowed),
                 Some(t) if *t == allowed => {}
                 Some(t) => {
                     self.metrics.tickets_refused.inc();
-                    self.send_error(
-                        conn,
-                        ErrorCode::TicketWrongInstance,
-                        &format!("your join ticket admits you to {allowed}, not {t}"),
-                    );
+                    let why = format!("your join ticket admits you to {allowed}, not {t}");
+                    self.send_error(fx, conn, ErrorCode::TicketWrongInstance, &why);
                     return;
                 }
             }
         }
-        if self.draining.get() {
+        if self.draining {
             self.send_error(
+                fx,
                 conn,
                 ErrorCode::ShuttingDown,
                 "server is draining; no new placements",
             );
             return;
         }
-        {
-            let w = self.world.borrow();
-            let p = &w.players[&pid];
-            if !matches!(p.migration, Migration::None) {
-                drop(w);
-                self.send_error(
-                    conn,
-                    ErrorCode::OutOfOrder,
-                    "a move to another shard is under way",
-                );
-                return;
-            }
-            if target.is_some() && p.instance == target {
-                drop(w);
-                self.send_error(
-                    conn,
-                    ErrorCode::AlreadyInInstance,
-                    "already in this instance",
-                );
-                return;
-            }
+        let p = &self.world.players[&pid];
+        if !matches!(p.migration, Migration::None) {
+            self.send_error(
+                fx,
+                conn,
+                ErrorCode::OutOfOrder,
+                "a move to another shard is under way",
+            );
+            return;
+        }
+        if target.is_some() && p.instance == target {
+            self.send_error(
+                fx,
+                conn,
+                ErrorCode::AlreadyInInstance,
+                "already in this instance",
+            );
+            return;
         }
         if let Some(id) = &target {
             if self.join_needs_directory(id) {
-                // In a fleet: which node owns it? (the Join resumes after)
-                self.join_after_directory(conn, pid, id.clone(), create);
+                // In a fleet: which node owns it? (the Join goes on with the answer)
+                self.ask_directory(
+                    fx,
+                    now,
+                    conn,
+                    Ask::Claim {
+                        player: pid,
+                        instance: id.clone(),
+                        create,
+                    },
+                );
                 return;
             }
         }
-        self.join_placed(conn, pid, target, create, now);
+        self.join_placed(fx, now, conn, pid, target, create);
     }
 
     /// A Join whose target (if any) is known to belong to this node: to the
     /// owning shard, or seated here.
     pub(crate) fn join_placed(
-        &self,
-        conn: &Rc<Conn>,
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
         pid: PlayerId,
         target: Option<InstanceId>,
         create: bool,
-        now: Instant,
     ) {
         if let Some(id) = &target {
             let owner = shard_for(id, self.shards);
             if owner != self.id {
-                self.migrate_out(conn, pid, id.clone(), create, owner, None);
+                self.migrate_out(fx, now, conn, pid, id.clone(), create, owner, None);
                 return;
             }
         }
-        let mut w = self.world.borrow_mut();
-        match self.seat_locally(&mut w, pid, target, create, now) {
-            Ok(instance) => self.send_joined(&mut w, conn, &instance, pid),
-            Err((code, msg)) => {
-                drop(w);
-                self.send_error(conn, code, &msg);
-            }
+        match self.seat_locally(fx, pid, target, create, now) {
+            Ok(instance) => self.send_joined(fx, conn, &instance, pid),
+            Err((code, msg)) => self.send_error(fx, conn, code, &msg),
         }
     }
 
@@ -370,8 +433,8 @@ impl Shard {
     /// its current one, and tells the others. The player stays where it was
     /// if the new seat cannot be had.
     pub(crate) fn seat_locally(
-        &self,
-        w: &mut World,
+        &mut self,
+        fx: &mut dyn Effects,
         pid: PlayerId,
         target: Option<InstanceId>,
         create: bool,
@@ -380,27 +443,28 @@ impl Shard {
         let id = match target {
             Some(id) => {
                 debug_assert_eq!(shard_for(&id, self.shards), self.id);
-                if !w.instances.contains_key(&id) {
+                if !self.world.instances.contains_key(&id) {
                     if !create {
                         return Err(refusal(
                             ErrorCode::InstanceNotFound,
                             format!("instance {id} does not exist (Join with create=false)"),
                         ));
                     }
-                    self.create_instance(w, id.clone(), now)?;
+                    self.create_instance(id.clone(), now)?;
                 }
                 id
             }
-            None => match least_loaded(w.loads()).cloned() {
+            None => match least_loaded(self.world.loads()).cloned() {
                 Some(id) => id,
                 None => {
-                    let id = new_instance_id(self.id, self.shards, || self.next_u64());
-                    self.create_instance(w, id.clone(), now)?;
+                    let (shard, shards, rng) = (self.id, self.shards, &mut self.rng);
+                    let id = new_instance_id(shard, shards, || rng.next_u64());
+                    self.create_instance(id.clone(), now)?;
                     id
                 }
             },
         };
-        let hosted = w.instances.get(&id).expect("instance exists");
+        let hosted = self.world.instances.get(&id).expect("instance exists");
         if !hosted.inst.has_room() {
             return Err(refusal(
                 ErrorCode::InstanceFull,
@@ -410,36 +474,44 @@ impl Shard {
                 ),
             ));
         }
-        self.unseat(w, pid, LeaveReason::Moved, now);
-        let p = w.players.get_mut(&pid).expect("player exists");
-        let hosted = w.instances.get_mut(&id).expect("instance exists");
-        let seat = match hosted.inst.join(pid, &p.name) {
-            Ok(seat) => seat,
+        self.unseat(fx, pid, LeaveReason::Moved, now);
+        let p = self.world.players.get_mut(&pid).expect("player exists");
+        let hosted = self.world.instances.get_mut(&id).expect("instance exists");
+        let entity = match hosted.inst.join(pid, &p.name) {
+            Ok(seat) => seat.entity,
+            Err(JoinError::GameFailed(_)) => {
+                self.game_failed(fx, &id);
+                return Err(refusal(
+                    ErrorCode::Internal,
+                    format!("instance {id} stopped: its game rules failed"),
+                ));
+            }
             Err(JoinError::Full(..)) | Err(JoinError::AlreadySeated) => {
                 unreachable!("room and seat were checked above")
             }
         };
-        let entity = seat.entity;
         hosted.empty_since = None;
+        let slot = hosted.slot;
+        self.slots.player_joined(slot);
         p.instance = Some(id.clone());
         p.ever_joined = true;
-        if let Some(dir) = &self.node.directory {
+        if self.shared.public_url.is_some() {
             // In a fleet: any node must find this seat from now on.
-            dir.tell(ToAgent::Seat {
+            fx.directory(ToAgent::Seat {
                 token: p.token.clone(),
                 instance: id.clone(),
             });
         }
         let name = p.name.clone();
-        let mut enc = self.enc.borrow_mut();
-        let sent = w.broadcast(&id, Some(pid), enc.player_joined(pid, entity, &name));
+        let bytes = self.enc.player_joined(pid, entity, &name);
+        let sent = self.world.broadcast(fx, &id, Some(pid), bytes);
         self.metrics.messages_out.add(sent);
         Ok(id)
     }
 
-    fn create_instance(&self, w: &mut World, id: InstanceId, now: Instant) -> Result<(), Refusal> {
+    pub(crate) fn create_instance(&mut self, id: InstanceId, now: Instant) -> Result<(), Refusal> {
         let max = self.cfg().instances_per_shard_max;
-        if w.instances.len() >= max {
+        if self.world.instances.len() >= max {
             return Err(refusal(
                 ErrorCode::ShardFull,
                 format!(
@@ -448,21 +520,35 @@ impl Shard {
                 ),
             ));
         }
-        let game = self.node.factory.create(&id);
-        let inst = Instance::new(
+        let limits = InstanceLimits {
+            players_max: self.settings.players_per_instance_max,
+            inputs_per_tick_max: self.cfg().inputs_per_tick_max,
+        };
+        let inst = match crate::game::Instance::create(
+            self.shared.factory.as_ref(),
             id.clone(),
-            game,
-            InstanceLimits {
-                players_max: self.settings.get().players_per_instance_max,
-                inputs_per_tick_max: self.cfg().inputs_per_tick_max,
-            },
-        );
-        w.instances.insert(
+            limits,
+        ) {
+            Ok(inst) => inst,
+            Err(e) => {
+                self.metrics.game_panics.inc();
+                tracing::error!(shard = self.id, instance = %id, error = %e, "game rules failed creating an instance");
+                return Err(refusal(
+                    ErrorCode::Internal,
+                    format!("instance {id} could not be created: its game rules failed"),
+                ));
+            }
+        };
+        let (slot, next_due) = self.slots.assign(&id, now);
+        self.world.instances.insert(
             id,
             Hosted {
                 inst,
                 empty_since: Some(now),
                 tick_us: Default::default(),
+                slot,
+                next_due,
+                overruns: 0,
             },
         );
         self.metrics.instances_created.inc();
@@ -470,64 +556,93 @@ impl Shard {
     }
 
     /// Removes `pid` from its instance (if any) and tells the others.
-    pub(crate) fn unseat(&self, w: &mut World, pid: PlayerId, reason: LeaveReason, now: Instant) {
-        let Some(p) = w.players.get_mut(&pid) else {
+    pub(crate) fn unseat(
+        &mut self,
+        fx: &mut dyn Effects,
+        pid: PlayerId,
+        reason: LeaveReason,
+        now: Instant,
+    ) {
+        let Some(p) = self.world.players.get_mut(&pid) else {
             return;
         };
         let Some(id) = p.instance.take() else {
             return;
         };
-        let Some(hosted) = w.instances.get_mut(&id) else {
+        let Some(hosted) = self.world.instances.get_mut(&id) else {
             return;
         };
-        if let Some(seat) = hosted.inst.leave(pid) {
+        let left = hosted.inst.leave(pid);
+        let failed = hosted.inst.failed();
+        if let Some(seat) = left {
+            self.slots.player_left(hosted.slot);
             if hosted.inst.is_empty() {
                 hosted.empty_since = Some(now);
             }
-            let mut enc = self.enc.borrow_mut();
-            let sent = w.broadcast(&id, None, enc.player_left(pid, seat.entity, reason));
+            let bytes = self.enc.player_left(pid, seat.entity, reason);
+            let sent = self.world.broadcast(fx, &id, None, bytes);
             self.metrics.messages_out.add(sent);
+        }
+        if failed {
+            self.game_failed(fx, &id);
         }
     }
 
     /// Sends the player its Joined (entity and full state).
     pub(crate) fn send_joined(
-        &self,
-        w: &mut World,
-        conn: &Conn,
+        &mut self,
+        fx: &mut dyn Effects,
+        conn: ConnId,
         instance: &InstanceId,
         pid: PlayerId,
     ) {
-        let Some(hosted) = w.instances.get_mut(instance) else {
+        let Some(hosted) = self.world.instances.get_mut(instance) else {
             return;
         };
         let Some(entity) = hosted.inst.seat(pid).map(|s| s.entity) else {
             return;
         };
-        let mut custom = Vec::new();
-        hosted.inst.custom_state(&mut custom);
-        let tick = hosted.inst.tick();
-        let bounds = hosted.inst.bounds();
-        let entities = hosted.inst.entities();
-        let mut enc = self.enc.borrow_mut();
-        let bytes = enc.joined(instance.as_str(), entity, tick, bounds, entities, &custom);
-        self.send(conn, bytes);
+        let scratch = &mut self.scratch;
+        scratch.custom.clear();
+        let view = hosted.inst.view(&mut scratch.custom);
+        let Ok((tick, bounds, entities)) = view else {
+            self.game_failed(fx, &instance.clone());
+            return;
+        };
+        let bytes = self.enc.joined(
+            instance.as_str(),
+            entity,
+            tick,
+            bounds,
+            entities,
+            &scratch.custom,
+        );
+        self.metrics.messages_out.inc();
+        fx.send(conn, bytes);
     }
 
-    fn on_leave(&self, conn: &Conn, pid: PlayerId, now: Instant) {
-        let mut w = self.world.borrow_mut();
-        if w.players[&pid].instance.is_none() {
-            drop(w);
-            self.send_error(conn, ErrorCode::NotInInstance, "not in an instance");
+    fn on_leave(&mut self, fx: &mut dyn Effects, now: Instant, conn: ConnId, pid: PlayerId) {
+        if self.world.players[&pid].instance.is_none() {
+            self.send_error(fx, conn, ErrorCode::NotInInstance, "not in an instance");
             return;
         }
-        self.unseat(&mut w, pid, LeaveReason::Left, now);
+        self.unseat(fx, pid, LeaveReason::Left, now);
     }
 
-    fn on_input(&self, conn: &Conn, pid: PlayerId, input: PlayerInput, now: Instant) {
+    fn on_input(
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        conn: ConnId,
+        pid: PlayerId,
+        input: PlayerInput,
+    ) {
         self.metrics.inputs_received.inc();
-        let mut w = self.world.borrow_mut();
-        let p = w.players.get_mut(&pid).expect("conn's player exists");
+        let p = self
+            .world
+            .players
+            .get_mut(&pid)
+            .expect("conn's player exists");
         p.last_input_at = Some(now);
         if matches!(p.migration, Migration::Out { .. }) {
             // Reading is paused during a move; an input here is a bug.
@@ -535,43 +650,39 @@ impl Shard {
             return;
         }
         let Some(id) = p.instance.clone() else {
-            let ever_joined = p.ever_joined;
-            drop(w);
-            if ever_joined {
+            if p.ever_joined {
                 // A late input after a Leave: harmless, dropped.
                 self.metrics.inputs_dropped_stale.inc();
             } else {
-                self.send_error(conn, ErrorCode::OutOfOrder, "Input before Join");
-                conn.request_close(CloseReason::PolicyViolation);
+                self.send_error(fx, conn, ErrorCode::OutOfOrder, "Input before Join");
+                self.close(fx, conn, CloseReason::PolicyViolation);
             }
             return;
         };
-        self.push_input(&mut w, &id, pid, input, now);
+        push_input(&mut self.world, &self.metrics, &id, pid, input, now);
     }
+}
 
-    /// Queues an input; `arrived` is when it reached this shard.
-    fn push_input(
-        &self,
-        w: &mut World,
-        id: &InstanceId,
-        pid: PlayerId,
-        input: PlayerInput,
-        arrived: Instant,
-    ) {
-        let Some(hosted) = w.instances.get_mut(id) else {
-            return;
-        };
-        match hosted.inst.push_input(pid, input) {
-            PushInput::Queued => {
-                if let Some(p) = w.players.get_mut(&pid) {
-                    p.inputs_pending_since.push(arrived);
-                }
-            }
-            PushInput::DroppedFull => self.metrics.inputs_dropped_full.inc(),
-            PushInput::DroppedStale | PushInput::NotSeated => {
-                self.metrics.inputs_dropped_stale.inc()
+/// Queues an input; `arrived` is when it reached this shard.
+fn push_input(
+    w: &mut World,
+    metrics: &crate::metrics::ShardMetrics,
+    id: &InstanceId,
+    pid: PlayerId,
+    input: PlayerInput,
+    arrived: Instant,
+) {
+    let Some(hosted) = w.instances.get_mut(id) else {
+        return;
+    };
+    match hosted.inst.push_input(pid, input) {
+        PushInput::Queued => {
+            if let Some(p) = w.players.get_mut(&pid) {
+                p.inputs_pending_since.push(arrived);
             }
         }
+        PushInput::DroppedFull => metrics.inputs_dropped_full.inc(),
+        PushInput::DroppedStale | PushInput::NotSeated => metrics.inputs_dropped_stale.inc(),
     }
 }
 

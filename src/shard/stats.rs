@@ -1,16 +1,17 @@
 //! What a shard reports about itself: its stats snapshot, an instance's live
-//! state, the once-a-second sampling (CPU, rates) and the load-shedding
-//! decision built on it.
+//! state, the once-a-second sampling (rates, with the CPU use the runtime
+//! measured) and the load-shedding decision built on it, and the admin
+//! questions other shards ask over the mesh.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::effects::Effects;
+use super::mesh::{EntityDetail, InstanceDetail, SeatDetail, ShardMsg};
+use super::Core;
 use crate::game::InstanceId;
 use crate::metrics::report::{InstanceStats, ShardStats};
-use crate::metrics::system::{thread_cpu_time, CpuMeter};
-use crate::net::close::CloseReason;
-use crate::shard::mesh::{EntityDetail, InstanceDetail, SeatDetail};
-use crate::shard::Shard;
+use crate::protocol::close::CloseReason;
 
 /// A player who sent input within this window counts as active.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(5);
@@ -29,7 +30,8 @@ const SHED_AFTER_SECONDS: u32 = 2;
 
 /// Figures sampled once per second.
 pub struct Sampler {
-    cpu: CpuMeter,
+    /// CPU use of the shard's thread over the last sample (share of a core).
+    pub cpu: f64,
     last: Instant,
     last_ticks: u64,
     last_updates: u64,
@@ -41,10 +43,10 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new() -> Self {
+    pub fn new(now: Instant) -> Self {
         Self {
-            cpu: CpuMeter::new(thread_cpu_time()),
-            last: Instant::now(),
+            cpu: 0.0,
+            last: now,
             last_ticks: 0,
             last_updates: 0,
             last_overrun: 0,
@@ -56,18 +58,16 @@ impl Sampler {
     }
 }
 
-impl Default for Sampler {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Shard {
-    /// Once per second (from the sweep task): CPU, rates, shedding.
-    pub fn sample_second(&self, now: Instant) {
-        let mut s = self.sampler.borrow_mut();
-        let secs = now.duration_since(s.last).as_secs_f64().max(1e-3);
-        let cpu = s.cpu.sample(thread_cpu_time(), now);
+impl Core {
+    /// Once per second: rates and the shedding decision, given the shard
+    /// thread's CPU use over the last second (measured by the runtime).
+    pub fn sample_second(&mut self, now: Instant, cpu: f64) {
+        let s = &mut self.sampler;
+        let secs = now
+            .saturating_duration_since(s.last)
+            .as_secs_f64()
+            .max(1e-3);
+        s.cpu = cpu;
         let ticks = self.metrics.ticks.get();
         let updates = self.metrics.state_updates.get();
         let overrun = self.metrics.ticks_overrun.get();
@@ -75,44 +75,44 @@ impl Shard {
         s.update_rate = (updates - s.last_updates) as f64 / secs;
         let overrun_now = overrun - s.last_overrun;
         (s.last, s.last_ticks, s.last_updates, s.last_overrun) = (now, ticks, updates, overrun);
-        if !self.cfg().load_shedding {
+        if !self.shared.cfg.load_shedding {
             return;
         }
         // Late ticks count only when this shard is busy itself: on a shared
         // host other processes can delay an idle shard's timer, and turning
         // players away would not help it.
-        let threshold = self.cfg().cpu_restart_threshold;
+        let threshold = self.shared.cfg.cpu_restart_threshold;
         let overloaded = (overrun_now >= SHED_OVERRUN_TICKS_PER_SECOND
             && cpu >= threshold * SHED_OVERRUN_CPU_SHARE)
             || cpu > threshold;
         if overloaded {
             s.healthy_seconds = 0;
             s.overloaded_seconds += 1;
-            if s.overloaded_seconds >= SHED_AFTER_SECONDS && !self.shedding.get() {
+            if s.overloaded_seconds >= SHED_AFTER_SECONDS && !self.shedding {
                 tracing::warn!(
                     shard = self.id,
                     cpu,
                     overrun_ticks = overrun_now,
                     "overloaded: refusing new players"
                 );
-                self.shedding.set(true);
+                self.shedding = true;
             }
         } else {
             s.overloaded_seconds = 0;
-            if self.shedding.get() {
+            if self.shedding {
                 s.healthy_seconds += 1;
                 if s.healthy_seconds >= SHED_RECOVERY_SECONDS {
                     tracing::info!(shard = self.id, "recovered: admitting new players");
-                    self.shedding.set(false);
+                    self.shedding = false;
                 }
             }
         }
     }
 
-    /// This shard's figures now.
-    pub fn stats(&self, with_instances: bool) -> ShardStats {
-        let now = Instant::now();
-        let w = self.world.borrow();
+    /// This shard's figures at `now` (the driver's buffer figures are
+    /// filled in by the runtime).
+    pub fn stats(&mut self, now: Instant, with_instances: bool) -> ShardStats {
+        let w = &mut self.world;
         let players_connected = w.players.values().filter(|p| p.conn.is_some()).count();
         let players_active = w
             .players
@@ -129,7 +129,7 @@ impl Shard {
             .count();
         let instance_list = if with_instances {
             w.instances
-                .iter()
+                .iter_mut()
                 .map(|(id, h)| InstanceStats {
                     id: id.to_string(),
                     shard: self.id,
@@ -137,7 +137,7 @@ impl Shard {
                     players_max: h.inst.limits().players_max,
                     tick: h.inst.tick(),
                     tick_us_p99: h.tick_us.p99(),
-                    state_bytes: h.inst.game().state_bytes(),
+                    state_bytes: h.inst.state_bytes(),
                     entities: h.inst.seats().count(),
                 })
                 .collect()
@@ -145,11 +145,10 @@ impl Shard {
             Vec::new()
         };
         let counters = self.metrics.counters();
-        let sampler = self.sampler.borrow();
-        let pool = self.pool.borrow();
+        let sampler = &self.sampler;
         ShardStats {
             shard: self.id,
-            core: self.cfg().shard_cores[self.id],
+            core: self.shared.cfg.shard_cores[self.id],
             counter_help: counters.iter().map(|(n, h, _)| (*n, *h)).collect(),
             counters: counters.iter().map(|(n, _, v)| (*n, *v)).collect(),
             closed: CloseReason::ALL
@@ -161,11 +160,11 @@ impl Shard {
             players_active,
             seats_detached,
             instances: w.instances.len(),
-            buffers_free: pool.available(),
-            buffers_total: pool.total(),
-            cpu_usage: sampler.cpu.usage(),
-            shedding: self.shedding.get(),
-            draining: self.draining.get(),
+            buffers_free: 0,
+            buffers_total: 0,
+            cpu_usage: sampler.cpu,
+            shedding: self.shedding,
+            draining: self.draining,
             tick_rate_measured: sampler.tick_rate,
             update_rate: sampler.update_rate,
             histograms: self.metrics.hist.snapshot(),
@@ -174,9 +173,8 @@ impl Shard {
     }
 
     /// Live state of one of this shard's instances.
-    pub fn instance_detail(&self, id: &InstanceId) -> Option<InstanceDetail> {
-        let mut w = self.world.borrow_mut();
-        let w = &mut *w;
+    pub fn instance_detail(&mut self, id: &InstanceId) -> Option<InstanceDetail> {
+        let w = &mut self.world;
         let hosted = w.instances.get_mut(id)?;
         let seats = hosted
             .inst
@@ -215,5 +213,33 @@ impl Shard {
             seats,
             entities,
         })
+    }
+
+    /// Admin and control messages from other shards.
+    pub(crate) fn on_admin_mesh(&mut self, fx: &mut dyn Effects, now: Instant, msg: ShardMsg) {
+        match msg {
+            ShardMsg::StatsRequest {
+                req,
+                from,
+                with_instances,
+            } => {
+                let stats = Box::new(self.stats(now, with_instances));
+                fx.mesh(from, ShardMsg::StatsReply { req, stats });
+            }
+            ShardMsg::InstanceRequest {
+                req,
+                from,
+                instance,
+            } => {
+                let detail = self.instance_detail(&instance).map(Box::new);
+                fx.mesh(from, ShardMsg::InstanceReply { req, detail });
+            }
+            ShardMsg::Configure(settings) => self.settings = settings,
+            ShardMsg::Drain => self.draining = true,
+            // Replies go to the admin requests the runtime keeps; one that
+            // reaches the core arrived after its request timed out.
+            ShardMsg::StatsReply { .. } | ShardMsg::InstanceReply { .. } => {}
+            other => unreachable!("not an admin message: {other:?}"),
+        }
     }
 }

@@ -1,306 +1,236 @@
-//! The fixed-step tick and the slower sweeps.
+//! Stepping a slot's instances, and the slower sweeps.
 //!
-//! Each tick: every instance applies its queued inputs and steps once, then
-//! every connected player gets exactly one StateUpdate appended to its
-//! outbound buffer. The session tasks run after the tick returns, so each
-//! player's frames of one tick leave in one socket write.
+//! At its slot, each due instance applies its queued inputs and steps once
+//! (`game::Instance::step`); its StateUpdate is encoded once, and each
+//! connected player gets a copy with its own two fields patched in
+//! (`protocol::UpdateTemplate`): O(players) bytes of copying per instance
+//! instead of O(players²) of encoding. The driver writes each player's
+//! frames of the slot with one write.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::game::{EntityView, InstanceId};
-use crate::metrics::HistName;
-use crate::net::close::CloseReason;
-use crate::net::conn::Conn;
-use crate::net::fenced::Front;
-use crate::net::session::{message_arrived, on_binary};
-use crate::net::tick_read::{TICK_MESSAGES_PER_CONN_MAX, TICK_READS_PER_CONN_MAX};
-use crate::protocol::ErrorCode;
-use crate::shard::world::World;
-use crate::shard::Shard;
+use super::effects::Effects;
+use super::world::World;
+use super::Core;
+use crate::game::InstanceId;
+use crate::protocol::close::CloseReason;
+use crate::protocol::LeaveReason;
 
-/// How often seats and idle instances are checked for expiry.
-pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Reused per-tick buffers (allocated once per shard).
+/// Reused per-slot buffers (allocated once per shard, grown to the largest
+/// world).
 #[derive(Default)]
-pub struct TickScratch {
-    entities: Vec<EntityView>,
-    custom: Vec<u8>,
+pub struct Scratch {
+    ids: Vec<InstanceId>,
     failed: Vec<InstanceId>,
-    /// Connections the tick reads this time (`net::tick_read`).
-    readers: Vec<Rc<Conn>>,
-    /// One unmasked client message.
-    payload: Vec<u8>,
+    pub(crate) custom: Vec<u8>,
+    /// One player's copy of the shared update.
+    update: Vec<u8>,
 }
 
-impl Shard {
-    /// One tick of every instance this shard owns.
-    pub fn tick(&self, scratch: &mut TickScratch) {
-        self.read_inputs(scratch);
+/// What one slot did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SlotReport {
+    /// Instances stepped.
+    pub stepped: usize,
+    /// StateUpdates queued.
+    pub updates: usize,
+    /// How late the latest-starting instance step was against its due time.
+    pub late_max: Duration,
+}
+
+impl Core {
+    /// Steps every instance of `slot` that is due by `now` and queues each
+    /// connected player's update. `clock` measures step times for the
+    /// instances' tick-time figures only; nothing is decided by it.
+    pub fn run_slot(
+        &mut self,
+        fx: &mut dyn Effects,
+        now: Instant,
+        slot: usize,
+        clock: &dyn Fn() -> Instant,
+    ) -> SlotReport {
         let dt_s = self.cfg().tick_interval().as_secs_f32();
-        let mut w = self.world.borrow_mut();
-        let World {
-            instances, players, ..
-        } = &mut *w;
-        let mut enc = self.enc.borrow_mut();
+        let interval = self.slots.interval();
+        // A timer may fire a little early or late; an instance due within
+        // half a slot steps now.
+        let slack = self.slots.spacing() / 2;
+        let mut report = SlotReport::default();
+        let Core {
+            world: World {
+                instances, players, ..
+            },
+            slots,
+            scratch,
+            enc,
+            metrics,
+            ..
+        } = self;
+        scratch.ids.clear();
+        scratch.ids.extend_from_slice(slots.members(slot));
         scratch.failed.clear();
-        for (id, hosted) in instances.iter_mut() {
-            let started = Instant::now();
-            // A studio's game rules are not trusted to be panic-free: a panic
-            // stops that instance only.
-            let stepped = catch_unwind(AssertUnwindSafe(|| {
-                let report = hosted.inst.step(dt_s);
-                scratch.entities.clear();
-                scratch.entities.extend_from_slice(hosted.inst.entities());
-                scratch.custom.clear();
-                hosted.inst.custom_state(&mut scratch.custom);
-                report
-            }));
-            let report = match stepped {
+        let mut overran = false;
+        for id in &scratch.ids {
+            let Some(hosted) = instances.get_mut(id) else {
+                continue;
+            };
+            if hosted.next_due > now + slack {
+                continue; // created during this cycle: steps at its first turn
+            }
+            let late = now.saturating_duration_since(hosted.next_due);
+            report.late_max = report.late_max.max(late);
+            if late >= interval / 10 {
+                metrics.ticks_late.inc();
+            }
+            if late >= interval {
+                // A whole interval late: the world steps once, not in a
+                // burst of catch-up steps; the overrun is counted.
+                hosted.overruns += 1;
+                overran = true;
+                hosted.next_due = slots.next_time_of(slot, now);
+            } else {
+                hosted.next_due += interval;
+            }
+            let started = clock();
+            let stepped = match hosted.inst.step(dt_s) {
                 Ok(r) => r,
                 Err(_) => {
                     scratch.failed.push(id.clone());
                     continue;
                 }
             };
-            self.metrics
+            metrics
                 .inputs_applied
-                .add(u64::from(report.inputs_applied));
+                .add(u64::from(stepped.inputs_applied));
+            report.stepped += 1;
+            scratch.custom.clear();
+            if hosted.inst.custom_state(&mut scratch.custom).is_err() {
+                scratch.failed.push(id.clone());
+                continue;
+            }
             let tick = hosted.inst.tick();
+            hosted.inst.entities();
+            if hosted.inst.failed() {
+                scratch.failed.push(id.clone());
+                continue;
+            }
+            let entities = hosted.inst.entities();
+            let (shared, template) = enc.state_update_shared(tick, entities, &scratch.custom);
+            scratch.update.clear();
+            scratch.update.extend_from_slice(shared);
             for seat in hosted.inst.seats() {
                 let Some(p) = players.get_mut(&seat.player) else {
                     continue;
                 };
-                let Some(conn) = p.conn.as_ref() else {
+                let Some(conn) = p.conn else {
                     p.inputs_pending_since.clear();
                     continue;
                 };
-                let bytes = enc.state_update(
-                    tick,
+                template.patch(
+                    &mut scratch.update,
                     seat.last_input_seq,
                     seat.inputs_applied,
-                    &scratch.entities,
-                    &scratch.custom,
                 );
-                let queued = conn.queue(bytes);
                 // The inputs applied in this step are reflected in this
                 // update: their latency ends when it reaches the socket.
-                conn.inputs_in_flight(&mut p.inputs_pending_since);
-                if queued {
-                    self.write_or_wake(conn);
-                }
-                self.metrics.messages_out.inc();
-                self.metrics.state_updates.inc();
+                fx.send_update(conn, &scratch.update, &mut p.inputs_pending_since);
+                report.updates += 1;
             }
-            let took_us = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-            hosted.tick_us.push(took_us);
+            let took_us = clock().saturating_duration_since(started).as_micros();
+            hosted
+                .tick_us
+                .push(took_us.min(u128::from(u32::MAX)) as u32);
         }
-        drop(enc);
-        for id in std::mem::take(&mut scratch.failed) {
-            self.stop_failed_instance(&mut w, &id);
+        if overran {
+            // Counted once per slot, as one late tick of the shard was
+            // before slots: a stall of the whole shard is one overrun.
+            metrics.ticks_overrun.inc();
         }
-        self.metrics.ticks.inc();
+        metrics.messages_out.add(report.updates as u64);
+        metrics.state_updates.add(report.updates as u64);
+        let failed = std::mem::take(&mut scratch.failed);
+        for id in &failed {
+            self.game_failed(fx, id);
+        }
+        self.scratch.failed = failed;
+        if slot == 0 {
+            self.metrics.ticks.inc();
+        }
+        report
     }
 
-    /// Reads, for every connection whose session lets it, what the client
-    /// sent since the last tick (`net::tick_read`).
-    fn read_inputs(&self, scratch: &mut TickScratch) {
-        scratch.readers.clear();
-        scratch.readers.extend(
-            self.conns
-                .borrow()
-                .values()
-                .filter(|c| c.tick_read.is_on())
-                .cloned(),
-        );
-        let now = Instant::now();
-        let mut readers = std::mem::take(&mut scratch.readers);
-        for conn in readers.drain(..) {
-            if !self.read_conn(&conn, now, &mut scratch.payload) {
-                // Hand reading back to the session.
-                conn.tick_read.turn_off();
-                conn.wake();
-            }
-        }
-        scratch.readers = readers;
-    }
-
-    /// One connection's reads; `false` when the session must read on.
-    fn read_conn(&self, conn: &Rc<Conn>, now: Instant, payload: &mut Vec<u8>) -> bool {
-        let Some((fd, inbox)) = conn.tick_read.source() else {
-            return true;
-        };
-        let cfg = self.cfg();
-        let (mut reads, mut messages) = (0, 0);
-        let mut drained = false;
-        loop {
-            loop {
-                let front = inbox
-                    .borrow_mut()
-                    .take_binary_frame(cfg.max_payload_bytes, payload);
-                match front {
-                    Front::Binary => {
-                        if message_arrived(self, conn, now) {
-                            on_binary(self, conn, payload, now);
-                        }
-                        // A Join may pause the session for a move; a bad
-                        // message may close it: the session takes over.
-                        if conn.paused_since().is_some()
-                            || conn.close_requested().is_some()
-                            || !conn.tick_read.is_on()
-                        {
-                            return false;
-                        }
-                    }
-                    Front::Pong => {
-                        if message_arrived(self, conn, now) {
-                            self.on_pong(payload, now);
-                        }
-                    }
-                    Front::NeedMore => break,
-                    Front::Other => return false,
-                }
-                messages += 1;
-                if messages == TICK_MESSAGES_PER_CONN_MAX {
-                    return false;
-                }
-            }
-            if drained {
-                return true;
-            }
-            if reads == TICK_READS_PER_CONN_MAX {
-                // More queued than a player sends between ticks: the
-                // session reads the rest at its own pace (and meets the
-                // flood limits) instead of the tick.
-                return false;
-            }
-            reads += 1;
-            match inbox.borrow_mut().recv_from(fd, cfg.read_buffer_bytes) {
-                Ok(0) => return false, // the end of the stream: the session sees it
-                // Less than asked for: the socket had no more just now.
-                Ok(n) => drained = n < cfg.read_buffer_bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-                Err(_) => return false, // the session's own read reports it
-            }
-        }
-    }
-
-    /// Writes `conn`'s outbound bytes now when its session lets the tick
-    /// (`net::tick_read`); otherwise, or when the socket takes only part,
-    /// wakes the session to write.
-    fn write_or_wake(&self, conn: &Conn) {
-        let Some(fd) = conn.tick_read.fd() else {
-            conn.wake();
-            return;
-        };
-        let mut out = conn.outbound().borrow_mut();
-        let unsent = out.unsent();
-        // SAFETY: `unsent` is valid for reads of its length; `fd` is the
-        // session's socket, open while tick reading is on.
-        let n = unsafe {
-            libc::send(
-                fd,
-                unsent.as_ptr().cast(),
-                unsent.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n > 0 {
-            self.metrics.socket_writes.inc();
-            self.metrics.bytes_out.add(n as u64);
-            out.advance(n as usize);
-        }
-        if out.is_empty() {
-            drop(out);
-            conn.inputs_written(Instant::now(), |d| {
-                self.metrics.hist.record(HistName::InputToUpdate, d)
-            });
-        } else {
-            drop(out);
-            conn.wake();
-        }
-    }
-
-    /// The instance's game panicked: its players are told and disconnected,
-    /// it is removed, and the shard goes on with the others.
-    fn stop_failed_instance(&self, w: &mut World, id: &InstanceId) {
-        self.metrics.game_panics.inc();
-        tracing::error!(shard = self.id, instance = %id, "game rules panicked; instance stopped");
-        let Some(hosted) = w.instances.remove(id) else {
-            return;
-        };
-        let message = format!("instance {id} stopped: its game rules failed");
-        for seat in hosted.inst.seats() {
-            if let Some(p) = w.players.get_mut(&seat.player) {
-                p.instance = None;
-                if let Some(conn) = p.conn.clone() {
-                    self.send_error(&conn, ErrorCode::Internal, &message);
-                    conn.request_close(CloseReason::InternalError);
-                } else {
-                    w.remove_player(seat.player);
-                }
-            }
-        }
-        self.metrics.instances_disposed.inc();
-    }
-
-    /// Releases seats whose grace ran out and disposes idle empty instances.
-    pub fn sweep(&self, now: Instant) {
+    /// Releases seats whose grace ran out, disposes idle empty instances,
+    /// and ends waits that ran out: connections that never said Hello
+    /// within the connect timeout, moves and look-ups not answered in time,
+    /// fleet moves not answered in time.
+    pub fn sweep(&mut self, fx: &mut dyn Effects, now: Instant) {
         let grace = self.cfg().reconnect_grace;
         let idle = self.cfg().instance_idle;
-        let mut w = self.world.borrow_mut();
-        let expired: Vec<_> = w
+        let expired: Vec<_> = self
+            .world
             .players
             .values()
             .filter(|p| p.conn.is_none())
             .filter(|p| {
                 p.detached_at
-                    .is_some_and(|t| now.duration_since(t) >= grace)
+                    .is_some_and(|t| now.saturating_duration_since(t) >= grace)
             })
             .map(|p| p.id)
             .collect();
         for pid in expired {
-            self.unseat(&mut w, pid, crate::protocol::LeaveReason::TimedOut, now);
-            w.remove_player(pid);
+            self.unseat(fx, pid, LeaveReason::TimedOut, now);
+            self.world.remove_player(pid);
             self.metrics.seats_expired.inc();
         }
-        let before = w.instances.len();
-        w.instances.retain(|_, h| {
-            !(h.inst.is_empty() && h.empty_since.is_some_and(|t| now.duration_since(t) >= idle))
-        });
-        self.metrics
-            .instances_disposed
-            .add((before - w.instances.len()) as u64);
-    }
-
-    /// A pong to one of our heartbeat pings: its payload is the shard clock
-    /// (µs since start) when the ping was queued.
-    pub fn on_pong(&self, payload: &[u8], now: Instant) {
-        let Ok(sent_us) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
-            return; // an unsolicited pong: ignore
-        };
-        let now_us = now.duration_since(self.started_at).as_micros() as u64;
-        if let Some(rtt) = now_us.checked_sub(sent_us) {
-            self.metrics
-                .hist
-                .record_us(crate::metrics::HistName::Rtt, rtt);
+        let idle_ids: Vec<InstanceId> = self
+            .world
+            .instances
+            .iter()
+            .filter(|(_, h)| {
+                h.inst.is_empty()
+                    && h.empty_since
+                        .is_some_and(|t| now.saturating_duration_since(t) >= idle)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle_ids {
+            self.remove_instance(&id);
+            self.metrics.instances_disposed.inc();
         }
+        self.expire_waits(fx, now);
+        self.expire_transfers(fx, now);
     }
 
-    /// Drops connections silent for two heartbeat intervals; with `ping`,
-    /// pings the others (the payload is the shard's clock in µs, so a Pong
-    /// gives the round trip).
-    pub fn heartbeat(&self, now: Instant, ping: bool) {
-        let silent_max = self.settings.get().heartbeat * 2;
-        let payload = (now.duration_since(self.started_at).as_micros() as u64).to_be_bytes();
-        for conn in self.conns.borrow().values() {
-            if now.duration_since(conn.last_rx()) >= silent_max {
-                conn.request_close(CloseReason::HeartbeatTimeout);
-            } else if ping {
-                conn.ping(&payload);
+    /// Connect timeouts (no Hello yet) and moves not decided in time.
+    fn expire_waits(&mut self, fx: &mut dyn Effects, now: Instant) {
+        let connect_timeout = self.cfg().connect_timeout;
+        let mut silent = Vec::new();
+        let mut stuck = Vec::new();
+        for (&conn, s) in &self.sessions {
+            if s.closing {
+                continue;
+            }
+            if let Some(since) = s.paused_since {
+                if now.saturating_duration_since(since) >= super::moves::MOVE_TIMEOUT {
+                    stuck.push(conn);
+                }
+            } else if s.player.is_none()
+                && now.saturating_duration_since(s.accepted_at) >= connect_timeout
+            {
+                silent.push(conn);
             }
         }
+        for conn in silent {
+            self.close(fx, conn, CloseReason::ConnectTimeout);
+        }
+        for conn in stuck {
+            self.on_move_timeout(fx, conn);
+        }
+    }
+
+    /// Takes an instance out of the world and its slot.
+    pub(crate) fn remove_instance(&mut self, id: &InstanceId) -> Option<super::world::Hosted> {
+        let hosted = self.world.instances.remove(id)?;
+        self.slots.release(hosted.slot, id, hosted.inst.players());
+        Some(hosted)
     }
 }

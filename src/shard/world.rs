@@ -5,11 +5,11 @@
 //! (`shard::players`) drive it. Never shared with another shard.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::Instant;
 
+use super::effects::Effects;
+use super::ConnId;
 use crate::game::{Instance, InstanceId, PlayerId};
-use crate::net::conn::Conn;
 
 /// An instance this shard runs.
 pub struct Hosted {
@@ -18,6 +18,12 @@ pub struct Hosted {
     pub empty_since: Option<Instant>,
     /// This instance's recent tick times (step + encode), for its p99.
     pub tick_us: TickRing,
+    /// The slot of the tick interval it steps in (`shard::slots`).
+    pub slot: usize,
+    /// When its next step is due.
+    pub next_due: Instant,
+    /// Steps that started a whole interval late (its overruns).
+    pub overruns: u64,
 }
 
 /// Ticks of history kept per instance for its tick-time p99 (4 B each).
@@ -82,7 +88,7 @@ pub struct Player {
     pub name: String,
     pub token: String,
     /// The live connection, or `None` while the seat waits for a resume.
-    pub conn: Option<Rc<Conn>>,
+    pub conn: Option<ConnId>,
     pub instance: Option<InstanceId>,
     /// Has joined an instance at least once on this connection's session:
     /// an Input before any Join is out of order (close 1008); one after a
@@ -151,8 +157,15 @@ impl World {
         Some(p)
     }
 
-    /// Sends `bytes` to every connected player seated in `instance` except `but`.
-    pub fn broadcast(&self, instance: &InstanceId, but: Option<PlayerId>, bytes: &[u8]) -> u64 {
+    /// Sends `bytes` to every connected player seated in `instance` except
+    /// `but`; returns how many got it.
+    pub fn broadcast(
+        &self,
+        fx: &mut dyn Effects,
+        instance: &InstanceId,
+        but: Option<PlayerId>,
+        bytes: &[u8],
+    ) -> u64 {
         let Some(h) = self.instances.get(instance) else {
             return 0;
         };
@@ -161,8 +174,8 @@ impl World {
             if Some(seat.player) == but {
                 continue;
             }
-            if let Some(conn) = self.players.get(&seat.player).and_then(|p| p.conn.as_ref()) {
-                conn.send(bytes);
+            if let Some(conn) = self.players.get(&seat.player).and_then(|p| p.conn) {
+                fx.send(conn, bytes);
                 sent += 1;
             }
         }

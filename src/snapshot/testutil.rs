@@ -65,9 +65,9 @@ pub fn sample_shard(shard: u32, shards: u32, instances: usize, generation: u64) 
             };
             inst.push_input(i as u64 * 10 + 1, input);
             for _ in 0..3 {
-                inst.step(1.0 / 60.0);
+                inst.step(1.0 / 60.0).expect("the arena never fails");
             }
-            let mut snap = inst.save();
+            let mut snap = inst.save().expect("the arena never fails");
             snap.fill_tokens(|p| Some(format!("token-{i}-{}", (p - 1) % 10)));
             snap
         })

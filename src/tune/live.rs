@@ -76,7 +76,7 @@ impl LiveHost {
             None => (
                 getrlimit(libc::RLIMIT_NOFILE)?,
                 getrlimit(libc::RLIMIT_MEMLOCK)?,
-                crate::cli::available_cores().len(),
+                crate::util::cores::available_cores().len(),
                 read_ipc_lock("self")?,
             ),
             Some(pid) => {

@@ -1,42 +1,29 @@
-//! Accepting connections: admission, reading the upgrade request head, and
+//! Accepting connections: admission, reading the upgrade request head,
 //! routing the raw socket to the shard that owns the instance it names —
-//! before the WebSocket upgrade, so no byte the client sent is lost.
+//! before the WebSocket upgrade, so no byte the client sent is lost — and
+//! the upgrade itself: the 101 answer is the first thing the shard's I/O
+//! driver writes, so from then on the driver is the socket's only writer.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
+use super::{echo, MeshMsg, Shard};
 use crate::game::shard_for;
+use crate::metrics::HistName;
 use crate::net::admission::ConnPermit;
-use crate::net::fenced::Fenced;
 use crate::net::http::{self, HeadError, RequestHead, Route};
-use crate::net::{echo, session};
-use crate::shard::mesh::ShardMsg;
-use crate::shard::Shard;
+pub use crate::util::time::until;
 
 /// Pause after a failed accept (e.g. EMFILE at the fd limit) so a full
 /// process does not spin; connections wait in the kernel backlog meanwhile.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
-/// tungstenite's frame-assembly buffer (see `ws_config`).
-const TUNGSTENITE_READ_BUFFER_BYTES: usize = 256;
-
 /// Bytes read per call while waiting for the request head.
 const HEAD_READ_CHUNK_BYTES: usize = 1024;
-
-/// Runs `fut` until `deadline`; `None` when the deadline passed first.
-pub async fn until<T>(deadline: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        glommio::timer::sleep(left).await;
-        None
-    })
-    .await
-}
 
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     loop {
@@ -63,7 +50,8 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// A socket handed over by another shard: its head was read there.
+/// A socket handed over by the shard that accepted it: `head` holds every
+/// byte it read (the request head and anything after it).
 pub async fn handle_handoff(
     shard: Rc<Shard>,
     fd: OwnedFd,
@@ -79,25 +67,20 @@ pub async fn handle_handoff(
         Ok(Some(h)) => h,
         _ => return, // the sending shard parsed it; cannot happen
     };
-    let chunk = shard.cfg().read_buffer_bytes;
-    let stream = Fenced::before_upgrade(head, parsed.len, stream, chunk);
-    serve_play(shard, stream, parsed, permit, accepted_at).await;
+    serve_play(shard, stream, head, parsed, permit, accepted_at).await;
 }
 
-/// What a freshly accepted connection turns into once its head is read.
 enum Next {
-    /// Answered (a page, 404, a refusal), dropped or handed over: done.
     Done,
-    /// `/echo`: `read[..head_len]` is the request head.
     Echo {
         stream: TcpStream,
         read: Vec<u8>,
         head_len: usize,
         permit: ConnPermit,
     },
-    /// `/play` on this shard.
     Play {
-        stream: Fenced<TcpStream>,
+        stream: TcpStream,
+        read: Vec<u8>,
         head: RequestHead,
         permit: ConnPermit,
     },
@@ -126,9 +109,10 @@ async fn handle_accepted(
         } => echo::run(shard, stream, read, head_len, deadline, permit).await,
         Next::Play {
             stream,
+            read,
             head,
             permit,
-        } => Box::pin(serve_play(shard, stream, head, permit, accepted_at)).await,
+        } => Box::pin(serve_play(shard, stream, read, head, permit, accepted_at)).await,
     }
 }
 
@@ -185,7 +169,7 @@ async fn admit(
     }
     if let Route::Other(path) = &head.route {
         if path.starts_with("/v1/") {
-            crate::directory::http::serve(shard, &mut stream, path).await;
+            super::fleet_http::serve(shard, &mut stream, path).await;
             return Next::Done;
         }
         match crate::web::game_asset(path).filter(|_| !head.is_websocket) {
@@ -243,10 +227,15 @@ async fn admit(
                 match dir.claim(id.clone()).await {
                     crate::directory::Claim::Mine => {}
                     crate::directory::Claim::Elsewhere { url, .. } => {
-                        let chunk = shard.cfg().read_buffer_bytes;
-                        let stream = Fenced::before_upgrade(buf, head.len, stream, chunk);
-                        crate::directory::http::redirect(shard.clone(), stream, deadline, id, &url)
-                            .await;
+                        super::fleet_http::redirect(
+                            shard,
+                            stream,
+                            &buf[..head.len],
+                            deadline,
+                            id,
+                            &url,
+                        )
+                        .await;
                         return Next::Done;
                     }
                     crate::directory::Claim::Unavailable(why) => {
@@ -268,14 +257,13 @@ async fn admit(
                     return Next::Done;
                 }
             }
-            let chunk = shard.cfg().read_buffer_bytes;
             let head = RequestHead {
                 route: Route::Play { instance },
                 ..head
             };
-            let stream = Fenced::before_upgrade(buf, head.len, stream, chunk);
             Next::Play {
                 stream,
+                read: buf,
                 head,
                 permit,
             }
@@ -295,19 +283,13 @@ fn hand_off(
     permit: ConnPermit,
     owner: usize,
 ) {
-    // SAFETY: dup of a valid fd owned by `stream`; the result is a new fd we own.
-    let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        tracing::warn!(shard = shard.id, error = %std::io::Error::last_os_error(), "dup for hand-over failed");
+    let Some(fd) = take_fd(shard, stream) else {
         return;
-    }
-    // SAFETY: `dup` is a fresh fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(dup) };
-    drop(stream);
+    };
     shard.metrics.handoffs_out.inc();
     shard.send_mesh(
         owner,
-        ShardMsg::HandOff {
+        MeshMsg::HandOff {
             fd,
             head,
             accepted_at,
@@ -352,33 +334,19 @@ async fn reply_and_close<S: futures_lite::AsyncWrite + Unpin>(
     let _ = stream.close().await;
 }
 
-/// The WebSocket settings for one connection, from the node's limits.
-pub fn ws_config(shard: &Shard) -> WebSocketConfig {
-    let cfg = shard.cfg();
-    WebSocketConfig::default()
-        // The fenced reader holds the socket's bytes (--read-buffer-bytes);
-        // tungstenite's own buffer only assembles the current frame and
-        // grows for a large one, up to --max-payload.
-        .read_buffer_size(TUNGSTENITE_READ_BUFFER_BYTES.min(cfg.read_buffer_bytes))
-        // Game frames bypass tungstenite's writer (see session.rs); it only
-        // writes pongs and close frames, so write them at once.
-        .write_buffer_size(0)
-        .max_write_buffer_size(cfg.max_payload_bytes * 2 + 1024)
-        .max_message_size(Some(cfg.max_payload_bytes))
-        .max_frame_size(Some(cfg.max_payload_bytes))
-}
-
-/// Upgrades and runs /play on this shard (the head asked for a WebSocket).
+/// Upgrades and runs /play on this shard (the head asked for a WebSocket):
+/// the driver takes the socket with the 101 answer as its first bytes, and
+/// everything the client sent after its request head.
 async fn serve_play(
     shard: Rc<Shard>,
-    mut stream: Fenced<TcpStream>,
+    mut stream: TcpStream,
+    read: Vec<u8>,
     head: RequestHead,
     permit: ConnPermit,
     accepted_at: Instant,
 ) {
     debug_assert!(head.is_websocket && matches!(head.route, Route::Play { .. }));
-    let deadline = accepted_at + shard.cfg().connect_timeout;
-    if shard.shedding.get() {
+    if shard.core.borrow().shedding {
         shard.metrics.refused_overload.inc();
         reply_and_close(
             &mut stream,
@@ -389,7 +357,15 @@ async fn serve_play(
         .await;
         return;
     }
-    let Some(buf) = shard.pool.borrow_mut().take() else {
+    let response = match http::upgrade_response(&read[..head.len]) {
+        Ok(r) => r,
+        Err(why) => {
+            shard.metrics.handshakes_failed.inc();
+            reply_and_close(&mut stream, 400, "Bad Request", &format!("{why}\n")).await;
+            return;
+        }
+    };
+    if !shard.driver.borrow().has_buffer() {
         shard.metrics.refused_no_buffer.inc();
         reply_and_close(
             &mut stream,
@@ -399,7 +375,36 @@ async fn serve_play(
         )
         .await;
         return;
+    }
+    let Some(fd) = take_fd(&shard, stream) else {
+        return;
     };
-    let buf = session::run(shard.clone(), stream, deadline, accepted_at, permit, buf).await;
-    shard.pool.borrow_mut().give_back(buf);
+    let unread = read[head.len..].to_vec();
+    let now = Instant::now();
+    shard.with_core(now, |core, driver| {
+        match driver.register(fd, accepted_at, Some(permit), &response, unread) {
+            Ok(conn) => core.connected(conn, accepted_at),
+            // Taken since the check above: the socket closes.
+            Err(refused) => drop(refused),
+        }
+    });
+    shard.metrics.hist.record(
+        HistName::Handshake,
+        now.saturating_duration_since(accepted_at),
+    );
+}
+
+/// The socket's fd, for the driver or another shard. glommio's stream
+/// cannot give its fd up: it is duplicated, then the stream is dropped
+/// (the connection stays open through the duplicate).
+pub(crate) fn take_fd(shard: &Shard, stream: TcpStream) -> Option<OwnedFd> {
+    // SAFETY: dup of a valid fd owned by `stream`; the result is checked.
+    let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        tracing::warn!(shard = shard.id, error = %std::io::Error::last_os_error(), "dup of an accepted socket failed");
+        return None;
+    }
+    drop(stream);
+    // SAFETY: `dup` is a fresh fd that nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(dup) })
 }

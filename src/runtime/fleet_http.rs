@@ -3,20 +3,21 @@
 //! answer to `/play?instance=ID` when another node owns that instance (an
 //! upgrade, then `Error(WrongNode)` whose message is the owner's URL).
 
-use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::CloseFrame;
-use async_tungstenite::tungstenite::Message;
-use futures_lite::AsyncWriteExt;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
 
-use super::route::parse_latencies;
-use super::{RouteQuery, ToAgent};
+use super::Shard;
+use crate::directory::route::parse_latencies;
+use crate::directory::{RouteQuery, ToAgent};
 use crate::game::InstanceId;
-use crate::net::listener::{until, ws_config};
-use crate::protocol::ErrorCode;
-use crate::shard::Shard;
+use crate::protocol::{Encoder, ErrorCode};
+use crate::util::time::until;
+use crate::util::ws;
+
+/// How long a redirected client is given to read its answer and close.
+const REDIRECT_LINGER: Duration = Duration::from_secs(1);
 
 /// Answers a `/v1/…` request (`target` is the path and query).
 pub async fn serve<S: futures_lite::AsyncWrite + Unpin>(
@@ -99,39 +100,46 @@ pub fn parse(target: &str) -> Result<RouteQuery, (u16, String)> {
 }
 
 /// Upgrades, sends `Error(WrongNode, url)`, and closes (1000): the client
-/// connects to `url` instead.
-pub async fn redirect<S>(
-    shard: Rc<Shard>,
-    stream: S,
+/// connects to `url` instead. Written in one go on the accepting task (the
+/// connection never reaches the driver).
+pub async fn redirect(
+    shard: &Shard,
+    mut stream: TcpStream,
+    head: &[u8],
     deadline: Instant,
     instance: &InstanceId,
     url: &str,
-) where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
-{
-    let upgrade = async_tungstenite::accept_async_with_config(stream, Some(ws_config(&shard)));
-    let Some(Ok(mut ws)) = until(deadline, upgrade).await else {
+) {
+    let Ok(mut bytes) = crate::net::http::upgrade_response(head) else {
         shard.metrics.handshakes_failed.inc();
+        let reply =
+            crate::net::http::response(400, "Bad Request", "expected a WebSocket upgrade\n");
+        let _ = until(deadline, stream.write_all(&reply)).await;
         return;
     };
-    let bytes = shard
-        .enc
-        .borrow_mut()
-        .error(ErrorCode::WrongNode, url)
-        .to_vec();
+    let mut enc = Encoder::new();
+    ws::push_server_frame(
+        &mut bytes,
+        ws::OPCODE_BINARY,
+        enc.error(ErrorCode::WrongNode, url),
+    );
+    ws::push_close(&mut bytes, 1000, "instance is on another node");
     shard.metrics.errors_sent.inc();
     tracing::debug!(instance = %instance, owner = url, "instance owned by another node: client pointed there");
-    let close = CloseFrame {
-        code: CloseCode::Normal,
-        reason: "instance is on another node".into(),
-    };
-    let bound = Instant::now() + std::time::Duration::from_secs(1);
+    let bound = Instant::now() + REDIRECT_LINGER;
+    if until(bound, stream.write_all(&bytes)).await.is_none() {
+        return;
+    }
+    // Read (and drop) until the client's close and the end of the stream.
     let _ = until(bound, async {
-        ws.send(Message::binary(bytes)).await?;
-        ws.close(Some(close)).await
+        let mut sink = [0u8; 512];
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
     })
     .await;
-    let _ = until(bound, crate::net::session::drain_frames(&mut ws)).await;
 }
 
 #[cfg(test)]

@@ -29,12 +29,12 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 
+use super::Shard;
 use crate::net::admission::ConnPermit;
-use crate::net::close::CloseReason;
 use crate::net::echo_frames::{push_close, EchoFrames, Ending};
 use crate::net::http;
-use crate::net::listener::until;
-use crate::shard::Shard;
+use crate::protocol::close::CloseReason;
+use crate::util::time::until;
 
 /// 64 KiB: the most one read takes from a socket (and the shard's scratch
 /// buffer for it; one per shard, not per connection). Large enough that a
