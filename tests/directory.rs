@@ -5,17 +5,17 @@
 //! player to the owner; fleet messages (config, drain); failover after
 //! kill -9 with replicated state; and a Redis outage mid-game.
 //!
-//! Skipped (with a message) when `redis-server` is not installed; `.ci/run`
-//! installs it.
+//! A machine without `redis-server` fails these tests, naming the package
+//! (`bash scripts/test.sh` installs it).
 
 mod common;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::http::{admin_addr, eventually, get};
+use common::redis::Redis;
 use common::{Client, Server};
 use serde_json::json;
 use shardline::protocol::{ErrorCode, ServerMsg};
@@ -27,89 +27,6 @@ const SETTLE: Duration = Duration::from_secs(15);
 const HEARTBEAT_MS: &str = "200";
 const TTL_MS: &str = "1500";
 const SNAPSHOT_MS: &str = "200";
-
-// ------------------------------------------------------------------ redis
-
-/// A `redis-server` child on 127.0.0.1:`port`, without persistence.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Redis {
-    /// `None` when redis-server is not installed.
-    fn start() -> Option<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            // CI installs it (.ci/run): there, a missing server is a failure.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed"
-            );
-            eprintln!("redis-server not installed: directory test skipped");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Redis { child: None, port };
-        r.restart();
-        Some(r)
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "redis already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        eventually("redis-server accepts connections", SETTLE, || {
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
-        });
-    }
-
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("redis running");
-        child.kill().expect("kill redis-server");
-        child.wait().expect("reap redis-server");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGSTOP (`true`) or SIGCONT: Redis keeps its data but answers
-    /// nobody meanwhile.
-    fn freeze(&self, stop: bool) {
-        let pid = self.child.as_ref().expect("redis running").id();
-        let sig = if stop { "-STOP" } else { "-CONT" };
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(ok.success(), "kill {sig} {pid}");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 // ------------------------------------------------------------------ nodes
 
@@ -261,11 +178,10 @@ impl Drop for Node {
 }
 
 fn fleet(redis: &Redis, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args(["fleet", "--directory", &redis.url()])
-        .args(args)
-        .output()
-        .expect("run shardline fleet");
+    let url = redis.url();
+    let mut all = vec!["fleet", "--directory", &url];
+    all.extend_from_slice(args);
+    let out = common::shardline_cli(&all);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -278,7 +194,7 @@ fn fleet(redis: &Redis, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn routing_ownership_and_fleet_messages() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let a = Node::start(&redis, "eu-a", "eu", &[]);
     let b = Node::start(&redis, "eu-b", "eu", &[]);
     let c = Node::start(&redis, "us-c", "us", &[]);
@@ -430,7 +346,7 @@ fn routing_ownership_and_fleet_messages() {
 
 #[test]
 fn failover_restores_a_dead_nodes_games_on_its_region() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let a_snapshots = common::http::tempdir("fleet-a");
     let a_dir = a_snapshots.to_str().unwrap();
     let mut a = Node::start(&redis, "fa", "eu", &["--snapshot-dir", a_dir]);
@@ -554,7 +470,7 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
 
 #[test]
 fn a_new_seat_is_found_from_another_node_before_any_replication() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     // No replication for a minute: only the seat written at the join can
     // tell B where the token's seat is.
     let slow = ["--snapshot-interval-ms", "60000"];
@@ -573,9 +489,7 @@ fn a_new_seat_is_found_from_another_node_before_any_replication() {
 
 #[test]
 fn a_redis_outage_leaves_games_running_and_nodes_reregister() {
-    let Some(mut redis) = Redis::start() else {
-        return;
-    };
+    let mut redis = Redis::start();
     let a = Node::start(&redis, "oa", "eu", &[]);
     wait_fleet(&[&a], 1);
     let (mut p, _, j) = player_in(&a, "p", "live-1");
@@ -644,7 +558,7 @@ fn notice(c: &mut Client) -> (String, String) {
 
 #[test]
 fn broadcasts_reach_a_region_and_players_move_between_nodes() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let a = Node::start(&redis, "ma", "eu", &[]);
     let b = Node::start(&redis, "mb", "eu", &[]);
     let c = Node::start(&redis, "mc", "us", &[]);
@@ -798,7 +712,7 @@ fn broadcasts_reach_a_region_and_players_move_between_nodes() {
 
 #[test]
 fn a_stopping_node_hands_its_games_to_its_region_at_once() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     // A TTL of 30 s and no periodic replication within the test: only the
     // final replica and the left marker of a graceful stop can move the
     // game within seconds, and with its state at the stop.

@@ -2,6 +2,8 @@
 //! store, then damaged the way disks and people damage them, read back by
 //! the binary as an operator would.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -65,7 +65,7 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// after the TTL, from the last periodic replica).
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a waiting task looks for the answer (a crossbeam channel
-/// cannot wake a glommio task; see FACTS).
+/// cannot wake a glommio task: its blocking `recv` would block the executor).
 const ANSWER_POLL: Duration = Duration::from_millis(2);
 
 /// `--directory …` and the flags that go with it.
