@@ -41,10 +41,7 @@ fn now_ms() -> u64 {
 
 /// The newest good generation per shard file set, from `snapshot inspect --json`.
 fn inspect(dir: &Path) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args(["snapshot", "inspect", dir.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
+    let out = common::shardline_cli(&["snapshot", "inspect", dir.to_str().unwrap(), "--json"]);
     assert!(
         out.status.success(),
         "{}",

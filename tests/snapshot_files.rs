@@ -72,12 +72,13 @@ fn shard_snapshot(
 }
 
 fn inspect(args: &[&str], path: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args(["snapshot", "inspect"])
-        .arg(path)
-        .args(args)
-        .output()
-        .expect("run shardline")
+    common::procs::output_within(
+        Command::new(env!("CARGO_BIN_EXE_shardline"))
+            .args(["snapshot", "inspect"])
+            .arg(path)
+            .args(args),
+        common::CLI_TIMEOUT,
+    )
 }
 
 fn json_of(out: &Output) -> serde_json::Value {

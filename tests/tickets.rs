@@ -156,11 +156,18 @@ fn a_ticket_for_one_instance_refuses_another_and_the_connection_stays() {
 fn the_cli_issues_tickets_the_server_accepts() {
     let server = Server::start(&["--join-secret", SECRET]);
     let issue = |secret: &str, ttl: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardline"))
-            .args(["ticket", "issue", "--secret", secret, "--player", "cli-1"])
-            .args(["--instance", "cli-room", "--ttl-s", ttl])
-            .output()
-            .expect("run shardline ticket issue");
+        let out = common::shardline_cli(&[
+            "ticket",
+            "issue",
+            "--secret",
+            secret,
+            "--player",
+            "cli-1",
+            "--instance",
+            "cli-room",
+            "--ttl-s",
+            ttl,
+        ]);
         assert!(
             out.status.success(),
             "{}",
