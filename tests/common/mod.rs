@@ -125,7 +125,7 @@ impl Server {
     fn wait_listening(&self, args: &[&str]) -> SocketAddr {
         const MARK: &str = "shardline listening on ";
         let deadline = Instant::now() + START_TIMEOUT;
-        let mut st = self.log.state.lock().unwrap();
+        let mut st = self.log.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(at) = st.text.find(MARK) {
                 let token = st.text[at + MARK.len()..]
@@ -164,17 +164,27 @@ impl Server {
     }
 
     pub fn log(&self) -> String {
-        self.log.state.lock().unwrap().text.clone()
+        self.log
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .text
+            .clone()
     }
 
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.log.state.lock().unwrap().text.contains(needle)
+        self.log
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .text
+            .contains(needle)
     }
 
     /// Waits (bounded) until the output contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let mut st = self.log.state.lock().unwrap();
+        let mut st = self.log.state.lock().unwrap_or_else(|e| e.into_inner());
         while !st.text.contains(needle) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -209,7 +219,7 @@ impl Server {
     /// their end when it does, which is what is awaited; `wait` then reaps.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
-        let mut st = self.log.state.lock().unwrap();
+        let mut st = self.log.state.lock().unwrap_or_else(|e| e.into_inner());
         while st.pipes_ended < 2 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
