@@ -319,3 +319,46 @@ fn stats_command_prints_per_shard_percentile_tables() {
             > 0
     );
 }
+
+#[test]
+fn stats_watch_redraws_in_place_until_the_node_goes_away() {
+    let (server, admin) = server_with_admin(&[]);
+    let _clients = drive(&server, 5);
+    let mut watch = common::procs::Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_shardline"))
+            .args(["stats", "--admin", &admin.to_string(), "--watch", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .expect("start shardline stats --watch");
+    let out = common::procs::Captured::default();
+    out.attach(watch.take_stdout());
+    out.attach(watch.take_stderr());
+    // Each refresh clears the screen, homes the cursor and redraws the
+    // tables (once a second here; bounded generously).
+    const CLEAR: &str = "\x1b[2J\x1b[H";
+    let text = out
+        .wait_for(Duration::from_secs(30), 2, |t| {
+            (t.matches(CLEAR).count() >= 3).then(|| t.to_owned())
+        })
+        .unwrap_or_else(|e| panic!("three redraws of stats --watch: {e}"));
+    for frame in text.split(CLEAR).skip(1).take(2) {
+        assert!(frame.contains("input_to_update (ms)"), "{frame}");
+        assert!(
+            frame.contains("(refreshing every 1 s; Ctrl-C to stop)"),
+            "{frame}"
+        );
+    }
+    // The node stops: the next refresh fails and says why.
+    drop(server);
+    let status = watch
+        .wait_within(Duration::from_secs(30))
+        .expect("stats --watch ends once the node is gone");
+    assert!(!status.success());
+    assert!(
+        out.text().contains("cannot reach the admin endpoint"),
+        "{}",
+        out.text()
+    );
+}

@@ -395,12 +395,10 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
             "fb"
         );
     }
+    // How long the take-over took is a measurement (BENCHMARKS.md, fleet),
+    // not asserted here: route_until's bound is the test's.
     let took = killed_at.elapsed();
     eprintln!("B owned A's instances {took:?} after kill -9 (TTL {TTL_MS} ms)");
-    assert!(
-        took < Duration::from_secs(10),
-        "B owned A's instances {took:?} after the kill"
-    );
 
     // Each player resumes its own entity on B with its token, right away:
     // a resume that arrives while B is still rebuilding the instance waits
@@ -752,7 +750,9 @@ fn a_stopping_node_hands_its_games_to_its_region_at_once() {
     );
     let took = stopped_at.elapsed();
     eprintln!("B owned the stopped node's instance {took:?} after SIGTERM (TTL 30 s)");
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Generous, and the point of the test: well before the 30 s TTL, so it
+    // was the stopping node's own hand-over, not its registration expiring.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
     assert!(a.server.wait_exit(SETTLE).success());
     assert!(a
         .server
@@ -773,4 +773,130 @@ fn a_stopping_node_hands_its_games_to_its_region_at_once() {
         b.metric("shardline_directory_instances_taken_over_total"),
         1
     );
+}
+
+#[test]
+fn fleet_nodes_lists_every_node_and_routing_hands_out_its_public_url() {
+    let redis = Redis::start();
+    const PUBLIC: &str = "wss://pa.game.example";
+    let a = Node::start(
+        &redis,
+        "pa",
+        "eu",
+        &["--public-url", PUBLIC, "--location", "eu-west-1a"],
+    );
+    let b = Node::start(&redis, "pb", "eu", &[]);
+    wait_fleet(&[&a, &b], 2);
+
+    // `fleet nodes`: one JSON object per registered node.
+    let (ok, out) = fleet(&redis, &["nodes"]);
+    assert!(ok, "{out}");
+    let nodes: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let node = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in `fleet nodes`:\n{out}"))
+            .clone()
+    };
+    assert_eq!(nodes.len(), 2, "{out}");
+    let (na, nb) = (node("pa"), node("pb"));
+    assert_eq!(
+        (
+            na["region"].as_str(),
+            na["url"].as_str(),
+            na["location"].as_str()
+        ),
+        (Some("eu"), Some(PUBLIC), Some("eu-west-1a")),
+        "{na}"
+    );
+    // Without --public-url: ws://<listen address>; location: the region.
+    assert_eq!(nb["url"].as_str(), Some(b.url().as_str()), "{nb}");
+    assert_eq!(nb["location"].as_str(), Some("eu"), "{nb}");
+
+    // What the directory tells players about A is its public URL: routing
+    // by instance, and the other node's WrongNode.
+    let (_p, _, _) = player_in(&a, "owner", "pub-1");
+    let url = eventually("B routes pub-1 to A", SETTLE, || {
+        let (status, body) = b.get("/v1/route?instance=pub-1");
+        (status == 200).then(|| body["url"].as_str().unwrap_or_default().to_owned())
+    });
+    assert_eq!(url, PUBLIC);
+    let mut c = Client::connect(&b.server.play_url("pub-1"));
+    assert_eq!(c.expect_error(ErrorCode::WrongNode), PUBLIC);
+}
+
+#[test]
+fn replica_bytes_max_leaves_a_larger_instance_unreplicated() {
+    let redis = Redis::start();
+    // 1 KiB, the smallest allowed: an instance with 24 seated players (each
+    // with its 128-bit resume token, which lz4 cannot shrink) is larger.
+    let a = Node::start(&redis, "ra", "eu", &["--replica-bytes-max", "1024"]);
+    let crowd: Vec<Client> = (0..24)
+        .map(|n| player_in(&a, &format!("crowd-{n}"), "crowded").0)
+        .collect();
+    let (_alone, _, _) = player_in(&a, "alone", "quiet");
+    eventually(
+        "the crowded instance refused for replication",
+        SETTLE,
+        || (a.metric("shardline_directory_replicas_too_large_total") > 0).then_some(()),
+    );
+    assert!(
+        a.server.log_contains("instance not replicated"),
+        "{}",
+        a.server.log()
+    );
+    // The small one is replicated, within the bound.
+    let written = a.metric("shardline_directory_replicas_written_total");
+    eventually("replicas of the small instance", SETTLE, || {
+        (a.metric("shardline_directory_replicas_written_total") > written).then_some(())
+    });
+    let largest = a.metric("shardline_directory_replica_instance_bytes_max");
+    assert!(
+        largest > 0 && largest <= 1024,
+        "largest replica {largest} bytes"
+    );
+    drop(crowd);
+}
+
+#[test]
+fn a_move_whose_target_node_does_not_answer_is_abandoned_after_5_s() {
+    let redis = Redis::start();
+    let a = Node::start(&redis, "ta", "eu", &[]);
+    let b = Node::start(&redis, "tb", "eu", &[]);
+    wait_fleet(&[&a, &b], 2);
+    let (mut mover, w, j) = player_in(&a, "mover", "tm-from");
+    let (_host, _, _) = player_in(&b, "host", "tm-to");
+    // B stops answering anything (the process is frozen, as a node stuck
+    // in a long GC pause or a broken network would be).
+    b.server.signal(libc::SIGSTOP);
+    let pid = w.player_id.to_string();
+    let (ok, out) = fleet(
+        &redis,
+        &[
+            "move",
+            "--instance",
+            "tm-from",
+            "--player",
+            &pid,
+            "--to",
+            "tm-to",
+        ],
+    );
+    b.server.signal(libc::SIGCONT);
+    assert!(!ok, "the move cannot succeed: {out}");
+    assert!(
+        out.contains("the target node did not answer within 5000 ms; the player stays"),
+        "{out}"
+    );
+    // The player stays where it was, playing: no Transfer, its inputs apply.
+    mover.input(1, 1.0, 0.0);
+    let u = update_where(&mut mover, "the input applied on A", |u| {
+        u.last_input_seq == 1
+    });
+    assert!(u.entity(j.entity_id).is_some());
+    assert_eq!(a.metric("shardline_directory_players_moved_out_total"), 0);
 }
