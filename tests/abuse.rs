@@ -908,7 +908,7 @@ fn kill_9_under_load_loses_nothing_that_was_snapshotted() {
         Duration::from_secs(10),
         || {
             let report = inspect(&dir);
-            let instances = snapshot_instances(&report);
+            let instances = snapshot_players(&report);
             (instances.len() == 12 && instances.iter().all(|(_, _, p)| *p == 3))
                 .then_some(instances)
         },
@@ -919,19 +919,32 @@ fn kill_9_under_load_loses_nothing_that_was_snapshotted() {
     for p in players {
         let _ = p.join();
     }
-    // What a restart uses is at least as new as what was seen above.
+    // What a restart uses is at least as new as what was seen above, and
+    // the restart restores exactly that: each instance's tick and world
+    // (checksum of the rebuilt state), and its seats.
     let newest = snapshot_instances(&inspect(&dir));
-    let (restarted, admin) = start(&args);
+    let mut restart_args = args.to_vec();
+    restart_args.extend(["--log-level", "info,shardline::shard::snapshots=debug"]);
+    let (restarted, admin) = start(&restart_args);
     for (id, tick, seats) in &snapshotted {
-        let (_, newest_tick, _) = newest.iter().find(|(i, _, _)| i == id).expect("still in");
-        assert!(newest_tick >= tick, "{id}: the snapshot went back in time");
-        let live = get_json(admin, &format!("/instances/{id}"));
-        // Restored at the snapshot's tick, and ticking on since.
-        let live_tick = live["tick"].as_u64().unwrap();
+        let saved = newest
+            .iter()
+            .find(|s| &s.id == id)
+            .expect("still in the snapshot");
+        assert!(saved.tick >= *tick, "{id}: the snapshot went back in time");
+        let mark = format!("instance={id} ");
+        restarted.wait_log(&mark, RECV_TIMEOUT);
+        let log = restarted.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("instance restored") && l.contains(&mark))
+            .expect("logged above");
         assert!(
-            live_tick >= *newest_tick,
-            "{id}: tick {live_tick} restored, {newest_tick} snapshotted"
+            line.contains(&format!("tick={} ", saved.tick))
+                && line.ends_with(&format!("state_crc32={}", saved.state_crc32)),
+            "{id}: restored as {line:?}, the newest valid snapshot holds {saved:?}"
         );
+        let live = get_json(admin, &format!("/instances/{id}"));
         assert_eq!(
             live["seats"].as_array().unwrap().len() as u64,
             *seats,
@@ -940,7 +953,6 @@ fn kill_9_under_load_loses_nothing_that_was_snapshotted() {
     }
     assert_no_panic(&restarted);
     drop(restarted);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn inspect(dir: &std::path::Path) -> serde_json::Value {
@@ -953,8 +965,43 @@ fn inspect(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("inspect --json")
 }
 
-/// (id, tick, players) of every instance in the files a restart would use.
-fn snapshot_instances(report: &serde_json::Value) -> Vec<(String, u64, u64)> {
+/// An instance in the newest valid snapshot file of its shard.
+#[derive(Debug)]
+struct Saved {
+    id: String,
+    tick: u64,
+    state_crc32: String,
+}
+
+/// Every instance of the newest valid (verdict ok) file of each shard,
+/// chosen here from the per-file facts of `snapshot inspect --json`.
+fn snapshot_instances(report: &serde_json::Value) -> Vec<Saved> {
+    let mut newest: std::collections::BTreeMap<u64, (u64, &serde_json::Value)> = Default::default();
+    for f in report["files"].as_array().into_iter().flatten() {
+        if f["verdict"] != "ok" {
+            continue;
+        }
+        let (shard, generation) = (
+            f["shard"].as_u64().unwrap(),
+            f["generation"].as_u64().unwrap(),
+        );
+        if newest.get(&shard).is_none_or(|(g, _)| generation > *g) {
+            newest.insert(shard, (generation, f));
+        }
+    }
+    newest
+        .values()
+        .flat_map(|(_, f)| f["instances"].as_array().cloned().unwrap_or_default())
+        .map(|i| Saved {
+            id: i["id"].as_str().unwrap().to_owned(),
+            tick: i["tick"].as_u64().unwrap(),
+            state_crc32: i["state_crc32"].as_str().unwrap().to_owned(),
+        })
+        .collect()
+}
+
+/// (id, tick, players) of every instance in the newest valid files.
+fn snapshot_players(report: &serde_json::Value) -> Vec<(String, u64, u64)> {
     report["files"]
         .as_array()
         .into_iter()

@@ -128,6 +128,7 @@ impl Shard {
                     continue;
                 }
             };
+            log_restored(self.id, &inst);
             for seat in snap.seats.iter().filter(|s| !s.token.is_empty()) {
                 if w.tokens.contains_key(&seat.token) || w.players.contains_key(&seat.player) {
                     continue;
@@ -158,6 +159,22 @@ impl Shard {
         if instances > 0 {
             tracing::info!(shard = self.id, instances, seats, "restored from snapshot");
         }
+    }
+}
+
+/// At debug level: the tick and the CRC-32 of the world an instance came
+/// back with, saved again from the rebuilt instance: equal to the record's
+/// (`snapshot inspect --json`) when the restore reproduced it exactly.
+fn log_restored(shard: usize, inst: &Instance) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let saved = inst.save();
+        tracing::debug!(
+            shard,
+            instance = %inst.id(),
+            tick = saved.tick,
+            state_crc32 = %format_args!("{:08x}", saved.state_crc32()),
+            "instance restored"
+        );
     }
 }
 
