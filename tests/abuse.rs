@@ -332,7 +332,7 @@ impl Steady {
             let bound = (tick_interval() + LATENCY_SLACK).max(control + LATENCY_SLACK);
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
             let line = format!(
-                "abuse-bench: case={case:?} samples={} p99_ms={:.1} max_ms={:.1} \
+                "\nabuse-bench: case={case:?} samples={} p99_ms={:.1} max_ms={:.1} \
                  control_p99_ms={:.1} bound_ms={:.1} verdict={}\n",
                 m.latencies.len(),
                 ms(m.p99()),
@@ -341,7 +341,8 @@ impl Steady {
                 ms(bound),
                 if m.p99() <= bound { "within" } else { "OVER" }
             );
-            // To the real stderr: the harness captures eprintln!.
+            // To the real stderr (the harness captures eprintln!), on a line
+            // of its own (the harness may have begun one: "test … ... ").
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         m

@@ -485,3 +485,53 @@ fn load_shedding_refuses_new_players_and_keeps_the_running_games() {
         w.finish();
     }
 }
+
+#[test]
+fn an_empty_instance_id_is_invalid_and_an_absent_one_places_you() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let (mut c, _) = player(&server.url("/play"), "picky");
+    c.send_join(Some(""), true);
+    c.expect_error(ErrorCode::InvalidInstanceId);
+    // The field absent: "place me".
+    let j = c.join(None);
+    assert!(!j.instance_id.is_empty());
+    c.close();
+}
+
+#[test]
+fn a_connection_closed_for_what_it_did_keeps_the_players_seat() {
+    // What ends the connection is its fault, not the player: a resume
+    // within the grace period takes the seat (and entity) back, and input
+    // numbering goes on above the last seq the seat saw.
+    let server = Server::start(&["--tick-rate", "30", "--max-payload", "1024"]);
+    let faults: [(&str, u16, fn(&mut Client)); 3] = [
+        ("garbage", 1002, |c| c.send_binary(&[0u8; 100])),
+        ("text frame", 1003, |c| c.send_text("hello?")),
+        ("oversize", 1009, |c| c.send_binary(&[0u8; 2000])),
+    ];
+    for (what, code, fault) in faults {
+        let (mut c, w) = player(&server.play_url(CALM), "faulty");
+        let j = c.join(Some(CALM));
+        for seq in 1..=3 {
+            c.input(seq, 1.0, 0.0);
+        }
+        c.updates_until("inputs 1-3 applied", RECV_TIMEOUT, |u| {
+            u.last_input_seq == 3
+        });
+        fault(&mut c);
+        assert_eq!(c.expect_close().0, code, "{what}");
+        drop(c);
+        let mut back = Client::connect(&server.play_url(CALM));
+        let again = back.hello_resume("faulty", &w.resume_token);
+        assert!(again.resumed, "{what}: the seat was kept");
+        let rejoined = back.expect_joined();
+        assert_eq!(rejoined.entity_id, j.entity_id, "{what}: the same entity");
+        // seq 1 again is stale (dropped); 4 is applied.
+        back.input(1, -1.0, 0.0);
+        back.input(4, 0.0, 1.0);
+        let u = back.updates_until("input 4 applied", RECV_TIMEOUT, |u| u.last_input_seq >= 4);
+        assert_eq!(u.last_input_seq, 4, "{what}");
+        back.send_leave();
+        back.close();
+    }
+}

@@ -46,7 +46,10 @@ export var ErrorCode;
      */
     ErrorCode[ErrorCode["TicketWrongInstance"] = 24] = "TicketWrongInstance";
     /**
-     * Node at --max-connections or out of I/O buffers (close 1013 follows).
+     * Busy, retry shortly: the table of used join tickets is full (close 1013 follows), or
+     * in a fleet a Join that needs the directory could not be asked or answered (the
+     * connection stays). A node at --max-connections, out of connection buffers or
+     * shedding load refuses the WebSocket upgrade itself instead (HTTP 503, Retry-After: 1).
      */
     ErrorCode[ErrorCode["ServerFull"] = 30] = "ServerFull";
     ErrorCode[ErrorCode["ShuttingDown"] = 31] = "ShuttingDown";
