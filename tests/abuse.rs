@@ -15,9 +15,9 @@
 //! every case also runs a control — a second server nobody abuses, with its
 //! own steady player, measured over the same time — and prints one
 //! `abuse-bench:` line with the steady player's input→update p99 (from
-//! sending Input seq s to reading the first StateUpdate with last_input_seq
-//! >= s) next to the control's and the bound (one tick + 5 ms, or the
-//! control's p99 + 5 ms when the host itself already misses that).
+//! sending Input seq s to reading the first StateUpdate whose last_input_seq
+//! is at least s) next to the control's and the bound (one tick + 5 ms, or
+//! the control's p99 + 5 ms when the host itself already misses that).
 //!
 //! The tests of this file run one at a time (see [`serial`]): two abuse
 //! cases at once on a 2-core machine would mostly measure each other.

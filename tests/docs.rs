@@ -293,7 +293,7 @@ fn protocol_close_codes_match_the_code() {
 fn protocol_http_statuses_match_the_listener() {
     let mut sent = BTreeMap::new();
     for (file, code) in listener_sources() {
-        for (i, _) in code.match_indices(|c: char| c == '4' || c == '5') {
+        for (i, _) in code.match_indices(['4', '5']) {
             let word: String = code[i..].chars().take(4).collect();
             let digits: String = word.chars().take_while(|c| c.is_ascii_digit()).collect();
             let before = code[..i].chars().last().unwrap_or(' ');

@@ -504,7 +504,8 @@ fn a_connection_closed_for_what_it_did_keeps_the_players_seat() {
     // within the grace period takes the seat (and entity) back, and input
     // numbering goes on above the last seq the seat saw.
     let server = Server::start(&["--tick-rate", "30", "--max-payload", "1024"]);
-    let faults: [(&str, u16, fn(&mut Client)); 3] = [
+    type Fault = (&'static str, u16, fn(&mut Client));
+    let faults: [Fault; 3] = [
         ("garbage", 1002, |c| c.send_binary(&[0u8; 100])),
         ("text frame", 1003, |c| c.send_text("hello?")),
         ("oversize", 1009, |c| c.send_binary(&[0u8; 2000])),
