@@ -357,12 +357,19 @@ impl Drop for Steady {
 
 // ------------------------------------------------------------------ raw helpers
 
+/// Bound on waiting for the server to close an abusive connection: it
+/// closes a flooder within a second; this only keeps a broken server from
+/// hanging the test.
+const CLOSE_BOUND: Duration = Duration::from_secs(60);
+
 /// Reads and discards everything from `reader` on a thread until the
-/// server closes the connection (the thread then returns `true`).
+/// server closes the connection (the thread then returns `true`), or
+/// [`CLOSE_BOUND`] passes (`false`).
 fn drain_until_closed(mut reader: TcpStream) -> JoinHandle<bool> {
     std::thread::spawn(move || {
+        let deadline = Instant::now() + CLOSE_BOUND;
         let mut chunk = [0u8; 64 * 1024];
-        loop {
+        while Instant::now() < deadline {
             match reader.read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => {}
@@ -370,6 +377,7 @@ fn drain_until_closed(mut reader: TcpStream) -> JoinHandle<bool> {
                 Err(_) => return true,
             }
         }
+        false
     })
 }
 

@@ -213,7 +213,10 @@ test('the dashboard plots non-empty latency percentiles for every shard after tr
 
 test('in a fleet, the demo shows a broadcast notice and follows a move to the other node', async () => {
   const redis = await startRedis();
-  const dir = ['--directory', redis.url, '--region', 'eu', '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '1000'];
+  // A TTL far above the heartbeat: a node that a loaded machine starves
+  // for a second must not look dead (that would move its games to the
+  // other node, a take-over this test is not about).
+  const dir = ['--directory', redis.url, '--region', 'eu', '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '10000'];
   const nodes = [];
   try {
     const a = await startServer([...dir, '--node-id', 'web-a']);

@@ -32,7 +32,10 @@ before(async () => {
   redis = await startRedis();
   // Replicas every heartbeat (the helper turns snapshot files off).
   directory = redis.url;
-  const dir = ['--directory', directory, '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '1000'];
+  // A TTL far above the heartbeat: a node that a loaded machine starves for
+  // a second must not look dead (a take-over would move its games); the
+  // take-over test stops its node gracefully, which hands over at once.
+  const dir = ['--directory', directory, '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '10000'];
   nodeA = await startServer([...dir, '--region', 'eu', '--node-id', 'sdk-a']);
   nodeB = await startServer([...dir, '--region', 'eu', '--node-id', 'sdk-b']);
   nodeC = await startServer([...dir, '--region', 'us', '--node-id', 'sdk-c']);
