@@ -27,13 +27,44 @@ const VICTIM_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// loaded machine's scheduling.
 const DEATH_TIMEOUT: Duration = Duration::from_secs(15);
 
+const NAME: &str = "children_die_with_a_test_killed_mid_run";
+
 fn main() {
     if std::env::var_os(VICTIM_ENV).is_some() {
         victim();
-    } else {
-        children_die_with_a_test_killed_mid_run();
-        println!("test children_die_with_a_test_killed_mid_run ... ok");
+        return;
     }
+    // The parts of libtest's command line that matter without it: `--list`,
+    // and a name filter (`cargo test FILTER` runs only matching tests).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("{NAME}: test");
+        return;
+    }
+    // libtest's options that take a value (`--test-threads 1`): not filters.
+    const WITH_VALUE: [&str; 6] = [
+        "--test-threads",
+        "--skip",
+        "--format",
+        "--color",
+        "--logfile",
+        "-Z",
+    ];
+    let mut filters = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            it.next();
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
+    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+        println!("running 0 tests (1 filtered out)");
+        return;
+    }
+    children_die_with_a_test_killed_mid_run();
+    println!("test {NAME} ... ok");
 }
 
 /// Starts what tests start, prints the pids, and waits to be killed.
