@@ -50,7 +50,7 @@ const WRITE_BUFFER_BYTES: usize = 4096;
 /// Tick step of the 30 Hz scenario, seconds.
 const DT_S: f32 = 1.0 / 30.0;
 /// io_uring registered memory per ring of the mesh benchmark's executors:
-/// fits the 8 MiB memlock limit (FACTS.md).
+/// fits the 8 MiB memlock limit of the benchmark machine (BENCHMARKS.md, Machine).
 const IO_MEMORY_BYTES: usize = 512 << 10;
 /// Capacity of each mesh channel: shardline's `--mesh-channel-capacity`.
 const MESH_CHANNEL_CAPACITY: usize = 1024;

@@ -20,7 +20,7 @@ usage() {
 usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR]
 
   --quick       fewer and shorter steps (~3-5 min instead of ~20)
-  --only LIST   comma-separated subset of: micro,idle,echo,game,snapshot,profile
+  --only LIST   comma-separated subset of: micro,idle,echo,game,snapshot,abuse,profile
                 (default: all but profile)
   --profile     also run `perf record` on both servers under the game load
                 (results in DIR/profile-*.txt; not used for any table)
@@ -36,7 +36,7 @@ EOF
 }
 
 QUICK=0
-ONLY="micro,idle,echo,game,snapshot"
+ONLY="micro,idle,echo,game,snapshot,abuse"
 OUT=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -490,6 +490,19 @@ elif cmd == "record-micro":
                     "lo_ns": est["mean"]["confidence_interval"]["lower_bound"],
                     "hi_ns": est["mean"]["confidence_interval"]["upper_bound"]})
 
+elif cmd == "record-abuse":
+    # args: the output of tests/abuse.rs run with SHARDLINE_BENCH_ABUSE=1,
+    # whose `abuse-bench:` lines hold each case's figures.
+    import shlex
+    for line in open(args[0], errors="replace"):
+        if not line.startswith("abuse-bench: "):
+            continue
+        rec = {"scenario": "abuse"}
+        for kv in shlex.split(line[len("abuse-bench: "):]):
+            k, _, v = kv.partition("=")
+            rec[k] = v if k in ("case", "verdict") else float(v)
+        append(rec)
+
 elif cmd == "report":
     recs = [json.loads(l) for l in open(os.environ["RECORDS"]) if l.strip()]
     by = lambda s: [r for r in recs if r["scenario"] == s]
@@ -706,6 +719,19 @@ elif cmd == "report":
             writes = pooled(ons, "snapshot_write")
             w(f"- Snapshot writes (capture + archive + write + fsync): {sum(writes.values())}, "
               f"p50 {us(hdr_quantile(writes, 0.5))}, p99 {us(hdr_quantile(writes, 0.99))}.")
+        w("")
+
+    abuse = by("abuse")
+    if abuse:
+        w("### Abuse: a well-behaved player's input→update p99 while the server is abused\n")
+        w("Each case of `tests/abuse.rs` against a control server nobody abuses, measured over "
+          "the same time; bound: one tick (33.3 ms) + 5 ms, or the control's p99 + 5 ms when the "
+          "host already misses that.\n")
+        w("| case | samples | p99 | max | control p99 | bound | |")
+        w("|---|---:|---:|---:|---:|---:|---|")
+        for r in abuse:
+            w(f"| {r['case']} | {r['samples']:.0f} | {r['p99_ms']:.1f} ms | {r['max_ms']:.1f} ms | "
+              f"{r['control_p99_ms']:.1f} ms | {r['bound_ms']:.1f} ms | {r['verdict']} |")
         w("")
     print("\n".join(out))
 PY
@@ -1063,6 +1089,24 @@ scenario_snapshot() {
     done
 }
 
+# The abuse cases of tests/abuse.rs with latency measured
+# (SHARDLINE_BENCH_ABUSE=1): in each, a well-behaved player's input→update
+# p99 on the abused server against a control server's, measured over the same
+# time. Not pinned: each case's abusing clients are threads of the test, on
+# the same cores as both servers, as a neighbour's would be.
+scenario_abuse() {
+    log "abuse: tests/abuse.rs with SHARDLINE_BENCH_ABUSE=1 (~3 min)"
+    local out=$OUT/abuse.txt
+    (cd "$ROOT" && SHARDLINE_BENCH_ABUSE=1 exec setsid cargo test --release --locked --test abuse -- --test-threads 1) \
+        >"$out" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || log "abuse: a case failed; see $out"
+    forget_pid "$pid"
+    grep '^abuse-bench:' "$out" >&2 || true
+    py record-abuse "$out"
+}
+
 # perf profiles of both servers under PROFILE_PLAYERS at 30 Hz (not used for
 # any table: perf itself takes CPU).
 scenario_profile() {
@@ -1100,7 +1144,7 @@ scenario_profile() {
 machine_info
 build
 started=$SECONDS
-for s in micro idle echo game snapshot profile; do
+for s in micro idle echo game snapshot abuse profile; do
     if [[ ",$ONLY," == *",$s,"* ]]; then
         "scenario_$s"
     fi

@@ -60,8 +60,15 @@ fn serve(opts: ServeOpts) -> anyhow::Result<()> {
     {
         tracing::warn!("{warning}");
     }
+    // Taken before the node starts: a SIGTERM that arrives while it starts
+    // (an orchestrator stopping it at once) waits for the shutdown handle
+    // instead of killing the process with the default action.
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
     let node = Node::start(cfg, Arc::new(ArenaFactory))?;
-    install_signal_handlers(node.shutdown_handle())?;
+    install_signal_handlers(signals, node.shutdown_handle())?;
     let exits = node.wait()?;
     let cut: usize = exits.iter().map(|e| e.cut_connections).sum();
     tracing::info!(cut_connections = cut, "shardline stopped");
@@ -74,9 +81,10 @@ pub use crate::util::cores::available_cores;
 pub use crate::util::logging::{init_logging, set_log_filter};
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
-fn install_signal_handlers(handle: crate::node::ShutdownHandle) -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+fn install_signal_handlers(
+    mut signals: signal_hook::iterator::Signals,
+    handle: crate::node::ShutdownHandle,
+) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

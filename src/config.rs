@@ -168,7 +168,7 @@ pub struct ServeOpts {
     #[arg(long, value_name = "BYTES")]
     pub write_buffer_bytes: Option<usize>,
 
-    /// Preallocated outbound buffers per shard; when none is free new connections are refused (HTTP 503). [default: max-connections / shards + 25%]
+    /// Preallocated outbound buffers per shard; when none is free new connections are refused (HTTP 503). [default: max-connections / shards + 25%, at least min(max-connections, 64)]
     #[arg(long, value_name = "N")]
     pub buffers: Option<usize>,
 

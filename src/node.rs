@@ -40,6 +40,8 @@ pub struct Node {
     handles: Vec<ExecutorJoinHandle<ShardExit>>,
     controls: Vec<ControlSender>,
     local_addr: SocketAddr,
+    /// Where the admin listener is bound (port 0 resolved), when it is on.
+    admin_addr: Option<SocketAddr>,
 }
 
 /// Asks every shard of a node to shut down (cloneable, usable from a
@@ -141,11 +143,17 @@ impl Node {
             handles,
             controls,
             local_addr,
+            admin_addr: cfg.admin_listen,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin listener's bound address (`None` with `--admin-listen off`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -55,15 +55,19 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_every_shard() {
     let (status, text) = get(admin, "/metrics");
     assert_eq!(status, 200);
     assert!(text.contains("shardline_input_to_update_seconds_count{shard=\"1\"}"));
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; .ci/run installs it)");
-    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
+    common::redis::require("promtool", "prometheus");
+    let mut promtool = common::procs::Proc::spawn(
+        Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .expect("start promtool");
+    std::io::Write::write_all(promtool.stdin().unwrap(), text.as_bytes()).unwrap();
+    // Closes promtool's stdin.
+    drop(promtool.take_stdin());
+    let out = common::procs::finish_within(&mut promtool, common::CLI_TIMEOUT);
     assert!(
         out.status.success(),
         "promtool check metrics failed:\n{}{}",
@@ -72,7 +76,6 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_every_shard() {
     );
 
     let dir = tempdir("prom");
-    let port = free_port();
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -81,18 +84,29 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_every_shard() {
         ),
     )
     .unwrap();
-    let mut prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus (Debian package `prometheus`; .ci/run installs it)");
-    let prom_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    common::redis::require("prometheus", "prometheus");
+    // Port 0: Prometheus binds a free port and logs it ("Listening on").
+    let mut prom = common::procs::Proc::spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .expect("start prometheus");
+    let log = common::procs::Captured::default();
+    log.attach(prom.take_stdout());
+    log.attach(prom.take_stderr());
+    let prom_addr = log
+        .wait_for(Duration::from_secs(60), 2, |t| {
+            common::procs::address_after(t, "msg=\"Listening on\" address=")
+        })
+        .unwrap_or_else(|e| panic!("prometheus did not say where it listens: {e}"));
     let shards = eventually(
         "Prometheus returns both shards' series",
         Duration::from_secs(60),
@@ -113,8 +127,7 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_every_shard() {
             (shards.len() == 2).then_some(shards)
         },
     );
-    let _ = prom.kill();
-    let _ = prom.wait();
+    drop(prom);
     assert_eq!(shards, ["0", "1"]);
 }
 
@@ -249,16 +262,13 @@ fn drain_stops_new_placements_and_keeps_running_games() {
 
 #[test]
 fn admin_token_is_required_off_loopback() {
-    let out = Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "0.0.0.0:0",
-        ])
-        .output()
-        .unwrap();
+    let out = common::shardline_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "0.0.0.0:0",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--admin-token"));
 
@@ -277,10 +287,8 @@ fn admin_token_is_required_off_loopback() {
 fn stats_command_prints_per_shard_percentile_tables() {
     let (server, admin) = server_with_admin(&[]);
     let _clients = drive(&server, 5);
-    let out = Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args(["stats", "--admin", &admin.to_string()])
-        .output()
-        .unwrap();
+    let admin_arg = admin.to_string();
+    let out = common::shardline_cli(&["stats", "--admin", &admin_arg]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -302,10 +310,7 @@ fn stats_command_prints_per_shard_percentile_tables() {
         .filter(|l| l.starts_with('0') || l.starts_with('1') || l.starts_with("all"))
         .count();
     assert_eq!(rows, 3, "shard 0, shard 1 and merged rows:\n{text}");
-    let json = Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args(["stats", "--admin", &admin.to_string(), "--json"])
-        .output()
-        .unwrap();
+    let json = common::shardline_cli(&["stats", "--admin", &admin_arg, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert!(
         v["histograms_us"]["input_to_update"]["count"]
@@ -315,10 +320,45 @@ fn stats_command_prints_per_shard_percentile_tables() {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+#[test]
+fn stats_watch_redraws_in_place_until_the_node_goes_away() {
+    let (server, admin) = server_with_admin(&[]);
+    let _clients = drive(&server, 5);
+    let mut watch = common::procs::Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_shardline"))
+            .args(["stats", "--admin", &admin.to_string(), "--watch", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .expect("start shardline stats --watch");
+    let out = common::procs::Captured::default();
+    out.attach(watch.take_stdout());
+    out.attach(watch.take_stderr());
+    // Each refresh clears the screen, homes the cursor and redraws the
+    // tables (once a second here; bounded generously).
+    const CLEAR: &str = "\x1b[2J\x1b[H";
+    let text = out
+        .wait_for(Duration::from_secs(30), 2, |t| {
+            (t.matches(CLEAR).count() >= 3).then(|| t.to_owned())
+        })
+        .unwrap_or_else(|e| panic!("three redraws of stats --watch: {e}"));
+    for frame in text.split(CLEAR).skip(1).take(2) {
+        assert!(frame.contains("input_to_update (ms)"), "{frame}");
+        assert!(
+            frame.contains("(refreshing every 1 s; Ctrl-C to stop)"),
+            "{frame}"
+        );
+    }
+    // The node stops: the next refresh fails and says why.
+    drop(server);
+    let status = watch
+        .wait_within(Duration::from_secs(30))
+        .expect("stats --watch ends once the node is gone");
+    assert!(!status.success());
+    assert!(
+        out.text().contains("cannot reach the admin endpoint"),
+        "{}",
+        out.text()
+    );
 }

@@ -5,17 +5,17 @@
 //! player to the owner; fleet messages (config, drain); failover after
 //! kill -9 with replicated state; and a Redis outage mid-game.
 //!
-//! Skipped (with a message) when `redis-server` is not installed; `.ci/run`
-//! installs it.
+//! A machine without `redis-server` fails these tests, naming the package
+//! (`bash scripts/test.sh` installs it).
 
 mod common;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::http::{admin_addr, eventually, get};
+use common::redis::Redis;
 use common::{Client, Server};
 use serde_json::json;
 use shardline::protocol::{ErrorCode, ServerMsg};
@@ -27,89 +27,6 @@ const SETTLE: Duration = Duration::from_secs(15);
 const HEARTBEAT_MS: &str = "200";
 const TTL_MS: &str = "1500";
 const SNAPSHOT_MS: &str = "200";
-
-// ------------------------------------------------------------------ redis
-
-/// A `redis-server` child on 127.0.0.1:`port`, without persistence.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Redis {
-    /// `None` when redis-server is not installed.
-    fn start() -> Option<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            // CI installs it (.ci/run): there, a missing server is a failure.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed"
-            );
-            eprintln!("redis-server not installed: directory test skipped");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Redis { child: None, port };
-        r.restart();
-        Some(r)
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "redis already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        eventually("redis-server accepts connections", SETTLE, || {
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
-        });
-    }
-
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("redis running");
-        child.kill().expect("kill redis-server");
-        child.wait().expect("reap redis-server");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGSTOP (`true`) or SIGCONT: Redis keeps its data but answers
-    /// nobody meanwhile.
-    fn freeze(&self, stop: bool) {
-        let pid = self.child.as_ref().expect("redis running").id();
-        let sig = if stop { "-STOP" } else { "-CONT" };
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(ok.success(), "kill {sig} {pid}");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 // ------------------------------------------------------------------ nodes
 
@@ -261,11 +178,10 @@ impl Drop for Node {
 }
 
 fn fleet(redis: &Redis, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args(["fleet", "--directory", &redis.url()])
-        .args(args)
-        .output()
-        .expect("run shardline fleet");
+    let url = redis.url();
+    let mut all = vec!["fleet", "--directory", &url];
+    all.extend_from_slice(args);
+    let out = common::shardline_cli(&all);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -278,7 +194,7 @@ fn fleet(redis: &Redis, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn routing_ownership_and_fleet_messages() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let a = Node::start(&redis, "eu-a", "eu", &[]);
     let b = Node::start(&redis, "eu-b", "eu", &[]);
     let c = Node::start(&redis, "us-c", "us", &[]);
@@ -430,7 +346,7 @@ fn routing_ownership_and_fleet_messages() {
 
 #[test]
 fn failover_restores_a_dead_nodes_games_on_its_region() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let a_snapshots = common::http::tempdir("fleet-a");
     let a_dir = a_snapshots.to_str().unwrap();
     let mut a = Node::start(&redis, "fa", "eu", &["--snapshot-dir", a_dir]);
@@ -479,12 +395,10 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
             "fb"
         );
     }
+    // How long the take-over took is a measurement (BENCHMARKS.md, fleet),
+    // not asserted here: route_until's bound is the test's.
     let took = killed_at.elapsed();
     eprintln!("B owned A's instances {took:?} after kill -9 (TTL {TTL_MS} ms)");
-    assert!(
-        took < Duration::from_secs(10),
-        "B owned A's instances {took:?} after the kill"
-    );
 
     // Each player resumes its own entity on B with its token, right away:
     // a resume that arrives while B is still rebuilding the instance waits
@@ -554,7 +468,7 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
 
 #[test]
 fn a_new_seat_is_found_from_another_node_before_any_replication() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     // No replication for a minute: only the seat written at the join can
     // tell B where the token's seat is.
     let slow = ["--snapshot-interval-ms", "60000"];
@@ -573,9 +487,7 @@ fn a_new_seat_is_found_from_another_node_before_any_replication() {
 
 #[test]
 fn a_redis_outage_leaves_games_running_and_nodes_reregister() {
-    let Some(mut redis) = Redis::start() else {
-        return;
-    };
+    let mut redis = Redis::start();
     let a = Node::start(&redis, "oa", "eu", &[]);
     wait_fleet(&[&a], 1);
     let (mut p, _, j) = player_in(&a, "p", "live-1");
@@ -644,7 +556,7 @@ fn notice(c: &mut Client) -> (String, String) {
 
 #[test]
 fn broadcasts_reach_a_region_and_players_move_between_nodes() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let a = Node::start(&redis, "ma", "eu", &[]);
     let b = Node::start(&redis, "mb", "eu", &[]);
     let c = Node::start(&redis, "mc", "us", &[]);
@@ -798,7 +710,7 @@ fn broadcasts_reach_a_region_and_players_move_between_nodes() {
 
 #[test]
 fn a_stopping_node_hands_its_games_to_its_region_at_once() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     // A TTL of 30 s and no periodic replication within the test: only the
     // final replica and the left marker of a graceful stop can move the
     // game within seconds, and with its state at the stop.
@@ -838,7 +750,9 @@ fn a_stopping_node_hands_its_games_to_its_region_at_once() {
     );
     let took = stopped_at.elapsed();
     eprintln!("B owned the stopped node's instance {took:?} after SIGTERM (TTL 30 s)");
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Generous, and the point of the test: well before the 30 s TTL, so it
+    // was the stopping node's own hand-over, not its registration expiring.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
     assert!(a.server.wait_exit(SETTLE).success());
     assert!(a
         .server
@@ -859,4 +773,130 @@ fn a_stopping_node_hands_its_games_to_its_region_at_once() {
         b.metric("shardline_directory_instances_taken_over_total"),
         1
     );
+}
+
+#[test]
+fn fleet_nodes_lists_every_node_and_routing_hands_out_its_public_url() {
+    let redis = Redis::start();
+    const PUBLIC: &str = "wss://pa.game.example";
+    let a = Node::start(
+        &redis,
+        "pa",
+        "eu",
+        &["--public-url", PUBLIC, "--location", "eu-west-1a"],
+    );
+    let b = Node::start(&redis, "pb", "eu", &[]);
+    wait_fleet(&[&a, &b], 2);
+
+    // `fleet nodes`: one JSON object per registered node.
+    let (ok, out) = fleet(&redis, &["nodes"]);
+    assert!(ok, "{out}");
+    let nodes: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let node = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in `fleet nodes`:\n{out}"))
+            .clone()
+    };
+    assert_eq!(nodes.len(), 2, "{out}");
+    let (na, nb) = (node("pa"), node("pb"));
+    assert_eq!(
+        (
+            na["region"].as_str(),
+            na["url"].as_str(),
+            na["location"].as_str()
+        ),
+        (Some("eu"), Some(PUBLIC), Some("eu-west-1a")),
+        "{na}"
+    );
+    // Without --public-url: ws://<listen address>; location: the region.
+    assert_eq!(nb["url"].as_str(), Some(b.url().as_str()), "{nb}");
+    assert_eq!(nb["location"].as_str(), Some("eu"), "{nb}");
+
+    // What the directory tells players about A is its public URL: routing
+    // by instance, and the other node's WrongNode.
+    let (_p, _, _) = player_in(&a, "owner", "pub-1");
+    let url = eventually("B routes pub-1 to A", SETTLE, || {
+        let (status, body) = b.get("/v1/route?instance=pub-1");
+        (status == 200).then(|| body["url"].as_str().unwrap_or_default().to_owned())
+    });
+    assert_eq!(url, PUBLIC);
+    let mut c = Client::connect(&b.server.play_url("pub-1"));
+    assert_eq!(c.expect_error(ErrorCode::WrongNode), PUBLIC);
+}
+
+#[test]
+fn replica_bytes_max_leaves_a_larger_instance_unreplicated() {
+    let redis = Redis::start();
+    // 1 KiB, the smallest allowed: an instance with 24 seated players (each
+    // with its 128-bit resume token, which lz4 cannot shrink) is larger.
+    let a = Node::start(&redis, "ra", "eu", &["--replica-bytes-max", "1024"]);
+    let crowd: Vec<Client> = (0..24)
+        .map(|n| player_in(&a, &format!("crowd-{n}"), "crowded").0)
+        .collect();
+    let (_alone, _, _) = player_in(&a, "alone", "quiet");
+    eventually(
+        "the crowded instance refused for replication",
+        SETTLE,
+        || (a.metric("shardline_directory_replicas_too_large_total") > 0).then_some(()),
+    );
+    assert!(
+        a.server.log_contains("instance not replicated"),
+        "{}",
+        a.server.log()
+    );
+    // The small one is replicated, within the bound.
+    let written = a.metric("shardline_directory_replicas_written_total");
+    eventually("replicas of the small instance", SETTLE, || {
+        (a.metric("shardline_directory_replicas_written_total") > written).then_some(())
+    });
+    let largest = a.metric("shardline_directory_replica_instance_bytes_max");
+    assert!(
+        largest > 0 && largest <= 1024,
+        "largest replica {largest} bytes"
+    );
+    drop(crowd);
+}
+
+#[test]
+fn a_move_whose_target_node_does_not_answer_is_abandoned_after_5_s() {
+    let redis = Redis::start();
+    let a = Node::start(&redis, "ta", "eu", &[]);
+    let b = Node::start(&redis, "tb", "eu", &[]);
+    wait_fleet(&[&a, &b], 2);
+    let (mut mover, w, j) = player_in(&a, "mover", "tm-from");
+    let (_host, _, _) = player_in(&b, "host", "tm-to");
+    // B stops answering anything (the process is frozen, as a node stuck
+    // in a long GC pause or a broken network would be).
+    b.server.signal(libc::SIGSTOP);
+    let pid = w.player_id.to_string();
+    let (ok, out) = fleet(
+        &redis,
+        &[
+            "move",
+            "--instance",
+            "tm-from",
+            "--player",
+            &pid,
+            "--to",
+            "tm-to",
+        ],
+    );
+    b.server.signal(libc::SIGCONT);
+    assert!(!ok, "the move cannot succeed: {out}");
+    assert!(
+        out.contains("the target node did not answer within 5000 ms; the player stays"),
+        "{out}"
+    );
+    // The player stays where it was, playing: no Transfer, its inputs apply.
+    mover.input(1, 1.0, 0.0);
+    let u = update_where(&mut mover, "the input applied on A", |u| {
+        u.last_input_seq == 1
+    });
+    assert!(u.entity(j.entity_id).is_some());
+    assert_eq!(a.metric("shardline_directory_players_moved_out_total"), 0);
 }

@@ -7,19 +7,24 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::procs::{describe, finish_within, try_output_within, Proc};
 use common::Server;
 
 /// The client's own session bound is 60 s; this is above it.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn tools_missing() -> Option<String> {
-    let python = Command::new("python3")
-        .args(["-c", "import flatbuffers, websockets"])
-        .output();
-    match python {
+    let run = |program: &str, args: &[&str]| {
+        try_output_within(
+            Command::new(program)
+                .args(args)
+                .env("PATH", common::tools_path()),
+            common::CLI_TIMEOUT,
+        )
+    };
+    match run("python3", &["-c", "import flatbuffers, websockets"]) {
         Err(e) => return Some(format!("python3 cannot be run: {e}")),
         Ok(o) if !o.status.success() => {
             return Some(format!(
@@ -30,7 +35,7 @@ fn tools_missing() -> Option<String> {
         Ok(_) => {}
     }
     let flatc = std::env::var("FLATC").unwrap_or_else(|_| "flatc".to_owned());
-    match Command::new(&flatc).arg("--version").output() {
+    match run(&flatc, &["--version"]) {
         Err(e) => Some(format!("{flatc} cannot be run: {e}")),
         Ok(o) if !o.status.success() => Some(format!("{flatc} --version failed")),
         Ok(_) => None,
@@ -40,37 +45,29 @@ fn tools_missing() -> Option<String> {
 #[test]
 fn python_client_generated_by_flatc_plays() {
     if let Some(why) = tools_missing() {
-        panic!("{why}\nInstall the test tools with: bash scripts/setup-test-tools.sh");
+        panic!(
+            "{why}\nInstall the test tools (into target/test-venv) with: \
+             bash scripts/setup-test-tools.sh"
+        );
     }
     let server = Server::start(&["--tick-rate", "30"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python/play.py");
     let url = server.url("/play");
-    let child = Command::new("python3")
-        .arg(&script)
+    // The client runs flatc as a child of its own: a process tree.
+    let mut cmd = Proc::tree_command("python3");
+    cmd.arg(&script)
         .args(["--url", &url, "--instance", "py-arena"])
+        .env("PATH", common::tools_path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python3");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(CLIENT_TIMEOUT) {
-        Ok(out) => out.expect("wait for the python client"),
-        Err(_) => {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            panic!("python client did not finish within {CLIENT_TIMEOUT:?}");
-        }
-    };
+        .stderr(Stdio::piped());
+    let mut client = Proc::spawn_tree(&mut cmd).expect("start python3");
+    let output = finish_within(&mut client, CLIENT_TIMEOUT);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stdout.contains("python client: OK"),
         "python client failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
+        describe(output.status)
     );
 }

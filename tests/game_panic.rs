@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::http::{eventually, get_json};
@@ -66,15 +66,6 @@ impl GameFactory for PanickingFactory {
     }
 }
 
-/// A port free a moment ago, for the admin listener (the node does not
-/// report the one it bound for port 0).
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 fn game_panics(admin: SocketAddr) -> u64 {
     let stats = get_json(admin, "/stats");
     stats["shards"]
@@ -87,14 +78,13 @@ fn game_panics(admin: SocketAddr) -> u64 {
 
 #[test]
 fn a_panic_in_one_instance_stops_it_and_the_rest_go_on() {
-    let admin = free_port();
     let dir = common::http::tempdir("game-panic");
     let opts = ServeOpts {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         shards: Some(SHARDS),
         tick_rate: Some(30),
-        admin_listen: Some(admin.to_string()),
-        snapshot_dir: Some(dir.clone()),
+        admin_listen: Some("127.0.0.1:0".into()),
+        snapshot_dir: Some(dir.to_path_buf()),
         snapshot_interval_ms: Some(0),
         no_restore: true,
         load_shedding: Some("off".into()),
@@ -105,6 +95,7 @@ fn a_panic_in_one_instance_stops_it_and_the_rest_go_on() {
     let cfg = Config::resolve(opts, &[]).expect("valid config");
     let node = Node::start(cfg, Arc::new(PanickingFactory)).expect("node starts");
     let addr = node.local_addr();
+    let admin = node.admin_addr().expect("the admin listener is on");
     let url = |id: &str| format!("ws://{addr}/play?instance={id}");
 
     // Two instances on shard 0 (one will panic), one on shard 1.
@@ -157,5 +148,4 @@ fn a_panic_in_one_instance_stops_it_and_the_rest_go_on() {
     node.shutdown_handle().shutdown();
     let exits = node.wait().expect("every shard stops cleanly");
     assert_eq!(exits.len(), SHARDS);
-    let _ = std::fs::remove_dir_all(dir);
 }

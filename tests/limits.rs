@@ -349,3 +349,190 @@ fn unknown_path_is_404_and_plain_http_is_400() {
     watcher.wait_updates(AFTER);
     watcher.finish();
 }
+
+/// The head of the raw HTTP answer to `request` (the connection is closed
+/// after it, whatever it was).
+fn answer_head(server: &Server, request: &[u8]) -> String {
+    let mut s = tcp(server.addr());
+    s.write_all(request).unwrap();
+    read_http_head(&mut s).0
+}
+
+#[test]
+fn an_upgrade_head_over_http_head_bytes_max_gets_431() {
+    let server = Server::start(&["--tick-rate", "30", "--http-head-bytes-max", "1024"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    // One 2,000-byte header: the head outgrows 1,024 bytes before it ends.
+    let mut request = upgrade_request(server.addr(), "/play");
+    let end = request.len() - 2;
+    request.splice(
+        end..end,
+        format!("X-Padding: {}\r\n", "p".repeat(2000)).into_bytes(),
+    );
+    let head = answer_head(&server, &request);
+    assert!(
+        head.starts_with("HTTP/1.1 431 Request Header Fields Too Large"),
+        "{head:?}"
+    );
+    // A head within the bound is upgraded as usual.
+    let (mut c, _) = player(&server.play_url(CALM), "small-head");
+    c.join(Some(CALM));
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn every_503_says_when_to_retry() {
+    // The node's connection limit, and an empty buffer pool: HTTP 503 with
+    // `Retry-After: 1`.
+    let server = Server::start(&["--max-connections", "2", "--buffers", "1"]);
+    let (_one, _) = player(&server.play_url(CALM), "one");
+    // The owner shard of CALM has its one buffer taken.
+    let head = answer_head(
+        &server,
+        &upgrade_request(server.addr(), &format!("/play?instance={CALM}")),
+    );
+    assert!(head.starts_with("HTTP/1.1 503"), "{head:?}");
+    assert!(head.contains("\r\nRetry-After: 1"), "{head:?}");
+    let (_two, _) = player(&server.url("/echo"), "two");
+    let head = answer_head(&server, &upgrade_request(server.addr(), "/echo"));
+    assert!(head.starts_with("HTTP/1.1 503"), "{head:?}");
+    assert!(head.contains("\r\nRetry-After: 1"), "{head:?}");
+}
+
+#[test]
+fn a_move_to_a_shard_without_a_free_buffer_closes_1013_and_keeps_the_seat() {
+    // One outbound buffer per shard. A holds the one of shard 1; B, seated
+    // on shard 0, asks to join an instance of shard 1: its connection moves
+    // there, finds no buffer, and is closed with 1013 (try again later) —
+    // its seat is reserved, so it resumes once a buffer is free.
+    let server = Server::start(&["--tick-rate", "30", "--buffers", "1"]);
+    let there = id_on_shard("full-shard", 1);
+    let here = id_on_shard("home", 0);
+    let (mut a, _) = player(&server.play_url(&there), "a");
+    a.join(Some(&there));
+    let (mut b, wb) = player(&server.play_url(&here), "b");
+    b.join(Some(&here));
+    b.send_join(Some(&there), true);
+    let (code, reason) = b.expect_close();
+    assert_eq!(code, 1013, "{reason}");
+    assert!(reason.contains("resume with your token"), "{reason}");
+    // A leaves, its buffer goes back: B resumes its seat in `there`.
+    a.close();
+    let deadline = Instant::now() + RECV_TIMEOUT;
+    let mut b = loop {
+        match Client::try_connect(&server.play_url(&there)) {
+            Ok(c) => break c,
+            Err(tungstenite::Error::Http(r)) if r.status() == 503 => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no buffer free within {RECV_TIMEOUT:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("reconnect: {e}"),
+        }
+    };
+    let w = b.hello_resume("b", &wb.resume_token);
+    assert!(w.resumed);
+    assert_eq!(b.expect_joined().instance_id, there);
+}
+
+#[test]
+fn load_shedding_refuses_new_players_and_keeps_the_running_games() {
+    // A threshold any working shard exceeds: every shard that ticks an
+    // instance is overloaded by this measure, and sheds after two seconds.
+    let server = Server::start(&[
+        "--tick-rate",
+        "30",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--load-shedding",
+        "on",
+        "--cpu-restart-threshold",
+        "0.000001",
+        "--health-check-interval-ms",
+        "100",
+    ]);
+    let admin = common::http::admin_addr(&server);
+    let mut watchers: Vec<Watcher> = (0..2)
+        .map(|s| Watcher::start(&server, &id_on_shard("busy", s)))
+        .collect();
+    // Bounded: the shedding decision is taken once per second, after two
+    // overloaded seconds in a row.
+    let refused = common::http::eventually("a shard sheds", Duration::from_secs(20), || {
+        let head = answer_head(&server, &upgrade_request(server.addr(), "/play"));
+        head.starts_with("HTTP/1.1 503").then_some(head)
+    });
+    assert!(refused.contains("\r\nRetry-After: 1"), "{refused:?}");
+    assert!(server.log_contains("overloaded: refusing new players"));
+    let overload: u64 = common::http::get_json(admin, "/stats")["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["counters"]["refused_overload"].as_u64().unwrap())
+        .sum();
+    assert!(overload >= 1);
+    common::http::eventually("/ready says no", Duration::from_secs(10), || {
+        (common::http::get(admin, "/ready").0 == 503).then_some(())
+    });
+    // The games already running go on, one update per tick.
+    for w in watchers.iter_mut() {
+        w.wait_updates(AFTER);
+    }
+    for w in watchers {
+        w.finish();
+    }
+}
+
+#[test]
+fn an_empty_instance_id_is_invalid_and_an_absent_one_places_you() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let (mut c, _) = player(&server.url("/play"), "picky");
+    c.send_join(Some(""), true);
+    c.expect_error(ErrorCode::InvalidInstanceId);
+    // The field absent: "place me".
+    let j = c.join(None);
+    assert!(!j.instance_id.is_empty());
+    c.close();
+}
+
+#[test]
+fn a_connection_closed_for_what_it_did_keeps_the_players_seat() {
+    // What ends the connection is its fault, not the player: a resume
+    // within the grace period takes the seat (and entity) back, and input
+    // numbering goes on above the last seq the seat saw.
+    let server = Server::start(&["--tick-rate", "30", "--max-payload", "1024"]);
+    type Fault = (&'static str, u16, fn(&mut Client));
+    let faults: [Fault; 3] = [
+        ("garbage", 1002, |c| c.send_binary(&[0u8; 100])),
+        ("text frame", 1003, |c| c.send_text("hello?")),
+        ("oversize", 1009, |c| c.send_binary(&[0u8; 2000])),
+    ];
+    for (what, code, fault) in faults {
+        let (mut c, w) = player(&server.play_url(CALM), "faulty");
+        let j = c.join(Some(CALM));
+        for seq in 1..=3 {
+            c.input(seq, 1.0, 0.0);
+        }
+        c.updates_until("inputs 1-3 applied", RECV_TIMEOUT, |u| {
+            u.last_input_seq == 3
+        });
+        fault(&mut c);
+        assert_eq!(c.expect_close().0, code, "{what}");
+        drop(c);
+        let mut back = Client::connect(&server.play_url(CALM));
+        let again = back.hello_resume("faulty", &w.resume_token);
+        assert!(again.resumed, "{what}: the seat was kept");
+        let rejoined = back.expect_joined();
+        assert_eq!(rejoined.entity_id, j.entity_id, "{what}: the same entity");
+        // seq 1 again is stale (dropped); 4 is applied.
+        back.input(1, -1.0, 0.0);
+        back.input(4, 0.0, 1.0);
+        let u = back.updates_until("input 4 applied", RECV_TIMEOUT, |u| u.last_input_seq >= 4);
+        assert_eq!(u.last_input_seq, 4, "{what}");
+        back.send_leave();
+        back.close();
+    }
+}

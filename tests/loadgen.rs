@@ -2,13 +2,16 @@
 //! processes on 127.0.0.1:0, the loadgen binary against them, its JSON read
 //! back. Every process is bounded in time and killed if it overruns.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use common::procs::{address_after, finish_within, Captured, Proc};
+use common::temp::TempDir;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardline");
@@ -22,11 +25,12 @@ const LOADGEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// server's overload shedding). A server holds this until it is dropped.
 static ONE_SERVER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// A `shardline serve` child with its own snapshot directory; killed on drop.
+/// A `shardline serve` child with its own snapshot directory; killed (and
+/// the directory removed) on drop.
 struct Server {
-    child: Child,
+    child: Proc,
     addr: SocketAddr,
-    dir: PathBuf,
+    _dir: TempDir,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -36,47 +40,38 @@ impl Server {
         let turn = ONE_SERVER_AT_A_TIME
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let dir = std::env::temp_dir().join(format!("shardline-lg-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("snapshot dir");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--shards", "2"])
-            .args([
-                "--admin-listen",
-                "off",
-                "--snapshot-interval-ms",
-                "0",
-                "--no-restore",
-            ])
-            .arg("--snapshot-dir")
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start shardline serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Reads the log to its end, so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            const MARK: &str = "shardline listening on ";
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find(MARK) {
-                    let addr = line[at + MARK.len()..].split_whitespace().next();
-                    let _ = tx.send(addr.and_then(|a| a.parse::<SocketAddr>().ok()));
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(SERVER_START_TIMEOUT) {
-            Ok(Some(addr)) => addr,
-            other => {
-                let _ = child.kill();
-                panic!("server did not log its address: {other:?}");
-            }
-        };
+        let dir = TempDir::new(&format!("lg-{name}"));
+        let mut child = Proc::spawn(
+            Command::new(BIN)
+                .args(["serve", "--listen", "127.0.0.1:0", "--shards", "2"])
+                .args([
+                    "--admin-listen",
+                    "off",
+                    "--snapshot-interval-ms",
+                    "0",
+                    "--no-restore",
+                ])
+                .arg("--snapshot-dir")
+                .arg(dir.path())
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .expect("start shardline serve");
+        // Read to their end, so the server never blocks on a full pipe.
+        let log = Captured::default();
+        log.attach(child.take_stdout());
+        log.attach(child.take_stderr());
+        let addr = log
+            .wait_for(SERVER_START_TIMEOUT, 2, |t| {
+                address_after(t, "shardline listening on ")
+            })
+            .unwrap_or_else(|e| panic!("server did not log its address: {e}"));
         Server {
             child,
             addr,
-            dir,
+            _dir: dir,
             _turn: turn,
         }
     }
@@ -86,66 +81,32 @@ impl Server {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-        assert_eq!(rc, 0, "kill({sig}): {}", std::io::Error::last_os_error());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGKILL ends a stopped process too.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.child.signal(sig);
     }
 }
 
 fn loadgen(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg("loadgen").args(args);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     cmd
 }
 
+/// Starts a loadgen command in its own process group (killed with the test).
+fn spawn(cmd: &mut Command) -> Proc {
+    Proc::spawn(cmd).expect("start loadgen")
+}
+
 /// Waits for `child` with a bound; kills it and fails past the bound.
-fn finish(mut child: Child) -> Output {
-    let pid = child.id();
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    // A caller may have taken stderr to follow the progress lines.
-    let stderr = child.stderr.take();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let err = std::thread::spawn(move || {
-            let mut err = Vec::new();
-            if let Some(mut stderr) = stderr {
-                let _ = stderr.read_to_end(&mut err);
-            }
-            err
-        });
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        let err = err.join().unwrap_or_default();
-        let status = child.wait().expect("wait for loadgen");
-        let _ = tx.send(Output {
-            status,
-            stdout: out,
-            stderr: err,
-        });
-    });
-    match rx.recv_timeout(LOADGEN_TIMEOUT) {
-        Ok(out) => out,
-        Err(_) => {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            panic!("loadgen ran past {LOADGEN_TIMEOUT:?}");
-        }
-    }
+fn finish(mut child: Proc) -> Output {
+    finish_within(&mut child, LOADGEN_TIMEOUT)
 }
 
 /// The child's stderr, line by line, as it comes.
-fn follow_stderr(child: &mut Child) -> mpsc::Receiver<String> {
-    let stderr = child.stderr.take().expect("piped stderr");
+fn follow_stderr(child: &mut Proc) -> mpsc::Receiver<String> {
+    let stderr = child.take_stderr().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -173,7 +134,7 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str, timeout: Duration) 
 }
 
 fn run_json(cmd: &mut Command) -> Value {
-    let out = finish(cmd.spawn().expect("start loadgen"));
+    let out = finish(spawn(cmd));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -231,11 +192,13 @@ fn loadgen_reports_against_real_server() {
     assert!(ms(&report, "input_to_update", "p99_ms") > 0.0);
     assert!(count(&report, "update_jitter") > 0, "{report:#}");
     assert!(count(&report, "ping_rtt") > 0, "{report:#}");
+    // Rates are reported, not asserted: what a loaded machine sustains is
+    // a benchmark's business (scripts/bench.sh).
     assert!(
         report["throughput"]["msgs_out_per_s"]
             .as_f64()
             .unwrap_or(0.0)
-            > 1000.0
+            > 0.0
     );
     assert!(
         report["throughput"]["bytes_in_per_s"]
@@ -249,7 +212,7 @@ fn loadgen_reports_against_real_server() {
 fn loadgen_sees_a_stalled_server() {
     let server = Server::start("stall");
     let url = server.url("/play");
-    let mut child = loadgen(&[
+    let mut child = spawn(&mut loadgen(&[
         "--target",
         &url,
         "--players",
@@ -261,9 +224,7 @@ fn loadgen_sees_a_stalled_server() {
         "--duration",
         "5s",
         "--json",
-    ])
-    .spawn()
-    .expect("start loadgen");
+    ]));
     let progress = follow_stderr(&mut child);
     // Stall only once every player is joined and sending.
     wait_for_line(&progress, "connected 50/50", Duration::from_secs(10));
@@ -279,7 +240,8 @@ fn loadgen_sees_a_stalled_server() {
     // Inputs meant for the first 200 ms of the stall wait ≥ 800 ms: 6 of
     // each player's ~150, 4 %. A closed-loop tool (the next input only after
     // the last one's update) would have one slow sample per player, 50 of
-    // ~6,000, and a p99 that hardly moves.
+    // ~6,000, and a p99 that hardly moves. These are lower bounds set by
+    // the 1 s freeze the test imposes: a slower machine only raises them.
     let p99 = ms(&report, "input_to_update", "p99_ms");
     let max = ms(&report, "input_to_update", "max_ms");
     assert!(
@@ -308,7 +270,8 @@ fn loadgen_refuses_more_players_than_fds() {
         "--duration",
         "1s",
     ]);
-    // The limit this machine class has (FACTS.md), whatever the test host's.
+    // The limit of the benchmark machine (BENCHMARKS.md, Machine: 20,000),
+    // whatever the test host's.
     // SAFETY: setrlimit is async-signal-safe; lowering a limit is always allowed.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
@@ -322,7 +285,7 @@ fn loadgen_refuses_more_players_than_fds() {
             Ok(())
         });
     }
-    let out = finish(cmd.spawn().expect("start loadgen"));
+    let out = finish(spawn(&mut cmd));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -356,8 +319,17 @@ fn loadgen_echo_mode() {
     assert_clean(&report);
     assert_eq!(report["mode"], "echo");
     assert_eq!(count(&report, "handshake"), 20);
-    // 20 connections × 50 Hz × 2 s = 2000 echoes.
-    assert!(count(&report, "echo_rtt") > 1500, "{report:#}");
+    // Every echo sent came back and was timed, or was still in flight when
+    // the run ended. How many a loaded machine sends in 2 s (about 20 ×
+    // 50 Hz × 2 s) is a rate, measured by scripts/bench.sh, not asserted.
+    let echoes = count(&report, "echo_rtt");
+    let counter = |name: &str| report["counters"][name].as_u64().expect(name);
+    assert!(echoes > 0, "{report:#}");
+    assert_eq!(
+        echoes + counter("echoes_unanswered"),
+        counter("echoes_sent"),
+        "{report:#}"
+    );
     assert!(ms(&report, "echo_rtt", "p99_ms") > 0.0);
     assert_eq!(count(&report, "input_to_update"), 0);
 }
@@ -366,18 +338,17 @@ fn loadgen_echo_mode() {
 fn loadgen_merge() {
     let server = Server::start("merge");
     let url = server.url("/play");
-    let dir = std::env::temp_dir().join(format!("shardline-lg-merge-out-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("output dir");
+    let dir = TempDir::new("lg-merge-out");
     let files: Vec<String> = ["a", "b"]
         .iter()
         .map(|n| dir.join(format!("{n}.hdr.json")).display().to_string())
         .collect();
     // Two processes side by side, as a run past one process's fd limit would be.
-    let children: Vec<Child> = files
+    let children: Vec<Proc> = files
         .iter()
         .zip(["a", "b"])
         .map(|(file, prefix)| {
-            loadgen(&[
+            spawn(&mut loadgen(&[
                 "--target",
                 &url,
                 "--players",
@@ -391,9 +362,7 @@ fn loadgen_merge() {
                 "--json",
                 "--hdr-out",
                 file,
-            ])
-            .spawn()
-            .expect("start loadgen")
+            ]))
         })
         .collect();
     let reports: Vec<Value> = children
@@ -409,7 +378,6 @@ fn loadgen_merge() {
         })
         .collect();
     let merged = run_json(&mut loadgen(&["merge", &files[0], &files[1], "--json"]));
-    std::fs::remove_dir_all(&dir).ok();
     for r in &reports {
         assert_clean(r);
         assert!(count(r, "input_to_update") > 0, "{r:#}");

@@ -191,22 +191,120 @@ fn one_state_update_per_tick() {
     let j = c.join(Some("metronome"));
     let first = c.next_update();
     assert_eq!(first.tick, j.tick + 1);
-    // Exact: ticks go up by one per update. Tolerant: about 30 per second
-    // of wall time (the machine is shared).
-    let window = Duration::from_secs(1);
-    let start = Instant::now();
+    // Exact: ticks go up by one per update, for two seconds of ticks. How
+    // many arrive per second of wall time is the machine's business (a
+    // loaded one starts ticks late); BENCHMARKS.md measures the rate.
     let mut last = first.tick;
-    let mut count = 0;
-    while start.elapsed() < window {
+    for _ in 0..60 {
         let u = c.next_update();
         assert_eq!(u.tick, last + 1, "one StateUpdate per tick");
         last = u.tick;
-        count += 1;
     }
+}
+
+/// Per-shard counters from the admin API's /stats.
+fn shard_counters(admin: std::net::SocketAddr, shard: u16) -> serde_json::Value {
+    let stats = common::http::get_json(admin, "/stats");
+    stats["shards"]
+        .as_array()
+        .expect("shards in /stats")
+        .iter()
+        .find(|s| s["shard"].as_u64() == Some(u64::from(shard)))
+        .unwrap_or_else(|| panic!("no shard {shard} in {stats}"))["counters"]
+        .clone()
+}
+
+#[test]
+fn one_socket_write_per_player_per_tick() {
+    // Heartbeat pings would be writes of their own: far apart here.
+    let server = Server::start(&[
+        "--tick-rate",
+        "30",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--heartbeat-ms",
+        "60000",
+    ]);
+    let admin = common::http::admin_addr(&server);
+    let id = id_on_shard("one-write", 0);
+    let mut players: Vec<Client> = (0..3)
+        .map(|n| {
+            let (mut c, _) = player(&server.play_url(&id), &format!("w{n}"));
+            c.join(Some(&id));
+            c
+        })
+        .collect();
+    for c in players.iter_mut() {
+        c.next_update();
+    }
+    let count = |v: &serde_json::Value, name: &str| v[name].as_u64().expect(name);
+    // Idle players, then players sending one input per tick: either way,
+    // every StateUpdate the shard queued went out in a write of its own and
+    // no write carried anything else (the counters are read between ticks:
+    // /stats is answered by the shard's own executor).
+    for phase in ["idle", "playing"] {
+        let before = shard_counters(admin, 0);
+        for seq in 1..=30 {
+            for c in players.iter_mut() {
+                if phase == "playing" {
+                    c.input(seq, 1.0, 0.0);
+                }
+                c.next_update();
+            }
+        }
+        let after = shard_counters(admin, 0);
+        let delta = |name: &str| count(&after, name) - count(&before, name);
+        let (writes, updates, ticks) = (
+            delta("socket_writes"),
+            delta("state_updates"),
+            delta("ticks"),
+        );
+        assert!(ticks >= 30, "{phase}: {ticks} ticks");
+        assert_eq!(
+            updates,
+            3 * ticks,
+            "{phase}: one StateUpdate per player per tick"
+        );
+        assert_eq!(
+            writes, updates,
+            "{phase}: one socket write per player per tick ({ticks} ticks, 3 players)"
+        );
+    }
+}
+
+/// NotInInstance: a Leave outside any instance is refused and the
+/// connection stays usable.
+#[test]
+fn leave_outside_an_instance_is_not_in_instance_and_the_connection_stays() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let (mut c, _) = player(&server.url("/play"), "drifter");
+    c.send_leave();
+    let message = c.expect_error(shardline::protocol::ErrorCode::NotInInstance);
+    assert!(message.contains("not in an instance"), "{message}");
+    let j = c.join(Some("after-leave"));
+    assert_eq!(j.instance_id, "after-leave");
+    // A Leave now works, and a second one is refused again.
+    c.send_leave();
+    c.send_leave();
+    c.expect_error(shardline::protocol::ErrorCode::NotInInstance);
+    c.close();
+}
+
+/// UnsupportedVersion: a Hello speaking another protocol version gets the
+/// Error, then close 1008.
+#[test]
+fn hello_with_another_protocol_version_is_unsupported_then_1008() {
+    let server = Server::start(&["--tick-rate", "30"]);
+    let mut c = Client::connect(&server.url("/play"));
+    let version = shardline::protocol::PROTOCOL_VERSION + 1;
+    let frame = c.encoder().hello_version(version, "future", None).to_vec();
+    c.send_binary(&frame);
+    let message = c.expect_error(shardline::protocol::ErrorCode::UnsupportedVersion);
     assert!(
-        (20..=40).contains(&count),
-        "{count} StateUpdates in {window:?} at 30 Hz"
+        message.contains(&format!("protocol version {version} is not supported")),
+        "{message}"
     );
+    assert_eq!(c.expect_close().0, 1008);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! store, then damaged the way disks and people damage them, read back by
 //! the binary as an operator would.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -70,12 +72,13 @@ fn shard_snapshot(
 }
 
 fn inspect(args: &[&str], path: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args(["snapshot", "inspect"])
-        .arg(path)
-        .args(args)
-        .output()
-        .expect("run shardline")
+    common::procs::output_within(
+        Command::new(env!("CARGO_BIN_EXE_shardline"))
+            .args(["snapshot", "inspect"])
+            .arg(path)
+            .args(args),
+        common::CLI_TIMEOUT,
+    )
 }
 
 fn json_of(out: &Output) -> serde_json::Value {

@@ -156,11 +156,18 @@ fn a_ticket_for_one_instance_refuses_another_and_the_connection_stays() {
 fn the_cli_issues_tickets_the_server_accepts() {
     let server = Server::start(&["--join-secret", SECRET]);
     let issue = |secret: &str, ttl: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardline"))
-            .args(["ticket", "issue", "--secret", secret, "--player", "cli-1"])
-            .args(["--instance", "cli-room", "--ttl-s", ttl])
-            .output()
-            .expect("run shardline ticket issue");
+        let out = common::shardline_cli(&[
+            "ticket",
+            "issue",
+            "--secret",
+            secret,
+            "--player",
+            "cli-1",
+            "--instance",
+            "cli-room",
+            "--ttl-s",
+            ttl,
+        ]);
         assert!(
             out.status.success(),
             "{}",
@@ -168,11 +175,19 @@ fn the_cli_issues_tickets_the_server_accepts() {
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
+    // The expiry is the CLI's clock + 60 s: bracketed by ours before and
+    // after the run, however long the run takes.
+    let before = now_s();
     let t = issue(SECRET, "60");
+    let after = now_s();
     let grant = ticket::verify(SECRET.as_bytes(), &t, now_s()).expect("CLI ticket verifies");
     assert_eq!(grant.player, "cli-1");
     assert_eq!(grant.instance.as_deref(), Some("cli-room"));
-    assert!(grant.expires_unix_s >= now_s() + 55 && grant.expires_unix_s <= now_s() + 61);
+    assert!(
+        (before + 60..=after + 60).contains(&grant.expires_unix_s),
+        "expires at {}, issued between {before} and {after}",
+        grant.expires_unix_s
+    );
 
     let mut c = Client::connect(&server.play_url("cli-room"));
     hello_with(&mut c, &t);
@@ -235,7 +250,7 @@ fn allowed_origins_refuse_foreign_browsers_with_403() {
 fn per_ip_handshake_rate_answers_a_burst_with_429() {
     let server = Server::start(&[
         "--handshakes-per-ip-per-s",
-        "5",
+        "1",
         "--admin-listen",
         "127.0.0.1:0",
     ]);
@@ -252,14 +267,15 @@ fn per_ip_handshake_rate_answers_a_burst_with_429() {
             panic!("unexpected answer to a burst: {status}");
         }
     }
-    // 5/s per shard with bursts of 10, over two shards: at most ~20 pass
-    // in a burst however slow this machine is (the burst takes well under
-    // the 2 s it would need to refill that much).
+    // 1/s per shard with bursts of 2, over two shards: 4 pass at once, and
+    // the buckets refill by 2 a second; for more than 25 of 30 to pass, the
+    // burst would have to take over 10 s (each handshake takes milliseconds,
+    // even on a loaded machine).
     assert!(
         limited >= 5,
         "{limited} of 30 limited ({accepted} accepted)"
     );
-    assert!(accepted >= 5, "{accepted} of 30 accepted");
+    assert!(accepted >= 2, "{accepted} of 30 accepted");
     assert_eq!(counter(admin, "refused_rate_limited"), limited);
     // The limit is per rate, not a ban: after a pause connections pass.
     eventually(

@@ -169,6 +169,13 @@ const SEAT_FIXED_BYTES: usize = std::mem::size_of::<SeatSnapshot>();
 const INSTANCE_FIXED_BYTES: usize = std::mem::size_of::<InstanceSnapshot>();
 
 impl InstanceSnapshot {
+    /// CRC-32 of the saved world: what `shardline snapshot inspect --json`
+    /// reports and a restore logs (at debug level), so a test or an
+    /// operator can tell which saved state an instance came back from.
+    pub fn state_crc32(&self) -> u32 {
+        crc32fast::hash(&self.state)
+    }
+
     /// Approximate size of this record, in memory and on disk: what the
     /// per-instance cap of the snapshot store is compared with.
     pub fn record_bytes(&self) -> u64 {

@@ -132,7 +132,7 @@ pub async fn redirect(
     }
     // Read (and drop) until the client's close and the end of the stream.
     let _ = until(bound, async {
-        let mut sink = [0u8; 512];
+        let mut sink = [0u8; DRAIN_CHUNK_BYTES];
         while let Ok(n) = stream.read(&mut sink).await {
             if n == 0 {
                 break;
@@ -141,6 +141,9 @@ pub async fn redirect(
     })
     .await;
 }
+
+/// Bytes read at a time while draining a redirected client (stack buffer).
+const DRAIN_CHUNK_BYTES: usize = 512;
 
 #[cfg(test)]
 mod tests {

@@ -318,8 +318,8 @@ fn on_mesh(shard: &Rc<Shard>, msg: MeshMsg) {
                     Ok(conn) => core.adopted(driver, now, conn, accepted_at, player, resume),
                     Err(refused) => {
                         // No buffer for it here: the player keeps its seat
-                        // for a resume; the socket closes.
-                        drop(refused);
+                        // for a resume; the socket closes with 1013.
+                        refuse_moved(refused.fd);
                     }
                 }
             });
@@ -335,6 +335,30 @@ fn on_mesh(shard: &Rc<Shard>, msg: MeshMsg) {
             shard.with_core(now, |core, driver| core.mesh(driver, now, msg));
         }
     }
+}
+
+/// Closes a moved connection this shard has no buffer for: one close frame
+/// (1013, try again later) written straight to the socket, then the socket
+/// closes. The frame is a few dozen bytes into an idle socket's empty send
+/// buffer; if even that does not fit the peer sees the connection drop.
+fn refuse_moved(fd: OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let mut frame = Vec::with_capacity(64);
+    crate::util::ws::push_close(
+        &mut frame,
+        CloseReason::TryAgainLater.code(),
+        "no free connection buffer; resume with your token",
+    );
+    // SAFETY: `fd` is an open socket owned here; `frame` outlives the call.
+    let _ = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    drop(fd);
 }
 
 /// Joins the shard mesh. glommio's join can miss the wake-up from the peer

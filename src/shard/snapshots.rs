@@ -71,13 +71,15 @@ impl Core {
         };
         let (mut instances, mut seats) = (0, 0);
         for snap in snaps {
-            let inst = match Instance::restore_with(self.shared.factory.as_ref(), &snap, limits) {
+            let mut inst = match Instance::restore_with(self.shared.factory.as_ref(), &snap, limits)
+            {
                 Ok(i) => i,
                 Err(e) => {
                     tracing::error!(shard = self.id, error = %e, "instance not restored");
                     continue;
                 }
             };
+            log_restored(self.id, &mut inst);
             let w = &mut self.world;
             for seat in snap.seats.iter().filter(|s| !s.token.is_empty()) {
                 if w.tokens.contains_key(&seat.token) || w.players.contains_key(&seat.player) {
@@ -119,6 +121,24 @@ impl Core {
         if instances > 0 {
             tracing::info!(shard = self.id, instances, seats, "restored from snapshot");
         }
+    }
+}
+
+/// At debug level: the tick and the CRC-32 of the world an instance came
+/// back with, saved again from the rebuilt instance: equal to the record's
+/// (`snapshot inspect --json`) when the restore reproduced it exactly.
+fn log_restored(shard: usize, inst: &mut Instance) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    if let Ok(saved) = inst.save() {
+        tracing::debug!(
+            shard,
+            instance = %inst.id(),
+            tick = saved.tick,
+            state_crc32 = %format_args!("{:08x}", saved.state_crc32()),
+            "instance restored"
+        );
     }
 }
 

@@ -67,6 +67,9 @@ pub struct InstanceReport {
     pub players: usize,
     pub entities: u32,
     pub state_bytes: usize,
+    /// CRC-32 of the saved world, hex: what a restore of this record logs
+    /// (`instance restored … state_crc32=…`, debug level).
+    pub state_crc32: String,
 }
 
 /// Inspects a file, or every file directly inside a directory. Errs only
@@ -194,6 +197,7 @@ impl FileReport {
                 players: r.seats.len(),
                 entities: r.entities.to_native(),
                 state_bytes: r.state.len(),
+                state_crc32: format!("{:08x}", crc32fast::hash(r.state.as_slice())),
             })
             .collect();
     }

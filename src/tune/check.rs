@@ -357,7 +357,7 @@ mod tests {
     use super::super::profile;
     use super::*;
 
-    /// This machine as FACTS.md describes it: 2 cores, 20,000 files,
+    /// The benchmark machine (BENCHMARKS.md, Machine): 2 cores, 20,000 files,
     /// 8 MiB locked, root.
     fn this_machine() -> LiveHost {
         let sysctls = [

@@ -10,12 +10,18 @@
 //   percentile curves for every shard and for the merged histograms, and its
 //   live view shows the instance;
 // - screenshots go to target/browser-screenshots/{demo-a,demo-b,dashboard}.png;
-// - in a fleet (a redis-server and two nodes; skipped without redis-server),
+// - in a fleet (a redis-server and two nodes; a machine without redis-server
+//   fails the test, naming the package),
 //   `shardline fleet broadcast` shows in the demo page, and after `shardline
 //   fleet move` the page plays on the other node, and node A's dashboard lists the fleet (screenshots fleet-move.png, fleet-dashboard.png).
 //
 // Every wait is bounded. CHROMIUM_PATH overrides /usr/bin/chromium;
-// SCREENSHOT_DIR overrides target/browser-screenshots.
+// SCREENSHOT_DIR overrides target/browser-screenshots. Every process started
+// here (servers, redis-server, Chromium) dies with this one, even when it is
+// killed: on Linux each runs with the kernel's parent-death signal
+// (util-linux `setpriv --pdeathsig KILL`). Chromium needs it most:
+// playwright starts it in a session of its own, outside the test's process
+// group, so it goes through chromium-tied.sh.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -30,6 +36,7 @@ import { chromium } from 'playwright-core';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.SHARDLINE_BIN || resolve(REPO, 'target/release/shardline');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const SETPRIV = process.platform === 'linux' && spawnSync('setpriv', ['--version']).status === 0;
 const SHOTS = process.env.SCREENSHOT_DIR || resolve(REPO, 'target/browser-screenshots');
 const SHARDS = 2;
 // Bound on every single wait, ms.
@@ -52,8 +59,10 @@ before(async () => {
   );
   mkdirSync(SHOTS, { recursive: true });
   server = await startServer();
+  // chromium-tied.sh execs $SHARDLINE_CHROMIUM under setpriv --pdeathsig.
+  process.env.SHARDLINE_CHROMIUM = CHROMIUM;
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: SETPRIV ? resolve(dirname(fileURLToPath(import.meta.url)), 'chromium-tied.sh') : CHROMIUM,
     headless: true,
     timeout: WAIT_MS,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -202,11 +211,12 @@ test('the dashboard plots non-empty latency percentiles for every shard after tr
   console.log(`screenshots: ${SHOTS}/{demo-a,demo-b,dashboard}.png`);
 });
 
-const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
-
-test('in a fleet, the demo shows a broadcast notice and follows a move to the other node', { skip: !haveRedis && 'redis-server not installed' }, async () => {
+test('in a fleet, the demo shows a broadcast notice and follows a move to the other node', async () => {
   const redis = await startRedis();
-  const dir = ['--directory', redis.url, '--region', 'eu', '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '1000'];
+  // A TTL far above the heartbeat: a node that a loaded machine starves
+  // for a second must not look dead (that would move its games to the
+  // other node, a take-over this test is not about).
+  const dir = ['--directory', redis.url, '--region', 'eu', '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '10000'];
   const nodes = [];
   try {
     const a = await startServer([...dir, '--node-id', 'web-a']);
@@ -269,27 +279,57 @@ test('in a fleet, the demo shows a broadcast notice and follows a move to the ot
 
 // ------------------------------------------------------------------ helpers
 
-/** A throw-away redis-server on a free port, for the fleet's directory. */
+/** Spawns `program` so that it dies with this process (see the top of this file). */
+function spawnTied(program, args, options) {
+  return SETPRIV ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', program, ...args], options) : spawn(program, args, options);
+}
+
+/**
+ * A throw-away redis-server for the fleet's directory. It cannot bind port 0
+ * (`--port 0` turns TCP off), so a free port is picked; if another process
+ * takes it first, redis-server says so and exits, and another port is tried.
+ */
 async function startRedis() {
-  const port = await new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = srv.address().port;
-      srv.close(() => res(p));
+  const attempts = 10;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const port = await new Promise((res, rej) => {
+      const srv = net.createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const p = srv.address().port;
+        srv.close(() => res(p));
+      });
+      srv.on('error', rej);
     });
-    srv.on('error', rej);
-  });
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const up = () =>
-    new Promise((res) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.end(), res(true)));
-      s.on('error', () => res(false));
+    const child = spawnTied('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-  for (const deadline = Date.now() + WAIT_MS; !(await up()); ) {
-    assert.ok(Date.now() < deadline, `redis-server did not listen on ${port} within ${WAIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    const outcome = await new Promise((res) => {
+      let out = '';
+      const timer = setTimeout(() => res(`redis-server did not start within ${WAIT_MS} ms:\n${out}`), WAIT_MS);
+      const done = (why) => {
+        clearTimeout(timer);
+        res(why);
+      };
+      child.on('error', (e) =>
+        done(`cannot run redis-server (${e.message}): install Debian's package: apt-get install -y redis-server (bash scripts/test.sh does, as root)`),
+      );
+      const onData = (c) => {
+        out += c.toString();
+        if (/ready to accept connections/i.test(out)) done('ready');
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('exit', () => done(/Address already in use/.test(out) ? 'in use' : `redis-server exited:\n${out}`));
+    });
+    if (outcome === 'ready') {
+      child.stdout.resume();
+      child.stderr.resume();
+      return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+    }
+    child.kill('SIGKILL');
+    assert.equal(outcome, 'in use', outcome);
   }
-  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+  assert.fail(`redis-server found no free port in ${attempts} attempts`);
 }
 
 /** Waits until the nodes' fleet subscribers listen (each subscribes to its own channel last). */
@@ -307,7 +347,7 @@ async function fleetListening(redisUrl, nodeIds) {
 
 /** `shardline fleet --directory URL ARGS`: its stdout; fails the test on a non-zero exit. */
 async function fleetCli(redisUrl, args) {
-  const child = spawn(BIN, ['fleet', '--directory', redisUrl, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTied(BIN, ['fleet', '--directory', redisUrl, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c) => (out += c.toString()));
   child.stderr.on('data', (c) => (out += c.toString()));
@@ -331,7 +371,7 @@ function startServer(extraArgs = []) {
     '--heartbeat-ms', '1000',
     ...extraArgs,
   ];
-  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  const child = spawnTied(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
   return new Promise((resolvePromise, reject) => {
     let out = '';
     const timer = setTimeout(() => {

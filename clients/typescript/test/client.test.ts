@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { ErrorCode, ShardlineError, type ShardlineClient } from '../src/index.js';
-import { eventually, newClient, recordingWebSocket, startServer, TcpProxy, waitForEvent, type Server } from './helpers.js';
+import { eventually, newClient, recordingWebSocket, startServer, TcpProxy, waitForEvent, WAIT_MS_MAX, type Server } from './helpers.js';
 
 let server: Server;
 const clients: ShardlineClient[] = [];
@@ -107,7 +107,9 @@ test('ping measures the round trip and keeps rtt', async () => {
   const c = await player('pinger', 'sdk-ping');
   const rtts = [];
   for (let i = 0; i < 5; i++) rtts.push(await c.ping());
-  for (const r of rtts) assert.ok(r > 0 && r < 1000, `rtt ${r} ms`);
+  // A round trip is measured (> 0); how long it takes on a loaded machine
+  // is not this test's business: the request timeout bounds it.
+  for (const r of rtts) assert.ok(r > 0 && r <= WAIT_MS_MAX, `rtt ${r} ms`);
   assert.ok(c.rtt !== null && c.rtt > 0);
   assert.equal(c.rttLast, rtts[4]);
 
@@ -139,7 +141,9 @@ test('refusals reject with the server error code; the connection stays', async (
 
 test('connect with regions picks the one whose /echo answers fastest', async () => {
   const slow = await TcpProxy.start(server.port);
-  slow.delayMs = 60;
+  // 150 ms each way: far more than a loaded machine adds to the direct
+  // path, so "near is faster" is an ordering that holds under load.
+  slow.delayMs = 150;
   const dead = await TcpProxy.start(server.port);
   dead.refusing = true;
   try {
@@ -154,7 +158,7 @@ test('connect with regions picks the one whose /echo answers fastest', async () 
     assert.equal(r.region?.name, 'near');
     const byName = Object.fromEntries(r.probes!.map((p) => [p.region.name, p]));
     assert.equal(byName.down.rttMs, null);
-    assert.ok(byName.far.rttMs! >= 2 * 60, `far: ${byName.far.rttMs} ms`);
+    assert.ok(byName.far.rttMs! >= 2 * 150, `far: ${byName.far.rttMs} ms`);
     assert.ok(byName.near.rttMs! < byName.far.rttMs!);
     const w = await c.hello('traveller');
     assert.equal(w.region, 'local');

@@ -1,7 +1,7 @@
 // Test support: a real shardline server on 127.0.0.1:0, a TCP proxy that
 // can cut, stall or delay connections, and bounded waits on client events.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,80 @@ export function shardlineBin(): string {
   return bin;
 }
 
+// util-linux's setpriv, when this is Linux and it is installed.
+const SETPRIV = process.platform === 'linux' && spawnSync('setpriv', ['--version']).status === 0;
+
+/**
+ * Spawns `program` so that it dies with this process even when this process
+ * is killed (SIGKILL, the test runner's timeout): on Linux it runs under
+ * `setpriv --pdeathsig KILL`, which execs it with the kernel's parent-death
+ * signal set (same pid). Elsewhere it is a plain spawn.
+ */
+export function spawnTied(program: string, args: string[], options: SpawnOptions): ChildProcess {
+  return SETPRIV ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', program, ...args], options) : spawn(program, args, options);
+}
+
+/** A port that was free a moment ago (for redis-server, which cannot bind port 0). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export interface Redis {
+  /** redis://127.0.0.1:PORT */
+  url: string;
+  stop(): void;
+}
+
+/**
+ * A throw-away redis-server (no persistence) for a fleet's directory. It
+ * cannot bind port 0 (`--port 0` turns TCP off), so a free port is picked;
+ * if another process takes it first, redis-server says so and exits, and
+ * another port is tried. A machine without redis-server fails the test,
+ * naming the package.
+ */
+export async function startRedis(): Promise<Redis> {
+  const attempts = 10;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const port = await freePort();
+    const child = spawnTied('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const outcome = await new Promise<string>((resolve) => {
+      let out = '';
+      const timer = setTimeout(() => resolve(`redis-server did not start within ${WAIT_MS_MAX} ms:\n${out}`), WAIT_MS_MAX);
+      const done = (why: string) => {
+        clearTimeout(timer);
+        resolve(why);
+      };
+      child.on('error', (e) =>
+        done(`cannot run redis-server (${e.message}): install Debian's package: apt-get install -y redis-server (bash scripts/test.sh does, as root)`),
+      );
+      const onData = (c: Buffer) => {
+        out += c.toString();
+        if (/ready to accept connections/i.test(out)) done('ready');
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.on('exit', () => done(/Address already in use/.test(out) ? 'in use' : `redis-server exited:\n${out}`));
+    });
+    if (outcome === 'ready') {
+      child.stdout?.resume();
+      child.stderr?.resume();
+      return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+    }
+    child.kill('SIGKILL');
+    if (outcome !== 'in use') throw new Error(outcome);
+  }
+  throw new Error(`redis-server found no free port in ${attempts} attempts`);
+}
+
 export interface Server {
   /** ws://127.0.0.1:PORT */
   url: string;
@@ -43,7 +117,7 @@ export function startServer(extraArgs: string[] = []): Promise<Server> {
     '--load-shedding', 'off',
     ...extraArgs,
   ];
-  const child = spawn(shardlineBin(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  const child = spawnTied(shardlineBin(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {

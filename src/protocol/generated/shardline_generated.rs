@@ -349,7 +349,10 @@ impl ErrorCode {
   pub const TicketReplayed: Self = Self(23);
   /// The ticket does not admit this player to that instance; the connection stays.
   pub const TicketWrongInstance: Self = Self(24);
-  /// Node at --max-connections or out of I/O buffers (close 1013 follows).
+  /// Busy, retry shortly: the table of used join tickets is full (close 1013 follows), or
+  /// in a fleet a Join that needs the directory could not be asked or answered (the
+  /// connection stays). A node at --max-connections, out of connection buffers or
+  /// shedding load refuses the WebSocket upgrade itself instead (HTTP 503, Retry-After: 1).
   pub const ServerFull: Self = Self(30);
   pub const ShuttingDown: Self = Self(31);
   /// The instance asked for (/play?instance=ID) runs on another node of the fleet; the message

@@ -57,7 +57,10 @@ export enum ErrorCode {
   TicketWrongInstance = 24,
 
   /**
-   * Node at --max-connections or out of I/O buffers (close 1013 follows).
+   * Busy, retry shortly: the table of used join tickets is full (close 1013 follows), or
+   * in a fleet a Join that needs the directory could not be asked or answered (the
+   * connection stays). A node at --max-connections, out of connection buffers or
+   * shedding load refuses the WebSocket upgrade itself instead (HTTP 503, Retry-After: 1).
    */
   ServerFull = 30,
   ShuttingDown = 31,
