@@ -45,6 +45,7 @@ pub async fn run(shard: Rc<Shard>) {
         }
         let now = Instant::now();
         shard.expire_transfers(now);
+        shard.expire_handovers(now);
         if now >= next_report {
             next_report = now + heartbeat;
             let snapshots = if now >= next_replica && !writer_replicates {
@@ -84,6 +85,28 @@ pub async fn leave_fleet(shard: &Rc<Shard>, dir: &super::Directory) {
     }
 }
 
+/// A seat ended on this shard (its player left, or its grace ran out): in a
+/// fleet the directory forgets it, so a resume of `token` is refused at
+/// once on every node instead of being sent back here.
+pub(crate) fn seat_ended(
+    shard: &Shard,
+    token: &str,
+    instance: &InstanceId,
+    reason: crate::protocol::LeaveReason,
+) {
+    use crate::protocol::LeaveReason;
+    // A move's seat lives on where the player went.
+    if !matches!(reason, LeaveReason::Left | LeaveReason::TimedOut) || token.is_empty() {
+        return;
+    }
+    if let Some(dir) = &shard.node.directory {
+        dir.tell(ToAgent::SeatEnded {
+            token: token.to_owned(),
+            instance: instance.clone(),
+        });
+    }
+}
+
 /// Sends the instances' state just captured for the snapshot file to the
 /// directory as their replicas.
 pub(crate) fn replicate(shard: &Shard, instances: Vec<crate::snapshot::InstanceSnapshot>) {
@@ -101,6 +124,7 @@ impl Shard {
         ShardReport {
             shard: self.id,
             players: w.players.len(),
+            capacity: self.node.budget.limit(),
             instances: w.instances.keys().cloned().collect(),
             draining: self.draining.get(),
             shedding: self.shedding.get(),
@@ -148,6 +172,9 @@ impl Shard {
             ToShard::Disown { instance, url } => self.disown(&instance, &url),
             ToShard::Reserve(r) => self.reserve(r),
             ToShard::Reserved(r) => self.on_reserved(r),
+            ev @ (ToShard::HandOver { .. } | ToShard::TakeSeats(_) | ToShard::HandedOver(_)) => {
+                super::handover::apply(self, ev)
+            }
             ToShard::Configure(c) => {
                 let mut s = self.settings.get();
                 if let Some(ms) = c.heartbeat_ms {
@@ -219,7 +246,8 @@ fn start_pending(shard: &Rc<Shard>, dir: &super::Directory) {
                         instance,
                         create,
                     } => {
-                        let claim = dir.claim(instance.clone()).await;
+                        let create_here = shard.may_create_instances();
+                        let claim = dir.place(instance.clone(), create_here).await;
                         shard.finish_join(&conn, player, instance, create, claim);
                     }
                     Pending::Seat { conn, token } => {
@@ -248,9 +276,17 @@ fn start_pending(shard: &Rc<Shard>, dir: &super::Directory) {
 
 impl Shard {
     /// With --directory, a Join for an instance this shard does not run
-    /// asks the directory first (it may live on another node).
+    /// asks the directory first (it may live on another node); so does one
+    /// for an instance this shard is handing to its owner.
     pub(crate) fn join_needs_directory(&self, id: &InstanceId) -> bool {
-        self.node.directory.is_some() && !self.world.borrow().instances.contains_key(id)
+        self.node.directory.is_some()
+            && (!self.world.borrow().instances.contains_key(id) || self.handing_over(id))
+    }
+
+    /// Whether this shard may create instances now: a draining or stopping
+    /// node creates none, so it claims none in the directory either.
+    pub(crate) fn may_create_instances(&self) -> bool {
+        !self.draining.get() && !self.stopping.get()
     }
 
     /// Queues `p` (pausing its connection); `false` when the queue is full

@@ -11,21 +11,35 @@
 //!
 //! # Layout
 //! - [`keys`]: the Redis key names.
+//! - [`endpoint`]: `--directory`: one Redis, or Redis Sentinel (the primary
+//!   the sentinels name, found again after a failover).
 //! - [`route`]: pure routing (least loaded in a region, nearest region with
 //!   room, region sums).
 //! - [`replica`]: the compressed snapshot of one instance stored for failover.
+//! - [`fence`]: ownership records with epochs, and the Lua scripts that are
+//!   their only writers (pure).
+//! - [`budget`]: which replicas are written when, within
+//!   `--replica-writes-per-s-max` (pure).
 //! - [`agent`]: the control-plane thread: registry heartbeat, ownership
-//!   claims, replication, failover, outage handling.
+//!   claims and their re-validation, paced replication, failover, outage
+//!   handling.
 //! - [`control`]: fleet messages over Redis pub/sub and `shardline fleet`.
 //! - [`link`]: a shard's side: reports to the agent, applies its events.
 //! - [`transfer`]: moving a player to an instance on another node with its
 //!   seat reserved there (`shardline fleet move`), and fleet broadcasts.
+//! - [`handover`]: a node that lost an instance hands its players to the
+//!   owner with their seats.
 //! - [`http`]: `GET /v1/regions`, `GET /v1/route`, and the answer to a
 //!   `/play?instance=` for an instance another node owns.
-//! - [`metrics`]: the directory's counters (atomics: the agent is a thread).
+//! - [`metrics`]: the directory's counters (atomics: the agent is a thread),
+//!   Redis commands by kind and per second.
 
 pub mod agent;
+pub mod budget;
 pub mod control;
+pub mod endpoint;
+pub mod fence;
+pub mod handover;
 pub mod http;
 pub mod keys;
 pub mod link;
@@ -42,6 +56,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use crate::game::InstanceId;
 use crate::snapshot::InstanceSnapshot;
 
+pub use endpoint::{redacted, Endpoint};
 pub use metrics::DirectoryMetrics;
 
 /// How often the registry entry is refreshed (and load published).
@@ -71,7 +86,7 @@ const ANSWER_POLL: Duration = Duration::from_millis(2);
 /// `--directory …` and the flags that go with it.
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
-    /// `redis://HOST:PORT`.
+    /// `redis://HOST:PORT` or `redis+sentinel://HOST:PORT,…/MASTER`.
     pub url: String,
     /// Base WebSocket URL players reach this node at; `None`: derived from
     /// the listen address once bound.
@@ -80,6 +95,8 @@ pub struct DirectoryConfig {
     pub heartbeat: Duration,
     pub ttl: Duration,
     pub replica_bytes_max: usize,
+    /// Replica writes per second at most (see `budget.rs`).
+    pub replica_writes_per_s_max: u32,
 }
 
 /// What shards (and the pub/sub thread) ask of the agent.
@@ -91,6 +108,15 @@ pub enum ToAgent {
     /// Who owns `instance`? Claims it for this node when nobody does.
     Claim {
         instance: InstanceId,
+        reply: Sender<Claim>,
+    },
+    /// Who owns `instance`? Claims it for this node when nobody does only
+    /// if `create_here` (a draining or stopping node creates nothing, so it
+    /// claims nothing: it points the player to a node of its region with
+    /// room instead).
+    Place {
+        instance: InstanceId,
+        create_here: bool,
         reply: Sender<Claim>,
     },
     /// `GET /v1/…`: answered with an HTTP status and a JSON body.
@@ -126,6 +152,14 @@ pub enum ToAgent {
         move_id: String,
         outcome: serde_json::Value,
     },
+    /// A seat ended here (its player left, or its grace ran out): the
+    /// directory forgets it, so a resume of its token is refused at once on
+    /// every node.
+    SeatEnded { token: String, instance: InstanceId },
+    /// A shard hands the players of an instance this node lost to its owner.
+    HandOver(handover::HandOver),
+    /// This node's answer to another node's hand-over.
+    HandedOver(handover::HandedOver),
 }
 
 /// Where the directory places a resume token's seat.
@@ -145,6 +179,9 @@ pub struct ShardReport {
     pub shard: usize,
     /// Players connected or holding a seat.
     pub players: usize,
+    /// The node's admission limit in force (--max-connections, as changed
+    /// at run time): the capacity the registry publishes.
+    pub capacity: usize,
     pub instances: Vec<InstanceId>,
     pub draining: bool,
     pub shedding: bool,
@@ -203,6 +240,17 @@ pub enum ToShard {
     Reserve(transfer::Reservation),
     /// The answer to a reservation this shard asked for.
     Reserved(transfer::Reserved),
+    /// The directory gives this local instance to node `node` (at `url`):
+    /// hand its players over there with their seats, then stop it.
+    HandOver {
+        instance: InstanceId,
+        node: String,
+        url: String,
+    },
+    /// Another node hands this shard the players of an instance it owns.
+    TakeSeats(handover::HandOver),
+    /// The owner's answer to a hand-over this shard asked for.
+    HandedOver(handover::HandedOver),
 }
 
 /// Every shard's handle on the directory (in `NodeShared`).
@@ -264,9 +312,19 @@ impl Directory {
 
     /// Who owns `instance` (claiming it when nobody does).
     pub async fn claim(&self, instance: InstanceId) -> Claim {
-        self.ask(|reply| ToAgent::Claim { instance, reply })
-            .await
-            .unwrap_or_else(|| Claim::Unavailable("the directory did not answer in time".into()))
+        self.place(instance, true).await
+    }
+
+    /// Who owns `instance`; claims it when nobody does only if
+    /// `create_here` (see [`ToAgent::Place`]).
+    pub async fn place(&self, instance: InstanceId, create_here: bool) -> Claim {
+        self.ask(|reply| ToAgent::Place {
+            instance,
+            create_here,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Claim::Unavailable("the directory did not answer in time".into()))
     }
 }
 
@@ -288,7 +346,7 @@ pub struct AgentStart {
 /// Starts the agent and the fleet-message threads; returns the shards'
 /// handle. Redis need not be up: the agent keeps trying each heartbeat.
 pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
-    let client = redis::Client::open(start.cfg.url.as_str())
+    let endpoint = Endpoint::parse(&start.cfg.url)
         .map_err(|e| anyhow::anyhow!("--directory {}: {e}", redacted(&start.cfg.url)))?;
     let metrics = Arc::new(DirectoryMetrics::default());
     let (to_agent, agent_rx) = crossbeam_channel::bounded(AGENT_QUEUE_CAPACITY);
@@ -297,13 +355,13 @@ pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
         .unzip();
     let public_url: Arc<str> = Arc::from(start.public_url.as_str());
     control::spawn_subscriber(
-        client.clone(),
+        endpoint.clone(),
         start.region.clone(),
         start.node_id.clone(),
         event_txs.clone(),
         metrics.clone(),
     )?;
-    agent::spawn(client, start, agent_rx, event_txs, metrics.clone())?;
+    agent::spawn(endpoint, start, agent_rx, event_txs, metrics.clone())?;
     Ok(Directory {
         to_agent,
         events: Arc::new(event_rxs),
@@ -336,11 +394,8 @@ impl DirectoryConfig {
         let Some(url) = opts.directory.clone().filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
-        if !url.starts_with("redis://") {
-            return Err(invalid(
-                "directory",
-                format!("{url:?}: expected redis://HOST:PORT"),
-            ));
+        if let Err(e) = Endpoint::parse(&url) {
+            return Err(invalid("directory", format!("{}: {e}", redacted(&url))));
         }
         let heartbeat_ms = opts
             .directory_heartbeat_ms
@@ -370,6 +425,12 @@ impl DirectoryConfig {
         if replica_bytes_max < 1024 {
             return Err(invalid("replica-bytes-max", "must be at least 1024 bytes"));
         }
+        let replica_writes_per_s_max = opts
+            .replica_writes_per_s_max
+            .unwrap_or(budget::REPLICA_WRITES_PER_S_MAX_DEFAULT);
+        if replica_writes_per_s_max == 0 {
+            return Err(invalid("replica-writes-per-s-max", "must be at least 1"));
+        }
         Ok(Some(DirectoryConfig {
             url,
             public_url: opts
@@ -384,22 +445,8 @@ impl DirectoryConfig {
             heartbeat: Duration::from_millis(heartbeat_ms),
             ttl: Duration::from_millis(ttl_ms),
             replica_bytes_max,
+            replica_writes_per_s_max,
         }))
-    }
-}
-
-/// `url` with its password (`redis://user:PASSWORD@host`) replaced by
-/// `***`, for logs and error messages.
-pub fn redacted(url: &str) -> String {
-    let Some(rest) = url.strip_prefix("redis://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or("", |(u, _)| u);
-            format!("redis://{user}:***@{host}")
-        }
-        None => url.to_owned(),
     }
 }
 
@@ -411,23 +458,5 @@ pub fn default_public_url(listen: std::net::SocketAddr) -> String {
         format!("ws://127.0.0.1:{}", listen.port())
     } else {
         format!("ws://{listen}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted;
-
-    #[test]
-    fn passwords_stay_out_of_logs() {
-        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(
-            redacted("redis://:s3cr@t@redis.internal:6379/2"),
-            "redis://:***@redis.internal:6379/2"
-        );
-        assert_eq!(
-            redacted("redis://game:pw@10.0.0.5"),
-            "redis://game:***@10.0.0.5"
-        );
     }
 }

@@ -131,6 +131,9 @@ pub struct Shard {
     /// `shardline fleet move`s this shard is running, by move id (bounded
     /// by `directory::transfer::TRANSFERS_PER_SHARD_MAX`).
     pub transfers: RefCell<HashMap<String, crate::directory::transfer::Transfer>>,
+    /// Local instances whose players are being handed to the node that
+    /// owns them (bounded by the instances this shard runs).
+    pub handovers: RefCell<HashMap<crate::game::InstanceId, crate::directory::handover::Pending>>,
     rng: Cell<u64>,
     pub started_at: Instant,
 }
@@ -176,6 +179,7 @@ impl Shard {
             lookups: RefCell::new(HashMap::new()),
             directory_pending: RefCell::new(Default::default()),
             transfers: RefCell::new(HashMap::new()),
+            handovers: RefCell::new(HashMap::new()),
             rng: Cell::new(u64::from_le_bytes(seed) | 1),
             started_at: Instant::now(),
             node,
@@ -215,13 +219,15 @@ impl Shard {
         }
     }
 
+    /// The limits in force now (run-time settings included), for Welcome.
     pub fn limits_info(&self) -> LimitsInfo {
         let cfg = self.cfg();
+        let settings = self.settings.get();
         LimitsInfo {
             max_payload_bytes: cfg.max_payload_bytes as u32,
             inputs_per_tick_max: cfg.inputs_per_tick_max as u16,
-            players_per_instance_max: cfg.players_per_instance_max as u16,
-            heartbeat_ms: cfg.heartbeat.as_millis() as u32,
+            players_per_instance_max: settings.players_per_instance_max as u16,
+            heartbeat_ms: settings.heartbeat.as_millis() as u32,
             connect_timeout_ms: cfg.connect_timeout.as_millis() as u32,
             reconnect_grace_ms: cfg.reconnect_grace.as_millis() as u32,
         }

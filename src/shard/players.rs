@@ -477,6 +477,7 @@ impl Shard {
         let Some(id) = p.instance.take() else {
             return;
         };
+        crate::directory::link::seat_ended(self, &p.token, &id, reason);
         let Some(hosted) = w.instances.get_mut(&id) else {
             return;
         };
