@@ -75,10 +75,14 @@ struct Node {
 
 impl Node {
     fn start(redis: &Redis, id: &str, region: &str, extra: &[&str]) -> Node {
-        let url = redis.url();
+        Node::start_at(&redis.url(), id, region, extra)
+    }
+
+    /// A node whose `--directory` is `url` (e.g. a Sentinel set).
+    fn start_at(url: &str, id: &str, region: &str, extra: &[&str]) -> Node {
         let mut args = vec![
             "--directory",
-            &url,
+            url,
             "--node-id",
             id,
             "--region",
@@ -214,8 +218,13 @@ impl Drop for Node {
 }
 
 fn fleet(redis: &Redis, args: &[&str]) -> (bool, String) {
+    fleet_at(&redis.url(), args)
+}
+
+/// `shardline fleet --directory url …`: (success, stdout + stderr).
+fn fleet_at(url: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_shardline"))
-        .args(["fleet", "--directory", &redis.url()])
+        .args(["fleet", "--directory", url])
         .args(args)
         .output()
         .expect("run shardline fleet");
@@ -1007,4 +1016,308 @@ fn a_drained_node_claims_nothing_it_will_not_create() {
         let _p = player_in(&b, "newcomer", &id);
         assert_eq!(a.route_until(&format!("instance={id}"), |_| true), "dr-b");
     }
+}
+
+// ------------------------------------------- issue 17: Sentinel, fencing
+
+/// A player playing on its own thread: an input every 50 ms, every
+/// StateUpdate read. It must never notice anything: no Error, no close,
+/// ticks only going up, and every input it sent applied in the end.
+struct Playing {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<PlayReport>,
+    name: String,
+}
+
+struct PlayReport {
+    updates: u64,
+    inputs_sent: u32,
+    /// Longest time between two StateUpdates (for the report; not asserted:
+    /// a loaded machine stretches it).
+    gap_max: Duration,
+}
+
+/// Generous bound on the gap between inputs of a playing player.
+const INPUT_EVERY: Duration = Duration::from_millis(50);
+
+fn play(mut c: Client, name: &str) -> Playing {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let who = name.to_owned();
+    let handle = std::thread::spawn(move || {
+        let (mut seq, mut updates, mut last_tick, mut gap_max) = (0u32, 0u64, 0u64, Duration::ZERO);
+        let mut last_update = Instant::now();
+        let mut applied = 0u32;
+        let mut next_input = Instant::now();
+        let mut on_msg = |m: ServerMsg, applied: &mut u32| match m {
+            ServerMsg::StateUpdate {
+                tick,
+                last_input_seq,
+                ..
+            } => {
+                assert!(tick > last_tick, "{who}: tick {tick} after {last_tick}");
+                last_tick = tick;
+                updates += 1;
+                gap_max = gap_max.max(last_update.elapsed());
+                last_update = Instant::now();
+                *applied = last_input_seq;
+            }
+            ServerMsg::Error { code, message } => {
+                panic!("{who} noticed: Error {code:?}: {message}")
+            }
+            ServerMsg::Transfer { url, .. } => panic!("{who} noticed: Transfer to {url}"),
+            _ => {}
+        };
+        while !stopping.load(Ordering::Relaxed) {
+            if Instant::now() >= next_input {
+                seq += 1;
+                let dir = if seq % 20 < 10 { 1.0 } else { -1.0 };
+                c.input(seq, dir, 0.0);
+                next_input += INPUT_EVERY;
+            }
+            if let Some(m) = c.recv_timeout(INPUT_EVERY) {
+                on_msg(m, &mut applied);
+            }
+        }
+        // Every input sent is applied (bounded: a few ticks).
+        let deadline = Instant::now() + SETTLE;
+        while applied < seq {
+            assert!(
+                Instant::now() < deadline,
+                "{who}: input {seq} not applied (last applied {applied})"
+            );
+            if let Some(m) = c.recv_timeout(INPUT_EVERY) {
+                on_msg(m, &mut applied);
+            }
+        }
+        PlayReport {
+            updates,
+            inputs_sent: seq,
+            gap_max,
+        }
+    });
+    Playing {
+        stop,
+        handle,
+        name: name.to_owned(),
+    }
+}
+
+impl Playing {
+    fn finish(self) -> PlayReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = self
+            .handle
+            .join()
+            .unwrap_or_else(|_| panic!("{} noticed something (see above)", self.name));
+        eprintln!(
+            "{}: {} updates, {} inputs all applied, longest gap between updates {:?}",
+            self.name, r.updates, r.inputs_sent, r.gap_max
+        );
+        r
+    }
+}
+
+/// SIGSTOP (`true`) or SIGCONT of a node: a paused process.
+fn freeze(node: &Node, stop: bool) {
+    let sig = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+    // SAFETY: kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(node.server.pid() as libc::pid_t, sig) },
+        0
+    );
+}
+
+/// Polls `check` every 10 ms until it returns true; how long that took
+/// from `since`.
+fn time_until(what: &str, since: Instant, mut check: impl FnMut() -> bool) -> Duration {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        if check() {
+            return since.elapsed();
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {SETTLE:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a WebSocket upgrade for `/play?instance=id` on `node` is
+/// accepted (101): the node owns or has just claimed `id`.
+fn upgrade_accepted(node: &Node, id: &str) -> bool {
+    let mut s = common::tcp(node.server.addr());
+    let path = format!("/play?instance={id}");
+    if s.write_all(&common::upgrade_request(node.server.addr(), &path))
+        .is_err()
+    {
+        return false;
+    }
+    let (head, _) = common::read_http_head(&mut s);
+    head.starts_with("HTTP/1.1 101")
+}
+
+#[test]
+fn sentinel_failover_under_play() {
+    let mut set = redis_procs::Sentinels::start(1000);
+    let url = set.url();
+    let mut a = Node::start_at(&url, "sf-a", "eu", &[]);
+    let b = Node::start_at(&url, "sf-b", "eu", &[]);
+    wait_fleet(&[&a, &b], 2);
+    // The fleet command reaches the primary through the sentinels too.
+    let (ok, out) = fleet_at(&url, &["nodes"]);
+    assert!(
+        ok && out.contains("\"sf-a\"") && out.contains("\"sf-b\""),
+        "{out}"
+    );
+
+    let (pb1, _, _) = player_in(&b, "pb1", "sf-b1");
+    let (pb2, _, _) = player_in(&b, "pb2", "sf-b2");
+    let (_pa, wa, ja) = player_in(&a, "pa", "sf-a1");
+    // A's game is replicated, and the replica has it.
+    eventually("A's instance reaches the replica", SETTLE, || {
+        (set.replica.cmd(&["EXISTS", "sl:snap:sf-a1"]) == redis::Value::Int(1)).then_some(())
+    });
+    let players = [play(pb1, "pb1"), play(pb2, "pb2")];
+    std::thread::sleep(Duration::from_millis(500)); // some play before
+
+    // The machine holding the Redis primary and node A dies.
+    let connections = b.metric("shardline_directory_reconnects_total");
+    let killed = Instant::now();
+    set.primary.kill9();
+    a.server.kill9();
+    // Routing that reads the directory (an instance's owner), answered
+    // from the promoted primary (B connected again).
+    let routing = time_until("routing answers again", killed, || {
+        b.get("/v1/route?instance=sf-b1").0 == 200
+            && b.metric("shardline_directory_reconnects_total") > connections
+    });
+    let claim = time_until("a new instance is claimed", killed, || {
+        upgrade_accepted(&b, "sf-new")
+    });
+    let take_over = time_until("B takes A's instance over", killed, || {
+        let (status, body) = b.get("/v1/route?instance=sf-a1");
+        status == 200 && body["node"] == "sf-b"
+    });
+    set.wait_promoted(SETTLE);
+    eprintln!(
+        "sentinel failover (down-after 1000 ms, heartbeat {HEARTBEAT_MS} ms, TTL {TTL_MS} ms): \
+         primary killed → routing answers {routing:?} → first claim {claim:?} → first take-over {take_over:?}"
+    );
+
+    // A's player resumes on B: its own seat, same player id and entity.
+    let mut c = Client::connect(&b.server.play_url("sf-a1"));
+    let again = c.hello_resume("pa", &wa.resume_token);
+    assert!(again.resumed && again.node_id == "sf-b");
+    assert_eq!(again.player_id, wa.player_id, "the player id is kept");
+    assert_eq!(c.expect_joined().entity_id, ja.entity_id);
+
+    // B's players played on through it all.
+    for p in players {
+        let r = p.finish();
+        assert!(r.updates > 0 && r.inputs_sent > 0);
+    }
+    // The fleet command finds the new primary.
+    let (ok, out) = fleet_at(&url, &["nodes"]);
+    assert!(ok && out.contains("\"sf-b\""), "{out}");
+    assert!(b.metric("shardline_directory_reconnects_total") >= 2);
+}
+
+#[test]
+fn a_claim_lost_in_a_failover_is_fenced_and_its_players_handed_over() {
+    let mut set = redis_procs::Sentinels::start(1000);
+    let url = set.url();
+    // A TTL longer than A's pause below, so that its region does not take
+    // its instances over meanwhile: this test is about the lost claim.
+    let ttl = ["--directory-ttl-ms", "15000"];
+    let a = Node::start_at(&url, "fx-a", "eu", &ttl);
+    let b = Node::start_at(&url, "fx-b", "eu", &ttl);
+    wait_fleet(&[&a, &b], 2);
+    // A game A owned before: its claim reached the replica.
+    let (p0, _, _) = player_in(&a, "p0", "fx-keep");
+    eventually("A's claim reaches the replica", SETTLE, || {
+        set.replica.get("sl:inst:fx-keep").map(|_| ())
+    });
+    // Its player plays through everything below.
+    let p0 = play(p0, "p0");
+
+    // From now on nothing A writes reaches the replica; A claims fx-split
+    // and seats a player there, on the primary only.
+    set.cut_replication();
+    let (mut pa, wa, _) = player_in(&a, "pa", "fx-split");
+    assert_eq!(set.primary.get("sl:inst:fx-split").as_deref(), Some("fx-a"));
+    assert_eq!(set.replica.get("sl:inst:fx-split"), None, "not replicated");
+
+    // A pauses (a GC pause, a stalled VM) while the primary dies and the
+    // replica is promoted without A's claim.
+    freeze(&a, true);
+    set.primary.kill9();
+    set.wait_promoted(SETTLE);
+    eventually(
+        "B sees the instance unowned on the new primary",
+        SETTLE,
+        || (b.get("/v1/route?instance=fx-split").0 == 404).then_some(()),
+    );
+    // B gets a player for fx-split: B claims it. Two nodes now believe
+    // they own it.
+    let (_pb, wb, _) = player_in(&b, "pb", "fx-split");
+    assert_eq!(set.replica.get("sl:inst:fx-split").as_deref(), Some("fx-b"));
+    freeze(&a, false);
+
+    // A comes back, re-validates its claims against the new primary, and
+    // hands fx-split's player to B with its seat.
+    match pa.recv_until("Transfer", SETTLE, |m| {
+        matches!(m, ServerMsg::Transfer { .. })
+    }) {
+        ServerMsg::Transfer { url, instance_id } => {
+            assert_eq!((url, instance_id.as_str()), (b.url(), "fx-split"));
+        }
+        _ => unreachable!("filtered above"),
+    }
+    assert_eq!(pa.expect_close().0, 1000);
+    let mut back = Client::connect(&b.server.play_url("fx-split"));
+    let again = back.hello_resume("pa", &wa.resume_token);
+    assert!(again.resumed, "its seat was handed over");
+    assert_eq!(
+        (again.node_id.as_str(), again.player_id),
+        ("fx-b", wa.player_id)
+    );
+    let j = back.expect_joined();
+    assert_eq!(j.instance_id, "fx-split");
+
+    // One owner, every player once.
+    for n in [&a, &b] {
+        assert_eq!(n.route_until("instance=fx-split", |_| true), "fx-b");
+    }
+    eventually("A's copy is gone", SETTLE, || {
+        (get(a.admin, "/instances/fx-split").0 == 404).then_some(())
+    });
+    let detail = common::http::get_json(b.admin, "/instances/fx-split");
+    let mut ids: Vec<u64> = detail["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["player_id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want = vec![wa.player_id, wb.player_id];
+    want.sort_unstable();
+    assert_eq!(ids, want, "each player seated once, on B: {detail}");
+    assert_eq!(
+        set.replica
+            .get(&format!("sl:seat:{}", wa.resume_token))
+            .as_deref(),
+        Some("fx-split")
+    );
+    assert_eq!(
+        wrong_node_for(&a, &wa.resume_token),
+        Some(b.url()),
+        "A no longer holds the seat"
+    );
+    // The claim A kept is A's still, and its player never left.
+    assert_eq!(a.route_until("instance=fx-keep", |_| true), "fx-a");
+    let r = p0.finish();
+    assert!(r.inputs_sent > 0);
+    assert!(a.metric("shardline_directory_claims_lost_total") >= 1);
+    assert_eq!(a.metric("shardline_directory_players_handed_over_total"), 1);
+    assert_eq!(b.metric("shardline_directory_players_handed_in_total"), 1);
 }

@@ -257,3 +257,134 @@ impl Drop for Proc {
         }
     }
 }
+
+/// The name the sentinels monitor.
+pub const MASTER: &str = "sl";
+/// The replication user: replicas authenticate as it, so the test can cut
+/// replication (see [`Sentinels::cut_replication`]).
+const REPL_USER: &str = "user repl on >replpw +psync +replconf +ping";
+
+/// A Redis Sentinel deployment on loopback: a primary, one replica and
+/// three sentinels (quorum 2).
+pub struct Sentinels {
+    pub primary: Proc,
+    pub replica: Proc,
+    pub sentinels: Vec<Proc>,
+}
+
+impl Sentinels {
+    /// `down_after_ms`: how long the primary may be silent before a
+    /// sentinel deems it down (1000 is the least sensible value).
+    pub fn start(down_after_ms: u64) -> Sentinels {
+        require("redis-server");
+        require("redis-sentinel");
+        let primary = Proc::server(&[REPL_USER.to_owned()]);
+        let replica = Proc::server(&[
+            REPL_USER.to_owned(),
+            format!("replicaof 127.0.0.1 {}", primary.port),
+            "masteruser repl".to_owned(),
+            "masterauth replpw".to_owned(),
+        ]);
+        let sentinels = (0..3)
+            .map(|_| {
+                Proc::sentinel(vec![
+                    format!("sentinel monitor {MASTER} 127.0.0.1 {} 2", primary.port),
+                    format!("sentinel down-after-milliseconds {MASTER} {down_after_ms}"),
+                    format!("sentinel failover-timeout {MASTER} 10000"),
+                    format!("sentinel parallel-syncs {MASTER} 1"),
+                ])
+            })
+            .collect();
+        let set = Sentinels {
+            primary,
+            replica,
+            sentinels,
+        };
+        // A failover needs every sentinel to know the replica and the two
+        // other sentinels (they find each other through the primary every
+        // 2 s, and the replica through its INFO every 10 s).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for s in &set.sentinels {
+            loop {
+                let known = |what: &str| match s.cmd(&["SENTINEL", what, MASTER]) {
+                    redis::Value::Array(v) => v.len(),
+                    _ => 0,
+                };
+                if known("sentinels") == 2 && known("replicas") == 1 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the sentinels did not find each other and the replica within 30 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        set.wait_replica_link(true);
+        set
+    }
+
+    /// `--directory` for the nodes and `shardline fleet`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.sentinels.iter().map(Proc::addr).collect();
+        format!("redis+sentinel://{}/{MASTER}", hosts.join(","))
+    }
+
+    fn wait_replica_link(&self, up: bool) {
+        let want = if up {
+            "master_link_status:up"
+        } else {
+            "master_link_status:down"
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let redis::Value::BulkString(b) = self.replica.cmd(&["INFO", "replication"]) {
+                if String::from_utf8_lossy(&b).contains(want) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "replica never reported {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// From now on the primary's writes do not reach the replica: the
+    /// replication user is disabled and the replica's link cut (it keeps
+    /// retrying, refused). The sentinels still see a healthy replica they
+    /// can promote — whatever the primary accepts from now on is lost when
+    /// it dies, as an asynchronous replica loses a primary's last writes.
+    pub fn cut_replication(&self) {
+        self.primary.cmd(&["ACL", "SETUSER", "repl", "off"]);
+        self.primary.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
+        self.wait_replica_link(false);
+    }
+
+    /// Waits until every sentinel names the replica as the primary and it
+    /// says so itself.
+    pub fn wait_promoted(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let want = self.replica.port.to_string();
+        loop {
+            let named = self.sentinels.iter().all(|s| {
+                match s.try_cmd(&["SENTINEL", "get-master-addr-by-name", MASTER]) {
+                    Ok(redis::Value::Array(v)) => {
+                        v.get(1) == Some(&redis::Value::BulkString(want.clone().into_bytes()))
+                    }
+                    _ => false,
+                }
+            });
+            let role = matches!(
+                self.replica.try_cmd(&["ROLE"]),
+                Ok(redis::Value::Array(v)) if v.first() == Some(&redis::Value::BulkString(b"master".to_vec()))
+            );
+            if named && role {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels did not promote the replica within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
