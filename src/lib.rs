@@ -31,9 +31,10 @@
 //! - [`web`]: the browser demo (`GET /`) and ops dashboard (`GET /dashboard`
 //!   on the admin listener), embedded in the binary.
 //! - [`tune`]: kernel/rlimit profiles, `shardline tune check|apply`.
-//! - [`directory`]: the fleet's directory on Redis (optional): node
-//!   registry, routing (`/v1/route`), instance ownership, replicated
-//!   snapshots and failover, fleet messages, `shardline fleet`.
+//! - [`directory`]: the fleet's directory on Redis or Redis Sentinel
+//!   (optional): node registry, routing (`/v1/route`), fenced instance
+//!   ownership, replicated snapshots (within a write budget) and failover,
+//!   fleet messages, `shardline fleet`.
 
 pub mod admin;
 pub mod auth;

@@ -16,8 +16,10 @@
 //!   they have waited, then the ones due only for a seat refresh;
 //! - **writes are paced**: at most `--replica-writes-per-s-max` per second,
 //!   taken a few at a time every [`FLUSH_INTERVAL`] (a token bucket holding
-//!   at most one interval's worth), so they spread over the interval
-//!   instead of arriving at Redis as one burst per interval.
+//!   at most [`BURST_WINDOW`]'s worth, so a flush that comes late on a busy
+//!   machine still uses the budget, and none is a burst), so they spread
+//!   over the interval instead of arriving at Redis as one burst per
+//!   interval.
 //!
 //! When the budget is smaller than what changes, replicas get older (the
 //! oldest queued one's age is a gauge) — never more writes.
@@ -30,6 +32,9 @@ use crate::snapshot::InstanceSnapshot;
 
 /// How often the agent writes a batch of queued replicas.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+/// The most budget a flush may spend at once: this long's worth of writes.
+pub const BURST_WINDOW: Duration = Duration::from_millis(100);
+const _: () = assert!(FLUSH_INTERVAL.as_millis() <= BURST_WINDOW.as_millis());
 /// Default replica writes per second for one node.
 pub const REPLICA_WRITES_PER_S_MAX_DEFAULT: u32 = 1_000;
 
@@ -117,9 +122,9 @@ impl ReplicaQueue {
         }
     }
 
-    /// Most writes one flush may make: one interval's worth, at least one.
+    /// Most writes one flush may make: [`BURST_WINDOW`]'s worth, at least one.
     fn burst(&self) -> f64 {
-        (self.rate_per_s * FLUSH_INTERVAL.as_secs_f64()).max(1.0)
+        (self.rate_per_s * BURST_WINDOW.as_secs_f64()).max(1.0)
     }
 
     /// A shard's latest state of `id`. `seat_refresh`: how old a written
@@ -288,17 +293,22 @@ mod tests {
             let (id, s) = snap(&format!("i{i}"), 1);
             q.offer(id, s, t0, REFRESH);
         }
-        // 100/s over 20 ms: 2 per flush, however long the gap was.
+        // 100/s: 2 per 20 ms flush; after a long gap at most 100 ms' worth.
         assert_eq!(q.take(t0 + FLUSH_INTERVAL).len(), 2);
-        assert_eq!(q.take(t0 + Duration::from_secs(5)).len(), 2);
-        // Over one second of flushes: at most 100 writes (here: the 46 left).
+        assert_eq!(q.take(t0 + Duration::from_secs(5)).len(), 10);
+        // Over 0.3 s of flushes: 30 writes.
         let mut t = t0 + Duration::from_secs(5);
         let mut n = 0;
-        for _ in 0..50 {
+        for _ in 0..15 {
             t += FLUSH_INTERVAL;
             n += q.take(t).len();
         }
-        assert_eq!(n, 46);
+        assert_eq!(n, 30);
+        // The 8 left over the next flushes.
+        for _ in 0..10 {
+            t += FLUSH_INTERVAL;
+            q.take(t);
+        }
         assert!(q.is_empty());
         // A tiny budget still writes one at a time.
         let mut slow = ReplicaQueue::new(1, t0);
@@ -341,6 +351,45 @@ mod tests {
             .map(|d| d.id.as_str().to_owned())
             .collect();
         assert_eq!(order, ["new", "old", "young", "idle"]);
+    }
+
+    #[test]
+    fn a_world_at_rest_keeps_its_fingerprint_as_it_ticks() {
+        use crate::game::{ArenaFactory, GameFactory, Instance, InstanceLimits, PlayerInput};
+        let id = InstanceId::parse("rest").unwrap();
+        let limits = InstanceLimits {
+            players_max: 4,
+            inputs_per_tick_max: 4,
+        };
+        let mut inst = Instance::new(id.clone(), ArenaFactory.create(&id), limits);
+        inst.join(7, "p").unwrap();
+        let input = PlayerInput {
+            seq: 1,
+            move_x: 1.0,
+            move_y: 0.0,
+            buttons: 0,
+        };
+        inst.push_input(7, input);
+        let step = |inst: &mut Instance, n: u32| {
+            for _ in 0..n {
+                inst.step(1.0 / 30.0);
+            }
+        };
+        step(&mut inst, 30);
+        let moving = fingerprint(&inst.save());
+        step(&mut inst, 1);
+        assert_ne!(
+            fingerprint(&inst.save()),
+            moving,
+            "a moving disc changes it"
+        );
+        // 10 s: the disc reached the wall and stopped there.
+        step(&mut inst, 300);
+        let at_rest = inst.save();
+        step(&mut inst, 30);
+        let later = inst.save();
+        assert_ne!(later.tick, at_rest.tick);
+        assert_eq!(fingerprint(&later), fingerprint(&at_rest));
     }
 
     #[test]
