@@ -494,10 +494,10 @@ elif cmd == "record-snapshot":
           f"{rec['snapshots_in_window']} snapshots (write p50 {rec['snapshot_write_p50_us']} us)")
 
 elif cmd == "record-directory":
-    JOIN_KINDS = ("claim", "seat", "find_seat", "seat_end", "route")
+    JOIN_KINDS = ("claim", "seat", "seat_end", "release", "find_seat", "route")
     # Redis commands by kind (shardline_directory_ops_total) at the start,
     # once every player joined, and after the steady window.
-    (label, players, budget, m0, m1, m1b, m2, t01, t12, lg) = args
+    (label, players, budget, m0, m1, m1b, m2, m3, t01, t12, lg) = args
     def ops(path):
         out = {}
         try:
@@ -518,17 +518,19 @@ elif cmd == "record-directory":
             pass
         return None
     # a: before the joins; b: all joined; b2: start of the steady window.
-    a, b, b2, c = ops(m0), ops(m1), ops(m1b), ops(m2)
+    # d: the players gone and their instances released.
+    a, b, b2, c, d = ops(m0), ops(m1), ops(m1b), ops(m2), ops(m3)
     if not a or not c:
         print(f"directory {label}: no metrics; run left out", file=sys.stderr)
         sys.exit(0)
     n, t01, t12 = int(players), float(t01), float(t12)
     joined = (load(lg) or {}).get("players_joined") or n
     steady = {k: (c.get(k, 0) - b2.get(k, 0)) / t12 for k in c}
-    # Commands a join causes (its claim, its seat): only joins cause them,
-    # so they are counted over the whole run (a slow handshake may finish
-    # after the join phase); the periodic kinds are the steady rows' business.
-    during = {k: c.get(k, 0) - a.get(k, 0) for k in JOIN_KINDS}
+    # Commands a player's session causes (its instance claimed, its seat
+    # recorded, then deleted when it leaves, its instance released once
+    # empty), counted from before the joins to after the releases; the
+    # periodic kinds are the steady rows' business.
+    during = {k: d.get(k, 0) - a.get(k, 0) for k in JOIN_KINDS}
     rec = {
         "scenario": "directory", "label": label, "players": n, "instances": n, "joined": joined,
         "budget": int(budget), "window_s": t12,
@@ -707,7 +709,8 @@ elif cmd == "report":
         w(f"One node (1 shard), {os.environ.get('DIRECTORY_PLAYERS')} players joining at "
           f"{os.environ.get('DIRECTORY_RAMP_PER_S')}/s, one per instance; heartbeat and replication every "
           "1 s (defaults). Steady: commands per second over the window after every player joined, scaled to "
-          "1,000 instances. Joins: the commands a join causes (claim, seat), per 1,000 joins. "
+          "1,000 instances. Joins: the commands a player's session causes — its join (claim, seat) and its "
+          "leave (seat_end, and release of its emptied instance) — per 1,000 joins. "
           "From `shardline_directory_ops_total{kind}`.\n")
         kinds = sorted({k for r in dirs for k in r["steady_per_s"]} | {k for r in dirs for k in r["per_1000_joins"]})
         w("| run | budget (writes/s) | " + " | ".join(kinds) + " | all | replica wait max |")
@@ -1195,7 +1198,7 @@ directory_run() {
     start_loadgen "$dir/loadgen.json" --target "ws://127.0.0.1:$SRV_PORT/play" \
         --players $DIRECTORY_PLAYERS --players-per-instance 1 --instance-prefix d \
         --input-rate "$hz" --ping-interval 0 --ramp $DIRECTORY_RAMP_PER_S \
-        --duration $((DIRECTORY_WINDOW_S + settle + 2))s
+        --duration $((DIRECTORY_WINDOW_S + settle + 10))s
     sleep "$(awk -v n=$DIRECTORY_PLAYERS -v r=$DIRECTORY_RAMP_PER_S 'BEGIN { printf "%.1f", n / r + 2 }')"
     metrics "$ADM_PORT" "$dir/metrics-1.txt"
     t1=$(now_s)
@@ -1206,10 +1209,15 @@ directory_run() {
     metrics "$ADM_PORT" "$dir/metrics-2.txt"
     t2=$(now_s)
     wait_loadgen || true
+    # The players have left (their seats ended); their instances are
+    # disposed after --instance-idle-ms (10 s) and released.
+    sleep 13
+    metrics "$ADM_PORT" "$dir/metrics-3.txt"
     stop_pid "$SRV_PID"
     stop_pid "$REDIS_PID"
     py record-directory "$label" $DIRECTORY_PLAYERS "$budget" "$dir/metrics-0.txt" "$dir/metrics-1.txt" \
-        "$dir/metrics-1b.txt" "$dir/metrics-2.txt" "$(elapsed "$t0" "$t1")" "$(elapsed "$t1b" "$t2")" "$dir/loadgen.json"
+        "$dir/metrics-1b.txt" "$dir/metrics-2.txt" "$dir/metrics-3.txt" "$(elapsed "$t0" "$t1")" \
+        "$(elapsed "$t1b" "$t2")" "$dir/loadgen.json"
 }
 
 # Redis commands per second per 1,000 instances and per 1,000 joins: players
@@ -1222,7 +1230,7 @@ scenario_directory() {
         return 0
     }
     directory_run moving 30 1000
-    directory_run idle 0.01 1000 $DIRECTORY_IDLE_SETTLE_S
+    directory_run idle 0.001 1000 $DIRECTORY_IDLE_SETTLE_S
     directory_run budget 30 $DIRECTORY_TIGHT_BUDGET
 }
 

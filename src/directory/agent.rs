@@ -49,6 +49,12 @@ const MOVE_RESULT_TTL_S: i64 = 60;
 /// Requests handled between two heartbeat checks, so a flood of reports
 /// cannot starve the heartbeat.
 const MESSAGES_PER_BEAT_CHECK: usize = 256;
+/// Shortest life of a seat record (`sl:seat:{token}`). A seat's record is
+/// deleted when the seat ends; the expiry only clears the records of a node
+/// that died with instances nobody could restore. Its owner writes it again
+/// at half this age even when nothing changed: at 10 min, an idle instance
+/// costs one write per 5 min (~100 B of Redis per stale record meanwhile).
+const SEAT_RECORD_TTL_MIN: Duration = Duration::from_secs(600);
 
 /// What a stopping node leaves in its registry entry (for one TTL): its
 /// region takes it over at once instead of waiting for the entry to expire.
@@ -587,9 +593,10 @@ impl Agent {
         let _ = self.publish(&node, &FleetMsg::HandedOver(r));
     }
 
-    /// How long a seat record lives in the directory.
+    /// How long a seat record lives in the directory unless its owner
+    /// writes it again (at half this age, with a replica).
     fn seat_ttl(&self) -> Duration {
-        (self.start.reconnect_grace + self.start.cfg.ttl) * 2
+        ((self.start.reconnect_grace + self.start.cfg.ttl) * 2).max(SEAT_RECORD_TTL_MIN)
     }
 
     /// A live node's URL (the fleet view, else Redis for a node that
