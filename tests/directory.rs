@@ -1317,6 +1317,8 @@ fn a_claim_lost_in_a_failover_is_fenced_and_its_players_handed_over() {
     assert_eq!(a.route_until("instance=fx-keep", |_| true), "fx-a");
     let r = p0.finish();
     assert!(r.inputs_sent > 0);
+    // A compared its claims with the new primary after reconnecting.
+    assert!(a.metric("shardline_directory_claims_revalidated_total") >= 2);
     assert!(a.metric("shardline_directory_claims_lost_total") >= 1);
     assert_eq!(a.metric("shardline_directory_players_handed_over_total"), 1);
     assert_eq!(b.metric("shardline_directory_players_handed_in_total"), 1);

@@ -692,13 +692,14 @@ impl Agent {
         match owner {
             None => SeatAt::Nowhere,
             Some(owner) if owner == self.me() => {
-                // Ours. Only an instance being rebuilt here (claimed in a
-                // take-over, not yet in a shard's report) may still get this
-                // seat; in an instance the shards run, a seat they do not
-                // hold has ended.
-                let rebuilding = self.owned.get(&id).is_some_and(|o| o.claimed_at.is_some())
-                    && !self.is_local(&id);
-                if rebuilding {
+                // Ours. A seat that ended here is gone (its record is
+                // deleted when it ends; this covers a deletion that failed).
+                // Otherwise the shard may have it by now: the instance is
+                // being rebuilt here (claimed in a take-over, not yet
+                // reported), or was rebuilt since the shard asked.
+                let ended = self.ended.get(token).is_some_and(|(i, _)| *i == id);
+                let rebuilding = self.owned.get(&id).is_some_and(|o| o.claimed_at.is_some());
+                if !ended && (rebuilding || self.is_local(&id)) {
                     SeatAt::Here
                 } else {
                     SeatAt::Nowhere

@@ -60,68 +60,76 @@ impl Agent {
             .set(self.replicas.oldest_age(Instant::now()).as_millis() as u64);
     }
 
+    /// The fenced script writing `d` (its world when it changed, and the
+    /// seats whose records are not fresh), with the replica's compressed
+    /// size and the seats it writes; `None` when there is nothing to write
+    /// or the instance is no longer ours.
+    fn replica_command(&self, d: &Due, now: Instant) -> Option<(redis::Cmd, u64, Vec<String>)> {
+        let epoch = self.owned.get(&d.id)?.epoch;
+        let seat_ttl = self.seat_ttl();
+        let bytes = if d.with_world {
+            match replica::encode(&self.start.game, &d.snap, self.start.cfg.replica_bytes_max) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.metrics.replicas_too_large.inc();
+                    tracing::warn!(instance = %d.id, error = %e, "instance not replicated");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let tokens: Vec<String> = d
+            .snap
+            .seats
+            .iter()
+            .filter(|s| !s.token.is_empty())
+            .filter(|s| self.ended.get(&s.token).is_none_or(|(i, _)| *i != d.id))
+            .filter(|s| {
+                !self.seats.get(&s.token).is_some_and(|(i, t)| {
+                    *i == d.id && now.saturating_duration_since(*t) < seat_ttl / 2
+                })
+            })
+            .map(|s| s.token.clone())
+            .collect();
+        if bytes.is_empty() && tokens.is_empty() {
+            return None;
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(fence::REPLICATE)
+            .arg(3 + tokens.len())
+            .arg(keys::instance(&d.id))
+            .arg(keys::epoch(&d.id))
+            .arg(keys::snapshot(&d.id));
+        for t in &tokens {
+            cmd.arg(keys::seat(t));
+        }
+        cmd.arg(self.me())
+            .arg(epoch)
+            .arg(&bytes)
+            .arg(seat_ttl.as_millis() as u64)
+            .arg(d.id.as_str());
+        Some((cmd, bytes.len() as u64, tokens))
+    }
+
     fn write_replicas(&mut self, due: Vec<Due>) {
         if due.is_empty() {
             return;
         }
-        let me = self.me().to_owned();
-        let seat_ttl = self.seat_ttl();
         let now = Instant::now();
         let mut pipe = redis::pipe();
         // (what was sent, its compressed size, the seats it wrote)
         let mut sent: Vec<(Due, u64, Vec<String>)> = Vec::with_capacity(due.len());
         for d in due {
-            let Some(epoch) = self.owned.get(&d.id).map(|o| o.epoch) else {
-                continue; // lost or released meanwhile
-            };
-            let bytes = if d.with_world {
-                match replica::encode(&self.start.game, &d.snap, self.start.cfg.replica_bytes_max) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        self.metrics.replicas_too_large.inc();
-                        tracing::warn!(instance = %d.id, error = %e, "instance not replicated");
-                        Vec::new()
-                    }
-                }
-            } else {
-                Vec::new()
-            };
-            let tokens: Vec<String> = d
-                .snap
-                .seats
-                .iter()
-                .filter(|s| !s.token.is_empty())
-                .filter(|s| self.ended.get(&s.token).is_none_or(|(i, _)| *i != d.id))
-                .filter(|s| {
-                    !self.seats.get(&s.token).is_some_and(|(i, t)| {
-                        *i == d.id && now.saturating_duration_since(*t) < seat_ttl / 2
-                    })
-                })
-                .map(|s| s.token.clone())
-                .collect();
-            if bytes.is_empty() && tokens.is_empty() {
-                continue;
+            if let Some((cmd, bytes, tokens)) = self.replica_command(&d, now) {
+                pipe.add_command(cmd);
+                sent.push((d, bytes, tokens));
             }
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(fence::REPLICATE)
-                .arg(3 + tokens.len())
-                .arg(keys::instance(&d.id))
-                .arg(keys::epoch(&d.id))
-                .arg(keys::snapshot(&d.id));
-            for t in &tokens {
-                cmd.arg(keys::seat(t));
-            }
-            cmd.arg(&me)
-                .arg(epoch)
-                .arg(&bytes)
-                .arg(seat_ttl.as_millis() as u64)
-                .arg(d.id.as_str());
-            pipe.add_command(cmd);
-            sent.push((d, bytes.len() as u64, tokens));
         }
         if sent.is_empty() {
             return;
         }
+        let seat_ttl = self.seat_ttl();
         let n = sent.len() as u64;
         // On failure the connection drops; after the reconnect every
         // instance is written again (`reset_written`).
