@@ -393,8 +393,9 @@ fn routing_ownership_and_fleet_messages() {
 #[test]
 fn failover_restores_a_dead_nodes_games_on_its_region() {
     let redis = Redis::start();
-    let a_snapshots = common::http::tempdir("fleet-a");
-    let a_dir = a_snapshots.to_str().unwrap();
+    // Removed on every path, a failing one included.
+    let a_snapshots = redis_procs::TempDir::new("fleet-a");
+    let a_dir = a_snapshots.0.to_str().unwrap();
     let mut a = Node::start(&redis, "fa", "eu", &["--snapshot-dir", a_dir]);
     let b = Node::start(&redis, "fb", "eu", &[]);
     wait_fleet(&[&a, &b], 2);
@@ -513,7 +514,6 @@ fn failover_restores_a_dead_nodes_games_on_its_region() {
             "fb"
         );
     }
-    let _ = std::fs::remove_dir_all(&a_snapshots);
 }
 
 #[test]
