@@ -20,8 +20,9 @@ usage() {
 usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR]
 
   --quick       fewer and shorter steps (~3-5 min instead of ~20)
-  --only LIST   comma-separated subset of: micro,idle,echo,game,snapshot,abuse,profile
-                (default: all but profile)
+  --only LIST   comma-separated subset of:
+                micro,idle,echo,game,snapshot,abuse,directory,profile
+                (default: all but profile; directory needs redis-server)
   --profile     also run `perf record` on both servers under the game load
                 (results in DIR/profile-*.txt; not used for any table)
   --out DIR     where raw results and results.md go
@@ -89,6 +90,7 @@ if [[ $QUICK == 1 ]]; then
     GAME_DURATION=4s
     SNAPSHOT_ROUNDS=2
     SNAPSHOT_WINDOW_S=8
+    DIRECTORY_WINDOW_S=10
 else
     MICRO_ARGS=(--warm-up-time 1 --measurement-time 3)
     IDLE_COUNTS=(1000 10000 19000)
@@ -99,6 +101,7 @@ else
     GAME_DURATION=10s
     SNAPSHOT_ROUNDS=5
     SNAPSHOT_WINDOW_S=20
+    DIRECTORY_WINDOW_S=30
 fi
 ECHO_CONNECTIONS=100
 ECHO_MESSAGE_BYTES=64
@@ -113,6 +116,17 @@ SNAPSHOT_INTERVAL_MS=1000
 SNAPSHOT_SETTLE_S=3
 PROFILE_PLAYERS=1000
 IDLE_RAMP_PER_S=4000
+# The directory scenario: one player per instance (so instances = joins),
+# joining at DIRECTORY_RAMP_PER_S; the node's directory settings are the
+# defaults (heartbeat 1 s, snapshots and replication every 1 s).
+DIRECTORY_PLAYERS=1000
+DIRECTORY_RAMP_PER_S=200
+# The replica budget of the run that shows it binding.
+DIRECTORY_TIGHT_BUDGET=200
+# Idle players: each sent one input when it joined (the load generator's
+# first: nearly straight along x, 5% along y), so its disc slides to the
+# walls and stops there within 90 s; the window starts after that.
+DIRECTORY_IDLE_SETTLE_S=95
 
 # ---------------------------------------------------------------- processes
 # Every process this script starts is remembered here and ended on exit.
@@ -479,6 +493,60 @@ elif cmd == "record-snapshot":
           f"{rec['tick_p99_no_snapshot_us']}), lateness p99 {rec['lateness_p99_us']} us, "
           f"{rec['snapshots_in_window']} snapshots (write p50 {rec['snapshot_write_p50_us']} us)")
 
+elif cmd == "record-directory":
+    JOIN_KINDS = ("claim", "seat", "seat_end", "release", "find_seat", "route")
+    # Redis commands by kind (shardline_directory_ops_total) at the start,
+    # once every player joined, and after the steady window.
+    (label, players, budget, m0, m1, m1b, m2, m3, t01, t12, lg) = args
+    def ops(path):
+        out = {}
+        try:
+            text = open(path).read()
+        except OSError:
+            return out
+        for line in text.splitlines():
+            if line.startswith("shardline_directory_ops_total{"):
+                kind = line.split('kind="', 1)[1].split('"', 1)[0]
+                out[kind] = float(line.rsplit(" ", 1)[1])
+        return out
+    def metric(path, name):
+        try:
+            for line in open(path):
+                if line.startswith(name + "{"):
+                    return float(line.rsplit(" ", 1)[1])
+        except OSError:
+            pass
+        return None
+    # a: before the joins; b: all joined; b2: start of the steady window.
+    # d: the players gone and their instances released.
+    a, b, b2, c, d = ops(m0), ops(m1), ops(m1b), ops(m2), ops(m3)
+    if not a or not c:
+        print(f"directory {label}: no metrics; run left out", file=sys.stderr)
+        sys.exit(0)
+    n, t01, t12 = int(players), float(t01), float(t12)
+    joined = (load(lg) or {}).get("players_joined") or n
+    steady = {k: (c.get(k, 0) - b2.get(k, 0)) / t12 for k in c}
+    # Commands a player's session causes (its instance claimed, its seat
+    # recorded, then deleted when it leaves, its instance released once
+    # empty), counted from before the joins to after the releases; the
+    # periodic kinds are the steady rows' business.
+    during = {k: d.get(k, 0) - a.get(k, 0) for k in JOIN_KINDS}
+    rec = {
+        "scenario": "directory", "label": label, "players": n, "instances": n, "joined": joined,
+        "budget": int(budget), "window_s": t12,
+        "steady_per_s": steady,
+        "per_1000_instances_per_s": {k: v * 1000 / n for k, v in steady.items()},
+        "per_1000_joins": {k: v * 1000 / max(joined, 1) for k, v in during.items()},
+        "replicas_unchanged": metric(m2, "shardline_directory_replicas_unchanged_total"),
+        "replica_wait_ms_max": metric(m2, "shardline_directory_replica_wait_ms_max"),
+        "load_average": os.getloadavg()[0],
+    }
+    append(rec)
+    tot = sum(steady.values())
+    print(f"directory {label}: {n} instances, {tot:.0f} Redis commands/s steady "
+          f"({tot * 1000 / n:.0f} per 1,000 instances), replica {steady.get('replica', 0):.0f}/s, "
+          f"join phase {sum(during.values()) * 1000 / max(joined, 1):.0f} per 1,000 joins")
+
 elif cmd == "record-micro":
     # args: criterion dir, then the benchmark names in run order.
     crit, names = args[0], args[1:]
@@ -648,6 +716,27 @@ elif cmd == "report":
               f"updates in one write).")
         w("")
 
+    dirs = by("directory")
+    if dirs:
+        w("### Directory: Redis commands of one node, by kind\n")
+        w(f"One node (1 shard), {os.environ.get('DIRECTORY_PLAYERS')} players joining at "
+          f"{os.environ.get('DIRECTORY_RAMP_PER_S')}/s, one per instance; heartbeat and replication every "
+          "1 s (defaults). Steady: commands per second over the window after every player joined, scaled to "
+          "1,000 instances. Joins: the commands a player's session causes — its join (claim, seat) and its "
+          "leave (seat_end, and release of its emptied instance) — per 1,000 joins. "
+          "From `shardline_directory_ops_total{kind}`.\n")
+        kinds = sorted({k for r in dirs for k in r["steady_per_s"]} | {k for r in dirs for k in r["per_1000_joins"]})
+        w("| run | budget (writes/s) | " + " | ".join(kinds) + " | all | replica wait max |")
+        w("|---|---:|" + "---:|" * len(kinds) + "---:|---:|")
+        for r in dirs:
+            row = r["per_1000_instances_per_s"]
+            w(f"| {r['label']}: per s per 1,000 instances | {r['budget']} | " + " | ".join(f"{row.get(k, 0):.1f}" for k in kinds)
+              + f" | **{sum(row.values()):.1f}** | {r['replica_wait_ms_max']:.0f} ms |")
+            row = r["per_1000_joins"]
+            w(f"| {r['label']}: per 1,000 joins | | " + " | ".join(f"{row[k]:.0f}" if k in row else "–" for k in kinds)
+              + f" | **{sum(row.values()):.0f}** | |")
+        w("")
+
     snap = by("snapshot")
     if snap:
         interval = max(r["interval_ms"] for r in snap)
@@ -737,6 +826,7 @@ elif cmd == "report":
 PY
 }
 export RECORDS ECHO_MESSAGE_BYTES ECHO_CONNECTIONS SNAPSHOT_PLAYERS SNAPSHOT_WINDOW_S
+export DIRECTORY_PLAYERS DIRECTORY_RAMP_PER_S
 
 # ---------------------------------------------------------------- machine
 machine_info() {
@@ -1107,6 +1197,87 @@ scenario_abuse() {
     py record-abuse "$out"
 }
 
+# A redis-server of our own for the directory scenario: it binds the first
+# free port from the range; sets REDIS_PID and REDIS_PORT.
+start_redis() {
+    local dir=$1 tries
+    mkdir -p "$dir"
+    for ((tries = 0; tries < 20; tries++)); do
+        next_ports
+        setsid redis-server --port "$SRV_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+            --dir "$dir" >"$dir/redis.log" 2>&1 &
+        REDIS_PID=$!
+        PIDS+=("$REDIS_PID")
+        local i
+        for ((i = 0; i < 50; i++)); do
+            if redis-cli -p "$SRV_PORT" PING 2>/dev/null | grep -q PONG; then
+                REDIS_PORT=$SRV_PORT
+                return 0
+            fi
+            kill -0 "$REDIS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop_pid "$REDIS_PID"
+    done
+    echo "redis-server did not start; log: $dir/redis.log" >&2
+    return 1
+}
+
+metrics() { curl -sf --max-time 5 "http://127.0.0.1:$1/metrics" >"$2" || : >"$2"; }
+
+# directory_run LABEL INPUT_HZ BUDGET [SETTLE_S]: one node on a fresh
+# redis-server; the steady window starts SETTLE_S (default 3) after the last
+# player joined.
+directory_run() {
+    local label=$1 hz=$2 budget=$3 settle=${4:-3}
+    local dir=$OUT/directory-$label
+    log "directory: $label ($DIRECTORY_PLAYERS instances, input $hz Hz, budget $budget writes/s)"
+    start_redis "$dir/redis" || return 0
+    SNAP_MS=1000 start_server shardline 30 "$dir" --directory "redis://127.0.0.1:$REDIS_PORT" \
+        --region bench --node-id bench-a --replica-writes-per-s-max "$budget"
+    sleep 2
+    local t0 t1 t1b t2
+    metrics "$ADM_PORT" "$dir/metrics-0.txt"
+    t0=$(now_s)
+    start_loadgen "$dir/loadgen.json" --target "ws://127.0.0.1:$SRV_PORT/play" \
+        --players $DIRECTORY_PLAYERS --players-per-instance 1 --instance-prefix d \
+        --input-rate "$hz" --ping-interval 0 --ramp $DIRECTORY_RAMP_PER_S \
+        --duration $((DIRECTORY_WINDOW_S + settle + 10))s
+    sleep "$(awk -v n=$DIRECTORY_PLAYERS -v r=$DIRECTORY_RAMP_PER_S 'BEGIN { printf "%.1f", n / r + 2 }')"
+    metrics "$ADM_PORT" "$dir/metrics-1.txt"
+    t1=$(now_s)
+    sleep $((settle - 2))
+    metrics "$ADM_PORT" "$dir/metrics-1b.txt"
+    t1b=$(now_s)
+    sleep "$DIRECTORY_WINDOW_S"
+    metrics "$ADM_PORT" "$dir/metrics-2.txt"
+    t2=$(now_s)
+    wait_loadgen || true
+    # The players have left (their seats ended); their instances are
+    # disposed after --instance-idle-ms (10 s) and released.
+    sleep 13
+    metrics "$ADM_PORT" "$dir/metrics-3.txt"
+    stop_pid "$SRV_PID"
+    stop_pid "$REDIS_PID"
+    py record-directory "$label" $DIRECTORY_PLAYERS "$budget" "$dir/metrics-0.txt" "$dir/metrics-1.txt" \
+        "$dir/metrics-1b.txt" "$dir/metrics-2.txt" "$dir/metrics-3.txt" "$(elapsed "$t0" "$t1")" \
+        "$(elapsed "$t1b" "$t2")" "$dir/loadgen.json"
+}
+
+# Redis commands per second per 1,000 instances and per 1,000 joins: players
+# moving every tick (every instance changes each interval), players idle
+# (unchanged instances skipped), and moving players under a budget smaller
+# than what changes.
+scenario_directory() {
+    command -v redis-server >/dev/null || {
+        log "directory: redis-server not installed, skipped"
+        return 0
+    }
+    directory_run moving 30 1000
+    directory_run idle 0.001 1000 $DIRECTORY_IDLE_SETTLE_S
+    directory_run budget 30 $DIRECTORY_TIGHT_BUDGET
+}
+
 # perf profiles of both servers under PROFILE_PLAYERS at 30 Hz (not used for
 # any table: perf itself takes CPU).
 scenario_profile() {
@@ -1144,7 +1315,7 @@ scenario_profile() {
 machine_info
 build
 started=$SECONDS
-for s in micro idle echo game snapshot abuse profile; do
+for s in micro idle echo game snapshot abuse directory profile; do
     if [[ ",$ONLY," == *",$s,"* ]]; then
         "scenario_$s"
     fi

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod directory;
+pub mod endpoint;
 
 use clap::Args;
 use serde::Deserialize;
@@ -279,7 +280,7 @@ pub struct ServeOpts {
     #[arg(long, value_name = "RATIO")]
     pub cpu_restart_threshold: Option<f64>,
 
-    /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`: registry, routing (/v1/route), failover. The password is never logged; pass it in SHARDLINE_DIRECTORY or the --config file rather than on the command line. [default: none: standalone]
+    /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`, or with Redis Sentinel `redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]` (the sentinels, and the name they monitor): registry, routing (/v1/route), failover. The password is never logged; pass it in SHARDLINE_DIRECTORY or the --config file rather than on the command line. [default: none: standalone]
     #[arg(
         long,
         value_name = "URL",
@@ -307,6 +308,10 @@ pub struct ServeOpts {
     /// Largest replicated snapshot of one instance, compressed bytes; a larger one is not replicated (logged, counted). [default: 1048576]
     #[arg(long, value_name = "BYTES")]
     pub replica_bytes_max: Option<usize>,
+
+    /// Replica writes per second this node may send the directory, spread over each interval: unchanged instances are skipped, changed ones queue (new first, then oldest); when the budget is short, replicas get older (gauge shardline_directory_replica_wait_ms_max), never more writes. [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub replica_writes_per_s_max: Option<u32>,
 
     /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive. [default: $RUST_LOG or info]
     #[arg(long, value_name = "LEVEL")]
@@ -467,6 +472,7 @@ impl ServeOpts {
             directory_heartbeat_ms,
             directory_ttl_ms,
             replica_bytes_max,
+            replica_writes_per_s_max,
         ))
     }
 

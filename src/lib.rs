@@ -29,9 +29,10 @@
 //! - [`config`]: flags, TOML file and defaults → one validated `Config`;
 //!   every limit with its unit and memory cost.
 //! - [`web`]: the browser demo (`GET /`) and ops dashboard, embedded.
-//! - [`directory`]: the fleet's directory on Redis (optional): the agent
-//!   thread, node registry, routing, ownership, replicas, fleet messages,
-//!   `shardline fleet`.
+//! - [`directory`]: the fleet's directory on Redis or Redis Sentinel
+//!   (optional): the agent thread, node registry, routing, fenced instance
+//!   ownership, replicated snapshots (within a write budget) and failover,
+//!   hand-overs, fleet messages, `shardline fleet`.
 //! - [`shard`]: the shard core: a state machine with no sockets, no clock
 //!   and no wakers — join, leave, resume, moves, inputs, staggered tick
 //!   slots, snapshots, fleet events — fed `(now, event)`, answering through

@@ -196,7 +196,7 @@ fn start_directory(
         .public_url
         .clone()
         .unwrap_or_else(|| crate::directory::default_public_url(cfg.listen));
-    tracing::info!(directory = %crate::directory::redacted(&dir.url), public_url, location = %dir.location, "joining the fleet directory");
+    tracing::info!(directory = %crate::directory::redacted(&dir.url), public_url, location = %dir.location, heartbeat_ms = dir.heartbeat.as_millis() as u64, ttl_ms = dir.ttl.as_millis() as u64, replica_bytes_max = dir.replica_bytes_max, replica_writes_per_s_max = dir.replica_writes_per_s_max, "joining the fleet directory");
     let heartbeat = dir.heartbeat;
     crate::directory::start(crate::directory::AgentStart {
         cfg: dir,

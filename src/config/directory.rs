@@ -10,11 +10,14 @@ pub const DIRECTORY_TTL_MS_DEFAULT: u64 = 5_000;
 /// Largest replicated snapshot of one instance, compressed bytes. Costs
 /// Redis memory: this × instances of the fleet in the worst case.
 pub const REPLICA_BYTES_MAX_DEFAULT: usize = 1 << 20;
+/// Replica writes per second a node may send the directory
+/// (`--replica-writes-per-s-max`); beyond it replicas get older.
+pub const REPLICA_WRITES_PER_S_MAX_DEFAULT: u32 = 1_000;
 
 /// `--directory …` and the flags that go with it.
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
-    /// `redis://HOST:PORT`.
+    /// `redis://HOST:PORT` or `redis+sentinel://HOST:PORT,…/MASTER`.
     pub url: String,
     /// Base WebSocket URL players reach this node at; `None`: derived from
     /// the listen address once bound.
@@ -23,6 +26,8 @@ pub struct DirectoryConfig {
     pub heartbeat: Duration,
     pub ttl: Duration,
     pub replica_bytes_max: usize,
+    /// Replica writes per second at most (`directory::budget`).
+    pub replica_writes_per_s_max: u32,
 }
 
 impl DirectoryConfig {
@@ -32,10 +37,10 @@ impl DirectoryConfig {
         let Some(url) = opts.directory.clone().filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
-        if !url.starts_with("redis://") {
+        if let Err(e) = super::endpoint::Endpoint::parse(&url) {
             return Err(invalid(
                 "directory",
-                format!("{url:?}: expected redis://HOST:PORT"),
+                format!("{}: {e}", super::endpoint::redacted(&url)),
             ));
         }
         let heartbeat_ms = opts
@@ -66,6 +71,12 @@ impl DirectoryConfig {
         if replica_bytes_max < 1024 {
             return Err(invalid("replica-bytes-max", "must be at least 1024 bytes"));
         }
+        let replica_writes_per_s_max = opts
+            .replica_writes_per_s_max
+            .unwrap_or(REPLICA_WRITES_PER_S_MAX_DEFAULT);
+        if replica_writes_per_s_max == 0 {
+            return Err(invalid("replica-writes-per-s-max", "must be at least 1"));
+        }
         Ok(Some(DirectoryConfig {
             url,
             public_url: opts
@@ -80,6 +91,7 @@ impl DirectoryConfig {
             heartbeat: Duration::from_millis(heartbeat_ms),
             ttl: Duration::from_millis(ttl_ms),
             replica_bytes_max,
+            replica_writes_per_s_max,
         }))
     }
 }

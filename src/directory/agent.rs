@@ -1,17 +1,27 @@
 //! The directory agent: the node's one thread that talks to Redis.
 //!
 //! It owns the connection and every piece of directory state the node
-//! keeps (instances it owns, the fleet view, seats written). Each heartbeat
-//! it (re)connects if needed, refreshes the node's registry entry (with a
-//! TTL, so a dead node vanishes by itself), reads the fleet, and takes over
-//! the instances of dead nodes of its region. Between heartbeats it answers
-//! the shards' requests and applies their reports (ownership reconciling,
-//! replication).
+//! keeps (instances it owns and their epochs, the fleet view, seats written,
+//! the replica queue). Each heartbeat it (re)connects if needed — through
+//! the sentinels when the directory is a Sentinel set, so a promoted
+//! replica is found — refreshes the node's registry entry (with a TTL, so a
+//! dead node vanishes by itself), reads the fleet, takes over the instances
+//! of dead nodes of its region, and re-validates its claims after a
+//! reconnect. Between heartbeats it answers the shards' requests, applies
+//! their reports, and writes queued replicas at the pace the budget allows.
 //!
 //! Outages: every Redis call has a short timeout; a failure drops the
 //! connection (counted, logged once per outage), requests that need Redis
 //! are refused at once, and the next heartbeat tries again. Games never
 //! notice: shards only ever `try_send` here.
+//!
+//! Child modules: [`ownership`] (claims, fencing, take-overs, hand-overs)
+//! and [`replication`] (the paced replica writes).
+
+mod ownership;
+mod replication;
+
+use ownership::Placement;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,63 +31,31 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use redis::{Commands, Connection};
 use serde_json::json;
 
+use super::budget::{ReplicaQueue, FLUSH_INTERVAL};
 use super::control::FleetMsg;
+use super::handover::{HandOver, HandedOver, HANDOVER_TIMEOUT};
+use super::metrics::{Op, OpRates};
 use super::route::{self, NodeInfo};
 use super::transfer::{Reservation, Reserved};
-use super::{keys, replica, send_to_shard, AgentStart, Claim, DirectoryMetrics, RouteQuery};
+use super::{keys, send_to_shard, AgentStart, Claim, DirectoryMetrics, Endpoint, RouteQuery};
 use super::{SeatAt, ShardReport, ToAgent, ToShard};
-use crate::game::{shard_for, InstanceId};
+use crate::game::InstanceId;
 use crate::util::wake::{MailboxSender, Reply};
 
-/// Bound on connecting to Redis, and on each command.
+/// Bound on connecting to Redis (each sentinel asked, then the primary),
+/// and on each command.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long the outcome of a `shardline fleet move` waits for its caller.
 const MOVE_RESULT_TTL_S: i64 = 60;
 /// Requests handled between two heartbeat checks, so a flood of reports
 /// cannot starve the heartbeat.
 const MESSAGES_PER_BEAT_CHECK: usize = 256;
-
-/// Claims `KEYS[1]` (instance → node) for `ARGV[1]` unless another node has
-/// it; adds the instance `ARGV[2]` to the node's set `KEYS[2]`. Returns the
-/// owner.
-const CLAIM: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('SADD', KEYS[2], ARGV[2])
-  return ARGV[1]
-end
-if cur == ARGV[1] then redis.call('SADD', KEYS[2], ARGV[2]) end
-return cur";
-
-/// Moves instance `ARGV[3]` from dead node `ARGV[1]` (set `KEYS[2]`) to
-/// `ARGV[2]` (set `KEYS[3]`) if the dead node still owns it. 1: taken.
-const TAKE_OVER: &str = r"
-redis.call('SREM', KEYS[2], ARGV[3])
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('SADD', KEYS[3], ARGV[3])
-  return 1
-end
-return 0";
-
-/// Releases instance `ARGV[2]` if node `ARGV[1]` owns it, with its replica.
-const RELEASE: &str = r"
-redis.call('SREM', KEYS[2], ARGV[2])
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[3])
-  return 1
-end
-return 0";
-
-/// Stores a replica only while node `ARGV[1]` owns the instance (a node
-/// whose instances were taken over cannot overwrite the new owner's).
-const REPLICATE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[2], ARGV[2])
-  return 1
-end
-return 0";
+/// Shortest life of a seat record (`sl:seat:{token}`). A seat's record is
+/// deleted when the seat ends; the expiry only clears the records of a node
+/// that died with instances nobody could restore. Its owner writes it again
+/// at half this age even when nothing changed: at 10 min, an idle instance
+/// costs one write per 5 min (~100 B of Redis per stale record meanwhile).
+const SEAT_RECORD_TTL_MIN: Duration = Duration::from_secs(600);
 
 /// What a stopping node leaves in its registry entry (for one TTL): its
 /// region takes it over at once instead of waiting for the entry to expire.
@@ -95,57 +73,92 @@ struct ShardState {
     reported: bool,
     /// Sent its final report (the node is stopping).
     left: bool,
-    /// Largest replica of one of its instances in its last round.
-    replica_bytes_max: u64,
     players: usize,
+    capacity: usize,
     instances: HashSet<InstanceId>,
     draining: bool,
     shedding: bool,
 }
 
+/// An instance this node owns in the directory.
+#[derive(Debug, Clone, Copy)]
+struct Owned {
+    /// The epoch of our claim (`fence.rs`); every owner's write checks it.
+    epoch: u64,
+    /// `Some(t)` while only claimed (at a handshake or a take-over) and not
+    /// yet seen in a shard's report.
+    claimed_at: Option<Instant>,
+    /// Compared with the directory since the last (re)connect.
+    verified: bool,
+    /// Compressed size of its last replica written.
+    replica_bytes: u64,
+}
+
 struct Agent {
     start: AgentStart,
-    client: redis::Client,
+    endpoint: Endpoint,
     conn: Option<Connection>,
     /// Since when the connection has been up without a failure.
     up_since: Option<Instant>,
     shards: Vec<ShardState>,
-    /// Instances this node owns: `Some(t)` while only claimed (at a
-    /// handshake or a take-over) and not yet seen in a shard's report.
-    owned: HashMap<InstanceId, Option<Instant>>,
+    owned: HashMap<InstanceId, Owned>,
+    /// Local instances found owned by a node that is not live (yet): looked
+    /// at again each heartbeat until the directory settles who has them.
+    contested: HashMap<InstanceId, String>,
+    /// Instances whose players a shard is handing to their owner, since when.
+    handing: HashMap<InstanceId, Instant>,
+    /// Hand-over messages not yet heard by the owner (retried each beat).
+    handovers_unsent: Vec<(HandOver, Instant)>,
     /// Live nodes, as of the last heartbeat.
     fleet: Vec<NodeInfo>,
     /// Seats written: token → (instance, when).
     seats: HashMap<String, (InstanceId, Instant)>,
+    /// Seats that ended here: token → (instance, when). A replica captured
+    /// before the end must not write them back.
+    ended: HashMap<String, (InstanceId, Instant)>,
+    replicas: ReplicaQueue,
     /// Stopping shards waiting for the node to leave the directory.
     leaving: Vec<Reply<bool>>,
     /// The node left the directory (stopping): no more registrations.
     left: bool,
     to_shards: Vec<MailboxSender<ToShard>>,
     metrics: Arc<DirectoryMetrics>,
+    rates: OpRates,
 }
 
 pub(super) fn spawn(
-    client: redis::Client,
+    endpoint: Endpoint,
     start: AgentStart,
     rx: Receiver<ToAgent>,
     to_shards: Vec<MailboxSender<ToShard>>,
     metrics: Arc<DirectoryMetrics>,
 ) -> anyhow::Result<()> {
-    let shards = (0..start.shards).map(|_| ShardState::default()).collect();
+    let shards = (0..start.shards)
+        .map(|_| ShardState {
+            capacity: start.capacity / start.shards.max(1),
+            ..Default::default()
+        })
+        .collect();
+    let replicas = ReplicaQueue::new(start.cfg.replica_writes_per_s_max, Instant::now());
     let mut agent = Agent {
         start,
-        client,
+        endpoint,
         conn: None,
         up_since: None,
         shards,
         owned: HashMap::new(),
+        contested: HashMap::new(),
+        handing: HashMap::new(),
+        handovers_unsent: Vec::new(),
         fleet: Vec::new(),
         seats: HashMap::new(),
+        ended: HashMap::new(),
+        replicas,
         leaving: Vec::new(),
         left: false,
         to_shards,
         metrics,
+        rates: OpRates::default(),
     };
     std::thread::Builder::new()
         .name("directory".into())
@@ -159,25 +172,33 @@ impl Agent {
     fn run(&mut self, rx: Receiver<ToAgent>) {
         let heartbeat = self.start.cfg.heartbeat;
         let mut next_beat = Instant::now();
+        let mut next_flush = Instant::now();
         loop {
             let now = Instant::now();
             if now >= next_beat {
                 self.beat();
                 next_beat = Instant::now() + heartbeat;
             }
-            let mut handled = 0;
-            let wait = next_beat.saturating_duration_since(Instant::now());
+            if now >= next_flush {
+                self.flush_replicas();
+                next_flush = Instant::now() + FLUSH_INTERVAL;
+            }
+            let wake = if self.replicas.is_empty() {
+                next_beat
+            } else {
+                next_beat.min(next_flush)
+            };
+            let wait = wake.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(msg) => self.handle(msg),
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return, // the node stopped
             }
-            while handled < MESSAGES_PER_BEAT_CHECK {
+            for _ in 0..MESSAGES_PER_BEAT_CHECK {
                 match rx.try_recv() {
                     Ok(msg) => self.handle(msg),
                     Err(_) => break,
                 }
-                handled += 1;
             }
         }
     }
@@ -186,10 +207,19 @@ impl Agent {
         &self.start.node_id
     }
 
-    /// Runs `f` on the connection; a failure drops it (counted, logged
-    /// once per outage) so the next heartbeat reconnects.
-    fn redis<T>(&mut self, what: &str, f: impl FnOnce(&mut Connection) -> RResult<T>) -> Option<T> {
+    /// Runs `f` (`n` Redis commands of kind `op`) on the connection; a
+    /// failure drops it (counted, logged once per outage) so the next
+    /// heartbeat reconnects — through the sentinels, to whichever server is
+    /// the primary by then (a `READONLY` error from a demoted primary
+    /// included).
+    fn redis<T>(
+        &mut self,
+        op: Op,
+        n: u64,
+        f: impl FnOnce(&mut Connection) -> RResult<T>,
+    ) -> Option<T> {
         let conn = self.conn.as_mut()?;
+        self.metrics.ops.add(op, n);
         match f(conn) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -197,7 +227,7 @@ impl Agent {
                 self.metrics.up.set(0);
                 self.conn = None;
                 self.up_since = None;
-                tracing::warn!(error = %e, what, "directory (Redis) unreachable; games go on, directory requests are refused until it returns");
+                tracing::warn!(error = %e, what = op.name(), "directory (Redis) unreachable; games go on, directory requests are refused until it returns");
                 None
             }
         }
@@ -207,20 +237,22 @@ impl Agent {
         if self.conn.is_some() {
             return;
         }
-        match self.client.get_connection_with_timeout(REDIS_TIMEOUT) {
+        match self.endpoint.connect(REDIS_TIMEOUT) {
             Ok(c) => {
-                let _ = c.set_read_timeout(Some(REDIS_TIMEOUT));
-                let _ = c.set_write_timeout(Some(REDIS_TIMEOUT));
                 self.conn = Some(c);
                 self.up_since = Some(Instant::now());
-                // Redis may have lost everything (restarted without
-                // persistence): every local instance is claimed again from
-                // the shards' next reports.
-                self.owned.clear();
+                // This may be another server than before (a promoted
+                // replica) or the same one restarted empty: what it holds
+                // of our claims, replicas and seats is checked or written
+                // again — claims re-validated before we act as their owner.
+                for o in self.owned.values_mut() {
+                    o.verified = false;
+                }
+                self.replicas.reset_written();
                 self.seats.clear();
                 self.metrics.up.set(1);
                 self.metrics.reconnects.inc();
-                tracing::info!(url = %super::redacted(&self.start.cfg.url), "directory connected; registering");
+                tracing::info!(url = %super::redacted(&self.start.cfg.url), claims = self.owned.len(), "directory connected; registering and re-validating claims");
             }
             Err(e) => {
                 self.metrics.errors.inc();
@@ -232,6 +264,7 @@ impl Agent {
     // ------------------------------------------------------------ heartbeat
 
     fn beat(&mut self) {
+        self.rates.sample(&self.metrics.ops, Instant::now());
         if self.left {
             return;
         }
@@ -243,7 +276,7 @@ impl Agent {
         let ttl_ms = self.start.cfg.ttl.as_millis() as u64;
         let body = serde_json::to_string(&info).expect("NodeInfo serialises");
         let (id, region) = (self.me().to_owned(), self.start.region.clone());
-        let ok = self.redis("register", |c| {
+        let ok = self.redis(Op::Register, 2, |c| {
             redis::pipe()
                 .cmd("SET")
                 .arg(keys::node(&id))
@@ -272,17 +305,29 @@ impl Agent {
                 self.take_over(&node);
             }
         }
+        self.revalidate();
+        self.recheck_contested();
+        self.resend_handovers();
         self.release_stale_claims();
+        let now = Instant::now();
+        self.handing
+            .retain(|_, since| now.saturating_duration_since(*since) < HANDOVER_TIMEOUT * 2);
+        let seat_ttl = self.seat_ttl();
+        self.ended
+            .retain(|_, (_, t)| now.saturating_duration_since(*t) < seat_ttl);
     }
 
     fn my_info(&self) -> NodeInfo {
         let reported = self.shards.iter().filter(|s| s.reported);
         let (mut load, mut instances, mut draining, mut shedding) = (0, 0, false, false);
+        let mut capacity = None;
         for s in reported {
             load += s.players;
             instances += s.instances.len();
             draining |= s.draining;
             shedding |= s.shedding;
+            // Every shard reports the node's one admission limit.
+            capacity = Some(s.capacity);
         }
         NodeInfo {
             id: self.start.node_id.clone(),
@@ -290,7 +335,7 @@ impl Agent {
             location: self.start.cfg.location.clone(),
             url: self.start.public_url.clone(),
             shards: self.start.shards,
-            capacity: self.start.capacity,
+            capacity: capacity.unwrap_or(self.start.capacity),
             load,
             instances,
             healthy: !shedding,
@@ -298,17 +343,23 @@ impl Agent {
         }
     }
 
+    /// A shard reported draining (or stopping): it creates nothing new.
+    fn draining(&self) -> bool {
+        self.shards.iter().any(|s| s.draining || s.left)
+    }
+
     /// Reads every registered node; keeps the live ones as the fleet view
     /// and returns the dead ones (id, region, whether it said it left).
     fn read_fleet(&mut self) -> Option<Vec<(String, String, bool)>> {
-        let all: HashMap<String, String> = self.redis("read nodes", |c| c.hgetall(keys::NODES))?;
+        let all: HashMap<String, String> =
+            self.redis(Op::ReadFleet, 1, |c| c.hgetall(keys::NODES))?;
         let ids: Vec<&String> = all.keys().collect();
         if ids.is_empty() {
             self.fleet.clear();
             return Some(Vec::new());
         }
         let node_keys: Vec<String> = ids.iter().map(|id| keys::node(id)).collect();
-        let values: Vec<Option<String>> = self.redis("read nodes", |c| {
+        let values: Vec<Option<String>> = self.redis(Op::ReadFleet, 1, |c| {
             redis::cmd("MGET").arg(&node_keys).query(c)
         })?;
         let mut fleet = Vec::new();
@@ -325,80 +376,6 @@ impl Agent {
         Some(dead)
     }
 
-    /// Claims the instances of dead node `dead` one by one (atomically:
-    /// every live node of the region races, each instance gets one owner)
-    /// and restores each from its replica on the shard that owns its id.
-    fn take_over(&mut self, dead: &str) {
-        let set = keys::node_instances(dead);
-        let Some(ids) = self.redis("take over", |c| c.smembers::<_, Vec<String>>(&set)) else {
-            return;
-        };
-        for raw in ids {
-            let Ok(id) = InstanceId::parse(&raw) else {
-                let _ = self.redis("take over", |c| c.srem::<_, _, ()>(&set, &raw));
-                continue;
-            };
-            let me = self.me().to_owned();
-            let taken: Option<i64> = self.redis("take over", |c| {
-                redis::cmd("EVAL")
-                    .arg(TAKE_OVER)
-                    .arg(3)
-                    .arg(keys::instance(&id))
-                    .arg(&set)
-                    .arg(keys::node_instances(&me))
-                    .arg(dead)
-                    .arg(&me)
-                    .arg(id.as_str())
-                    .query(c)
-            });
-            if taken != Some(1) {
-                continue;
-            }
-            self.owned.insert(id.clone(), Some(Instant::now()));
-            let bytes: Option<Option<Vec<u8>>> =
-                self.redis("read replica", |c| c.get(keys::snapshot(&id)));
-            let decoded = bytes
-                .flatten()
-                .ok_or_else(|| "no replica".to_owned())
-                .and_then(|b| replica::decode(&self.start.game, &b).map_err(|e| e.to_string()));
-            match decoded {
-                Ok(snap) => {
-                    let shard = shard_for(&id, self.start.shards);
-                    let seats = snap.seats.len();
-                    if send_to_shard(
-                        &self.to_shards,
-                        shard,
-                        ToShard::Restore(vec![snap]),
-                        &self.metrics,
-                    ) {
-                        self.metrics.instances_taken_over.inc();
-                        tracing::info!(instance = %id, from = dead, shard, seats, "took over an instance of a dead node");
-                    }
-                }
-                Err(why) => {
-                    self.metrics.instances_lost.inc();
-                    tracing::error!(instance = %id, from = dead, why, "instance of a dead node lost: its replica is unusable");
-                    self.release(&id);
-                }
-            }
-        }
-        let left: Option<usize> = self.redis("take over", |c| c.scard(&set));
-        if left == Some(0) {
-            let _ = self.redis("take over", |c| {
-                redis::pipe()
-                    .hdel(keys::NODES, dead)
-                    .ignore()
-                    .del(&set)
-                    .ignore()
-                    .query::<()>(c)
-            });
-            tracing::info!(
-                node = dead,
-                "dead node's instances all moved; removed from the registry"
-            );
-        }
-    }
-
     /// How long a claim may wait to show up in a shard report: a handshake
     /// (connect timeout) then a Join, then a report or two.
     fn claim_grace(&self) -> Duration {
@@ -409,49 +386,17 @@ impl Agent {
         self.shards.iter().any(|s| s.instances.contains(id))
     }
 
-    fn release_stale_claims(&mut self) {
-        let grace = self.claim_grace();
-        let all_reported = self.shards.iter().all(|s| s.reported);
-        let stale: Vec<InstanceId> = self
-            .owned
-            .iter()
-            .filter(|(id, since)| match since {
-                Some(t) => t.elapsed() > grace && !self.is_local(id),
-                None => all_reported && !self.is_local(id),
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            self.release(&id);
-        }
-    }
-
-    fn release(&mut self, id: &InstanceId) {
-        let me = self.me().to_owned();
-        let done = self.redis("release", |c| {
-            redis::cmd("EVAL")
-                .arg(RELEASE)
-                .arg(3)
-                .arg(keys::instance(id))
-                .arg(keys::node_instances(&me))
-                .arg(keys::snapshot(id))
-                .arg(&me)
-                .arg(id.as_str())
-                .query::<i64>(c)
-        });
-        if done.is_some() {
-            self.owned.remove(id);
-            tracing::debug!(instance = %id, "instance released");
-        }
-    }
-
     // ------------------------------------------------------------- requests
 
     fn handle(&mut self, msg: ToAgent) {
         match msg {
             ToAgent::Report(r) => self.on_report(r),
-            ToAgent::Claim { instance, reply } => {
-                let answer = self.claim(instance);
+            ToAgent::Place {
+                instance,
+                create_here,
+                reply,
+            } => {
+                let answer = self.place(instance, create_here);
                 let _ = reply.try_send(answer);
             }
             ToAgent::Route { query, reply } => {
@@ -464,12 +409,15 @@ impl Agent {
             }
             ToAgent::Leave { report, reply } => self.leave(report, reply),
             ToAgent::Seat { token, instance } => self.write_seat(token, instance),
+            ToAgent::SeatEnded { token, instance } => self.seat_ended(token, instance),
             ToAgent::Transfer(r) => self.transfer(r),
             ToAgent::Reserved(r) => self.reserved(r),
+            ToAgent::HandOver(h) => self.send_handover(h, Instant::now()),
+            ToAgent::HandedOver(r) => self.handed_over(r),
             ToAgent::MoveDone { move_id, outcome } => {
                 let key = keys::move_result(&move_id);
                 let line = outcome.to_string();
-                let _ = self.redis("move outcome", |c| {
+                let _ = self.redis(Op::MoveOutcome, 2, |c| {
                     redis::pipe()
                         .rpush(&key, line)
                         .ignore()
@@ -479,6 +427,13 @@ impl Agent {
                 });
             }
         }
+    }
+
+    /// Publishes `msg` on node `node`'s channel; how many heard it.
+    fn publish(&mut self, node: &str, msg: &FleetMsg) -> Option<i64> {
+        let channel = keys::node_control(node);
+        let body = serde_json::to_string(msg).expect("a fleet message serialises");
+        self.redis(Op::Publish, 1, |c| c.publish(&channel, body))
     }
 
     /// A player of this node moves to `r.instance`: to a shard here when
@@ -502,8 +457,10 @@ impl Agent {
         let Ok(id) = InstanceId::parse(&r.instance) else {
             return fail(self, format!("{:?} is not an instance id", r.instance));
         };
-        match self.claim(id.clone()) {
-            Claim::Mine => {
+        // A draining node claims nothing new: the target must run somewhere.
+        let create_here = !self.draining();
+        match self.owner_of(id.clone(), create_here) {
+            Placement::Mine => {
                 let ev = ToShard::TransferLocal {
                     move_id: r.move_id.clone(),
                     to: id,
@@ -511,12 +468,15 @@ impl Agent {
                 };
                 send_to_shard(&self.to_shards, shard, ev, &self.metrics);
             }
-            Claim::Elsewhere { node, .. } => {
-                let body = serde_json::to_string(&FleetMsg::Reserve(r.clone()))
-                    .expect("a reservation serialises");
-                let channel = keys::node_control(&node);
-                let heard: Option<i64> = self.redis("reserve", |c| c.publish(&channel, body));
-                match heard {
+            Placement::Vacant => fail(
+                self,
+                format!(
+                    "node {} is draining and no node runs instance {id}",
+                    self.me()
+                ),
+            ),
+            Placement::Owner { node, .. } => {
+                match self.publish(&node, &FleetMsg::Reserve(r.clone())) {
                     Some(n) if n > 0 => {}
                     Some(_) => fail(
                         self,
@@ -525,7 +485,7 @@ impl Agent {
                     None => fail(self, "the directory is unavailable; retry shortly".into()),
                 }
             }
-            Claim::Unavailable(why) => fail(self, why),
+            Placement::Unavailable(why) => fail(self, why),
         }
     }
 
@@ -546,10 +506,12 @@ impl Agent {
         if !self.shards.iter().all(|s| s.left) {
             return;
         }
+        // The final state goes out whatever the budget: it is written once.
+        self.flush_all_replicas();
         let key = keys::node(self.me());
         let marker = left_marker(self.me());
         let ttl_ms = self.start.cfg.ttl.as_millis() as u64;
-        let gone = self.redis("leave", |c| {
+        let gone = self.redis(Op::Register, 1, |c| {
             redis::cmd("SET")
                 .arg(key)
                 .arg(marker)
@@ -573,13 +535,14 @@ impl Agent {
     /// Records a new seat (token → instance). Without Redis it is skipped:
     /// the next replication writes every seat anyway.
     fn write_seat(&mut self, token: String, instance: InstanceId) {
+        self.ended.remove(&token);
         if self.conn.is_none() {
             return;
         }
         let ttl = self.seat_ttl();
         let key = keys::seat(&token);
         let value = instance.as_str().to_owned();
-        let written = self.redis("seat", |c| {
+        let written = self.redis(Op::Seat, 1, |c| {
             redis::cmd("SET")
                 .arg(key)
                 .arg(value)
@@ -592,53 +555,45 @@ impl Agent {
         }
     }
 
+    /// A seat ended here: its record goes (if it still points at this
+    /// node's instance), and no replica captured before writes it back.
+    fn seat_ended(&mut self, token: String, instance: InstanceId) {
+        self.seats.remove(&token);
+        self.ended
+            .insert(token.clone(), (instance.clone(), Instant::now()));
+        let me = self.me().to_owned();
+        let deleted: Option<i64> = self.redis(Op::SeatEnd, 1, |c| {
+            redis::cmd("EVAL")
+                .arg(super::fence::SEAT_END)
+                .arg(2)
+                .arg(keys::seat(&token))
+                .arg(keys::instance(&instance))
+                .arg(instance.as_str())
+                .arg(&me)
+                .query(c)
+        });
+        if deleted == Some(1) {
+            self.metrics.seats_ended.inc();
+        }
+    }
+
     /// This node reserved (or refused) a seat for another node's player
     /// (the seat itself was recorded when the shard made it): answer.
     fn reserved(&mut self, r: Reserved) {
-        let channel = keys::node_control(&r.node);
-        let body = serde_json::to_string(&FleetMsg::Reserved(r)).expect("an answer serialises");
-        let _ = self.redis("reserve", |c| c.publish::<_, _, i64>(&channel, body));
+        let node = r.node.clone();
+        let _ = self.publish(&node, &FleetMsg::Reserved(r));
     }
 
-    /// How long a seat record lives in the directory.
+    /// This node took (or refused) the seats another node handed over.
+    fn handed_over(&mut self, r: HandedOver) {
+        let node = r.to_node.clone();
+        let _ = self.publish(&node, &FleetMsg::HandedOver(r));
+    }
+
+    /// How long a seat record lives in the directory unless its owner
+    /// writes it again (at half this age, with a replica).
     fn seat_ttl(&self) -> Duration {
-        (self.start.reconnect_grace + self.start.cfg.ttl) * 2
-    }
-
-    fn claim(&mut self, id: InstanceId) -> Claim {
-        if self.owned.contains_key(&id) {
-            return Claim::Mine;
-        }
-        if self.conn.is_none() {
-            self.metrics.refused.inc();
-            return Claim::Unavailable("the directory is unavailable; retry shortly".into());
-        }
-        let me = self.me().to_owned();
-        let owner: Option<String> = self.redis("claim", |c| {
-            redis::cmd("EVAL")
-                .arg(CLAIM)
-                .arg(2)
-                .arg(keys::instance(&id))
-                .arg(keys::node_instances(&me))
-                .arg(&me)
-                .arg(id.as_str())
-                .query(c)
-        });
-        let Some(owner) = owner else {
-            self.metrics.refused.inc();
-            return Claim::Unavailable("the directory is unavailable; retry shortly".into());
-        };
-        if owner == me {
-            self.owned.insert(id, Some(Instant::now()));
-            return Claim::Mine;
-        }
-        match self.node_url(&owner) {
-            Some(url) => Claim::Elsewhere { node: owner, url },
-            None => Claim::Unavailable(format!(
-                "instance {id} belongs to node {owner}, which is not answering; \
-                 another node of its region takes it over shortly: retry"
-            )),
-        }
+        ((self.start.reconnect_grace + self.start.cfg.ttl) * 2).max(SEAT_RECORD_TTL_MIN)
     }
 
     /// A live node's URL (the fleet view, else Redis for a node that
@@ -648,7 +603,7 @@ impl Agent {
             return Some(n.url.clone());
         }
         let v: Option<String> = self
-            .redis("read node", |c| c.get(keys::node(node)))
+            .redis(Op::ReadFleet, 1, |c| c.get(keys::node(node)))
             .flatten();
         v.and_then(|v| serde_json::from_str::<NodeInfo>(&v).ok())
             .map(|n| n.url)
@@ -692,7 +647,7 @@ impl Agent {
             },
             RouteQuery::Instance(id) => {
                 let owner: Option<Option<String>> =
-                    self.redis("route", |c| c.get(keys::instance(&id)));
+                    self.redis(Op::Route, 1, |c| c.get(keys::instance(&id)));
                 match owner {
                     None => (
                         503,
@@ -723,17 +678,30 @@ impl Agent {
 
     fn find_seat(&mut self, token: &str) -> SeatAt {
         let instance: Option<String> = self
-            .redis("find seat", |c| c.get(keys::seat(token)))
+            .redis(Op::FindSeat, 1, |c| c.get(keys::seat(token)))
             .flatten();
         let Some(id) = instance.and_then(|i| InstanceId::parse(&i).ok()) else {
             return SeatAt::Nowhere;
         };
         let owner: Option<String> = self
-            .redis("find seat", |c| c.get(keys::instance(&id)))
+            .redis(Op::FindSeat, 1, |c| c.get(keys::instance(&id)))
             .flatten();
         match owner {
             None => SeatAt::Nowhere,
-            Some(owner) if owner == self.me() => SeatAt::Here,
+            Some(owner) if owner == self.me() => {
+                // Ours. A seat that ended here is gone (its record is
+                // deleted when it ends; this covers a deletion that failed).
+                // Otherwise the shard may have it by now: the instance is
+                // being rebuilt here (claimed in a take-over, not yet
+                // reported), or was rebuilt since the shard asked.
+                let ended = self.ended.get(token).is_some_and(|(i, _)| *i == id);
+                let rebuilding = self.owned.get(&id).is_some_and(|o| o.claimed_at.is_some());
+                if !ended && (rebuilding || self.is_local(&id)) {
+                    SeatAt::Here
+                } else {
+                    SeatAt::Nowhere
+                }
+            }
             Some(owner) => self.node_url(&owner).map_or(SeatAt::Nowhere, SeatAt::Node),
         }
     }
@@ -745,6 +713,7 @@ impl Agent {
         let s = &mut self.shards[shard];
         s.reported = true;
         s.players = r.players;
+        s.capacity = r.capacity;
         s.draining = r.draining;
         s.shedding = r.shedding;
         s.instances = r.instances.into_iter().collect();
@@ -753,99 +722,22 @@ impl Agent {
             return;
         }
         for id in local {
-            match self.owned.get(&id) {
-                Some(None) => {}
-                Some(Some(_)) => {
-                    self.owned.insert(id, None);
-                }
+            match self.owned.get_mut(&id) {
+                Some(o) => o.claimed_at = None,
+                None if self.handing.contains_key(&id) || self.contested.contains_key(&id) => {}
                 None => {
                     // Created without a claim (a Join for a new instance
-                    // mid-session): claim now.
-                    match self.claim(id.clone()) {
-                        Claim::Mine => {
-                            self.owned.insert(id, None);
-                        }
-                        Claim::Elsewhere { node, url } => {
-                            // Restored here from a local snapshot after the
-                            // region took it over, or kept through a
-                            // partition: the owner's copy wins.
-                            self.metrics.claim_conflicts.inc();
-                            tracing::warn!(instance = %id, owner = %node, "a local instance belongs to another node in the directory; stopping the local copy");
-                            let ev = ToShard::Disown { instance: id, url };
-                            send_to_shard(&self.to_shards, shard, ev, &self.metrics);
-                        }
-                        Claim::Unavailable(_) => return,
+                    // mid-session), or restored from local snapshot files:
+                    // claim now. Another node's claim wins: the shard hands
+                    // the players over (see `lost`).
+                    if let Claim::Unavailable(_) = self.place(id, true) {
+                        return;
                     }
                 }
             }
         }
         if let Some(snaps) = r.snapshots {
-            self.replicate(shard, snaps);
-        }
-    }
-
-    /// Stores each instance's replica (fenced by ownership) and the seats
-    /// it holds, in one round trip.
-    fn replicate(&mut self, shard: usize, snaps: Vec<crate::snapshot::InstanceSnapshot>) {
-        let me = self.me().to_owned();
-        let seat_ttl = self.seat_ttl();
-        let mut pipe = redis::pipe();
-        let (mut n, mut bytes_sum, mut biggest) = (0u64, 0u64, 0u64);
-        for snap in &snaps {
-            let id = &snap.id;
-            let Ok(id) = InstanceId::parse(id) else {
-                continue;
-            };
-            if !matches!(self.owned.get(&id), Some(None)) {
-                continue;
-            }
-            match replica::encode(&self.start.game, snap, self.start.cfg.replica_bytes_max) {
-                Ok(b) => {
-                    n += 1;
-                    bytes_sum += b.len() as u64;
-                    biggest = biggest.max(b.len() as u64);
-                    pipe.cmd("EVAL")
-                        .arg(REPLICATE)
-                        .arg(2)
-                        .arg(keys::instance(&id))
-                        .arg(keys::snapshot(&id))
-                        .arg(&me)
-                        .arg(b)
-                        .ignore();
-                }
-                Err(e) => {
-                    self.metrics.replicas_too_large.inc();
-                    tracing::warn!(instance = %id, error = %e, "instance not replicated");
-                }
-            }
-            for seat in snap.seats.iter().filter(|s| !s.token.is_empty()) {
-                let fresh = self
-                    .seats
-                    .get(&seat.token)
-                    .is_some_and(|(i, t)| *i == id && t.elapsed() < seat_ttl / 2);
-                if !fresh {
-                    pipe.cmd("SET")
-                        .arg(keys::seat(&seat.token))
-                        .arg(id.as_str())
-                        .arg("PX")
-                        .arg(seat_ttl.as_millis() as u64)
-                        .ignore();
-                    self.seats
-                        .insert(seat.token.clone(), (id.clone(), Instant::now()));
-                }
-            }
-        }
-        self.seats.retain(|_, (_, t)| t.elapsed() < seat_ttl);
-        if self.redis("replicate", |c| pipe.query::<()>(c)).is_some() {
-            self.metrics.replicas_written.add(n);
-            self.metrics.replica_bytes.add(bytes_sum);
-            // Each shard replicates its own instances: the gauge is the
-            // largest of every shard's last round.
-            self.shards[shard].replica_bytes_max = biggest;
-            let largest = self.shards.iter().map(|s| s.replica_bytes_max).max();
-            self.metrics
-                .replica_instance_bytes_max
-                .set(largest.unwrap_or(0));
+            self.offer_replicas(snaps);
         }
     }
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use super::handover::{HandOver, HandedOver};
 use super::transfer::{Broadcast, MoveOrder, Reservation, Reserved, NOTICE_BYTES_MAX};
-use super::{keys, send_to_shard, DirectoryMetrics, ToShard};
+use super::{keys, send_to_shard, DirectoryMetrics, Endpoint, ToShard};
 use crate::game::{shard_for, InstanceId};
 use crate::util::wake::MailboxSender;
 
@@ -47,6 +48,10 @@ pub enum FleetMsg {
     Reserve(Reservation),
     /// To the node that asked: the reservation's outcome.
     Reserved(Reserved),
+    /// To the owner of an instance another node ran: seat its players.
+    HandOver(HandOver),
+    /// To the node that handed players over: the seats taken.
+    HandedOver(HandedOver),
 }
 
 impl FleetConfig {
@@ -81,7 +86,7 @@ impl FleetConfig {
 }
 
 pub(super) fn spawn_subscriber(
-    client: redis::Client,
+    endpoint: Endpoint,
     region: String,
     node: String,
     shards: Vec<MailboxSender<ToShard>>,
@@ -90,7 +95,7 @@ pub(super) fn spawn_subscriber(
     std::thread::Builder::new()
         .name("directory-pubsub".into())
         .spawn(move || loop {
-            if let Err(e) = subscribe(&client, &region, &node, &shards, &metrics) {
+            if let Err(e) = subscribe(&endpoint, &region, &node, &shards, &metrics) {
                 tracing::debug!(error = %e, "fleet channel down; retrying");
             }
             std::thread::sleep(SUBSCRIBER_POLL);
@@ -98,15 +103,17 @@ pub(super) fn spawn_subscriber(
     Ok(())
 }
 
-/// Subscribes and applies messages until the connection fails.
+/// Subscribes and applies messages until the connection fails (with
+/// Sentinel: to the primary of the moment; after a failover it fails, and
+/// the next attempt finds the promoted one).
 fn subscribe(
-    client: &redis::Client,
+    endpoint: &Endpoint,
     region: &str,
     node: &str,
     shards: &[MailboxSender<ToShard>],
     metrics: &DirectoryMetrics,
 ) -> redis::RedisResult<()> {
-    let mut conn = client.get_connection_with_timeout(SUBSCRIBER_POLL)?;
+    let mut conn = endpoint.connect(SUBSCRIBER_POLL)?;
     let mut ps = conn.as_pubsub();
     ps.subscribe(keys::control(region))?;
     ps.subscribe(keys::CONTROL_ALL)?;
@@ -173,6 +180,14 @@ fn apply(msg: FleetMsg, node: &str, shards: &[MailboxSender<ToShard>], metrics: 
             let shard = r.shard.min(shards.len() - 1);
             send_to_shard(shards, shard, ToShard::Reserved(r), metrics);
         }
+        FleetMsg::HandOver(h) => {
+            let shard = owning_shard(&h.instance, shards.len());
+            send_to_shard(shards, shard, ToShard::TakeSeats(h), metrics);
+        }
+        FleetMsg::HandedOver(r) => {
+            let shard = r.shard.min(shards.len() - 1);
+            send_to_shard(shards, shard, ToShard::HandedOver(r), metrics);
+        }
     }
     metrics.fleet_messages.inc();
 }
@@ -188,7 +203,8 @@ fn owning_shard(instance: &str, shards: usize) -> usize {
 /// `shardline fleet`: orders for every node through the directory.
 #[derive(clap::Args, Debug)]
 pub struct FleetCli {
-    /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`.
+    /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`, or
+    /// `redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]`.
     #[arg(
         long,
         value_name = "URL",
@@ -259,16 +275,14 @@ pub enum ConfigCmd {
 }
 
 pub fn run(cli: FleetCli) -> anyhow::Result<()> {
-    let client = redis::Client::open(cli.directory.as_str())
+    let endpoint = Endpoint::parse(&cli.directory)
         .with_context(|| format!("--directory {}", super::redacted(&cli.directory)))?;
-    let mut conn = client
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .with_context(|| {
-            format!(
-                "cannot reach the directory at {}",
-                super::redacted(&cli.directory)
-            )
-        })?;
+    let mut conn = endpoint.connect(Duration::from_secs(5)).with_context(|| {
+        format!(
+            "cannot reach the directory at {}",
+            super::redacted(&cli.directory)
+        )
+    })?;
     let (channel, msg) = match cli.cmd {
         FleetCmd::Config {
             cmd: ConfigCmd::Set { region, pairs },
@@ -340,6 +354,8 @@ fn run_move(
         bail!("node {owner}, which owns the instance, is not listening (stopped or dead; retry once its region has taken the instance over)");
     }
     let secs = timeout.as_secs_f64().max(0.01);
+    // BLPOP blocks up to `timeout`; the connection's own bound is longer.
+    conn.set_read_timeout(Some(timeout + Duration::from_secs(5)))?;
     let popped: Option<(String, String)> =
         redis::cmd("BLPOP").arg(&result_key).arg(secs).query(conn)?;
     let Some((_, outcome)) = popped else {

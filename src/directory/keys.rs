@@ -8,6 +8,9 @@
 //!                                {"id","left":true} after a graceful stop)
 //! sl:node:{id}:insts      set    instance ids the node owns
 //! sl:inst:{instance}      string owning node id (claimed atomically)
+//! sl:epoch:{instance}     string the owner's epoch (fence.rs): written with
+//!                                the owner, checked by every owner's write
+//! sl:epochs               string the last epoch given out (INCR)
 //! sl:snap:{instance}      bytes  latest replicated snapshot (see replica.rs)
 //! sl:seat:{token}         string instance id holding that resume token's seat
 //! sl:ctl:{region}         pub/sub fleet messages for one region
@@ -35,6 +38,14 @@ pub fn node_instances(id: &str) -> String {
 pub fn instance(id: &InstanceId) -> String {
     format!("sl:inst:{}", id.as_str())
 }
+
+/// The ownership epoch of an instance (see `fence.rs`).
+pub fn epoch(id: &InstanceId) -> String {
+    format!("sl:epoch:{}", id.as_str())
+}
+
+/// The counter epochs are drawn from.
+pub const EPOCHS: &str = "sl:epochs";
 
 pub fn snapshot(id: &InstanceId) -> String {
     format!("sl:snap:{}", id.as_str())

@@ -6,27 +6,43 @@
 //! lives on its own thread (the *agent*), and shards talk to it over bounded
 //! crossbeam channels with the explicit messages below. A shard's task that
 //! needs an answer (a handshake asking who owns an instance, a routing
-//! request) polls its reply channel with a bounded wait; when the agent is
-//! slow or Redis is down, that one request is refused, nothing else.
+//! request) awaits its answer (an eventfd wakes it) with a bounded wait; when
+//! the agent is slow or Redis is down, that one request is refused, nothing
+//! else.
 //!
 //! # Layout
 //! - [`keys`]: the Redis key names.
+//! - [`endpoint`]: `--directory`: one Redis, or Redis Sentinel (the primary
+//!   the sentinels name, found again after a failover).
 //! - [`route`]: pure routing (least loaded in a region, nearest region with
 //!   room, region sums).
 //! - [`replica`]: the compressed snapshot of one instance stored for failover.
+//! - [`fence`]: ownership records with epochs, and the Lua scripts that are
+//!   their only writers (pure).
+//! - [`budget`]: which replicas are written when, within
+//!   `--replica-writes-per-s-max` (pure).
 //! - [`agent`]: the control-plane thread: registry heartbeat, ownership
-//!   claims, replication, failover, outage handling.
+//!   claims and their re-validation, paced replication, failover, outage
+//!   handling.
 //! - [`control`]: fleet messages over Redis pub/sub and `shardline fleet`.
 //! - [`transfer`]: moving a player to an instance on another node with its
 //!   seat reserved there (`shardline fleet move`), and fleet broadcasts.
+//! - [`handover`]: the messages of a hand-over: a node that lost an
+//!   instance hands its players to the owner with their seats.
+//! - [`metrics`]: the directory's counters (atomics: the agent is a thread),
+//!   Redis commands by kind and per second.
 //!
-//! A shard's side (its reports, the events it applies, `/v1/*` on the game
-//! listener) is in the shard core (`shard::fleet`) and its runtime
-//! (`runtime::directory`, `runtime::fleet_http`).
-//! - [`metrics`]: the directory's counters (atomics: the agent is a thread).
+//! A shard's side (its reports, the events it applies, hand-overs, `/v1/*`
+//! on the game listener) is in the shard core (`shard::fleet`,
+//! `shard::handover`) and its runtime (`runtime::directory`,
+//! `runtime::fleet_http`).
 
 pub mod agent;
+pub mod budget;
 pub mod control;
+pub mod endpoint;
+pub mod fence;
+pub mod handover;
 pub mod keys;
 pub mod metrics;
 pub mod replica;
@@ -42,6 +58,7 @@ use crate::game::InstanceId;
 use crate::snapshot::InstanceSnapshot;
 use crate::util::wake::{MailboxReceiver, MailboxSender, Reply};
 
+pub use endpoint::{redacted, Endpoint};
 pub use metrics::DirectoryMetrics;
 
 /// Messages waiting for the agent. Shard reports (one per shard per
@@ -60,7 +77,7 @@ pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub use crate::config::directory::{
     DirectoryConfig, DIRECTORY_HEARTBEAT_MS_DEFAULT, DIRECTORY_TTL_MS_DEFAULT,
-    REPLICA_BYTES_MAX_DEFAULT,
+    REPLICA_BYTES_MAX_DEFAULT, REPLICA_WRITES_PER_S_MAX_DEFAULT,
 };
 
 /// What shards (and the pub/sub thread) ask of the agent.
@@ -69,9 +86,13 @@ pub enum ToAgent {
     /// A shard's figures, its instances and, every snapshot interval, their
     /// latest state for replication.
     Report(ShardReport),
-    /// Who owns `instance`? Claims it for this node when nobody does.
-    Claim {
+    /// Who owns `instance`? Claims it for this node when nobody does only
+    /// if `create_here` (a draining or stopping node creates nothing, so it
+    /// claims nothing: it points the player to a node of its region with
+    /// room instead).
+    Place {
         instance: InstanceId,
+        create_here: bool,
         reply: Reply<Claim>,
     },
     /// `GET /v1/…`: answered with an HTTP status and a JSON body.
@@ -104,6 +125,14 @@ pub enum ToAgent {
         move_id: String,
         outcome: serde_json::Value,
     },
+    /// A seat ended here (its player left, or its grace ran out): the
+    /// directory forgets it, so a resume of its token is refused at once on
+    /// every node.
+    SeatEnded { token: String, instance: InstanceId },
+    /// A shard hands the players of an instance this node lost to its owner.
+    HandOver(handover::HandOver),
+    /// This node's answer to another node's hand-over.
+    HandedOver(handover::HandedOver),
 }
 
 /// Where the directory places a resume token's seat.
@@ -123,6 +152,9 @@ pub struct ShardReport {
     pub shard: usize,
     /// Players connected or holding a seat.
     pub players: usize,
+    /// The node's admission limit in force (--max-connections, as changed
+    /// at run time): the capacity the registry publishes.
+    pub capacity: usize,
     pub instances: Vec<InstanceId>,
     pub draining: bool,
     pub shedding: bool,
@@ -130,7 +162,7 @@ pub struct ShardReport {
     pub snapshots: Option<Vec<InstanceSnapshot>>,
 }
 
-/// The answer to [`ToAgent::Claim`].
+/// The answer to [`ToAgent::Place`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     Mine,
@@ -181,6 +213,17 @@ pub enum ToShard {
     Reserve(transfer::Reservation),
     /// The answer to a reservation this shard asked for.
     Reserved(transfer::Reserved),
+    /// The directory gives this local instance to node `node` (at `url`):
+    /// hand its players over there with their seats, then stop it.
+    HandOver {
+        instance: InstanceId,
+        node: String,
+        url: String,
+    },
+    /// Another node hands this shard the players of an instance it owns.
+    TakeSeats(handover::HandOver),
+    /// The owner's answer to a hand-over this shard asked for.
+    HandedOver(handover::HandedOver),
 }
 
 /// Every shard's handle on the directory (in `NodeShared`).
@@ -242,9 +285,19 @@ impl Directory {
 
     /// Who owns `instance` (claiming it when nobody does).
     pub async fn claim(&self, instance: InstanceId) -> Claim {
-        self.ask(|reply| ToAgent::Claim { instance, reply })
-            .await
-            .unwrap_or_else(|| Claim::Unavailable("the directory did not answer in time".into()))
+        self.place(instance, true).await
+    }
+
+    /// Who owns `instance`; claims it when nobody does only if
+    /// `create_here` (see [`ToAgent::Place`]).
+    pub async fn place(&self, instance: InstanceId, create_here: bool) -> Claim {
+        self.ask(|reply| ToAgent::Place {
+            instance,
+            create_here,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Claim::Unavailable("the directory did not answer in time".into()))
     }
 }
 
@@ -266,7 +319,7 @@ pub struct AgentStart {
 /// Starts the agent and the fleet-message threads; returns the shards'
 /// handle. Redis need not be up: the agent keeps trying each heartbeat.
 pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
-    let client = redis::Client::open(start.cfg.url.as_str())
+    let endpoint = Endpoint::parse(&start.cfg.url)
         .map_err(|e| anyhow::anyhow!("--directory {}: {e}", redacted(&start.cfg.url)))?;
     let metrics = Arc::new(DirectoryMetrics::default());
     let (to_agent, agent_rx) = crossbeam_channel::bounded(AGENT_QUEUE_CAPACITY);
@@ -277,13 +330,13 @@ pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
         .unzip();
     let public_url: Arc<str> = Arc::from(start.public_url.as_str());
     control::spawn_subscriber(
-        client.clone(),
+        endpoint.clone(),
         start.region.clone(),
         start.node_id.clone(),
         event_txs.clone(),
         metrics.clone(),
     )?;
-    agent::spawn(client, start, agent_rx, event_txs, metrics.clone())?;
+    agent::spawn(endpoint, start, agent_rx, event_txs, metrics.clone())?;
     Ok(Directory {
         to_agent,
         events: Arc::new(
@@ -312,21 +365,6 @@ pub(crate) fn send_to_shard(
     true
 }
 
-/// `url` with its password (`redis://user:PASSWORD@host`) replaced by
-/// `***`, for logs and error messages.
-pub fn redacted(url: &str) -> String {
-    let Some(rest) = url.strip_prefix("redis://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or("", |(u, _)| u);
-            format!("redis://{user}:***@{host}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// The URL players reach a node at when --public-url is not given.
 pub fn default_public_url(listen: std::net::SocketAddr) -> String {
     if listen.ip().is_unspecified() {
@@ -335,23 +373,5 @@ pub fn default_public_url(listen: std::net::SocketAddr) -> String {
         format!("ws://127.0.0.1:{}", listen.port())
     } else {
         format!("ws://{listen}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted;
-
-    #[test]
-    fn passwords_stay_out_of_logs() {
-        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(
-            redacted("redis://:s3cr@t@redis.internal:6379/2"),
-            "redis://:***@redis.internal:6379/2"
-        );
-        assert_eq!(
-            redacted("redis://game:pw@10.0.0.5"),
-            "redis://game:***@10.0.0.5"
-        );
     }
 }

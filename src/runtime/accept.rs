@@ -224,7 +224,7 @@ async fn admit(
             if let (Some(dir), Some(id)) = (&shard.node.directory, &instance) {
                 // The fleet's owner of this instance, claimed for this node
                 // when nobody runs it (so two nodes never both create it).
-                match dir.claim(id.clone()).await {
+                match dir.place(id.clone(), shard.may_create_instances()).await {
                     crate::directory::Claim::Mine => {}
                     crate::directory::Claim::Elsewhere { url, .. } => {
                         super::fleet_http::redirect(

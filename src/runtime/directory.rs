@@ -59,7 +59,10 @@ async fn report(shard: &Rc<Shard>, dir: &Directory) {
         } else {
             None
         };
-        let report = shard.core.borrow().directory_report(snapshots);
+        let report = shard
+            .core
+            .borrow()
+            .directory_report(shard.node.budget.limit(), snapshots);
         dir.tell(ToAgent::Report(report));
         glommio::timer::sleep(heartbeat).await;
     }
@@ -68,7 +71,11 @@ async fn report(shard: &Rc<Shard>, dir: &Directory) {
 /// The directory's answer to a look-up a paused connection waits for.
 pub async fn answer(dir: &Directory, ask: &Ask) -> Answer {
     match ask {
-        Ask::Claim { instance, .. } => Answer::Claim(dir.claim(instance.clone()).await),
+        Ask::Claim {
+            instance,
+            create_here,
+            ..
+        } => Answer::Claim(dir.place(instance.clone(), *create_here).await),
         Ask::Seat { token } => {
             let at = dir
                 .ask(|reply| ToAgent::FindSeat {
@@ -93,7 +100,10 @@ pub async fn answer(dir: &Directory, ask: &Ask) -> Answer {
 pub async fn leave_fleet(shard: &Rc<Shard>, dir: &Directory) {
     let snapshots = super::snapshots::capture(shard).await.instances;
     let instances = snapshots.len();
-    let report = shard.core.borrow().directory_report(Some(snapshots));
+    let report = shard
+        .core
+        .borrow()
+        .directory_report(shard.node.budget.limit(), Some(snapshots));
     match dir
         .ask_within(crate::directory::LEAVE_TIMEOUT, |reply| ToAgent::Leave { report, reply })
         .await
@@ -115,7 +125,10 @@ pub async fn leave_fleet(shard: &Rc<Shard>, dir: &Directory) {
 /// directory as their replicas.
 pub(crate) fn replicate(shard: &Shard, instances: Vec<crate::snapshot::InstanceSnapshot>) {
     if let Some(dir) = &shard.node.directory {
-        let report = shard.core.borrow().directory_report(Some(instances));
+        let report = shard
+            .core
+            .borrow()
+            .directory_report(shard.node.budget.limit(), Some(instances));
         dir.tell(ToAgent::Report(report));
     }
 }

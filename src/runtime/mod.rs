@@ -141,6 +141,11 @@ impl Shard {
         &self.node.core.cfg
     }
 
+    /// Whether this shard may create (and so claim) instances now.
+    pub fn may_create_instances(&self) -> bool {
+        self.core.borrow().may_create_instances()
+    }
+
     /// Runs `f` on the core with the driver as its effects sink, then
     /// settles: passes on what the core asked (mesh, directory, look-ups,
     /// sockets leaving), tells it about connections that ended, repeats

@@ -25,6 +25,9 @@ pub enum Ask {
         player: PlayerId,
         instance: InstanceId,
         create: bool,
+        /// Whether this node may claim the instance when nobody owns it
+        /// (not while draining or stopping).
+        create_here: bool,
     },
     /// Which node holds the seat of this resume token?
     Seat { token: String },

@@ -44,13 +44,17 @@ pub enum Answer {
 impl Core {
     /// This shard's figures for the directory, with every instance's state
     /// when replication is due.
+    /// `capacity`: the node's connection budget now (the registry
+    /// publishes it).
     pub fn directory_report(
         &self,
+        capacity: usize,
         snapshots: Option<Vec<crate::snapshot::InstanceSnapshot>>,
     ) -> ShardReport {
         ShardReport {
             shard: self.id,
             players: self.world.players.len(),
+            capacity,
             instances: self.world.instances.keys().cloned().collect(),
             draining: self.draining,
             shedding: self.shedding,
@@ -59,9 +63,17 @@ impl Core {
     }
 
     /// With --directory, a Join for an instance this shard does not run
-    /// asks the directory first (it may live on another node).
+    /// asks the directory first (it may live on another node); so does one
+    /// for an instance this shard is handing to its owner.
     pub(crate) fn join_needs_directory(&self, id: &InstanceId) -> bool {
-        self.shared.public_url.is_some() && !self.world.instances.contains_key(id)
+        self.shared.public_url.is_some()
+            && (!self.world.instances.contains_key(id) || self.handing_over(id))
+    }
+
+    /// Whether this shard may create instances now: a draining or stopping
+    /// node creates none, so it claims none in the directory either.
+    pub fn may_create_instances(&self) -> bool {
+        !self.draining && !self.stopping
     }
 
     /// Pauses `conn` and asks the directory; `false` when too many
@@ -115,6 +127,7 @@ impl Core {
                     player: pid,
                     instance,
                     create,
+                    ..
                 },
                 Answer::Claim(claim),
             ) => {
@@ -200,6 +213,9 @@ impl Core {
             ToShard::Disown { instance, url } => self.disown(fx, &instance, &url),
             ToShard::Reserve(r) => self.reserve(fx, now, r),
             ToShard::Reserved(r) => self.on_reserved(fx, now, r),
+            ev @ (ToShard::HandOver { .. } | ToShard::TakeSeats(_) | ToShard::HandedOver(_)) => {
+                self.handover_event(fx, now, ev)
+            }
             ToShard::Configure(c) => {
                 let mut s = self.settings;
                 if let Some(ms) = c.heartbeat_ms {

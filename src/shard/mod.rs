@@ -32,6 +32,7 @@
 pub mod effects;
 pub mod failure;
 pub mod fleet;
+pub mod handover;
 pub mod mesh;
 pub mod moves;
 pub mod players;
@@ -117,6 +118,9 @@ pub struct Core {
     /// `shardline fleet move`s this shard runs, by move id (bounded by
     /// `directory::transfer::TRANSFERS_PER_SHARD_MAX`).
     pub(crate) transfers: HashMap<String, crate::directory::transfer::Transfer>,
+    /// Local instances whose players are being handed to the node that
+    /// owns them (bounded by the instances this shard runs).
+    pub(crate) handovers: HashMap<crate::game::InstanceId, crate::directory::handover::Pending>,
     pub slots: slots::Slots,
     /// Reused per-tick buffers (allocated once, grown to the largest world).
     pub(crate) scratch: tick::Scratch,
@@ -160,6 +164,7 @@ impl Core {
             lookups: HashMap::new(),
             directory_pending: 0,
             transfers: HashMap::new(),
+            handovers: HashMap::new(),
             slots: slots::Slots::new(cfg.tick_slots, cfg.tick_interval(), now),
             scratch: tick::Scratch::default(),
             enc: Encoder::new(),

@@ -397,6 +397,7 @@ impl Core {
                         player: pid,
                         instance: id.clone(),
                         create,
+                        create_here: self.may_create_instances(),
                     },
                 );
                 return;
@@ -569,6 +570,17 @@ impl Core {
         let Some(id) = p.instance.take() else {
             return;
         };
+        // In a fleet the directory forgets a seat that ended (its player
+        // left, or its grace ran out), so a resume of its token is refused
+        // at once on every node instead of being sent back here. A move's
+        // seat lives on where the player went.
+        let ended = matches!(reason, LeaveReason::Left | LeaveReason::TimedOut);
+        if ended && self.shared.public_url.is_some() && !p.token.is_empty() {
+            fx.directory(ToAgent::SeatEnded {
+                token: p.token.clone(),
+                instance: id.clone(),
+            });
+        }
         let Some(hosted) = self.world.instances.get_mut(&id) else {
             return;
         };
