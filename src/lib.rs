@@ -37,6 +37,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod autoscale;
 pub mod cli;
 pub mod config;
 pub mod directory;

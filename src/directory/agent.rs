@@ -152,6 +152,8 @@ pub(super) fn spawn(
     Ok(())
 }
 
+mod handover;
+
 type RResult<T> = redis::RedisResult<T>;
 
 impl Agent {
@@ -465,6 +467,8 @@ impl Agent {
             ToAgent::Seat { token, instance } => self.write_seat(token, instance),
             ToAgent::Transfer(r) => self.transfer(r),
             ToAgent::Reserved(r) => self.reserved(r),
+            ToAgent::HandOver(h) => self.hand_over(h),
+            ToAgent::Adopt(offer) => self.adopt(offer),
             ToAgent::MoveDone { move_id, outcome } => {
                 let key = keys::move_result(&move_id);
                 let line = outcome.to_string();

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
+use super::handover::{HandoverDone, HandoverOffer};
 use super::transfer::{Broadcast, MoveOrder, Reservation, Reserved, NOTICE_BYTES_MAX};
 use super::{keys, send_to_shard, DirectoryMetrics, ToShard};
 use crate::game::{shard_for, InstanceId};
@@ -47,6 +48,15 @@ pub enum FleetMsg {
     Reserve(Reservation),
     /// To the node that asked: the reservation's outcome.
     Reserved(Reserved),
+    /// Empty node `node`: no new players, and each instance moves live to
+    /// another node of its region (`directory::handover`).
+    Evacuate {
+        node: String,
+    },
+    /// To the node given an instance by an evacuating node.
+    Adopt(HandoverOffer),
+    /// To the evacuating node: how the hand-over went.
+    Adopted(HandoverDone),
 }
 
 impl FleetConfig {
@@ -146,6 +156,20 @@ fn apply(msg: FleetMsg, node: &str, shards: &[Sender<ToShard>], metrics: &Direct
             }
         }
         FleetMsg::Drain { .. } => return,
+        FleetMsg::Evacuate { node: target } if target == node => {
+            for s in 0..shards.len() {
+                send_to_shard(shards, s, ToShard::Evacuate, metrics);
+            }
+        }
+        FleetMsg::Evacuate { .. } => return,
+        FleetMsg::Adopt(offer) => {
+            let shard = owning_shard(&offer.instance, shards.len());
+            send_to_shard(shards, shard, ToShard::Offer(offer), metrics);
+        }
+        FleetMsg::Adopted(done) => {
+            let shard = done.shard.min(shards.len() - 1);
+            send_to_shard(shards, shard, ToShard::Adopted(done), metrics);
+        }
         FleetMsg::Broadcast(b) => {
             if b.message.len() > NOTICE_BYTES_MAX {
                 tracing::warn!(
@@ -209,6 +233,13 @@ pub enum FleetCmd {
     },
     /// Stop placing new players on one node; its games go on.
     Drain {
+        /// The node id.
+        node: String,
+    },
+    /// Empty one node without kicking anyone: no new players, and each of
+    /// its instances moves live to another node of its region (players get
+    /// Transfer and resume there with their tokens). Then stop it.
+    Evacuate {
         /// The node id.
         node: String,
     },
@@ -278,6 +309,7 @@ pub fn run(cli: FleetCli) -> anyhow::Result<()> {
             (channel, FleetMsg::Config(c))
         }
         FleetCmd::Drain { node } => (keys::CONTROL_ALL.to_owned(), FleetMsg::Drain { node }),
+        FleetCmd::Evacuate { node } => (keys::node_control(&node), FleetMsg::Evacuate { node }),
         FleetCmd::Nodes => {
             let ids: Vec<String> = redis::cmd("HKEYS").arg(keys::NODES).query(&mut conn)?;
             for id in ids {

@@ -45,6 +45,7 @@ pub async fn run(shard: Rc<Shard>) {
         }
         let now = Instant::now();
         shard.expire_transfers(now);
+        shard.handover_step(now);
         if now >= next_report {
             next_report = now + heartbeat;
             let snapshots = if now >= next_replica && !writer_replicates {
@@ -148,6 +149,9 @@ impl Shard {
             ToShard::Disown { instance, url } => self.disown(&instance, &url),
             ToShard::Reserve(r) => self.reserve(r),
             ToShard::Reserved(r) => self.on_reserved(r),
+            ToShard::Evacuate => self.evacuate(),
+            ToShard::Offer(offer) => self.on_handover_offer(offer),
+            ToShard::Adopted(done) => self.on_handover_done(done),
             ToShard::Configure(c) => {
                 let mut s = self.settings.get();
                 if let Some(ms) = c.heartbeat_ms {

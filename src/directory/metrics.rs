@@ -69,4 +69,8 @@ directory_metrics! {
     players_moved_out: "counter", "Players this node moved to another instance by `shardline fleet move`.";
     players_moved_in: "counter", "Seats reserved here for players moving from another node.";
     moves_failed: "counter", "`shardline fleet move`s this node refused or abandoned (the player stayed).";
+    instances_handed_over: "counter", "Instances this evacuating node moved live to another node of its region.";
+    players_handed_over: "counter", "Connected players sent (Transfer) after their instance to another node by an evacuation.";
+    handovers_failed: "counter", "Hand-overs that failed (the instance ran on here and was tried again).";
+    instances_adopted: "counter", "Instances another node of the region handed over to this node.";
 }

@@ -20,12 +20,16 @@
 //! - [`link`]: a shard's side: reports to the agent, applies its events.
 //! - [`transfer`]: moving a player to an instance on another node with its
 //!   seat reserved there (`shardline fleet move`), and fleet broadcasts.
+//! - [`handover`]: evacuating a node: each instance moves live to another
+//!   node of its region, players sent after it (`shardline fleet evacuate`,
+//!   the autoscaler's scale-down).
 //! - [`http`]: `GET /v1/regions`, `GET /v1/route`, and the answer to a
 //!   `/play?instance=` for an instance another node owns.
 //! - [`metrics`]: the directory's counters (atomics: the agent is a thread).
 
 pub mod agent;
 pub mod control;
+pub mod handover;
 pub mod http;
 pub mod keys;
 pub mod link;
@@ -126,6 +130,11 @@ pub enum ToAgent {
         move_id: String,
         outcome: serde_json::Value,
     },
+    /// An instance taken out of a shard of this evacuating node: give it to
+    /// another node of the region.
+    HandOver(handover::HandOver),
+    /// Another node gives this node an instance: rebuild it and answer.
+    Adopt(handover::HandoverOffer),
 }
 
 /// Where the directory places a resume token's seat.
@@ -203,6 +212,13 @@ pub enum ToShard {
     Reserve(transfer::Reservation),
     /// The answer to a reservation this shard asked for.
     Reserved(transfer::Reserved),
+    /// `shardline fleet evacuate` (the autoscaler's scale-down): move every
+    /// instance live to other nodes of the region.
+    Evacuate,
+    /// Another node gives an instance of this shard's to this node.
+    Offer(handover::HandoverOffer),
+    /// How a hand-over of this shard's went.
+    Adopted(handover::HandoverDone),
 }
 
 /// Every shard's handle on the directory (in `NodeShared`).

@@ -131,6 +131,9 @@ pub struct Shard {
     /// `shardline fleet move`s this shard is running, by move id (bounded
     /// by `directory::transfer::TRANSFERS_PER_SHARD_MAX`).
     pub transfers: RefCell<HashMap<String, crate::directory::transfer::Transfer>>,
+    /// An evacuation's hand-overs (with --directory; bounded by
+    /// `directory::handover::HANDOVERS_PER_SHARD_MAX`).
+    pub handovers: RefCell<crate::directory::handover::Handovers>,
     rng: Cell<u64>,
     pub started_at: Instant,
 }
@@ -176,6 +179,7 @@ impl Shard {
             lookups: RefCell::new(HashMap::new()),
             directory_pending: RefCell::new(Default::default()),
             transfers: RefCell::new(HashMap::new()),
+            handovers: RefCell::new(Default::default()),
             rng: Cell::new(u64::from_le_bytes(seed) | 1),
             started_at: Instant::now(),
             node,
