@@ -34,6 +34,9 @@
 //! - [`directory`]: the fleet's directory on Redis (optional): node
 //!   registry, routing (`/v1/route`), instance ownership, replicated
 //!   snapshots and failover, fleet messages, `shardline fleet`.
+//! - [`autoscale`]: `shardline autoscale`, the fleet's autoscaler (above
+//!   the directory: reads it, orders evacuations through it): per-region
+//!   policies, forecast, decisions, providers, the Agones webhook.
 
 pub mod admin;
 pub mod auth;

@@ -287,6 +287,31 @@ pub enum ConfigCmd {
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<String>,
     },
+    /// A region's ScalingPolicy for `shardline autoscale`: `--region R
+    /// key=value …` (min_nodes, max_nodes, scale_up_threshold,
+    /// scale_down_threshold, cooldown_up_ms, cooldown_down_ms,
+    /// node_start_ms, forecast.mode, provider.kind, …), `--file FILE`
+    /// (TOML), `--show`, or `--region R --clear`. Invalid policies are
+    /// refused with the reason.
+    Policy(PolicyArgs),
+}
+
+/// `shardline fleet config policy` (run by `autoscale::cli::policy`).
+#[derive(clap::Args, Debug)]
+pub struct PolicyArgs {
+    #[arg(long, value_name = "NAME")]
+    pub region: Option<String>,
+    /// Every `[regions.NAME]` table of a TOML policy file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["region", "show", "clear"])]
+    pub file: Option<std::path::PathBuf>,
+    /// Print every region's policy.
+    #[arg(long)]
+    pub show: bool,
+    /// Remove the region's policy (the autoscaler leaves it alone).
+    #[arg(long, requires = "region")]
+    pub clear: bool,
+    #[arg(value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
 }
 
 pub fn run(cli: FleetCli) -> anyhow::Result<()> {
@@ -301,6 +326,9 @@ pub fn run(cli: FleetCli) -> anyhow::Result<()> {
             )
         })?;
     let (channel, msg) = match cli.cmd {
+        FleetCmd::Config {
+            cmd: ConfigCmd::Policy(_),
+        } => bail!("fleet config policy is run by the autoscale module (cli.rs routes it)"),
         FleetCmd::Config {
             cmd: ConfigCmd::Set { region, pairs },
         } => {
