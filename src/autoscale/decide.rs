@@ -130,10 +130,19 @@ pub fn decide(i: &Inputs) -> Decision {
         cooldown_left_ms: 0,
     };
     let Some(node_cap) = p.node_capacity_or(observed) else {
-        d.reason = format!(
-            "{}: no node registered and no node_capacity in the policy: holding",
-            i.region
-        );
+        // Capacity unknown (no node yet): only min_nodes can be decided.
+        if current < p.min_nodes && i.override_nodes.is_none() {
+            d.desired = p.min_nodes;
+            d.action = Action::Up {
+                count: p.min_nodes - current,
+            };
+            d.reason = format!("{} {current}→{}: min_nodes", i.region, p.min_nodes);
+        } else {
+            d.reason = format!(
+                "{}: no node registered and no node_capacity in the policy: holding",
+                i.region
+            );
+        }
         return d;
     };
     let peak = if forecast_used {
@@ -539,9 +548,17 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_region_needs_a_node_capacity() {
+    fn an_empty_region_gets_min_nodes_then_needs_a_capacity() {
         let mut c = Case::new(&[]);
+        let d = c.run();
+        assert_eq!(d.action, Action::Up { count: 2 });
+        assert_eq!(d.reason, "eu 0→2: min_nodes");
+        c.view.starting = 2;
         assert_eq!(c.run().action, Action::Hold);
+        c.view.starting = 0;
+        c.policy.min_nodes = 0;
+        assert_eq!(c.run().action, Action::Hold, "no capacity to size by");
+        c.policy.min_nodes = 2;
         c.policy.node_capacity = Some(100);
         let d = c.run();
         assert_eq!(d.action, Action::Up { count: 2 }, "min_nodes");

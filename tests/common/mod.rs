@@ -25,6 +25,7 @@ use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::{Role, WebSocket};
 use tungstenite::Message;
 
+pub mod autoscale;
 pub mod http;
 
 /// Shards every test server runs (the brief's `--shards 2`).
