@@ -35,33 +35,77 @@ fn invalid_policies_are_refused_with_the_reason() {
     let redis = Redis::start();
     let url = redis.url();
     let (ok, out) = shardline(&[
-        "fleet", "--directory", &url, "config", "policy", "--region", "eu", "max_nodes=4", "min_nodes=6",
+        "fleet",
+        "--directory",
+        &url,
+        "config",
+        "policy",
+        "--region",
+        "eu",
+        "max_nodes=4",
+        "min_nodes=6",
     ]);
     assert!(!ok, "{out}");
     assert!(out.contains("min_nodes: 6 is above max_nodes (4)"), "{out}");
     let (ok, out) = shardline(&[
-        "fleet", "--directory", &url, "config", "policy", "--region", "eu", "max_nodes=4",
+        "fleet",
+        "--directory",
+        &url,
+        "config",
+        "policy",
+        "--region",
+        "eu",
+        "max_nodes=4",
         "scale_down_threshold=0.9",
     ]);
     assert!(!ok && out.contains("or the region would flap"), "{out}");
     let (ok, out) = shardline(&[
-        "fleet", "--directory", &url, "config", "policy", "--region", "eu", "max_nodes=4", "min_nodes=2",
+        "fleet",
+        "--directory",
+        &url,
+        "config",
+        "policy",
+        "--region",
+        "eu",
+        "max_nodes=4",
+        "min_nodes=2",
     ]);
     assert!(ok, "{out}");
     assert!(out.contains("\"min_nodes\":2"), "{out}");
     // A later change keeps the rest of the stored policy.
     let (ok, out) = shardline(&[
-        "fleet", "--directory", &url, "config", "policy", "--region", "eu", "cooldown_up_ms=1000",
+        "fleet",
+        "--directory",
+        &url,
+        "config",
+        "policy",
+        "--region",
+        "eu",
+        "cooldown_up_ms=1000",
     ]);
-    assert!(ok && out.contains("\"max_nodes\":4") && out.contains("\"cooldown_up_ms\":1000"), "{out}");
+    assert!(
+        ok && out.contains("\"max_nodes\":4") && out.contains("\"cooldown_up_ms\":1000"),
+        "{out}"
+    );
     let (ok, out) = shardline(&["fleet", "--directory", &url, "config", "policy", "--show"]);
     assert!(ok && out.contains("region eu:"), "{out}");
     // A file, refused whole with the reason.
     let dir = tempdir("policy");
     let bad = write(&dir, "bad.toml", "[regions.eu]\nmax_nodes = 3\n[regions.eu.provider]\nkind = \"process\"\nscale_up = \"start x\"\nscale_down = \"stop\"\n");
-    let (ok, out) = shardline(&["autoscale", "--directory", &url, "--policy", &bad, "--listen", "off"]);
+    let (ok, out) = shardline(&[
+        "autoscale",
+        "--directory",
+        &url,
+        "--policy",
+        &bad,
+        "--listen",
+        "off",
+    ]);
     assert!(!ok, "{out}");
-    assert!(out.contains("provider.scale_up: must contain {node}"), "{out}");
+    assert!(
+        out.contains("provider.scale_up: must contain {node}"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -75,7 +119,15 @@ impl Controller {
     fn start(redis: &Redis, id: &str, extra: &[&str]) -> Controller {
         let url = redis.url();
         let mut args = vec![
-            "autoscale", "--directory", &url, "--listen", "127.0.0.1:0", "--id", id, "--evaluate-ms", "200",
+            "autoscale",
+            "--directory",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--id",
+            id,
+            "--evaluate-ms",
+            "200",
         ];
         if !extra.contains(&"--lease-ttl-ms") {
             args.extend(["--lease-ttl-ms", "1500"]);
@@ -111,15 +163,32 @@ fn a_standby_controller_takes_over_within_a_lease_ttl_after_kill_9() {
     );
     let policy = write(&dir, "policy.toml", &policy);
     let mut a = Controller::start(&redis, "ctl-a", &["--policy", &policy]);
-    a.proc.out.wait_for("autoscale controller active", UP_TIMEOUT);
+    a.proc
+        .out
+        .wait_for("autoscale controller active", UP_TIMEOUT);
     let b = Controller::start(&redis, "ctl-b", &[]);
-    b.proc.out.wait_for("autoscale controller started", UP_TIMEOUT);
-    assert_eq!(b.metric("shardline_autoscale_active").as_deref(), Some("0"), "one active at a time");
+    b.proc
+        .out
+        .wait_for("autoscale controller started", UP_TIMEOUT);
+    assert_eq!(
+        b.metric("shardline_autoscale_active").as_deref(),
+        Some("0"),
+        "one active at a time"
+    );
     assert_eq!(a.metric("shardline_autoscale_active").as_deref(), Some("1"));
     let killed_at = Instant::now();
     a.proc.kill9();
     // An order only an active controller carries out.
-    let (ok, out) = shardline(&["autoscale", "--directory", &redis.url(), "override", "--region", "eu", "--nodes", "2"]);
+    let (ok, out) = shardline(&[
+        "autoscale",
+        "--directory",
+        &redis.url(),
+        "override",
+        "--region",
+        "eu",
+        "--nodes",
+        "2",
+    ]);
     assert!(ok, "{out}");
     let text = b.proc.out.wait_for("eu 0→2: manual override", SETTLE);
     let took = killed_at.elapsed();
@@ -132,8 +201,14 @@ fn a_standby_controller_takes_over_within_a_lease_ttl_after_kill_9() {
     // within about one TTL of the kill. The bound is wider only for a
     // loaded machine's scheduling (and the override command's own start);
     // the time is printed for the record.
-    eprintln!("standby acted {} ms after kill -9 of the active controller (lease TTL 1500 ms)", took.as_millis());
-    assert!(took < Duration::from_millis(1500) * 4, "standby took {took:?}");
+    eprintln!(
+        "standby acted {} ms after kill -9 of the active controller (lease TTL 1500 ms)",
+        took.as_millis()
+    );
+    assert!(
+        took < Duration::from_millis(1500) * 4,
+        "standby took {took:?}"
+    );
     assert_eq!(b.metric("shardline_autoscale_active").as_deref(), Some("1"));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -158,26 +233,43 @@ fn the_agones_webhook_answers_documented_reviews_and_refuses_malformed_ones() {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         (v["response"]["scale"] == true).then_some(v)
     });
-    assert_eq!(v["response"], serde_json::json!({"uid": "4d5f-11", "scale": true, "replicas": 3}));
+    assert_eq!(
+        v["response"],
+        serde_json::json!({"uid": "4d5f-11", "scale": true, "replicas": 3})
+    );
     assert_eq!(v["request"]["name"], "shardline-eu");
     let same = review.replace("\"replicas\":1", "\"replicas\":3");
     let (_, body) = http(c.addr, "POST", "/agones/webhook", Some(&same), None);
     assert!(body.contains("\"scale\":false"), "{body}");
-    for bad in ["{", "{}", r#"{"request":{"uid":"x"}}"#, r#"{"request":{"uid":"x","name":"shardline-eu","status":{"replicas":"many"}}}"#] {
+    for bad in [
+        "{",
+        "{}",
+        r#"{"request":{"uid":"x"}}"#,
+        r#"{"request":{"uid":"x","name":"shardline-eu","status":{"replicas":"many"}}}"#,
+    ] {
         let (status, body) = http(c.addr, "POST", "/agones/webhook", Some(bad), None);
         assert_eq!(status, 400, "{bad} → {body}");
     }
     let (status, _) = http(c.addr, "GET", "/agones/webhook", None, None);
     assert_eq!(status, 405);
-    assert_eq!(c.metric("shardline_autoscale_webhook_refused_total").as_deref(), Some("4"));
+    assert_eq!(
+        c.metric("shardline_autoscale_webhook_refused_total")
+            .as_deref(),
+        Some("4")
+    );
     // Directory down: never scale blind.
     drop(redis);
-    eventually("the controller notices the directory is gone", SETTLE, || {
-        (c.metric("shardline_autoscale_directory_up").as_deref() == Some("0")).then_some(())
-    });
+    eventually(
+        "the controller notices the directory is gone",
+        SETTLE,
+        || (c.metric("shardline_autoscale_directory_up").as_deref() == Some("0")).then_some(()),
+    );
     let (status, body) = http(c.addr, "POST", "/agones/webhook", Some(review), None);
     assert_eq!(status, 200);
-    assert!(body.contains("\"scale\":false") && body.contains("\"replicas\":1"), "{body}");
+    assert!(
+        body.contains("\"scale\":false") && body.contains("\"replicas\":1"),
+        "{body}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -298,7 +390,10 @@ fn the_process_provider_grows_and_shrinks_a_fleet_under_load_moving_games_live()
     );
     let policy = write(&dir, "policy.toml", &policy);
     let c = Controller::start(&redis, "ctl", &["--policy", &policy]);
-    c.proc.out.wait_for("node started and registered region=\"eu\" node=\"eu-1\"", SETTLE);
+    c.proc.out.wait_for(
+        "node started and registered region=\"eu\" node=\"eu-1\"",
+        SETTLE,
+    );
     let node_url = |id: &str| -> String {
         let (ok, out) = shardline(&["fleet", "--directory", &redis.url(), "nodes"]);
         assert!(ok, "{out}");
@@ -310,22 +405,36 @@ fn the_process_provider_grows_and_shrinks_a_fleet_under_load_moving_games_live()
     };
     let eu1 = node_url("eu-1");
     // Eight players on eu-1 (two games): 0.8 of its capacity → grow.
-    let mut stay: Vec<Player> = (0..4).map(|k| Player::start(&eu1, &format!("a{k}"), "game-a")).collect();
-    let leave: Vec<Player> = (0..4).map(|k| Player::start(&eu1, &format!("b{k}"), "game-b")).collect();
+    let mut stay: Vec<Player> = (0..4)
+        .map(|k| Player::start(&eu1, &format!("a{k}"), "game-a"))
+        .collect();
+    let leave: Vec<Player> = (0..4)
+        .map(|k| Player::start(&eu1, &format!("b{k}"), "game-b"))
+        .collect();
     c.proc.out.wait_for("eu 1→2: load 8 players", SETTLE);
-    c.proc.out.wait_for("node started and registered region=\"eu\" node=\"eu-2\"", SETTLE);
+    c.proc.out.wait_for(
+        "node started and registered region=\"eu\" node=\"eu-2\"",
+        SETTLE,
+    );
     let eu2 = node_url("eu-2");
     // Game b ends; game c starts on the new node: 6 of 20 = 0.3 → shrink,
     // draining eu-2 (the fewest players): game c moves live to eu-1.
     for p in leave {
         p.finish();
     }
-    let movers: Vec<Player> = (0..2).map(|k| Player::start(&eu2, &format!("c{k}"), "game-c")).collect();
+    let movers: Vec<Player> = (0..2)
+        .map(|k| Player::start(&eu2, &format!("c{k}"), "game-c"))
+        .collect();
     c.proc.out.wait_for("eu 2→1: drain eu-2", SETTLE);
-    c.proc.out.wait_for("drained node stopped and left the fleet", SETTLE);
+    c.proc
+        .out
+        .wait_for("drained node stopped and left the fleet", SETTLE);
     // Everyone of game c now plays on eu-1.
     eventually("game c's players resumed on eu-1", SETTLE, || {
-        movers.iter().all(|p| p.seen.lock().unwrap().acks_across_moves.len() == 1).then_some(())
+        movers
+            .iter()
+            .all(|p| p.seen.lock().unwrap().acks_across_moves.len() == 1)
+            .then_some(())
     });
     std::thread::sleep(Duration::from_millis(500)); // a few more updates there
     let mut gaps = Vec::new();
@@ -333,8 +442,14 @@ fn the_process_provider_grows_and_shrinks_a_fleet_under_load_moving_games_live()
         let s = p.finish();
         assert_eq!(s.nodes, ["eu-2", "eu-1"], "{s:?}");
         let (before, after) = s.acks_across_moves[0];
-        assert!(after >= before, "acknowledged input lost across the move: {before} then {after}");
-        assert!(s.longest_silence <= s.gaps[0].max(Duration::from_secs(1)), "{s:?}");
+        assert!(
+            after >= before,
+            "acknowledged input lost across the move: {before} then {after}"
+        );
+        assert!(
+            s.longest_silence <= s.gaps[0].max(Duration::from_secs(1)),
+            "{s:?}"
+        );
         gaps.extend(s.gaps);
     }
     for p in stay.drain(..) {
@@ -346,6 +461,10 @@ fn the_process_provider_grows_and_shrinks_a_fleet_under_load_moving_games_live()
         "scale-down gap (last update on eu-2 → first on eu-1): {:?}",
         gaps.iter().map(|g| g.as_millis()).collect::<Vec<_>>()
     );
-    assert_eq!(c.metric("shardline_autoscale_drains_total{region=\"eu\"}").as_deref(), Some("1"));
+    assert_eq!(
+        c.metric("shardline_autoscale_drains_total{region=\"eu\"}")
+            .as_deref(),
+        Some("1")
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -50,7 +50,10 @@ struct FleetStatus {
 /// The answer to one webhook call: (HTTP status, JSON body).
 pub fn answer(body: &[u8], status: &Status) -> (u16, Value) {
     if body.len() > REVIEW_BYTES_MAX {
-        return (413, json!({"error": format!("over {REVIEW_BYTES_MAX} bytes")}));
+        return (
+            413,
+            json!({"error": format!("over {REVIEW_BYTES_MAX} bytes")}),
+        );
     }
     let raw: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -67,7 +70,10 @@ pub fn answer(body: &[u8], status: &Status) -> (u16, Value) {
     };
     let req = review.request;
     if req.uid.is_empty() || req.status.replicas < 0 {
-        return (400, json!({"error": "request.uid must be set and request.status.replicas ≥ 0"}));
+        return (
+            400,
+            json!({"error": "request.uid must be set and request.status.replicas ≥ 0"}),
+        );
     }
     let Some(region) = status.region_of_fleet(&req.name) else {
         return (
@@ -85,7 +91,10 @@ pub fn answer(body: &[u8], status: &Status) -> (u16, Value) {
         "scale": replicas != current,
         "replicas": replicas,
     });
-    (200, json!({"request": raw["request"], "response": response}))
+    (
+        200,
+        json!({"request": raw["request"], "response": response}),
+    )
 }
 
 #[cfg(test)]
@@ -107,7 +116,9 @@ mod tests {
             region: "eu".into(),
             current: 3,
             desired,
-            action: Action::Up { count: desired.saturating_sub(3) },
+            action: Action::Up {
+                count: desired.saturating_sub(3),
+            },
             reason: String::new(),
             load: 0,
             capacity: 0,
@@ -133,7 +144,10 @@ mod tests {
     fn a_documented_review_gets_scale_and_replicas() {
         let (code, body) = answer(REVIEW.as_bytes(), &status(5, true));
         assert_eq!(code, 200, "{body}");
-        assert_eq!(body["response"], json!({"uid": "a1b2c3", "scale": true, "replicas": 5}));
+        assert_eq!(
+            body["response"],
+            json!({"uid": "a1b2c3", "scale": true, "replicas": 5})
+        );
         assert_eq!(body["request"]["name"], "shardline-eu");
         let (_, body) = answer(REVIEW.as_bytes(), &status(3, true));
         assert_eq!(body["response"]["scale"], false);
@@ -143,7 +157,10 @@ mod tests {
     fn standby_or_blind_never_scales() {
         let (code, body) = answer(REVIEW.as_bytes(), &status(5, false));
         assert_eq!(code, 200);
-        assert_eq!(body["response"], json!({"uid": "a1b2c3", "scale": false, "replicas": 3}));
+        assert_eq!(
+            body["response"],
+            json!({"uid": "a1b2c3", "scale": false, "replicas": 3})
+        );
         let mut s = status(5, true);
         s.directory_up = false;
         let (_, body) = answer(REVIEW.as_bytes(), &s);

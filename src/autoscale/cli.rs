@@ -27,7 +27,13 @@ pub const EVALUATE_MS_MIN: u64 = 50;
 #[derive(clap::Args, Debug)]
 pub struct AutoscaleCli {
     /// The fleet's directory, `redis://[:PASSWORD@]HOST:PORT[/DB]`.
-    #[arg(long, value_name = "URL", env = "SHARDLINE_DIRECTORY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SHARDLINE_DIRECTORY",
+        hide_env_values = true,
+        global = true
+    )]
     pub directory: Option<String>,
 
     #[command(subcommand)]
@@ -69,7 +75,12 @@ pub enum AutoscaleCmd {
         #[arg(long, value_name = "NAME")]
         region: String,
         /// The node count (at most the policy's max_nodes).
-        #[arg(long, value_name = "N", required_unless_present = "clear", conflicts_with = "clear")]
+        #[arg(
+            long,
+            value_name = "N",
+            required_unless_present = "clear",
+            conflicts_with = "clear"
+        )]
         nodes: Option<u32>,
         /// Only for this long; then the policy decides again. [default: until --clear]
         #[arg(long, value_name = "MS")]
@@ -86,7 +97,10 @@ pub fn run(cli: AutoscaleCli) -> anyhow::Result<()> {
         bail!("--directory (or SHARDLINE_DIRECTORY) is required");
     };
     if !directory.starts_with("redis://") {
-        bail!("--directory {}: expected redis://HOST:PORT", crate::directory::redacted(&directory));
+        bail!(
+            "--directory {}: expected redis://HOST:PORT",
+            crate::directory::redacted(&directory)
+        );
     }
     match cli.command {
         Some(AutoscaleCmd::Override {
@@ -101,7 +115,10 @@ pub fn run(cli: AutoscaleCli) -> anyhow::Result<()> {
                 .set_override(&region, nodes, for_ms.map(Duration::from_millis))
                 .context("the directory failed")?;
             match nodes {
-                Some(n) => println!("region {region} pinned to {n} node(s){}", for_ms.map_or(String::new(), |ms| format!(" for {ms} ms"))),
+                Some(n) => println!(
+                    "region {region} pinned to {n} node(s){}",
+                    for_ms.map_or(String::new(), |ms| format!(" for {ms} ms"))
+                ),
                 None => println!("region {region}: override cleared; the policy decides"),
             }
             Ok(())
@@ -122,7 +139,10 @@ pub fn run(cli: AutoscaleCli) -> anyhow::Result<()> {
 fn connect(directory: &str) -> anyhow::Result<Store> {
     let mut store = Store::open(directory)?;
     if !store.connect() {
-        bail!("cannot reach the directory at {}", crate::directory::redacted(directory));
+        bail!(
+            "cannot reach the directory at {}",
+            crate::directory::redacted(directory)
+        );
     }
     Ok(store)
 }
@@ -130,7 +150,10 @@ fn connect(directory: &str) -> anyhow::Result<Store> {
 fn controller(cli: &AutoscaleCli, directory: String) -> anyhow::Result<()> {
     crate::cli::init_logging(None)?;
     if cli.evaluate_ms < EVALUATE_MS_MIN {
-        bail!("--evaluate-ms {}: at least {EVALUATE_MS_MIN}", cli.evaluate_ms);
+        bail!(
+            "--evaluate-ms {}: at least {EVALUATE_MS_MIN}",
+            cli.evaluate_ms
+        );
     }
     if cli.lease_ttl_ms < cli.evaluate_ms * 3 {
         bail!(
@@ -141,14 +164,21 @@ fn controller(cli: &AutoscaleCli, directory: String) -> anyhow::Result<()> {
     }
     let listen: Option<SocketAddr> = match cli.listen.as_str() {
         "off" => None,
-        a => Some(a.parse().with_context(|| format!("--listen {a:?}: expected HOST:PORT or off"))?),
+        a => Some(
+            a.parse()
+                .with_context(|| format!("--listen {a:?}: expected HOST:PORT or off"))?,
+        ),
     };
     if let Some(path) = &cli.policy {
-        let text = std::fs::read_to_string(path).with_context(|| format!("--policy {}", path.display()))?;
-        let file = PolicyFile::parse_toml(&text).map_err(|e| anyhow::anyhow!("--policy {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--policy {}", path.display()))?;
+        let file = PolicyFile::parse_toml(&text)
+            .map_err(|e| anyhow::anyhow!("--policy {}: {e}", path.display()))?;
         let mut store = connect(&directory)?;
         for (region, p) in &file.regions {
-            store.set_policy(region, p).context("the directory failed")?;
+            store
+                .set_policy(region, p)
+                .context("the directory failed")?;
             tracing::info!(region, "policy stored");
         }
     }
@@ -187,9 +217,12 @@ pub fn policy(directory: &str, args: PolicyArgs) -> anyhow::Result<()> {
     let mut store = connect(directory)?;
     if let Some(path) = &args.file {
         let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-        let file = PolicyFile::parse_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let file = PolicyFile::parse_toml(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for (region, p) in &file.regions {
-            store.set_policy(region, p).context("the directory failed")?;
+            store
+                .set_policy(region, p)
+                .context("the directory failed")?;
             println!("region {region}: {}", p.to_json());
         }
         return Ok(());
@@ -208,8 +241,17 @@ pub fn policy(directory: &str, args: PolicyArgs) -> anyhow::Result<()> {
         bail!("--region is required (or --file, or --show)");
     };
     if args.clear {
-        let gone = store.clear_policy(&region).context("the directory failed")?;
-        println!("region {region}: {}", if gone { "policy removed; not scaled any more" } else { "had no policy" });
+        let gone = store
+            .clear_policy(&region)
+            .context("the directory failed")?;
+        println!(
+            "region {region}: {}",
+            if gone {
+                "policy removed; not scaled any more"
+            } else {
+                "had no policy"
+            }
+        );
         return Ok(());
     }
     if args.pairs.is_empty() {
@@ -221,8 +263,12 @@ pub fn policy(directory: &str, args: PolicyArgs) -> anyhow::Result<()> {
         // max_nodes must then be among the pairs.
         _ => ScalingPolicy::with_max(0),
     };
-    let p = base.with_pairs(&region, &args.pairs).map_err(|e| anyhow::anyhow!("refused: {e}"))?;
-    store.set_policy(&region, &p).context("the directory failed")?;
+    let p = base
+        .with_pairs(&region, &args.pairs)
+        .map_err(|e| anyhow::anyhow!("refused: {e}"))?;
+    store
+        .set_policy(&region, &p)
+        .context("the directory failed")?;
     println!("region {region}: {}", p.to_json());
     Ok(())
 }

@@ -194,7 +194,10 @@ impl Controller {
     /// One region; `None` when Redis failed meanwhile.
     fn evaluate_region(&mut self, region: &str, p: &ScalingPolicy, all: &[NodeInfo]) -> Option<()> {
         let now = now_ms();
-        self.status.lock().expect("status").set_policy(region, p.clone());
+        self.status
+            .lock()
+            .expect("status")
+            .set_policy(region, p.clone());
         if !self.regions.contains_key(region) {
             let memory = self.store.memory(region)?;
             let history = self.store.history(region)?;
@@ -213,7 +216,8 @@ impl Controller {
         let load: u64 = nodes.iter().map(|n| n.load as u64).sum();
         self.sample(region, p, load as f64, now)?;
         let run = self.regions.get(region).expect("inserted above");
-        let horizon_ms = p.node_start_ms.max(run.start_ms.unwrap_or(0)) + self.cfg.evaluate.as_millis() as u64;
+        let horizon_ms =
+            p.node_start_ms.max(run.start_ms.unwrap_or(0)) + self.cfg.evaluate.as_millis() as u64;
         let f = if p.forecast.mode == ForecastMode::Predictive {
             let horizon = horizon_ms.div_ceil(p.forecast.sample_ms) as usize;
             forecast::forecast(
@@ -261,7 +265,11 @@ impl Controller {
         let run = self.regions.get_mut(&d.region).expect("region run");
         let key = (d.action.name().to_owned(), d.current, d.desired);
         if d.action != Action::Hold || run.logged.as_ref() != Some(&key) {
-            let dry = if self.cfg.dry_run && d.action != Action::Hold { " (dry run: not acted on)" } else { "" };
+            let dry = if self.cfg.dry_run && d.action != Action::Hold {
+                " (dry run: not acted on)"
+            } else {
+                ""
+            };
             tracing::info!(region = %d.region, action = d.action.name(), "{}{dry}", d.reason);
         } else {
             tracing::debug!(region = %d.region, "{}", d.reason);
@@ -271,7 +279,13 @@ impl Controller {
 
     /// Nodes asked for: registered now (start time measured), or given up
     /// on; returns how many are still starting.
-    fn track_starts(&mut self, region: &str, p: &ScalingPolicy, nodes: &[&NodeInfo], now: u64) -> Option<u32> {
+    fn track_starts(
+        &mut self,
+        region: &str,
+        p: &ScalingPolicy,
+        nodes: &[&NodeInfo],
+        now: u64,
+    ) -> Option<u32> {
         let starting = self.store.starting(region)?;
         let timeout = start_timeout_ms(p);
         let mut left = 0;
@@ -290,8 +304,17 @@ impl Controller {
                 r.node_start_ms_last = Some(took);
             } else if now.saturating_sub(at) > timeout {
                 self.store.remove_starting(region, &node)?;
-                tracing::error!(region, node, timeout_ms = timeout, "node did not register in time: start failed");
-                self.status.lock().expect("status").region(region).start_failures += 1;
+                tracing::error!(
+                    region,
+                    node,
+                    timeout_ms = timeout,
+                    "node did not register in time: start failed"
+                );
+                self.status
+                    .lock()
+                    .expect("status")
+                    .region(region)
+                    .start_failures += 1;
             } else {
                 left += 1;
             }
@@ -301,7 +324,13 @@ impl Controller {
 
     /// The drain under way: stop the node once it is empty (or at the
     /// drain timeout); done once it has left the directory.
-    fn track_drain(&mut self, region: &str, p: &ScalingPolicy, nodes: &[&NodeInfo], now: u64) -> Option<()> {
+    fn track_drain(
+        &mut self,
+        region: &str,
+        p: &ScalingPolicy,
+        nodes: &[&NodeInfo],
+        now: u64,
+    ) -> Option<()> {
         let run = self.regions.get_mut(region).expect("run");
         let Some((node, since)) = run.memory.draining.clone() else {
             return Some(());
@@ -314,8 +343,17 @@ impl Controller {
             run.stopping = None;
             let memory = run.memory.clone();
             self.store.save_memory(region, &memory)?;
-            tracing::info!(region, node, took_ms = now.saturating_sub(since), "drained node stopped and left the fleet");
-            self.status.lock().expect("status").region(region).drains_done += 1;
+            tracing::info!(
+                region,
+                node,
+                took_ms = now.saturating_sub(since),
+                "drained node stopped and left the fleet"
+            );
+            self.status
+                .lock()
+                .expect("status")
+                .region(region)
+                .drains_done += 1;
             return Some(());
         };
         if run.stopping.is_some() {
@@ -327,11 +365,24 @@ impl Controller {
             return Some(());
         }
         if empty {
-            tracing::info!(region, node, drain_ms = now.saturating_sub(since), "node empty: every game moved; stopping it");
-            self.status.lock().expect("status").region(region).drain_ms_last = Some(now.saturating_sub(since));
+            tracing::info!(
+                region,
+                node,
+                drain_ms = now.saturating_sub(since),
+                "node empty: every game moved; stopping it"
+            );
+            self.status
+                .lock()
+                .expect("status")
+                .region(region)
+                .drain_ms_last = Some(now.saturating_sub(since));
         } else {
             tracing::warn!(region, node, players = info.load, instances = info.instances, "drain timed out: stopping the node gracefully (the region takes over what is left)");
-            self.status.lock().expect("status").region(region).drain_timeouts += 1;
+            self.status
+                .lock()
+                .expect("status")
+                .region(region)
+                .drain_timeouts += 1;
         }
         run.stopping = Some(node.clone());
         if self.cfg.dry_run {
@@ -359,9 +410,15 @@ impl Controller {
         match run.bucket {
             Some((b, peak)) if b == bucket => run.bucket = Some((b, peak.max(load))),
             Some((b, peak)) => {
-                let s = Sample { bucket: b, load: peak };
+                let s = Sample {
+                    bucket: b,
+                    load: peak,
+                };
                 run.history.push(s);
-                let extra = run.history.len().saturating_sub(HISTORY_SAMPLES_MAX as usize);
+                let extra = run
+                    .history
+                    .len()
+                    .saturating_sub(HISTORY_SAMPLES_MAX as usize);
                 run.history.drain(..extra);
                 run.bucket = Some((bucket, load));
                 self.store.push_sample(region, s)?;
@@ -406,18 +463,30 @@ impl Controller {
                         run.memory.draining = Some((node.clone(), now));
                         let heard = self.store.evacuate(node)?;
                         if heard == 0 {
-                            tracing::error!(region, node, "node is not listening for its evacuation order; drain abandoned");
+                            tracing::error!(
+                                region,
+                                node,
+                                "node is not listening for its evacuation order; drain abandoned"
+                            );
                             let run = self.regions.get_mut(region).expect("run");
                             run.memory.draining = None;
                         }
                     }
                 }
-                self.status.lock().expect("status").region(region).scale_downs += 1;
+                self.status
+                    .lock()
+                    .expect("status")
+                    .region(region)
+                    .scale_downs += 1;
             }
         }
         let memory = self.regions[region].memory.clone();
         self.store.save_memory(region, &memory)?;
-        self.status.lock().expect("status").region(region).last_action = Some((d.action.name().to_owned(), now));
+        self.status
+            .lock()
+            .expect("status")
+            .region(region)
+            .last_action = Some((d.action.name().to_owned(), now));
         Some(())
     }
 
@@ -432,23 +501,42 @@ impl Controller {
                     if pid.is_some() {
                         let _ = self.store.set_pid(node, pid);
                     }
-                    tracing::info!(region, node, pid, took_ms = done.took.as_millis() as u64, "scale-up command done");
+                    tracing::info!(
+                        region,
+                        node,
+                        pid,
+                        took_ms = done.took.as_millis() as u64,
+                        "scale-up command done"
+                    );
                 }
                 (Job::Start { node, .. }, Err(why)) => {
                     tracing::error!(region, node, why, "scale-up command failed");
                     let _ = self.store.remove_starting(&region, node);
-                    self.status.lock().expect("status").region(&region).start_failures += 1;
+                    self.status
+                        .lock()
+                        .expect("status")
+                        .region(&region)
+                        .start_failures += 1;
                 }
                 (Job::Stop { node, .. }, Ok(_)) => {
                     let _ = self.store.set_pid(node, None);
-                    tracing::info!(region, node, took_ms = done.took.as_millis() as u64, "node stopped");
+                    tracing::info!(
+                        region,
+                        node,
+                        took_ms = done.took.as_millis() as u64,
+                        "node stopped"
+                    );
                 }
                 (Job::Stop { node, .. }, Err(why)) => {
                     tracing::error!(region, node, why, "scale-down command failed; tried again");
                     if let Some(run) = self.regions.get_mut(&region) {
                         run.stopping = None;
                     }
-                    self.status.lock().expect("status").region(&region).stop_failures += 1;
+                    self.status
+                        .lock()
+                        .expect("status")
+                        .region(&region)
+                        .stop_failures += 1;
                 }
             }
         }
@@ -458,7 +546,9 @@ impl Controller {
 /// How long a node may take to register before its start counts as failed.
 fn start_timeout_ms(p: &ScalingPolicy) -> u64 {
     let command = match &p.provider {
-        ProviderPolicy::Process { command_timeout_ms, .. } => *command_timeout_ms,
+        ProviderPolicy::Process {
+            command_timeout_ms, ..
+        } => *command_timeout_ms,
         _ => 0,
     };
     p.node_start_ms.saturating_mul(3) + command

@@ -78,5 +78,9 @@ fn serve(mut req: tiny_http::Request, status: &Mutex<Status>) {
         _ => (404, "text/plain", "not found\n".to_owned()),
     };
     let header = Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes()).expect("valid header");
-    let _ = req.respond(Response::from_string(body).with_status_code(code).with_header(header));
+    let _ = req.respond(
+        Response::from_string(body)
+            .with_status_code(code)
+            .with_header(header),
+    );
 }

@@ -16,9 +16,16 @@ const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
-    Start { region: String, node: String },
+    Start {
+        region: String,
+        node: String,
+    },
     /// Stop `node` (drained); `pid` when the controller runs it.
-    Stop { region: String, node: String, pid: Option<u32> },
+    Stop {
+        region: String,
+        node: String,
+        pid: Option<u32>,
+    },
 }
 
 impl Job {
@@ -159,7 +166,10 @@ fn terminate(pid: u32, timeout: Duration) -> Result<(), String> {
         if Instant::now() >= deadline {
             // SAFETY: as above.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            return Err(format!("process {pid} ignored SIGTERM for {} ms; killed", timeout.as_millis()));
+            return Err(format!(
+                "process {pid} ignored SIGTERM for {} ms; killed",
+                timeout.as_millis()
+            ));
         }
         std::thread::sleep(POLL);
     }
@@ -220,7 +230,9 @@ mod tests {
     #[test]
     fn a_foreground_node_is_kept_then_stopped_with_sigterm() {
         let p = process("exec sleep 30 # {node}", None, true, 5_000);
-        let pid = run(&p, "redis://x", &start("eu", "eu-1")).unwrap().expect("a pid");
+        let pid = run(&p, "redis://x", &start("eu", "eu-1"))
+            .unwrap()
+            .expect("a pid");
         // SAFETY: signal 0 checks existence.
         assert_eq!(unsafe { libc::kill(pid as i32, 0) }, 0, "running");
         let stop = Job::Stop {

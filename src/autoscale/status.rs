@@ -145,13 +145,48 @@ impl Status {
             }
         };
         let one = |v: u64| vec![(String::new(), v.to_string())];
-        gauge("active", "1 while this controller holds the lease and acts.", "gauge", one(u64::from(self.active)));
-        gauge("directory_up", "1 while the directory (Redis) answers; while 0 every region is held.", "gauge", one(u64::from(self.directory_up)));
-        gauge("dry_run", "1 when decisions are logged but not acted on (--dry-run).", "gauge", one(u64::from(self.dry_run)));
-        gauge("evaluations_total", "Evaluations run while active.", "counter", one(self.evaluations));
-        gauge("lease_takeovers_total", "Times this controller became the active one.", "counter", one(self.lease_takeovers));
-        gauge("webhook_requests_total", "Agones FleetAutoscaleReview requests answered.", "counter", one(self.webhook_requests));
-        gauge("webhook_refused_total", "Webhook requests refused (malformed: 400, unknown Fleet: 404).", "counter", one(self.webhook_refused));
+        gauge(
+            "active",
+            "1 while this controller holds the lease and acts.",
+            "gauge",
+            one(u64::from(self.active)),
+        );
+        gauge(
+            "directory_up",
+            "1 while the directory (Redis) answers; while 0 every region is held.",
+            "gauge",
+            one(u64::from(self.directory_up)),
+        );
+        gauge(
+            "dry_run",
+            "1 when decisions are logged but not acted on (--dry-run).",
+            "gauge",
+            one(u64::from(self.dry_run)),
+        );
+        gauge(
+            "evaluations_total",
+            "Evaluations run while active.",
+            "counter",
+            one(self.evaluations),
+        );
+        gauge(
+            "lease_takeovers_total",
+            "Times this controller became the active one.",
+            "counter",
+            one(self.lease_takeovers),
+        );
+        gauge(
+            "webhook_requests_total",
+            "Agones FleetAutoscaleReview requests answered.",
+            "counter",
+            one(self.webhook_requests),
+        );
+        gauge(
+            "webhook_refused_total",
+            "Webhook requests refused (malformed: 400, unknown Fleet: 404).",
+            "counter",
+            one(self.webhook_refused),
+        );
         let per = |f: &dyn Fn(&RegionStatus) -> Option<String>| -> Vec<(String, String)> {
             self.regions
                 .iter()
@@ -159,32 +194,140 @@ impl Status {
                 .collect()
         };
         let dec = |f: fn(&Decision) -> String| move |r: &RegionStatus| r.decision.as_ref().map(f);
-        gauge("nodes_desired", "Nodes the policy (or an override) asks for.", "gauge", per(&dec(|d| d.desired.to_string())));
-        gauge("nodes_current", "Nodes running or starting, not draining.", "gauge", per(&dec(|d| d.current.to_string())));
-        gauge("load_players", "Players in the region.", "gauge", per(&dec(|d| d.load.to_string())));
-        gauge("capacity_players", "Players the region's nodes (not draining) admit.", "gauge", per(&dec(|d| d.capacity.to_string())));
-        gauge("forecast_players", "Forecast peak load over the node start horizon.", "gauge", per(&|r| r.decision.as_ref()?.forecast.map(|f| format!("{f:.1}"))));
-        gauge("forecast_error_ratio", "Weighted absolute error of the recent forecasts (0.1 = 10 %).", "gauge", per(&|r| r.decision.as_ref()?.forecast_error.map(|e| format!("{e:.4}"))));
-        gauge("forecast_used", "1 when the forecast counted in the last decision (0: reactive).", "gauge", per(&dec(|d| u64::from(d.forecast_used).to_string())));
-        gauge("cooldown_left_ms", "Time before a cooldown lets the held action happen.", "gauge", per(&dec(|d| d.cooldown_left_ms.to_string())));
-        gauge("override_nodes", "A manual override's node count (absent: none).", "gauge", per(&|r| r.override_nodes.map(|n| n.to_string())));
-        gauge("policy_invalid", "1 when the region's stored policy does not validate (held).", "gauge", per(&|r| Some(u64::from(r.policy_error.is_some()).to_string())));
+        gauge(
+            "nodes_desired",
+            "Nodes the policy (or an override) asks for.",
+            "gauge",
+            per(&dec(|d| d.desired.to_string())),
+        );
+        gauge(
+            "nodes_current",
+            "Nodes running or starting, not draining.",
+            "gauge",
+            per(&dec(|d| d.current.to_string())),
+        );
+        gauge(
+            "load_players",
+            "Players in the region.",
+            "gauge",
+            per(&dec(|d| d.load.to_string())),
+        );
+        gauge(
+            "capacity_players",
+            "Players the region's nodes (not draining) admit.",
+            "gauge",
+            per(&dec(|d| d.capacity.to_string())),
+        );
+        gauge(
+            "forecast_players",
+            "Forecast peak load over the node start horizon.",
+            "gauge",
+            per(&|r| r.decision.as_ref()?.forecast.map(|f| format!("{f:.1}"))),
+        );
+        gauge(
+            "forecast_error_ratio",
+            "Weighted absolute error of the recent forecasts (0.1 = 10 %).",
+            "gauge",
+            per(&|r| {
+                r.decision
+                    .as_ref()?
+                    .forecast_error
+                    .map(|e| format!("{e:.4}"))
+            }),
+        );
+        gauge(
+            "forecast_used",
+            "1 when the forecast counted in the last decision (0: reactive).",
+            "gauge",
+            per(&dec(|d| u64::from(d.forecast_used).to_string())),
+        );
+        gauge(
+            "cooldown_left_ms",
+            "Time before a cooldown lets the held action happen.",
+            "gauge",
+            per(&dec(|d| d.cooldown_left_ms.to_string())),
+        );
+        gauge(
+            "override_nodes",
+            "A manual override's node count (absent: none).",
+            "gauge",
+            per(&|r| r.override_nodes.map(|n| n.to_string())),
+        );
+        gauge(
+            "policy_invalid",
+            "1 when the region's stored policy does not validate (held).",
+            "gauge",
+            per(&|r| Some(u64::from(r.policy_error.is_some()).to_string())),
+        );
         let mut last = Vec::new();
         for (name, r) in &self.regions {
             if let Some((a, t)) = &r.last_action {
-                last.push((format!("{{region=\"{name}\",action=\"{a}\"}}"), t.to_string()));
+                last.push((
+                    format!("{{region=\"{name}\",action=\"{a}\"}}"),
+                    t.to_string(),
+                ));
             }
         }
-        gauge("last_action_timestamp_ms", "When the last action (up or down) was taken, Unix ms, labelled with it.", "gauge", last);
-        gauge("scale_ups_total", "Scale-ups decided.", "counter", per(&|r| Some(r.scale_ups.to_string())));
-        gauge("scale_downs_total", "Scale-downs (drains) decided.", "counter", per(&|r| Some(r.scale_downs.to_string())));
-        gauge("nodes_started_total", "Nodes that registered after being asked for.", "counter", per(&|r| Some(r.nodes_started.to_string())));
-        gauge("start_failures_total", "Node starts that failed or timed out.", "counter", per(&|r| Some(r.start_failures.to_string())));
-        gauge("stop_failures_total", "Node stops that failed.", "counter", per(&|r| Some(r.stop_failures.to_string())));
-        gauge("drains_total", "Drains finished (node empty, then stopped).", "counter", per(&|r| Some(r.drains_done.to_string())));
-        gauge("drain_timeouts_total", "Drains stopped at drain_timeout_ms with games left (the region took them over).", "counter", per(&|r| Some(r.drain_timeouts.to_string())));
-        gauge("node_start_ms", "Measured time from asking for a node to its registration, last one.", "gauge", per(&|r| r.node_start_ms_last.map(|v| v.to_string())));
-        gauge("drain_ms", "Measured time to empty the last drained node.", "gauge", per(&|r| r.drain_ms_last.map(|v| v.to_string())));
+        gauge(
+            "last_action_timestamp_ms",
+            "When the last action (up or down) was taken, Unix ms, labelled with it.",
+            "gauge",
+            last,
+        );
+        gauge(
+            "scale_ups_total",
+            "Scale-ups decided.",
+            "counter",
+            per(&|r| Some(r.scale_ups.to_string())),
+        );
+        gauge(
+            "scale_downs_total",
+            "Scale-downs (drains) decided.",
+            "counter",
+            per(&|r| Some(r.scale_downs.to_string())),
+        );
+        gauge(
+            "nodes_started_total",
+            "Nodes that registered after being asked for.",
+            "counter",
+            per(&|r| Some(r.nodes_started.to_string())),
+        );
+        gauge(
+            "start_failures_total",
+            "Node starts that failed or timed out.",
+            "counter",
+            per(&|r| Some(r.start_failures.to_string())),
+        );
+        gauge(
+            "stop_failures_total",
+            "Node stops that failed.",
+            "counter",
+            per(&|r| Some(r.stop_failures.to_string())),
+        );
+        gauge(
+            "drains_total",
+            "Drains finished (node empty, then stopped).",
+            "counter",
+            per(&|r| Some(r.drains_done.to_string())),
+        );
+        gauge(
+            "drain_timeouts_total",
+            "Drains stopped at drain_timeout_ms with games left (the region took them over).",
+            "counter",
+            per(&|r| Some(r.drain_timeouts.to_string())),
+        );
+        gauge(
+            "node_start_ms",
+            "Measured time from asking for a node to its registration, last one.",
+            "gauge",
+            per(&|r| r.node_start_ms_last.map(|v| v.to_string())),
+        );
+        gauge(
+            "drain_ms",
+            "Measured time to empty the last drained node.",
+            "gauge",
+            per(&|r| r.drain_ms_last.map(|v| v.to_string())),
+        );
         out
     }
 }

@@ -213,7 +213,12 @@ impl Store {
         Some(v.and_then(|v| v.parse().ok()))
     }
 
-    pub fn set_override(&mut self, region: &str, nodes: Option<u32>, ttl: Option<Duration>) -> Option<()> {
+    pub fn set_override(
+        &mut self,
+        region: &str,
+        nodes: Option<u32>,
+        ttl: Option<Duration>,
+    ) -> Option<()> {
         let key = keys::override_of(region);
         self.with(|c| match (nodes, ttl) {
             (None, _) => c.del(&key),
@@ -224,7 +229,10 @@ impl Store {
 
     pub fn memory(&mut self, region: &str) -> Option<RegionMemory> {
         let v: Option<String> = self.with(|c| c.get(keys::memory(region)))?;
-        Some(v.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default())
+        Some(
+            v.and_then(|v| serde_json::from_str(&v).ok())
+                .unwrap_or_default(),
+        )
     }
 
     pub fn save_memory(&mut self, region: &str, m: &RegionMemory) -> Option<()> {

@@ -58,11 +58,16 @@ impl Redis {
 
     /// Kills every node process a controller recorded (`sl:as:pid:*`).
     pub fn kill_recorded_nodes(&self) {
-        let Ok(client) = redis::Client::open(self.url()) else { return };
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return;
+        };
         let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
             return;
         };
-        let keys: Vec<String> = redis::cmd("KEYS").arg("sl:as:pid:*").query(&mut c).unwrap_or_default();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("sl:as:pid:*")
+            .query(&mut c)
+            .unwrap_or_default();
         for k in keys {
             let pid: Option<i32> = redis::cmd("GET").arg(&k).query(&mut c).unwrap_or(None);
             if let Some(pid) = pid {
@@ -179,7 +184,11 @@ impl Proc {
                 std::thread::sleep(Duration::from_millis(50));
                 return (st.success(), self.out.text());
             }
-            assert!(Instant::now() < deadline, "command still running after {timeout:?}:\n{}", self.out.text());
+            assert!(
+                Instant::now() < deadline,
+                "command still running after {timeout:?}:\n{}",
+                self.out.text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
