@@ -171,8 +171,19 @@ pub fn decide(i: &Inputs) -> Decision {
             );
             return d;
         }
+        // Draining nodes still run: max_nodes counts them too.
+        let room = p
+            .max_nodes
+            .saturating_sub(i.view.nodes.len() as u32 + i.view.starting);
+        if room == 0 {
+            d.reason = format!(
+                "{} {current}→{sized} held: max_nodes ({}) running, counting draining ones ({why})",
+                i.region, p.max_nodes
+            );
+            return d;
+        }
         d.action = Action::Up {
-            count: sized - current,
+            count: (sized - current).min(room),
         };
         d.reason = format!("{} {current}→{sized}: {why}", i.region);
         return d;
@@ -457,6 +468,15 @@ mod tests {
         let d = c.run();
         assert_eq!(d.desired, 10);
         assert_eq!(d.action, Action::Up { count: 7 });
+        // A draining node still counts against max_nodes.
+        c.view.starting = 0;
+        c.view.nodes.extend((3..=10).map(|k| NodeView {
+            draining: k == 10,
+            ..node(&format!("eu-{k}"), 1900)
+        }));
+        let d = c.run();
+        assert_eq!(d.action, Action::Hold, "{}", d.reason);
+        assert!(d.reason.contains("max_nodes (10) running"), "{}", d.reason);
     }
 
     #[test]

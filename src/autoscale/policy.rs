@@ -487,7 +487,9 @@ fn check_template(
             .find('}')
             .ok_or_else(|| bad(field, format!("unclosed {{ in {t:?}")))?;
         let name = &rest[open..open + close + 1];
-        if !PLACEHOLDERS.contains(&name) {
+        // `${var}` is the shell's, not a placeholder.
+        let shell = open > 0 && rest.as_bytes()[open - 1] == b'$';
+        if !shell && !PLACEHOLDERS.contains(&name) {
             return Err(bad(
                 field,
                 format!(
@@ -669,6 +671,17 @@ fleet = "shardline-us"
         );
         assert!(base.with_pairs("eu", &["nope".into()]).is_err());
         assert!(base.with_pairs("eu", &["colour=blue".into()]).is_err());
+    }
+
+    #[test]
+    fn shell_variables_are_not_placeholders() {
+        let t = "n={node}; exec taskset -c ${n##*-} serve";
+        assert!(check_template("f", t, &|f, w| PolicyError::Invalid {
+            region: "eu".into(),
+            field: f,
+            why: w
+        })
+        .is_ok());
     }
 
     #[test]
