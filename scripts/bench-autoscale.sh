@@ -69,7 +69,7 @@ max_nodes = $MAX_NODES
 scale_up_threshold = $UP
 scale_down_threshold = 0.4
 cooldown_up_ms = 500
-cooldown_down_ms = 3000
+cooldown_down_ms = 1000
 node_start_ms = 1000
 drain_timeout_ms = 10000
 [regions.eu.forecast]
@@ -161,7 +161,7 @@ def bound(trace, warmup):
 print("### Autoscaling (`scripts/bench.sh --only autoscale`)\n")
 print(f"Region of local nodes (1 shard, {cap} players each), controller with the `process` provider, "
       f"traces played 1440× faster than written (a day in a minute); policy: min {min_nodes}, max 10 nodes, "
-      f"up at {up}, down below 0.4, cooldowns 0.5 s up / 3 s down (wall), forecast over the measured node start. "
+      f"up at {up}, down below 0.4, cooldowns 0.5 s up / 1 s down (wall), forecast over the measured node start. "
       "Daily: the first day is learnt, the second measured. Node-seconds in trace time.\n")
 for trace in ("daily", "spike"):
     rows = [r for r in records if r["trace"] == trace]

@@ -100,10 +100,11 @@ pub enum ForecastMode {
 }
 
 /// Who starts and stops the region's nodes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProviderPolicy {
     /// Decide, log and export only (someone else acts on `desired`).
+    #[default]
     None,
     /// Commands run by the controller (`sh -c`), with `{node}`, `{region}`,
     /// `{directory}` and (to stop a `foreground` node) `{pid}` replaced.
@@ -127,12 +128,6 @@ pub enum ProviderPolicy {
         /// The Fleet's name (`FleetAutoscaleRequest.name`).
         fleet: String,
     },
-}
-
-impl Default for ProviderPolicy {
-    fn default() -> Self {
-        ProviderPolicy::None
-    }
 }
 
 impl Default for ForecastPolicy {
