@@ -154,6 +154,21 @@ mod tests {
     }
 
     #[test]
+    fn a_scale_down_removes_one_game_server_at_a_time() {
+        let mut s = status(1, true);
+        let mut d = s.region("eu").decision.clone().unwrap();
+        d.action = Action::Down {
+            node: "eu-3".into(),
+        };
+        s.record(d);
+        let (_, body) = answer(REVIEW.as_bytes(), &s);
+        assert_eq!(
+            body["response"],
+            json!({"uid": "a1b2c3", "scale": true, "replicas": 2})
+        );
+    }
+
+    #[test]
     fn standby_or_blind_never_scales() {
         let (code, body) = answer(REVIEW.as_bytes(), &status(5, false));
         assert_eq!(code, 200);

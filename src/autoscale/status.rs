@@ -100,8 +100,9 @@ impl Status {
         }
         let d = self.regions.get(region)?.decision.as_ref()?;
         Some(match &d.action {
-            // A drain ends in a node fewer; until then the size stays.
-            Action::Down { .. } => d.current,
+            // Down one node at a time, as the policy goes (Agones stops
+            // the game server it picks, gracefully).
+            Action::Down { .. } => d.current.saturating_sub(1),
             _ => d.desired,
         })
     }
