@@ -51,6 +51,8 @@ const STARTS_PER_STEP_MAX: usize = 64;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Inputs remembered for latency (a ring); older ones are not measured.
 const INPUTS_TRACKED: usize = 256;
+/// Resumes after an unexpected close one player tries in its life.
+const RESUMES_MAX: u32 = 3;
 
 /// The trace: (seconds, players), seconds increasing.
 #[derive(Debug, Clone, PartialEq)]
@@ -400,6 +402,8 @@ fn open(url: &str, path: &str, name: &str, token: Option<&str>) -> Result<(Ws, S
         e => format!("handshake: {e}"),
     })?;
     let mut enc = ClientEncoder::new();
+    // With a token this is a resume: Welcome, then Joined by itself.
+    let resuming = token.is_some();
     send(&mut ws, enc.hello(name, token))?;
     let deadline = Instant::now() + JOIN_TIMEOUT;
     let token = match next(&mut ws, deadline)? {
@@ -415,7 +419,6 @@ fn open(url: &str, path: &str, name: &str, token: Option<&str>) -> Result<(Ws, S
     if token.is_empty() {
         return Err("Welcome without a token".into());
     }
-    let resuming = path.contains("instance=");
     if !resuming {
         send(&mut ws, enc.join(None, true))?;
     }
@@ -469,6 +472,10 @@ fn player(
     measuring: &AtomicBool,
 ) -> Result<(), String> {
     let (mut ws, token) = open(url, "/play", name, None)?;
+    // Where the seat is now (a Transfer moves it), for a resume.
+    let mut seat_url = url.to_owned();
+    let mut seat_path = "/play".to_owned();
+    let mut resumes = 0u32;
     if measuring.load(Ordering::Relaxed) {
         shared.lock().expect("stats").joined += 1;
     }
@@ -503,9 +510,12 @@ fn player(
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
         ws.get_ref().set_read_timeout(Some(wait)).ok();
-        let msg = match ws.read() {
-            Ok(Message::Binary(b)) => b,
-            Ok(Message::Close(_)) => return Err("closed_by_server".into()),
+        let lost = match ws.read() {
+            Ok(Message::Binary(b)) => Ok(b),
+            Ok(Message::Close(frame)) => Err(format!(
+                "closed_by_server_{}",
+                frame.map_or(0, |f| u16::from(f.code))
+            )),
             Ok(_) => continue,
             Err(tungstenite::Error::Io(e))
                 if matches!(
@@ -515,7 +525,28 @@ fn player(
             {
                 continue
             }
-            Err(e) => return Err(format!("connection_lost: {e}")),
+            Err(e) => Err(format!("connection_lost: {e}")),
+        };
+        let msg = match lost {
+            Ok(b) => b,
+            Err(why) => {
+                // As the SDK does: take the seat back with the token (at
+                // most RESUMES_MAX times), counted as a disconnection.
+                if measuring.load(Ordering::Relaxed) {
+                    let mut s = shared.lock().expect("stats");
+                    s.disconnects += 1;
+                    *s.refusals.entry(why.clone()).or_default() += 1;
+                }
+                resumes += 1;
+                if resumes > RESUMES_MAX {
+                    return Err(why);
+                }
+                let (ws2, _) = open(&seat_url, &seat_path, name, Some(&token))
+                    .map_err(|e| format!("resume_failed: {e}"))?;
+                ws = ws2;
+                sent.clear();
+                continue;
+            }
         };
         let now = Instant::now();
         if let Some((_tick, acked)) = peek_state_update(&msg) {
@@ -540,13 +571,10 @@ fn player(
         }
         if let Ok(ServerMsg::Transfer { url, instance_id }) = decode_server(&msg) {
             // Evacuated: resume at the new owner with the same token.
-            let (ws2, _) = open(
-                &url,
-                &format!("/play?instance={instance_id}"),
-                name,
-                Some(&token),
-            )
-            .map_err(|e| format!("transfer_failed: {e}"))?;
+            seat_path = format!("/play?instance={instance_id}");
+            let (ws2, _) = open(&url, &seat_path, name, Some(&token))
+                .map_err(|e| format!("transfer_failed: {e}"))?;
+            seat_url = url;
             ws = ws2;
             moved_at = Some(last_update);
             // Inputs sent to the old node and not acknowledged are gone
