@@ -51,6 +51,8 @@ const STARTS_PER_STEP_MAX: usize = 64;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Inputs remembered for latency (a ring); older ones are not measured.
 const INPUTS_TRACKED: usize = 256;
+/// Longest wait for the server's answer to our Close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Resumes after an unexpected close one player tries in its life.
 const RESUMES_MAX: u32 = 3;
 
@@ -488,8 +490,7 @@ fn player(
     let mut moved_at: Option<Instant> = None;
     loop {
         if stop.load(Ordering::Relaxed) {
-            let _ = ws.close(None);
-            let _ = ws.flush();
+            close_cleanly(&mut ws);
             flush_latencies(shared, &mut latencies, measuring);
             return Ok(());
         }
@@ -580,6 +581,32 @@ fn player(
             // Inputs sent to the old node and not acknowledged are gone
             // (never applied): stop waiting for them.
             sent.clear();
+        }
+    }
+}
+
+/// The close handshake: our Close, then read until the server's (bounded
+/// by [`CLOSE_TIMEOUT`]). Dropping the socket with updates still unread
+/// would send a TCP reset that can overtake the Close frame: the server
+/// would then see a dropped player and keep its seat for the grace period.
+fn close_cleanly(ws: &mut Ws) {
+    let _ = ws.close(None);
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .ok();
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                let _ = ws.flush();
+            }
+            Err(_) => return, // closed: the handshake is done
         }
     }
 }
