@@ -21,8 +21,9 @@ usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR]
 
   --quick       fewer and shorter steps (~3-5 min instead of ~20)
   --only LIST   comma-separated subset of:
-                micro,idle,echo,game,snapshot,abuse,directory,profile
-                (default: all but profile; directory needs redis-server)
+                micro,idle,echo,game,snapshot,abuse,directory,profile,autoscale
+                (default: all but profile and autoscale; directory and
+                autoscale need redis-server)
   --profile     also run `perf record` on both servers under the game load
                 (results in DIR/profile-*.txt; not used for any table)
   --out DIR     where raw results and results.md go
@@ -37,7 +38,7 @@ EOF
 }
 
 QUICK=0
-ONLY="micro,idle,echo,game,snapshot,abuse"
+ONLY="micro,idle,echo,game,snapshot,abuse,directory"
 OUT=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -1307,6 +1308,15 @@ scenario_profile() {
     done
 }
 
+# The autoscaler: static max vs reactive vs predictive on the daily and the
+# spike trace (scripts/bench-autoscale.sh; needs redis-server). Not in the
+# default set: it takes ~8 minutes.
+scenario_autoscale() {
+    log "autoscale: static / reactive / predictive on benches/traces/{daily,spike}.csv"
+    touch "$RECORDS"
+    bash "$ROOT/scripts/bench-autoscale.sh" "$SHARDLINE" "$OUT" >&2
+}
+
 # ---------------------------------------------------------------- main
 (($(nproc) >= 2)) || {
     echo "needs 2 cores: one for the server, one for the load generator" >&2
@@ -1315,7 +1325,7 @@ scenario_profile() {
 machine_info
 build
 started=$SECONDS
-for s in micro idle echo game snapshot abuse directory profile; do
+for s in micro idle echo game snapshot abuse directory profile autoscale; do
     if [[ ",$ONLY," == *",$s,"* ]]; then
         "scenario_$s"
     fi
@@ -1325,6 +1335,10 @@ done
     echo "- Load average at end: $(cut -d' ' -f1-3 /proc/loadavg); suite took $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
     echo
     py report
+    if [[ -f $OUT/autoscale.md ]]; then
+        echo
+        cat "$OUT/autoscale.md"
+    fi
 } >"$OUT/results.md"
 echo
 cat "$OUT/results.md"

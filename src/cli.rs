@@ -36,6 +36,8 @@ pub enum Command {
     Tune(crate::tune::TuneCli),
     /// Orders for a fleet of nodes through their directory (Redis): settings per region, drain a node, list nodes, broadcast to players, move a player between nodes.
     Fleet(crate::directory::control::FleetCli),
+    /// Size every region of a fleet to its load (predictive scale-up, scale-down by moving games live): one active controller per fleet.
+    Autoscale(crate::autoscale::cli::AutoscaleCli),
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -47,7 +49,15 @@ pub fn main() -> anyhow::Result<()> {
         Command::Ticket(c) => crate::auth::cli::run(c),
         Command::Loadgen(c) => crate::loadgen::run(c),
         Command::Tune(c) => crate::tune::run(c),
+        Command::Fleet(crate::directory::control::FleetCli {
+            directory,
+            cmd:
+                crate::directory::control::FleetCmd::Config {
+                    cmd: crate::directory::control::ConfigCmd::Policy(args),
+                },
+        }) => crate::autoscale::cli::policy(&directory, args),
         Command::Fleet(c) => crate::directory::control::run(c),
+        Command::Autoscale(c) => crate::autoscale::cli::run(c),
     }
 }
 

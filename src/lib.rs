@@ -50,6 +50,9 @@
 //!   shuts them down.
 //! - [`loadgen`]: the open-loop load generator (`shardline loadgen`).
 //! - [`tune`]: kernel/rlimit profiles, `shardline tune check|apply`.
+//! - [`autoscale`]: `shardline autoscale`, the fleet's autoscaler (reads
+//!   the directory, orders evacuations through it): per-region policies,
+//!   forecast, decisions, providers, the Agones webhook.
 //! - [`cli`]: the `shardline` command line (`serve`, …).
 
 pub mod util;
@@ -83,5 +86,7 @@ pub mod node;
 pub mod loadgen;
 
 pub mod tune;
+
+pub mod autoscale;
 
 pub mod cli;

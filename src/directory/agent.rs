@@ -18,6 +18,7 @@
 //! Child modules: [`ownership`] (claims, fencing, take-overs, hand-overs)
 //! and [`replication`] (the paced replica writes).
 
+mod evacuate;
 mod ownership;
 mod replication;
 
@@ -414,6 +415,8 @@ impl Agent {
             ToAgent::Reserved(r) => self.reserved(r),
             ToAgent::HandOver(h) => self.send_handover(h, Instant::now()),
             ToAgent::HandedOver(r) => self.handed_over(r),
+            ToAgent::Evacuating(h) => self.evacuate_out(h),
+            ToAgent::Adopt(offer) => self.adopt(offer),
             ToAgent::MoveDone { move_id, outcome } => {
                 let key = keys::move_result(&move_id);
                 let line = outcome.to_string();

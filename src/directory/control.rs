@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use super::evacuate;
 use super::handover::{HandOver, HandedOver};
 use super::transfer::{Broadcast, MoveOrder, Reservation, Reserved, NOTICE_BYTES_MAX};
 use super::{keys, send_to_shard, DirectoryMetrics, Endpoint, ToShard};
@@ -52,6 +53,15 @@ pub enum FleetMsg {
     HandOver(HandOver),
     /// To the node that handed players over: the seats taken.
     HandedOver(HandedOver),
+    /// Empty node `node`: no new players, and each instance moves live to
+    /// another node of its region (`directory::evacuate`).
+    Evacuate {
+        node: String,
+    },
+    /// To the node given an instance by an evacuating node.
+    Adopt(evacuate::Offer),
+    /// To the evacuating node: how the hand-over went.
+    Adopted(evacuate::Done),
 }
 
 impl FleetConfig {
@@ -153,6 +163,20 @@ fn apply(msg: FleetMsg, node: &str, shards: &[MailboxSender<ToShard>], metrics: 
             }
         }
         FleetMsg::Drain { .. } => return,
+        FleetMsg::Evacuate { node: target } if target == node => {
+            for s in 0..shards.len() {
+                send_to_shard(shards, s, ToShard::Evacuate, metrics);
+            }
+        }
+        FleetMsg::Evacuate { .. } => return,
+        FleetMsg::Adopt(offer) => {
+            let shard = owning_shard(&offer.instance, shards.len());
+            send_to_shard(shards, shard, ToShard::Offer(offer), metrics);
+        }
+        FleetMsg::Adopted(done) => {
+            let shard = done.shard.min(shards.len() - 1);
+            send_to_shard(shards, shard, ToShard::Adopted(done), metrics);
+        }
         FleetMsg::Broadcast(b) => {
             if b.message.len() > NOTICE_BYTES_MAX {
                 tracing::warn!(
@@ -228,6 +252,13 @@ pub enum FleetCmd {
         /// The node id.
         node: String,
     },
+    /// Empty one node without kicking anyone: no new players, and each of
+    /// its instances moves live to another node of its region (players get
+    /// Transfer and resume there with their tokens). Then stop it.
+    Evacuate {
+        /// The node id.
+        node: String,
+    },
     /// The nodes registered now, as JSON lines.
     Nodes,
     /// A message to every player of a region (or of every region): each
@@ -272,6 +303,31 @@ pub enum ConfigCmd {
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<String>,
     },
+    /// A region's ScalingPolicy for `shardline autoscale`: `--region R
+    /// key=value …` (min_nodes, max_nodes, scale_up_threshold,
+    /// scale_down_threshold, cooldown_up_ms, cooldown_down_ms,
+    /// node_start_ms, forecast.mode, provider.kind, …), `--file FILE`
+    /// (TOML), `--show`, or `--region R --clear`. Invalid policies are
+    /// refused with the reason.
+    Policy(PolicyArgs),
+}
+
+/// `shardline fleet config policy` (run by `autoscale::cli::policy`).
+#[derive(clap::Args, Debug)]
+pub struct PolicyArgs {
+    #[arg(long, value_name = "NAME")]
+    pub region: Option<String>,
+    /// Every `[regions.NAME]` table of a TOML policy file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["region", "show", "clear"])]
+    pub file: Option<std::path::PathBuf>,
+    /// Print every region's policy.
+    #[arg(long)]
+    pub show: bool,
+    /// Remove the region's policy (the autoscaler leaves it alone).
+    #[arg(long, requires = "region")]
+    pub clear: bool,
+    #[arg(value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
 }
 
 pub fn run(cli: FleetCli) -> anyhow::Result<()> {
@@ -285,6 +341,9 @@ pub fn run(cli: FleetCli) -> anyhow::Result<()> {
     })?;
     let (channel, msg) = match cli.cmd {
         FleetCmd::Config {
+            cmd: ConfigCmd::Policy(_),
+        } => bail!("fleet config policy is run by the autoscale module (cli.rs routes it)"),
+        FleetCmd::Config {
             cmd: ConfigCmd::Set { region, pairs },
         } => {
             let c = FleetConfig::parse(&pairs).map_err(anyhow::Error::msg)?;
@@ -292,6 +351,7 @@ pub fn run(cli: FleetCli) -> anyhow::Result<()> {
             (channel, FleetMsg::Config(c))
         }
         FleetCmd::Drain { node } => (keys::CONTROL_ALL.to_owned(), FleetMsg::Drain { node }),
+        FleetCmd::Evacuate { node } => (keys::node_control(&node), FleetMsg::Evacuate { node }),
         FleetCmd::Nodes => {
             let ids: Vec<String> = redis::cmd("HKEYS").arg(keys::NODES).query(&mut conn)?;
             for id in ids {

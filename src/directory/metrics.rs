@@ -89,6 +89,10 @@ directory_metrics! {
     instances_handed_over: "counter", "Local copies of instances another node owns whose players were handed to it (Transfer, seats reserved there).";
     players_handed_over: "counter", "Players handed to another node with their seats (on a lost claim).";
     players_handed_in: "counter", "Players another node handed to this one with their seats.";
+    instances_evacuated: "counter", "Instances this evacuating node moved live to another node of its region.";
+    players_evacuated: "counter", "Connected players sent (Transfer) after their instance to another node by an evacuation.";
+    evacuations_failed: "counter", "Evacuation hand-overs that failed (the instance ran on here and was tried again).";
+    instances_adopted: "counter", "Instances another node of the region handed over to this node (an evacuation).";
     seats_ended: "counter", "Seats removed from the directory because they ended here (the player left, or its grace ran out).";
 }
 
@@ -121,10 +125,12 @@ pub enum Op {
     Publish,
     /// A move's outcome for its caller.
     MoveOutcome,
+    /// An evacuation: giving an instance to another node, adopting one.
+    Evacuate,
 }
 
 impl Op {
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 14] = [
         Op::Register,
         Op::ReadFleet,
         Op::Claim,
@@ -138,6 +144,7 @@ impl Op {
         Op::Revalidate,
         Op::Publish,
         Op::MoveOutcome,
+        Op::Evacuate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -155,6 +162,7 @@ impl Op {
             Op::Revalidate => "revalidate",
             Op::Publish => "publish",
             Op::MoveOutcome => "move_outcome",
+            Op::Evacuate => "evacuate",
         }
     }
 }

@@ -29,6 +29,9 @@
 //!   seat reserved there (`shardline fleet move`), and fleet broadcasts.
 //! - [`handover`]: the messages of a hand-over: a node that lost an
 //!   instance hands its players to the owner with their seats.
+//! - [`evacuate`]: the messages of an evacuation: each instance of a node
+//!   moves live to another node of its region, players sent after it
+//!   (`shardline fleet evacuate`, the autoscaler's scale-down).
 //! - [`metrics`]: the directory's counters (atomics: the agent is a thread),
 //!   Redis commands by kind and per second.
 //!
@@ -41,6 +44,7 @@ pub mod agent;
 pub mod budget;
 pub mod control;
 pub mod endpoint;
+pub mod evacuate;
 pub mod fence;
 pub mod handover;
 pub mod keys;
@@ -133,6 +137,11 @@ pub enum ToAgent {
     HandOver(handover::HandOver),
     /// This node's answer to another node's hand-over.
     HandedOver(handover::HandedOver),
+    /// An instance taken out of a shard of this evacuating node: give it to
+    /// another node of the region.
+    Evacuating(evacuate::Outgoing),
+    /// Another node gives this node an instance: rebuild it and answer.
+    Adopt(evacuate::Offer),
 }
 
 /// Where the directory places a resume token's seat.
@@ -224,6 +233,13 @@ pub enum ToShard {
     TakeSeats(handover::HandOver),
     /// The owner's answer to a hand-over this shard asked for.
     HandedOver(handover::HandedOver),
+    /// `shardline fleet evacuate` (the autoscaler's scale-down): move every
+    /// instance live to other nodes of the region.
+    Evacuate,
+    /// Another node gives an instance of this shard's to this node.
+    Offer(evacuate::Offer),
+    /// How a hand-over of this shard's went.
+    Adopted(evacuate::Done),
 }
 
 /// Every shard's handle on the directory (in `NodeShared`).

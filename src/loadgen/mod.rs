@@ -22,6 +22,8 @@
 //! - [`schedule`]: intended send times; which inputs an update covers (pure).
 //! - [`stats`]: per-thread histograms and counters (no locks).
 //! - [`report`]: the merged report: table, JSON, `--hdr-out` files, merge.
+//! - [`trace`]: `--trace FILE`: players over time from a CSV against a
+//!   fleet's region (the autoscaler's evaluation harness).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +41,7 @@ pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod stats;
+pub mod trace;
 
 pub use config::{LoadgenConfig, Mode, Target};
 pub use report::{Report, Summary, Throughput};
@@ -78,7 +81,7 @@ pub struct MergeOpts {
 #[derive(clap::Args, Debug)]
 pub struct RunOpts {
     /// Server endpoint, ws://HOST:PORT/play (or ws://HOST:PORT/echo with --echo).
-    #[arg(long, value_name = "URL", required = true)]
+    #[arg(long, value_name = "URL", required_unless_present = "trace")]
     pub target: Option<String>,
 
     /// Connections to open: players, or echo clients with --echo. Each costs a file descriptor.
@@ -152,6 +155,38 @@ pub struct RunOpts {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Players over time from a CSV (`seconds,players`) against a fleet's
+    /// region instead of --target: routed by --directory, followed through
+    /// Transfer; prints a JSON report (refused joins, input→update, node-seconds, moves).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "echo"])]
+    pub trace: Option<PathBuf>,
+
+    /// With --trace: play it this many times faster than written.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, requires = "trace")]
+    pub accel: f64,
+
+    /// With --trace: the fleet's directory, `redis://HOST:PORT`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SHARDLINE_DIRECTORY",
+        hide_env_values = true
+    )]
+    pub directory: Option<String>,
+
+    /// With --trace: the region the players join.
+    #[arg(long, value_name = "NAME", default_value = "local", requires = "trace")]
+    pub region: String,
+
+    /// With --trace: trace seconds played but not measured (the fleet learns meanwhile).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.0,
+        requires = "trace"
+    )]
+    pub warmup: f64,
 }
 
 impl RunOpts {
@@ -197,6 +232,7 @@ impl RunOpts {
 pub fn run(cli: LoadgenCli) -> anyhow::Result<()> {
     match cli.command {
         Some(LoadgenCommand::Merge(m)) => merge(&m),
+        None if cli.run.trace.is_some() => run_trace(&cli.run),
         None => run_load(&cli.run),
     }
 }
@@ -210,6 +246,21 @@ fn run_load(opts: &RunOpts) -> anyhow::Result<()> {
     if report.players_joined == 0 {
         bail!("no connection reached the running state; see the errors above");
     }
+    Ok(())
+}
+
+fn run_trace(o: &RunOpts) -> anyhow::Result<()> {
+    let path = o.trace.as_deref().expect("checked by the caller");
+    let cfg = trace::config(
+        path,
+        o.accel,
+        o.directory.as_deref(),
+        &o.region,
+        o.input_rate,
+        o.warmup,
+    )?;
+    let report = trace::run(&cfg)?;
+    println!("{report}");
     Ok(())
 }
 

@@ -155,6 +155,8 @@ pub struct Outbox {
     pub mesh: Vec<(usize, ShardMsg)>,
     pub directory: Vec<ToAgent>,
     pub asks: Vec<(ConnId, Ask)>,
+    /// Evacuations to settle: who owns the instance now?
+    pub owners: Vec<(crate::game::InstanceId, String)>,
     pub departures: Vec<Departure>,
     /// Connections that ended without the core asking: tell the core
     /// (`left`: the client closed cleanly).
@@ -166,6 +168,7 @@ impl Outbox {
         self.mesh.is_empty()
             && self.directory.is_empty()
             && self.asks.is_empty()
+            && self.owners.is_empty()
             && self.departures.is_empty()
             && self.ended.is_empty()
     }
@@ -1091,6 +1094,10 @@ impl Effects for Driver {
 
     fn ask(&mut self, conn: ConnId, ask: Ask) {
         self.outbox.asks.push((conn, ask));
+    }
+
+    fn owner_of(&mut self, instance: crate::game::InstanceId, id: String) {
+        self.outbox.owners.push((instance, id));
     }
 }
 

@@ -192,6 +192,9 @@ impl Shard {
             for (conn, ask) in std::mem::take(&mut driver.outbox.asks) {
                 self.spawn_ask(conn, ask);
             }
+            for (instance, id) in std::mem::take(&mut driver.outbox.owners) {
+                self.spawn_owner_of(instance, id);
+            }
             for d in std::mem::take(&mut driver.outbox.departures) {
                 self.send_mesh(
                     d.to,
@@ -223,6 +226,23 @@ impl Shard {
         };
         glommio::spawn_local_into(task, self.queues.io)
             .expect("io queue")
+            .detach();
+    }
+
+    /// Asks the directory who owns `instance` for an unanswered evacuation.
+    fn spawn_owner_of(self: &Rc<Self>, instance: crate::game::InstanceId, id: String) {
+        let shard = self.clone();
+        let task = async move {
+            let Some(dir) = shard.node.directory.clone() else {
+                return;
+            };
+            let claim = dir.claim(instance.clone()).await;
+            shard.with_core(Instant::now(), |core, driver| {
+                core.settle_evacuation(driver, Instant::now(), &instance, &id, claim)
+            });
+        };
+        glommio::spawn_local_into(task, self.queues.background)
+            .expect("background queue")
             .detach();
     }
 

@@ -55,6 +55,9 @@ pub trait Effects {
     fn directory(&mut self, msg: ToAgent) -> bool;
     /// A question for the directory (its answer comes back later).
     fn ask(&mut self, conn: ConnId, ask: Ask);
+    /// Ask the directory who owns `instance`, whose evacuation `id` went
+    /// unanswered; the answer comes back as `Core::settle_evacuation`.
+    fn owner_of(&mut self, instance: InstanceId, id: String);
 }
 
 /// An effect as a value (see [`Recorded`]).
@@ -93,6 +96,10 @@ pub enum Effect {
     Ask {
         conn: ConnId,
         ask: Ask,
+    },
+    OwnerOf {
+        instance: InstanceId,
+        id: String,
     },
 }
 
@@ -155,5 +162,8 @@ impl Effects for Recorded {
     }
     fn ask(&mut self, conn: ConnId, ask: Ask) {
         self.effects.push(Effect::Ask { conn, ask });
+    }
+    fn owner_of(&mut self, instance: InstanceId, id: String) {
+        self.effects.push(Effect::OwnerOf { instance, id });
     }
 }

@@ -216,6 +216,9 @@ impl Core {
             ev @ (ToShard::HandOver { .. } | ToShard::TakeSeats(_) | ToShard::HandedOver(_)) => {
                 self.handover_event(fx, now, ev)
             }
+            ToShard::Evacuate => self.evacuate(),
+            ToShard::Offer(offer) => self.on_evacuation_offer(fx, offer),
+            ToShard::Adopted(done) => self.on_evacuation_done(fx, now, done),
             ToShard::Configure(c) => {
                 let mut s = self.settings;
                 if let Some(ms) = c.heartbeat_ms {

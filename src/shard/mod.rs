@@ -30,6 +30,7 @@
 //! - [`effects`]: the [`Effects`] sink and the recording one for tests.
 
 pub mod effects;
+pub mod evacuate;
 pub mod failure;
 pub mod fleet;
 pub mod handover;
@@ -121,6 +122,9 @@ pub struct Core {
     /// Local instances whose players are being handed to the node that
     /// owns them (bounded by the instances this shard runs).
     pub(crate) handovers: HashMap<crate::game::InstanceId, crate::directory::handover::Pending>,
+    /// An evacuation's hand-overs (with --directory; bounded by
+    /// `directory::evacuate::EVACUATIONS_PER_SHARD_MAX`).
+    pub evacuations: evacuate::Evacuations,
     pub slots: slots::Slots,
     /// Reused per-tick buffers (allocated once, grown to the largest world).
     pub(crate) scratch: tick::Scratch,
@@ -165,6 +169,7 @@ impl Core {
             directory_pending: 0,
             transfers: HashMap::new(),
             handovers: HashMap::new(),
+            evacuations: Default::default(),
             slots: slots::Slots::new(cfg.tick_slots, cfg.tick_interval(), now),
             scratch: tick::Scratch::default(),
             enc: Encoder::new(),

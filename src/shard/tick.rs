@@ -199,6 +199,7 @@ impl Core {
         self.expire_waits(fx, now);
         self.expire_transfers(fx, now);
         self.expire_handovers(fx, now);
+        self.evacuation_step(fx, now);
     }
 
     /// Connect timeouts (no Hello yet) and moves not decided in time.

@@ -25,6 +25,7 @@ use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::{Role, WebSocket};
 use tungstenite::Message;
 
+pub mod autoscale;
 pub mod http;
 pub mod procs;
 pub mod redis;

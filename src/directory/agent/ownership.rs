@@ -128,7 +128,7 @@ impl Agent {
     }
 
     /// The directory names us owner of `id` with `epoch`.
-    fn hold(&mut self, id: &InstanceId, epoch: u64) {
+    pub(super) fn hold(&mut self, id: &InstanceId, epoch: u64) {
         let claimed_at = (!self.is_local(id)).then(Instant::now);
         self.contested.remove(id);
         let o = self.owned.entry(id.clone()).or_insert(Owned {
