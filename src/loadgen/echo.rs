@@ -47,7 +47,14 @@ pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
     let ending = Rc::new(Cell::new(Ending::Running));
     let sent = Rc::new(Cell::new(0u64));
     let outgoing = EchoOutgoing {
-        schedule: Schedule::from_rate(upgraded_at, rate_hz),
+        // Spread over the period like the players' inputs (see `schedule`):
+        // connections opened together would otherwise send in one burst.
+        schedule: Schedule::phased(
+            ctx.start,
+            Duration::from_secs_f64(1.0 / rate_hz),
+            plan.index,
+            upgraded_at,
+        ),
         message: vec![0; message_bytes],
         sent: sent.clone(),
     };

@@ -69,8 +69,11 @@ pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
         stats.counters.players_joined += 1;
         stats.players_now += 1;
     }
-    let inputs = Schedule::from_rate(seated.joined_at, *input_rate_hz);
-    let pings = ping_interval.map(|i| Schedule::new(seated.joined_at, i));
+    // Each player's inputs (and pings) keep their own phase against the
+    // run's time zero, not against its Joined: see `schedule`.
+    let input_period = Duration::from_secs_f64(1.0 / input_rate_hz);
+    let inputs = Schedule::phased(ctx.start, input_period, plan.index, seated.joined_at);
+    let pings = ping_interval.map(|i| Schedule::phased(ctx.start, i, plan.index, seated.joined_at));
     play(&ctx, seated, inputs, pings).await;
     ctx.stats.borrow_mut().players_now -= 1;
 }
