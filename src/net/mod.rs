@@ -9,7 +9,9 @@
 //! - [`conn`]: the shard's handle on a live /play connection.
 //! - [`session`]: the /play session task (decode in, one write out per wake).
 //! - [`tick_read`]: the tick reading seated players' inputs itself.
-//! - [`echo`]: the /echo endpoint (one read and one write per batch of frames).
+//! - [`echo`]: the /echo endpoint: the upgrade, then the socket to the shard's echo worker.
+//! - [`echo_worker`]: the shard's /echo thread (epoll on the shard's core): one
+//!   read and one write per batch of frames.
 //! - [`echo_frames`]: /echo's frame logic, pure: frames in, answers out.
 //! - [`close`]: why connections end, and their close codes.
 //! - [`ratelimit`]: the per-IP handshake rate limit.
@@ -20,6 +22,7 @@ pub mod close;
 pub mod conn;
 pub mod echo;
 pub mod echo_frames;
+pub mod echo_worker;
 pub mod fenced;
 pub mod http;
 pub mod listener;
