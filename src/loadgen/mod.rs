@@ -16,7 +16,7 @@
 //!   client handshake, names for every failure.
 //! - [`conn`]: a connection's scheduled writer and its reader; how it ends.
 //! - [`player`]: one player on /play: Hello, Join, then reading and measuring.
-//! - [`pump`]: one executor's sending for all its running players.
+//! - [`pump`]: one executor's sending for all its running connections.
 //! - [`raw`]: WebSocket frames by hand on a running player's socket.
 //! - [`echo`]: one /echo client.
 //! - [`schedule`]: intended send times; which inputs an update covers (pure).

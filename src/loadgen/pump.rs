@@ -1,12 +1,14 @@
-//! The sending side of every running player of one executor: one task and
-//! one queue ordered by due time, instead of a writer task and a timer per
-//! player (at thousands of players, a timer and a wake-up per input cost
-//! more than the input's send).
+//! The sending side of every running connection of one executor (players
+//! on /play, clients on /echo): one task and one queue ordered by due time,
+//! instead of a writer task and a timer per connection (at thousands of
+//! connections, a timer and a wake-up per message cost more than the
+//! message's send).
 //!
-//! Still open loop: each player's inputs (and pings) keep their own fixed
-//! schedule; when the task wakes late it sends everything each player owes,
-//! oldest first, and latency counts from the intended times. At the run's
-//! end it sends each player's Leave and close frame.
+//! Still open loop: each connection's messages keep their own fixed
+//! schedule; when the task wakes late it sends everything each connection
+//! owes, oldest first, in one `send`, and latency counts from the intended
+//! times. At the run's end it sends each player's Leave and every
+//! connection's close frame.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -22,8 +24,13 @@ use super::conn::{end_with, Ending};
 use super::raw::{push_binary, push_close, MaskKeys, Outlet};
 use super::runner::ThreadCtx;
 use super::schedule::{InputLedger, Schedule};
-use super::stats::Metric;
+use super::stats::{duration_us, Metric, ThreadStats};
 use crate::protocol::ClientEncoder;
+
+/// The shortest wait the pump sleeps through; a message due sooner is
+/// waited for by yielding (see `Pump::wait`). Costs the load generator's
+/// core that much spinning per message at most.
+const SLEEP_MIN: Duration = Duration::from_micros(50);
 
 /// A player's backlog that cannot go out at the end is retried this often
 /// until the close timeout.
@@ -37,6 +44,8 @@ pub struct Link {
     pub ledger: RefCell<InputLedger>,
     /// Set by the reader before its socket closes: nothing may be sent after.
     pub closed: Cell<bool>,
+    /// Echo messages sent (the reader counts the answers).
+    pub echoes_sent: Cell<u64>,
 }
 
 impl Link {
@@ -46,26 +55,49 @@ impl Link {
             ending: Cell::new(Ending::Running),
             ledger: RefCell::new(InputLedger::default()),
             closed: Cell::new(false),
+            echoes_sent: Cell::new(0),
         }
     }
 }
 
-/// One player's schedules.
+/// What one connection sends.
+enum Traffic {
+    /// A player: inputs (their seqs in the link's ledger) and pings.
+    Play {
+        inputs: Schedule,
+        pings: Option<Schedule>,
+        enc: ClientEncoder,
+    },
+    /// An /echo client: `message`, its first [`ECHO_STAMP_BYTES`] the
+    /// intended send time (µs after the run's start, little-endian).
+    Echo {
+        schedule: Schedule,
+        message: Vec<u8>,
+    },
+}
+
+/// One connection's schedules.
 struct Sending {
     link: Rc<Link>,
-    inputs: Schedule,
-    pings: Option<Schedule>,
-    enc: ClientEncoder,
+    traffic: Traffic,
 }
 
 impl Sending {
     fn next_due(&self) -> Instant {
-        match &self.pings {
-            Some(p) => self.inputs.next_due().min(p.next_due()),
-            None => self.inputs.next_due(),
+        match &self.traffic {
+            Traffic::Play {
+                inputs,
+                pings: Some(p),
+                ..
+            } => inputs.next_due().min(p.next_due()),
+            Traffic::Play { inputs, .. } => inputs.next_due(),
+            Traffic::Echo { schedule, .. } => schedule.next_due(),
         }
     }
 }
+
+/// Bytes at the start of each echo message that carry its intended send time.
+pub const ECHO_STAMP_BYTES: usize = 8;
 
 #[derive(Default)]
 struct State {
@@ -100,13 +132,27 @@ impl Pump {
     }
 
     /// Starts sending for a player that has just joined.
-    pub fn add(&self, link: Rc<Link>, inputs: Schedule, pings: Option<Schedule>) {
-        let sending = Sending {
-            link,
+    pub fn add_player(&self, link: Rc<Link>, inputs: Schedule, pings: Option<Schedule>) {
+        let traffic = Traffic::Play {
             inputs,
             pings,
             enc: ClientEncoder::new(),
         };
+        self.add(Sending { link, traffic });
+    }
+
+    /// Starts sending for an /echo client that has just upgraded: messages
+    /// of `message_bytes` (at least [`ECHO_STAMP_BYTES`]) on `schedule`.
+    pub fn add_echo(&self, link: Rc<Link>, schedule: Schedule, message_bytes: usize) {
+        debug_assert!(message_bytes >= ECHO_STAMP_BYTES);
+        let traffic = Traffic::Echo {
+            schedule,
+            message: vec![0; message_bytes],
+        };
+        self.add(Sending { link, traffic });
+    }
+
+    fn add(&self, sending: Sending) {
         let due = sending.next_due();
         let mut st = self.state.borrow_mut();
         let slot = match st.free.pop() {
@@ -131,7 +177,7 @@ impl Pump {
         loop {
             let next = self.state.borrow().queue.peek().map(|Reverse((at, _))| *at);
             self.wait(next).await;
-            let now = Instant::now();
+            let mut now = Instant::now();
             loop {
                 let slot = {
                     let mut st = self.state.borrow_mut();
@@ -142,14 +188,26 @@ impl Pump {
                 };
                 let Some(slot) = slot else { break };
                 let again = self.serve(&ctx, slot, now);
-                let mut st = self.state.borrow_mut();
-                match again {
-                    Some(at) => st.queue.push(Reverse((at, slot))),
-                    None => {
-                        st.slots[slot] = None;
-                        st.free.push(slot);
-                    }
+                self.requeue(slot, again);
+                // Behind schedule the queue never empties: glommio reaps
+                // readiness (the readers' updates) only between task-queue
+                // runs, so let them run at its preemption points.
+                if glommio::executor().need_preempt() {
+                    glommio::executor().yield_if_needed().await;
+                    now = Instant::now();
                 }
+            }
+        }
+    }
+
+    /// Puts `slot` back in the queue for `again`, or frees it.
+    fn requeue(&self, slot: usize, again: Option<Instant>) {
+        let mut st = self.state.borrow_mut();
+        match again {
+            Some(at) => st.queue.push(Reverse((at, slot))),
+            None => {
+                st.slots[slot] = None;
+                st.free.push(slot);
             }
         }
     }
@@ -169,6 +227,14 @@ impl Pump {
             Poll::Pending
         });
         match left {
+            // Too close to sleep on: glommio (0.9, kernel 6.18) can lose the
+            // wake-up of a timer due within µs of its executor going to
+            // sleep; the executor then sleeps on until some other event, up
+            // to the next progress sample (1 s). Measured: 0.2–1 s stalls in
+            // most 60,000 msg/s echo runs, every one on a timer 4–20 µs
+            // ahead. Yielding instead lets the readers run (readiness is
+            // reaped at the executor's preemption points, PREEMPT_INTERVAL).
+            Some(left) if left < SLEEP_MIN => futures_lite::future::yield_now().await,
             Some(left) => added.or(glommio::timer::sleep(left)).await,
             None => added.await,
         }
@@ -192,6 +258,7 @@ impl Pump {
         out.clear();
         let (count, bytes) = self.take_due(ctx, s, now, &mut out);
         let next = s.next_due();
+        let play = matches!(s.traffic, Traffic::Play { .. });
         drop(st);
         if count > 0 {
             if let Err(reason) = link.outlet.send(&out) {
@@ -208,7 +275,7 @@ impl Pump {
         if now < ctx.end {
             return Some(ctx.end);
         }
-        self.farewell(ctx, &link, &mut out);
+        self.farewell(ctx, &link, play, &mut out);
         self.retry_backlog(ctx, &link, now)
     }
 
@@ -223,27 +290,38 @@ impl Pump {
     ) -> (u64, u64) {
         let (mut count, mut bytes) = (0u64, 0u64);
         let mut stats = ctx.stats.borrow_mut();
-        while let Some(due) = s.inputs.take_due(now, ctx.end) {
+        let mut push = |stats: &mut ThreadStats, due: Instant, frame: &[u8]| {
             stats.record(Metric::SendLag, now.saturating_duration_since(due));
-            stats.counters.inputs_sent += 1;
-            let seq = u32::try_from(s.inputs.sent()).unwrap_or(u32::MAX);
-            s.link.ledger.borrow_mut().sent(seq);
-            // A slow circle: the arena's players keep moving.
-            let angle = seq as f32 * 0.05;
-            let frame = s.enc.input(seq, angle.cos(), angle.sin(), 0);
             push_binary(out, frame, &self.keys);
             count += 1;
             bytes += frame.len() as u64;
-        }
-        if let Some(p) = &mut s.pings {
-            while let Some(due) = p.take_due(now, ctx.end) {
-                stats.record(Metric::SendLag, now.saturating_duration_since(due));
-                stats.counters.pings_sent += 1;
-                let client_time = due.saturating_duration_since(ctx.start).as_secs_f64();
-                let frame = s.enc.ping(client_time);
-                push_binary(out, frame, &self.keys);
-                count += 1;
-                bytes += frame.len() as u64;
+        };
+        match &mut s.traffic {
+            Traffic::Play { inputs, pings, enc } => {
+                while let Some(due) = inputs.take_due(now, ctx.end) {
+                    stats.counters.inputs_sent += 1;
+                    let seq = u32::try_from(inputs.sent()).unwrap_or(u32::MAX);
+                    s.link.ledger.borrow_mut().sent(seq);
+                    // A slow circle: the arena's players keep moving.
+                    let angle = seq as f32 * 0.05;
+                    push(&mut stats, due, enc.input(seq, angle.cos(), angle.sin(), 0));
+                }
+                if let Some(p) = pings {
+                    while let Some(due) = p.take_due(now, ctx.end) {
+                        stats.counters.pings_sent += 1;
+                        let client_time = due.saturating_duration_since(ctx.start).as_secs_f64();
+                        push(&mut stats, due, enc.ping(client_time));
+                    }
+                }
+            }
+            Traffic::Echo { schedule, message } => {
+                while let Some(due) = schedule.take_due(now, ctx.end) {
+                    stats.counters.echoes_sent += 1;
+                    s.link.echoes_sent.set(s.link.echoes_sent.get() + 1);
+                    let us = duration_us(due.saturating_duration_since(ctx.start));
+                    message[..ECHO_STAMP_BYTES].copy_from_slice(&us.to_le_bytes());
+                    push(&mut stats, due, message);
+                }
             }
         }
         (count, bytes)
@@ -252,16 +330,20 @@ impl Pump {
     /// Leave before closing: a clean close alone keeps the seat for the
     /// server's reconnect grace, and the next run would share the instance
     /// with these players' idle entities.
-    fn farewell(&self, ctx: &ThreadCtx, link: &Link, out: &mut Vec<u8>) {
+    fn farewell(&self, ctx: &ThreadCtx, link: &Link, play: bool, out: &mut Vec<u8>) {
         link.ending.set(Ending::Closing);
-        let leave = ClientEncoder::new().leave().to_vec();
         out.clear();
-        push_binary(out, &leave, &self.keys);
+        let leave = play.then(|| ClientEncoder::new().leave().to_vec());
+        if let Some(leave) = &leave {
+            push_binary(out, leave, &self.keys);
+        }
         push_close(out, 1000, "load run over", &self.keys);
         if link.outlet.send(out).is_ok() {
-            let mut stats = ctx.stats.borrow_mut();
-            stats.counters.msgs_out += 1;
-            stats.counters.bytes_out += leave.len() as u64;
+            if let Some(leave) = leave {
+                let mut stats = ctx.stats.borrow_mut();
+                stats.counters.msgs_out += 1;
+                stats.counters.bytes_out += leave.len() as u64;
+            }
         }
     }
 
