@@ -29,8 +29,9 @@ use glommio::net::TcpStream;
 
 use crate::net::admission::ConnPermit;
 use crate::net::close::CloseReason;
+use crate::net::echo_conn::Adoption;
 use crate::net::echo_frames::push_close;
-use crate::net::echo_worker::{Adoption, Report, Totals, Worker};
+use crate::net::echo_worker::{Report, Totals, Worker};
 use crate::net::http;
 use crate::net::listener::until;
 use crate::shard::Shard;

@@ -19,10 +19,12 @@
 //! is released when the socket closes), and its metrics: this thread adds
 //! to a [`Report`] the shard folds in (`echo::collect`).
 //!
-//! Per connection the worker keeps an [`EchoFrames`] and two buffers that
-//! are empty while the connection is idle: `carry` (a frame a read cut) and
-//! `unsent` (output the peer has not taken). One read scratch and one output
-//! scratch serve every connection.
+//! The worker owns the epoll set, a doorbell (eventfd) the shard rings to
+//! hand connections over or to stop it, the connections by token
+//! (`Slab`), one read and one output scratch for all of them, and a
+//! sweep every `SWEEP_INTERVAL`; each connection's own logic is
+//! `echo_conn`. Idle, a connection costs its `Conn` (~200 B with its
+//! `EchoFrames`, no buffer) and the kernel's epoll entry.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -34,23 +36,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::net::admission::ConnPermit;
 use crate::net::close::CloseReason;
-use crate::net::echo_frames::{push_close, EchoFrames, Ending, Processed};
+use crate::net::echo_conn::{Check, Conn, Counts, Scratch, Turn};
 
-/// 64 KiB: the most one read takes from a socket (and the worker's read
-/// scratch; one per shard, not per connection). Large enough that a backlog
-/// of small messages is answered in one read and one write.
-pub const ECHO_READ_BYTES: usize = 64 << 10;
-
-/// After a message as large as --max-payload, the output scratch is shrunk
-/// back to this (per shard).
-const ECHO_OUTPUT_KEEP_BYTES: usize = 2 * ECHO_READ_BYTES;
-
-/// Reads of one connection per turn (each up to [`ECHO_READ_BYTES`]) before
-/// the other ready connections get theirs: a flooding client delays the
-/// others by at most this much input.
-const READS_PER_TURN: usize = 4;
+use crate::net::echo_conn::Adoption;
 
 /// Readiness events taken per `epoll_wait` (16 bytes each, on the stack of
 /// the loop); more ready connections are taken by the next wait, at once.
@@ -60,10 +49,6 @@ const EVENTS_PER_WAIT: usize = 256;
 /// deadlines are checked, while the worker has connections: each is
 /// detected at most this late.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Time allowed to write our close frame and for the peer to finish its
-/// side of the close handshake.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The worker's niceness, relative to its shard's thread on the same core
 /// (Linux weights 335 against 1024): when a game tick and an /echo flood
@@ -75,20 +60,6 @@ const WORKER_NICE: libc::c_int = 5;
 /// `epoll_event.u64` of the doorbell (a connection's is its slab token,
 /// whose generation half is below `u32::MAX`).
 const DOORBELL: u64 = u64::MAX;
-
-/// A connection the shard hands over, right after the upgrade.
-pub struct Adoption {
-    /// The socket (a duplicate: the shard's handle is closed).
-    pub fd: OwnedFd,
-    /// Bytes the client sent right behind its upgrade request.
-    pub first: Vec<u8>,
-    /// Released when the socket closes.
-    pub permit: ConnPermit,
-    /// `--max-payload`.
-    pub payload_bytes_max: usize,
-    /// Two heartbeat intervals: a peer silent this long is closed (4001).
-    pub silent_max: Duration,
-}
 
 /// What the worker did, for its shard's metrics. Counters only grow; the
 /// shard adds the difference since it last looked.
@@ -251,28 +222,13 @@ fn ring(bell: RawFd) {
     unsafe { libc::write(bell, (&one as *const u64).cast(), 8) };
 }
 
-/// What the loop counted since it last added to the report.
-#[derive(Default)]
-struct Counts {
-    messages: u64,
-    payload_bytes: u64,
-    socket_writes: u64,
-}
-
-impl Counts {
-    fn processed(&mut self, p: &Processed) {
-        self.messages += p.messages;
-        self.payload_bytes += p.payload_bytes;
-    }
-}
-
 /// The worker thread's state.
 struct Loop {
     ep: OwnedFd,
     doorbell: Arc<OwnedFd>,
     commands: Receiver<Command>,
     report: Arc<Report>,
-    conns: Slab,
+    conns: Slab<Conn>,
     /// Connections with input left after their turn (edge-triggered: no new
     /// event will say so).
     again: Vec<u64>,
@@ -280,12 +236,6 @@ struct Loop {
     counts: Counts,
     closed: Vec<CloseReason>,
     next_sweep: Instant,
-}
-
-/// The worker's buffers, shared by every connection (one turn at a time).
-struct Scratch {
-    input: Vec<u8>,
-    output: Vec<u8>,
 }
 
 impl Loop {
@@ -302,10 +252,7 @@ impl Loop {
             report,
             conns: Slab::default(),
             again: Vec::new(),
-            scratch: Scratch {
-                input: vec![0; ECHO_READ_BYTES],
-                output: Vec::with_capacity(ECHO_READ_BYTES),
-            },
+            scratch: Scratch::new(),
             counts: Counts::default(),
             closed: Vec::new(),
             next_sweep: Instant::now() + SWEEP_INTERVAL,
@@ -386,8 +333,8 @@ impl Loop {
     }
 
     fn adopt(&mut self, a: Adoption, now: Instant) {
-        let fd = a.fd.as_raw_fd();
         let conn = Conn::new(a, now);
+        let fd = conn.raw_fd();
         let token = self.conns.insert(conn);
         let interest = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
         if epoll_add(self.ep.as_raw_fd(), fd, interest, token).is_err() {
@@ -409,13 +356,7 @@ impl Loop {
         let Some(conn) = self.conns.get_mut(token) else {
             return; // closed earlier in this batch
         };
-        if flags & libc::EPOLLIN as u32 != 0 {
-            conn.readable = true;
-        }
-        if flags & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
-            conn.readable = true;
-            conn.peer_done = true;
-        }
+        conn.ready(flags);
         self.turn(token, now);
     }
 
@@ -474,11 +415,7 @@ impl Loop {
     fn stop(mut self) {
         let reason = CloseReason::GoingAway;
         for (_, conn) in self.conns.iter_mut() {
-            if conn.closing.is_none() {
-                conn.unsent.clear();
-                push_close(&mut conn.unsent, reason.code(), reason.label());
-                let _ = send_some(conn.fd.as_raw_fd(), &conn.unsent);
-            }
+            conn.going_away();
         }
         let tokens: Vec<u64> = self.conns.iter_mut().map(|(t, _)| t).collect();
         for token in tokens {
@@ -486,374 +423,6 @@ impl Loop {
         }
         self.publish();
     }
-}
-
-/// What a connection's turn came to.
-enum Turn {
-    /// Waiting for the socket (input, or room for output).
-    Idle,
-    /// Input is left: another turn after the other ready connections.
-    More,
-    End(CloseReason),
-}
-
-/// What a sweep found.
-enum Check {
-    End(CloseReason),
-    /// Silent for two heartbeat intervals: close with 4001.
-    Silent,
-}
-
-/// The close handshake under way.
-struct Closing {
-    reason: CloseReason,
-    /// Our close frame is out and we sent FIN: the peer's bytes are read
-    /// and dropped until its FIN.
-    fin_sent: bool,
-    until: Instant,
-}
-
-/// One /echo connection.
-struct Conn {
-    fd: OwnedFd,
-    /// Held for the connection's life: its place in --max-connections.
-    _permit: ConnPermit,
-    frames: EchoFrames,
-    /// `carry[..carried]`: the start of a frame the last read cut.
-    carry: Vec<u8>,
-    carried: usize,
-    /// Total length of that frame, once its header is known. A frame longer
-    /// than the read scratch is read straight into `carry` (then sized to it).
-    frame_bytes: Option<usize>,
-    /// Answer bytes the socket has not taken yet.
-    unsent: Vec<u8>,
-    /// Since when `unsent` waits for the peer (EPOLLOUT is armed meanwhile).
-    blocked_since: Option<Instant>,
-    /// Unread input may be waiting (edge-triggered: set by an event, cleared
-    /// by a short read, or by an empty socket once `peer_done`).
-    readable: bool,
-    /// The peer's FIN (or an error) was signalled: its event is the last, so
-    /// a short read no longer means "wait": read on to the end.
-    peer_done: bool,
-    last_rx: Instant,
-    silent_max: Duration,
-    closing: Option<Closing>,
-}
-
-impl Conn {
-    fn new(a: Adoption, now: Instant) -> Conn {
-        Conn {
-            fd: a.fd,
-            _permit: a.permit,
-            frames: EchoFrames::new(a.payload_bytes_max),
-            carried: a.first.len(),
-            carry: a.first,
-            frame_bytes: None,
-            unsent: Vec::new(),
-            blocked_since: None,
-            readable: true,
-            peer_done: false,
-            last_rx: now,
-            silent_max: a.silent_max,
-            closing: None,
-        }
-    }
-
-    /// Answers the bytes that came with the upgrade request.
-    fn answer_first(&mut self, scratch: &mut Scratch, counts: &mut Counts) -> Option<CloseReason> {
-        if self.carried == 0 {
-            return None;
-        }
-        let mut input = std::mem::take(&mut self.carry);
-        input.truncate(self.carried);
-        let p = self.frames.process(&mut input, &mut scratch.output);
-        self.keep_cut_frame(&input[p.consumed..], p.frame_bytes_needed);
-        self.answered(&p, scratch, counts).err()
-    }
-
-    fn turn(
-        &mut self,
-        ep: RawFd,
-        token: u64,
-        scratch: &mut Scratch,
-        counts: &mut Counts,
-        now: Instant,
-    ) -> Turn {
-        if let Err(reason) = self.flush(counts) {
-            return Turn::End(reason);
-        }
-        if !self.unsent.is_empty() {
-            // Nothing more is read while the peer does not read.
-            if self.blocked_since.is_none() {
-                self.blocked_since = Some(now);
-                watch(ep, &self.fd, token, true);
-            }
-            return Turn::Idle;
-        }
-        if self.blocked_since.take().is_some() {
-            watch(ep, &self.fd, token, false);
-        }
-        if self.closing.is_some() {
-            return self.drain_to_fin(scratch);
-        }
-        for _ in 0..READS_PER_TURN {
-            if !self.readable {
-                return Turn::Idle;
-            }
-            if let Err(reason) = self.read_batch(scratch, counts, now) {
-                return Turn::End(reason);
-            }
-            if self.closing.is_some() || !self.unsent.is_empty() {
-                // The close frame or a blocked answer: once more from the top.
-                return self.turn(ep, token, scratch, counts, now);
-            }
-        }
-        if self.readable {
-            Turn::More
-        } else {
-            Turn::Idle
-        }
-    }
-
-    /// One read, every complete frame in it answered, one write.
-    fn read_batch(
-        &mut self,
-        scratch: &mut Scratch,
-        counts: &mut Counts,
-        now: Instant,
-    ) -> Result<(), CloseReason> {
-        let fd = self.fd.as_raw_fd();
-        let big = self.frame_bytes.filter(|&n| n > scratch.input.len());
-        let p = match big {
-            Some(total) => {
-                // One frame larger than the scratch: into `carry`, up to its
-                // end and no further.
-                let want = total - self.carried;
-                let Some(n) = self.recv(fd, None, want)? else {
-                    return Ok(());
-                };
-                self.last_rx = now;
-                self.carried += n;
-                if self.carried < total {
-                    return Ok(());
-                }
-                let p = self
-                    .frames
-                    .process(&mut self.carry[..total], &mut scratch.output);
-                debug_assert!(p.ending.is_some() || p.consumed == total);
-                self.carry = Vec::new();
-                self.carried = 0;
-                self.frame_bytes = None;
-                p
-            }
-            None => {
-                let have = self.carried;
-                let Some(n) = self.recv(fd, Some(&mut scratch.input[have..]), 0)? else {
-                    return Ok(());
-                };
-                self.last_rx = now;
-                let filled = have + n;
-                scratch.input[..have].copy_from_slice(&self.carry[..have]);
-                let p = self
-                    .frames
-                    .process(&mut scratch.input[..filled], &mut scratch.output);
-                self.keep_cut_frame(&scratch.input[p.consumed..filled], p.frame_bytes_needed);
-                p
-            }
-        };
-        self.answered(&p, scratch, counts)
-    }
-
-    /// Reads into `into` (or, with `None`, into `carry[carried..carried +
-    /// want]`); `None` when the socket is empty. A short read means it is
-    /// empty now (edge-triggered: the next byte brings a new event).
-    fn recv(
-        &mut self,
-        fd: RawFd,
-        into: Option<&mut [u8]>,
-        want: usize,
-    ) -> Result<Option<usize>, CloseReason> {
-        let buf = match into {
-            Some(b) => b,
-            None => &mut self.carry[self.carried..self.carried + want],
-        };
-        let asked = buf.len();
-        // SAFETY: `buf` is valid for writes of its length.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), asked, libc::MSG_DONTWAIT) };
-        match n {
-            0 => Err(CloseReason::Vanished),
-            n if n > 0 => {
-                let n = n as usize;
-                if n < asked && !self.peer_done {
-                    self.readable = false;
-                }
-                Ok(Some(n))
-            }
-            _ if would_block() => {
-                self.readable = false;
-                Ok(None)
-            }
-            _ => Err(CloseReason::Vanished),
-        }
-    }
-
-    /// Counts what a batch answered, writes the answer (what the socket does
-    /// not take waits in `unsent`), and starts the close it decided on.
-    fn answered(
-        &mut self,
-        p: &Processed,
-        scratch: &mut Scratch,
-        counts: &mut Counts,
-    ) -> Result<(), CloseReason> {
-        counts.processed(p);
-        let out = &mut scratch.output;
-        if !out.is_empty() {
-            if self.unsent.is_empty() {
-                counts.socket_writes += 1;
-                let n = send_some(self.fd.as_raw_fd(), out)?;
-                self.unsent.extend_from_slice(&out[n..]);
-            } else {
-                self.unsent.extend_from_slice(out);
-            }
-            out.clear();
-            out.shrink_to(ECHO_OUTPUT_KEEP_BYTES);
-        }
-        if let Some(ending) = p.ending {
-            let reason = match ending {
-                Ending::PeerClosed => CloseReason::Normal,
-                Ending::Failed { reason, .. } => reason,
-            };
-            self.closing = Some(Closing {
-                reason,
-                fin_sent: false,
-                until: Instant::now() + CLOSE_TIMEOUT,
-            });
-        }
-        Ok(())
-    }
-
-    /// Queues our close frame (silence) and starts the close handshake.
-    fn begin_close_with(&mut self, reason: CloseReason, now: Instant) {
-        push_close(&mut self.unsent, reason.code(), reason.label());
-        self.closing = Some(Closing {
-            reason,
-            fin_sent: false,
-            until: now + CLOSE_TIMEOUT,
-        });
-    }
-
-    /// Writes as much of `unsent` as the socket takes.
-    fn flush(&mut self, counts: &mut Counts) -> Result<(), CloseReason> {
-        if self.unsent.is_empty() {
-            return Ok(());
-        }
-        counts.socket_writes += 1;
-        let n = send_some(self.fd.as_raw_fd(), &self.unsent)?;
-        self.unsent.drain(..n);
-        if self.unsent.is_empty() {
-            self.unsent = Vec::new();
-        }
-        Ok(())
-    }
-
-    /// Our close frame is out: FIN, then the peer's bytes are read and
-    /// dropped until its FIN, so that no unread byte turns our close into a
-    /// reset.
-    fn drain_to_fin(&mut self, scratch: &mut Scratch) -> Turn {
-        let closing = self.closing.as_mut().expect("called while closing");
-        let reason = closing.reason;
-        if !closing.fin_sent {
-            closing.fin_sent = true;
-            // SAFETY: shuts down our own socket's write side.
-            unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) };
-        }
-        for _ in 0..READS_PER_TURN {
-            if !self.readable {
-                return Turn::Idle;
-            }
-            match self.recv(self.fd.as_raw_fd(), Some(&mut scratch.input), 0) {
-                Ok(_) => {}
-                // The peer's FIN (or a reset): the handshake is done.
-                Err(_) => return Turn::End(reason),
-            }
-        }
-        if self.readable {
-            Turn::More
-        } else {
-            Turn::Idle
-        }
-    }
-
-    /// Keeps the bytes of a frame the read cut (`rest`), sized for the whole
-    /// frame when it will not fit the scratch. An idle connection keeps none.
-    fn keep_cut_frame(&mut self, rest: &[u8], frame_bytes: Option<usize>) {
-        self.frame_bytes = frame_bytes;
-        self.carried = rest.len();
-        if rest.is_empty() {
-            self.carry = Vec::new();
-            return;
-        }
-        let size = match frame_bytes {
-            Some(total) if total > ECHO_READ_BYTES => total,
-            _ => rest.len(),
-        };
-        let mut carry = vec![0; size];
-        carry[..rest.len()].copy_from_slice(rest);
-        self.carry = carry;
-    }
-
-    /// What the sweep at `now` must do about this connection.
-    fn check(&self, now: Instant) -> Option<Check> {
-        if let Some(c) = &self.closing {
-            return (now >= c.until).then_some(Check::End(c.reason));
-        }
-        if let Some(since) = self.blocked_since {
-            // The peer took nothing of our answer for two heartbeats.
-            if now >= since + self.silent_max {
-                return Some(Check::End(CloseReason::SlowConsumer));
-            }
-        }
-        (now >= self.last_rx + self.silent_max).then_some(Check::Silent)
-    }
-}
-
-/// One non-blocking send; 0 when the socket buffer is full.
-fn send_some(fd: RawFd, bytes: &[u8]) -> Result<usize, CloseReason> {
-    // SAFETY: `bytes` is valid for reads of its length.
-    let n = unsafe {
-        libc::send(
-            fd,
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n >= 0 {
-        Ok(n as usize)
-    } else if would_block() {
-        Ok(0)
-    } else {
-        Err(CloseReason::Vanished)
-    }
-}
-
-fn would_block() -> bool {
-    io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
-}
-
-/// Arms (or disarms) the wake-up for room to write, beside input.
-fn watch(ep: RawFd, fd: &OwnedFd, token: u64, writable: bool) {
-    let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-        u64: token,
-    };
-    if writable {
-        ev.events |= libc::EPOLLOUT as u32;
-    }
-    // SAFETY: `ev` is a valid epoll_event; both fds are open. It cannot
-    // fail for a socket in the set (ENOMEM aside, and then the slow-consumer
-    // bound still ends the connection).
-    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd.as_raw_fd(), &mut ev) };
 }
 
 fn epoll_add(ep: RawFd, fd: RawFd, interest: u32, token: u64) -> io::Result<()> {
@@ -888,19 +457,28 @@ fn set_affinity(set: &libc::cpu_set_t) {
 /// The worker's connections by token: `(generation << 32) | index`, so an
 /// event for a connection closed earlier in the same batch (its slot maybe
 /// reused) finds nothing.
-#[derive(Default)]
-struct Slab {
-    slots: Vec<(u32, Option<Conn>)>,
+struct Slab<T> {
+    slots: Vec<(u32, Option<T>)>,
     free: Vec<u32>,
     len: usize,
 }
 
-impl Slab {
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
     fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    fn insert(&mut self, conn: Conn) -> u64 {
+    fn insert(&mut self, conn: T) -> u64 {
         self.len += 1;
         let index = match self.free.pop() {
             Some(i) => i,
@@ -914,7 +492,7 @@ impl Slab {
         (u64::from(slot.0) << 32) | u64::from(index)
     }
 
-    fn get_mut(&mut self, token: u64) -> Option<&mut Conn> {
+    fn get_mut(&mut self, token: u64) -> Option<&mut T> {
         let (generation, index) = ((token >> 32) as u32, token as u32);
         match self.slots.get_mut(index as usize) {
             Some((g, Some(conn))) if *g == generation => Some(conn),
@@ -922,7 +500,7 @@ impl Slab {
         }
     }
 
-    fn remove(&mut self, token: u64) -> Option<Conn> {
+    fn remove(&mut self, token: u64) -> Option<T> {
         let (generation, index) = ((token >> 32) as u32, token as u32);
         let slot = self.slots.get_mut(index as usize)?;
         if slot.0 != generation || slot.1.is_none() {
@@ -939,10 +517,69 @@ impl Slab {
         slot.1.take()
     }
 
-    fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Conn)> {
+    fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut T)> {
         self.slots
             .iter_mut()
             .enumerate()
             .filter_map(|(i, (g, c))| c.as_mut().map(|c| ((u64::from(*g) << 32) | i as u64, c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Wake;
+
+    use super::*;
+
+    #[test]
+    fn a_token_of_a_closed_connection_finds_nothing_after_its_slot_is_reused() {
+        let mut slab: Slab<&str> = Slab::default();
+        let a = slab.insert("a");
+        assert_eq!(slab.remove(a), Some("a"));
+        let b = slab.insert("b");
+        assert_eq!(b as u32, a as u32, "the slot is reused");
+        assert_ne!(b, a, "under a new generation");
+        assert!(slab.get_mut(a).is_none());
+        assert_eq!(slab.remove(a), None);
+        assert_eq!(slab.get_mut(b), Some(&mut "b"));
+        assert_ne!(b, DOORBELL);
+    }
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn closes_reported_by_the_worker_wake_the_shards_collector() {
+        let report = Report::default();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut poll = pin!(std::future::poll_fn(|cx| report.poll_closed(cx)));
+        assert!(poll.as_mut().poll(&mut cx).is_pending());
+        report.push_closed(&mut vec![CloseReason::Normal, CloseReason::Vanished]);
+        assert!(flag.0.load(Ordering::SeqCst), "woken");
+        assert!(poll.as_mut().poll(&mut cx).is_ready());
+        let mut closed = Vec::new();
+        report.take_closed(&mut closed);
+        assert_eq!(closed, vec![CloseReason::Normal, CloseReason::Vanished]);
+        report.add(&Counts {
+            messages: 3,
+            payload_bytes: 30,
+            socket_writes: 2,
+        });
+        assert_eq!(
+            report.totals(),
+            Totals {
+                messages: 3,
+                payload_bytes: 30,
+                socket_writes: 2
+            }
+        );
     }
 }

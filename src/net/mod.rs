@@ -10,8 +10,9 @@
 //! - [`session`]: the /play session task (decode in, one write out per wake).
 //! - [`tick_read`]: the tick reading seated players' inputs itself.
 //! - [`echo`]: the /echo endpoint: the upgrade, then the socket to the shard's echo worker.
-//! - [`echo_worker`]: the shard's /echo thread (epoll on the shard's core): one
-//!   read and one write per batch of frames.
+//! - [`echo_worker`]: the shard's /echo thread (epoll on the shard's core).
+//! - [`echo_conn`]: one /echo connection on that thread: one read and one
+//!   write per batch of frames, the close handshake, silence, slow readers.
 //! - [`echo_frames`]: /echo's frame logic, pure: frames in, answers out.
 //! - [`close`]: why connections end, and their close codes.
 //! - [`ratelimit`]: the per-IP handshake rate limit.
@@ -21,6 +22,7 @@ pub mod buffers;
 pub mod close;
 pub mod conn;
 pub mod echo;
+pub mod echo_conn;
 pub mod echo_frames;
 pub mod echo_worker;
 pub mod fenced;
