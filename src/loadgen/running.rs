@@ -549,3 +549,217 @@ impl ReadBuf {
         &mut self.data[self.end..]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use hdrhistogram::Histogram;
+
+    use super::*;
+    use crate::protocol::Encoder;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A server frame (unmasked, FIN).
+    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() <= usize::from(u16::MAX));
+        let mut f = vec![0x80 | opcode];
+        if payload.len() < 126 {
+            f.push(payload.len() as u8);
+        } else {
+            f.push(126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Client frames sent on `s` so far: (opcode, unmasked payload).
+    fn client_frames(s: &mut UnixStream) -> Vec<(u8, Vec<u8>)> {
+        s.set_nonblocking(true).unwrap();
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = s.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+        let mut frames = Vec::new();
+        let mut b = &bytes[..];
+        while b.len() >= 6 {
+            let (len, header) = match b[1] & 0x7f {
+                126 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
+                n => (usize::from(n), 2),
+            };
+            let mask = [b[header], b[header + 1], b[header + 2], b[header + 3]];
+            let payload = &b[header + 4..header + 4 + len];
+            let clear = payload.iter().enumerate().map(|(i, x)| x ^ mask[i % 4]);
+            frames.push((b[0] & 0x0f, clear.collect()));
+            b = &b[header + 4 + len..];
+        }
+        frames
+    }
+
+    struct Rig {
+        start: Instant,
+        end: Instant,
+        keys: MaskKeys,
+        stats: ThreadStats,
+        out: Vec<u8>,
+    }
+
+    impl Rig {
+        /// A run that started `ago` before now (the clock is real: what is
+        /// measured is real time since then).
+        fn started(ago: Duration) -> Rig {
+            let start = Instant::now() - ago;
+            Rig {
+                start,
+                end: start + 1000 * MS,
+                keys: MaskKeys::new(1),
+                stats: ThreadStats::new(Metric::InputToUpdate),
+                out: Vec::new(),
+            }
+        }
+
+        fn env(&mut self) -> Env<'_> {
+            Env {
+                start: self.start,
+                end: self.end,
+                close_timeout: 100 * MS,
+                keys: &self.keys,
+                stats: &mut self.stats,
+                out: &mut self.out,
+            }
+        }
+
+        fn hists(self) -> BTreeMap<&'static str, Histogram<u64>> {
+            self.stats.into_histograms().collect()
+        }
+    }
+
+    fn player(rig: &Rig) -> (Running, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let period = 10 * MS;
+        let running = Running::new(Handover {
+            fd: OwnedFd::from(ours),
+            unread: Vec::new(),
+            traffic: Traffic::Play {
+                inputs: Schedule::phased(rig.start, period, 0, rig.start),
+                pings: None,
+                tick_period: period,
+            },
+        });
+        (running, theirs)
+    }
+
+    #[test]
+    fn an_update_times_every_input_it_covers_from_its_intended_send_time() {
+        let mut rig = Rig::started(25 * MS);
+        let (mut p, mut server) = player(&rig);
+        // Inputs 1..=3 were due at 0, 10 and 20 ms; the drive is late (25 ms).
+        let late = rig.start + 25 * MS;
+        assert_eq!(p.send_due(&mut rig.env(), late), Step::Idle);
+        let sent = client_frames(&mut server);
+        assert_eq!(sent.len(), 3, "every overdue input, in one send");
+        assert!(sent.iter().all(|(op, _)| *op == 0x2));
+        assert_eq!(p.next_due(rig.end), Some(rig.start + 30 * MS));
+        // The server applied up to seq 2.
+        let update = Encoder::new().state_update(7, 2, 2, &[], &[]).to_vec();
+        server.write_all(&server_frame(0x2, &update)).unwrap();
+        assert_eq!(p.on_readable(&mut rig.env()), Step::Idle);
+        assert_eq!(rig.stats.counters.updates_received, 1);
+        assert_eq!(rig.stats.counters.inputs_sent, 3);
+        let h = rig.hists();
+        let i2u = &h["input_to_update"];
+        assert_eq!(i2u.len(), 2, "inputs 1 and 2, once each");
+        // Each counts from its intended time (0 and 10 ms), not from when
+        // it was sent (25 ms): at least 25 and 15 ms.
+        assert!(i2u.max() >= 25_000, "{}", i2u.max());
+        assert!(i2u.min() >= 15_000, "{}", i2u.min());
+        assert_eq!(h["send_lag"].len(), 3);
+        assert!(h["send_lag"].max() >= 24_900, "input 1 left 25 ms late");
+    }
+
+    #[test]
+    fn the_end_sends_leave_and_close_and_an_answered_close_is_no_disconnect() {
+        let mut rig = Rig::started(Duration::ZERO);
+        let (mut p, mut server) = player(&rig);
+        let end = rig.end;
+        assert_eq!(p.next_due(end), Some(rig.start));
+        p.send_due(&mut rig.env(), end);
+        let frames = client_frames(&mut server);
+        let n = frames.len();
+        assert_eq!(frames[n - 1].0, 0x8, "close last");
+        assert_eq!(&frames[n - 1].1[..2], &1000u16.to_be_bytes());
+        let leave = decode_client_body(&frames[n - 2].1);
+        assert_eq!(leave, "Leave");
+        assert_eq!(p.next_due(end), Some(end + 100 * MS), "awaits the answer");
+        server
+            .write_all(&server_frame(0x8, &1000u16.to_be_bytes()))
+            .unwrap();
+        assert_eq!(p.on_readable(&mut rig.env()), Step::Done);
+        assert!(rig.stats.disconnects.is_empty());
+        assert_eq!(rig.stats.counters.closes_unanswered, 0);
+    }
+
+    #[test]
+    fn an_unanswered_close_and_a_server_close_are_counted() {
+        let mut rig = Rig::started(Duration::ZERO);
+        let (mut p, _server) = player(&rig);
+        let end = rig.end;
+        p.send_due(&mut rig.env(), end);
+        assert_eq!(p.send_due(&mut rig.env(), end + 100 * MS), Step::Done);
+        assert_eq!(rig.stats.counters.closes_unanswered, 1);
+
+        let mut rig = Rig::started(Duration::ZERO);
+        let (mut p, mut server) = player(&rig);
+        server
+            .write_all(&server_frame(0x8, &4001u16.to_be_bytes()))
+            .unwrap();
+        assert_eq!(p.on_readable(&mut rig.env()), Step::Done);
+        assert_eq!(rig.stats.disconnects["close_4001_heartbeat_timeout"], 1);
+        let answer = client_frames(&mut server);
+        assert_eq!(answer[0].0, 0x8, "the server's close is answered");
+    }
+
+    #[test]
+    fn an_echo_is_timed_from_the_stamp_it_carries() {
+        let mut rig = Rig::started(5 * MS);
+        let (ours, mut server) = UnixStream::pair().unwrap();
+        let mut e = Running::new(Handover {
+            fd: OwnedFd::from(ours),
+            unread: Vec::new(),
+            traffic: Traffic::Echo {
+                schedule: Schedule::phased(rig.start, 10 * MS, 0, rig.start),
+                message_bytes: 64,
+            },
+        });
+        let at = rig.start + 5 * MS;
+        e.send_due(&mut rig.env(), at);
+        let sent = client_frames(&mut server);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1.len(), 64);
+        // Echo it back (servers do not mask).
+        server.write_all(&server_frame(0x2, &sent[0].1)).unwrap();
+        assert_eq!(e.on_readable(&mut rig.env()), Step::Idle);
+        assert_eq!(rig.stats.counters.echoes_received, 1);
+        let h = rig.hists();
+        assert_eq!(h["echo_rtt"].len(), 1);
+        assert!(h["echo_rtt"].max() >= 5_000, "from its intended time, t0");
+        assert!(h["send_lag"].max() >= 4_900, "sent 5 ms late");
+    }
+
+    /// The union member name of a ClientMessage.
+    fn decode_client_body(bytes: &[u8]) -> &'static str {
+        match crate::protocol::decode_client(bytes) {
+            Ok(crate::protocol::ClientCmd::Leave) => "Leave",
+            Ok(_) => "other",
+            Err(_) => "invalid",
+        }
+    }
+}
