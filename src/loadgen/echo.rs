@@ -10,11 +10,16 @@ use std::time::{Duration, Instant};
 use super::connect::{io_kind_label, open_fenced};
 use super::player::{dup, PlayerPlan};
 use super::running::{Handover, Traffic, ECHO_STAMP_BYTES};
-use super::schedule::Schedule;
+use super::schedule::{spread_phase, Schedule};
 use super::stats::Metric;
 use super::{runner::ThreadCtx, Mode};
 
 const _: () = assert!(ECHO_STAMP_BYTES <= super::config::ECHO_MESSAGE_BYTES_MIN);
+
+/// The longest span the connections' first messages are spread over (the
+/// idle benchmark sends one message per connection at 0.002 Hz and expects
+/// it right after the upgrade, not up to 500 s later).
+const PHASE_SPAN_MAX: Duration = Duration::from_secs(1);
 
 pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
     let Mode::Echo {
@@ -52,10 +57,13 @@ pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
         }
     };
     drop(stream);
-    // Spread over the period like the players' inputs (see `schedule`):
-    // connections opened together would otherwise send in one burst.
+    // Spread like the players' inputs (see `schedule`): connections opened
+    // together would otherwise send in one burst. Over the period, or over
+    // PHASE_SPAN_MAX when the period is longer, so that a slow connection's
+    // first message still goes out soon after its upgrade.
     let period = Duration::from_secs_f64(1.0 / rate_hz);
-    let schedule = Schedule::phased(ctx.start, period, plan.index, upgraded_at);
+    let phase = spread_phase(plan.index, period.min(PHASE_SPAN_MAX));
+    let schedule = Schedule::new(upgraded_at + phase, period);
     ctx.drive.run(Handover {
         fd,
         unread,

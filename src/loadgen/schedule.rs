@@ -6,13 +6,15 @@
 //! intended time of an input follows from its sequence number alone, and no
 //! per-input record has to be kept while it waits for its update.
 //!
-//! Each connection's schedule has its own phase within the period
-//! ([`spread_phase`]), fixed against the run's time zero, as real clients'
-//! frame timers are unrelated to each other and to the server's tick. A
-//! schedule anchored at the moment a connection became ready (Joined, the
-//! upgrade) would inherit the server's phase instead: a Joined written by a
-//! tick puts every input of that player just behind the tick's read of the
-//! inputs, to wait a whole tick each time.
+//! Each player's input schedule has its own phase within the period
+//! ([`spread_phase`], [`Schedule::phased`]), fixed against the run's time
+//! zero, as real clients' frame timers are unrelated to each other and to
+//! the server's tick. A schedule anchored at the moment a player became
+//! ready (its Joined) would inherit the server's phase instead: a Joined
+//! written by a tick puts every input of that player just behind the
+//! tick's read of the inputs, to wait a whole tick each time (measured:
+//! p50 33.7 ms instead of 20.8 at 200 players). /echo clients, which have
+//! no tick to meet, are spread the same way from their upgrade.
 
 use std::time::{Duration, Instant};
 
