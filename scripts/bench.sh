@@ -168,6 +168,17 @@ stop_pid() {
 # Gives a process we started (in its own session) the niceness BENCH_NICE.
 boost() {
     [[ $NICE == 0 ]] && return 0
+    # `setsid` makes the new session in the child, after this script has its
+    # pid: until then the child is still in this script's autogroup, and
+    # writing it would boost the script's group and leave the child's new
+    # one at 0 (seen: the independent client, started the same way, got a
+    # third of its core). Wait (bounded) until it leads its own session.
+    local i
+    for ((i = 0; i < 200; i++)); do
+        [[ $(ps -o sid= -p "$1" 2>/dev/null | tr -d ' ') == "$1" ]] && break
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.005
+    done
     if [[ -w /proc/$1/autogroup ]]; then
         echo "$NICE" >"/proc/$1/autogroup" 2>/dev/null || true
     else
