@@ -5,8 +5,11 @@
 # every result as a table and writes them, with the raw JSON, to --out.
 # Method, targets and results: BENCHMARKS.md.
 #
-#   bash scripts/bench.sh            # full suite, ~20 min
+#   bash scripts/bench.sh            # full suite, ~20 min (before issue 12's
+#                                    # extra game steps and the loadgen check)
 #   bash scripts/bench.sh --quick    # same scenarios, fewer steps, ~3-5 min
+#   bash scripts/bench.sh --only game,echo   # issue 12's tables and the
+#                                    # loadgen check (--quick: 3 min 17 s here)
 #
 # Placement: the server under test is pinned to core 0 (`taskset -c 0`,
 # shardline with --shards 1 --cpus 0, the baseline with one tokio worker);
