@@ -206,6 +206,8 @@ fn listener_sources() -> Vec<(String, String)> {
         "src/net/http.rs",
         "src/runtime/echo.rs",
         "src/net/echo_frames.rs",
+        "src/net/echo_conn.rs",
+        "src/net/echo_worker.rs",
         "src/runtime/fleet_http.rs",
     ]
     .iter()

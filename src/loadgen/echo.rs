@@ -1,23 +1,25 @@
-//! One /echo client: a message of `--message-bytes` at `--rate`, each
-//! carrying its intended send time (µs after the run's start, little-endian,
-//! in its first 8 bytes), so the echo's latency needs no bookkeeping.
+//! One /echo client, set up on its executor (connect, upgrade), then run
+//! by the executor's drive (`drive`, `running`): a message of
+//! `--message-bytes` at `--rate`, each carrying its intended send time (µs
+//! after the run's start, little-endian, in its first 8 bytes), so the
+//! echo's latency needs no bookkeeping.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::Bytes;
-
-use super::conn::{self, Ending, Flow, Outgoing};
-use super::connect::open;
-use super::player::PlayerPlan;
-use super::schedule::Schedule;
-use super::stats::{duration_us, Metric};
+use super::connect::{io_kind_label, open_fenced};
+use super::player::{dup, PlayerPlan};
+use super::running::{Handover, Traffic, ECHO_STAMP_BYTES};
+use super::schedule::{spread_phase, Schedule};
+use super::stats::Metric;
 use super::{runner::ThreadCtx, Mode};
 
-/// Bytes at the start of each message that carry its intended send time.
-const STAMP_BYTES: usize = 8;
-const _: () = assert!(STAMP_BYTES <= super::config::ECHO_MESSAGE_BYTES_MIN);
+const _: () = assert!(ECHO_STAMP_BYTES <= super::config::ECHO_MESSAGE_BYTES_MIN);
+
+/// The longest span the connections' first messages are spread over (the
+/// idle benchmark sends one message per connection at 0.002 Hz and expects
+/// it right after the upgrade, not up to 500 s later).
+const PHASE_SPAN_MAX: Duration = Duration::from_secs(1);
 
 pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
     let Mode::Echo {
@@ -29,7 +31,7 @@ pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
     };
     let deadline = Instant::now() + ctx.cfg.connect_timeout;
     let url = ctx.cfg.target.request_url(None);
-    let ws = match open(&url, ctx.cfg.target.addr, plan.source, deadline).await {
+    let ws = match open_fenced(&url, ctx.cfg.target.addr, plan.source, deadline).await {
         Ok(ws) => ws,
         Err(reason) => return ctx.stats.borrow_mut().error(reason),
     };
@@ -41,65 +43,33 @@ pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
             upgraded_at.saturating_duration_since(plan.connect_at),
         );
         stats.counters.players_joined += 1;
-        stats.players_now += 1;
     }
-    let (tx, mut rx) = ws.split();
-    let ending = Rc::new(Cell::new(Ending::Running));
-    let sent = Rc::new(Cell::new(0u64));
-    let outgoing = EchoOutgoing {
-        schedule: Schedule::from_rate(upgraded_at, rate_hz),
-        message: vec![0; message_bytes],
-        sent: sent.clone(),
+    // Right after the upgrade no message has begun: every byte past the
+    // fence is the server's first frame.
+    let (stream, unread) = ws.into_inner().into_parts();
+    let fd = match dup(&stream) {
+        Ok(fd) => fd,
+        Err(e) => {
+            return ctx
+                .stats
+                .borrow_mut()
+                .error(format!("dup_{}", io_kind_label(&e)))
+        }
     };
-    let writer = glommio::spawn_local(conn::write_loop(ctx.clone(), tx, ending.clone(), outgoing));
-    let mut received = 0u64;
-    conn::read_loop(&ctx, &mut rx, &ending, |msg, now| {
-        match stamp(msg) {
-            Some(us) => {
-                received += 1;
-                let intended = ctx.start + Duration::from_micros(us);
-                let mut stats = ctx.stats.borrow_mut();
-                stats.counters.echoes_received += 1;
-                stats.record(Metric::EchoRtt, now.saturating_duration_since(intended));
-            }
-            None => ctx.stats.borrow_mut().error("echo_too_short"),
-        }
-        Flow::Continue
-    })
-    .await;
-    writer.cancel().await;
-    let mut stats = ctx.stats.borrow_mut();
-    stats.counters.echoes_unanswered += sent.get().saturating_sub(received);
-    stats.players_now -= 1;
-}
-
-fn stamp(msg: &[u8]) -> Option<u64> {
-    let bytes: [u8; STAMP_BYTES] = msg.get(..STAMP_BYTES)?.try_into().ok()?;
-    Some(u64::from_le_bytes(bytes))
-}
-
-struct EchoOutgoing {
-    schedule: Schedule,
-    /// Reused: only the stamp changes between messages.
-    message: Vec<u8>,
-    /// Messages sent on this connection, read by its reader at the end.
-    sent: Rc<Cell<u64>>,
-}
-
-impl Outgoing for EchoOutgoing {
-    fn next_due(&self) -> Instant {
-        self.schedule.next_due()
-    }
-
-    fn take_due(&mut self, ctx: &ThreadCtx, now: Instant, end: Instant, out: &mut Vec<Bytes>) {
-        let mut stats = ctx.stats.borrow_mut();
-        while let Some(due) = self.schedule.take_due(now, end) {
-            stats.record(Metric::SendLag, now.saturating_duration_since(due));
-            stats.counters.echoes_sent += 1;
-            self.sent.set(self.sent.get() + 1);
-            let us = duration_us(due.saturating_duration_since(ctx.start));
-            self.message[..STAMP_BYTES].copy_from_slice(&us.to_le_bytes());
-            out.push(Bytes::copy_from_slice(&self.message));
-        }
-    }
+    drop(stream);
+    // Spread like the players' inputs (see `schedule`): connections opened
+    // together would otherwise send in one burst. Over the period, or over
+    // PHASE_SPAN_MAX when the period is longer, so that a slow connection's
+    // first message still goes out soon after its upgrade.
+    let period = Duration::from_secs_f64(1.0 / rate_hz);
+    let phase = spread_phase(plan.index, period.min(PHASE_SPAN_MAX));
+    let schedule = Schedule::new(upgraded_at + phase, period);
+    ctx.drive.run(Handover {
+        fd,
+        unread,
+        traffic: Traffic::Echo {
+            schedule,
+            message_bytes,
+        },
+    });
 }

@@ -14,11 +14,13 @@
 //! - [`runner`]: executors, the ramp, the progress line, [`run_to_report`].
 //! - [`connect`]: TCP connect from a chosen source address, the WebSocket
 //!   client handshake, names for every failure.
-//! - [`conn`]: a connection's scheduled writer and its reader; how it ends.
-//! - [`player`]: one player on /play: Hello, Join, then reading and measuring.
-//! - [`pump`]: one executor's sending for all its running players.
-//! - [`raw`]: WebSocket frames by hand on a running player's socket.
-//! - [`echo`]: one /echo client.
+//! - [`player`]: one player's set-up on /play: connect, Hello, Join.
+//! - [`echo`]: one /echo client's set-up: connect, upgrade.
+//! - [`drive`]: one executor's running connections on a plain epoll
+//!   thread: their sends on schedule, their reads, timed.
+//! - [`running`]: one running connection: what it owes, what it reads,
+//!   how it ends (open loop, coordinated-omission corrected).
+//! - [`raw`]: WebSocket frames by hand on a running connection's socket.
 //! - [`schedule`]: intended send times; which inputs an update covers (pure).
 //! - [`stats`]: per-thread histograms and counters (no locks).
 //! - [`report`]: the merged report: table, JSON, `--hdr-out` files, merge.
@@ -31,14 +33,14 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 pub mod config;
-pub mod conn;
 pub mod connect;
+pub mod drive;
 pub mod echo;
 pub mod player;
-pub mod pump;
 pub mod raw;
 pub mod report;
 pub mod runner;
+pub mod running;
 pub mod schedule;
 pub mod stats;
 pub mod trace;

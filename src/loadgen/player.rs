@@ -1,33 +1,28 @@
-//! One simulated player on /play: connect, Hello, Join, then inputs at a
-//! fixed rate and a Ping every interval until the run ends.
+//! One simulated player on /play, set up on its executor: connect, Hello,
+//! Join; then its schedules (inputs at a fixed rate, a Ping every
+//! interval, each on the player's own phase) and its socket go to the
+//! executor's drive (`drive`, `running`), which sends, reads and measures
+//! until the run ends.
 //!
-//! Measured here: input → update (from each input's intended send time to
-//! the first StateUpdate whose `last_input_seq` covers it), the jitter of
-//! update arrivals against the tick period from Welcome, and ping RTT from
-//! each Ping's intended send time (carried in `client_time`).
+//! Measured here: the handshake (intended connect time → upgrade) and the
+//! join (upgrade → Joined).
 
-use std::cell::RefCell;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::{Bytes, Message};
-use futures_lite::AsyncReadExt;
 use futures_util::StreamExt;
-use glommio::net::TcpStream;
 
-use super::conn::{end_with, Ending, Flow};
 use super::connect::{
     close_label, io_kind_label, open_fenced, stream_error_label, until, FencedWs as Ws,
-    MESSAGE_BYTES_MAX, READ_BUFFER_BYTES,
 };
-use super::pump::Link;
-use super::raw::{parse_server_frame, push_client_frame, push_close, Outlet, ServerFrame};
-use super::schedule::{InputLedger, Schedule};
+use super::running::{Handover, Traffic};
+use super::schedule::Schedule;
 use super::stats::Metric;
 use super::{runner::ThreadCtx, Mode};
-use crate::protocol::{decode_server, peek_state_update, ClientEncoder, ErrorCode, ServerMsg};
+use crate::protocol::{decode_server, ClientEncoder, ErrorCode, ServerMsg};
 
 /// Who this player is and when it is meant to connect.
 #[derive(Debug, Clone)]
@@ -64,15 +59,13 @@ pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
         Ok(s) => s,
         Err(reason) => return ctx.stats.borrow_mut().error(reason),
     };
-    {
-        let mut stats = ctx.stats.borrow_mut();
-        stats.counters.players_joined += 1;
-        stats.players_now += 1;
-    }
-    let inputs = Schedule::from_rate(seated.joined_at, *input_rate_hz);
-    let pings = ping_interval.map(|i| Schedule::new(seated.joined_at, i));
-    play(&ctx, seated, inputs, pings).await;
-    ctx.stats.borrow_mut().players_now -= 1;
+    ctx.stats.borrow_mut().counters.players_joined += 1;
+    // Each player's inputs (and pings) keep their own phase against the
+    // run's time zero, not against its Joined: see `schedule`.
+    let input_period = Duration::from_secs_f64(1.0 / input_rate_hz);
+    let inputs = Schedule::phased(ctx.start, input_period, plan.index, seated.joined_at);
+    let pings = ping_interval.map(|i| Schedule::phased(ctx.start, i, plan.index, seated.joined_at));
+    play(&ctx, seated, inputs, pings);
 }
 
 /// Connect, Hello, Join; the error is the report's name for what failed.
@@ -183,221 +176,38 @@ pub fn server_error_label(code: ErrorCode) -> String {
     }
 }
 
-/// The running phase: the thread's pump sends (`pump`), this task reads
-/// and measures, both on the raw socket (`raw`).
-async fn play(ctx: &Rc<ThreadCtx>, seated: Seated, inputs: Schedule, pings: Option<Schedule>) {
+/// Hands the joined player to the executor's drive (`drive`), which sends
+/// its inputs and reads and measures its updates.
+fn play(ctx: &ThreadCtx, seated: Seated, inputs: Schedule, pings: Option<Schedule>) {
     // Joined was a complete message: the fence holds every later byte.
-    let (mut stream, unread) = seated.ws.into_inner().into_parts();
-    let link = Rc::new(Link::new(Outlet::new(stream.as_raw_fd())));
-    ctx.pump.add(link.clone(), inputs.clone(), pings);
-    let mut last_update: Option<Instant> = None;
-    read_frames(ctx, &mut stream, unread, &link, |frame, now| {
-        if let Some((_tick, last_seq)) = peek_state_update(frame) {
-            on_update(
-                ctx,
-                &inputs,
-                &link.ledger,
-                &mut last_update,
-                seated.tick_period,
-                last_seq,
-                now,
-            );
-            return Flow::Continue;
+    let (stream, unread) = seated.ws.into_inner().into_parts();
+    let fd = match dup(&stream) {
+        Ok(fd) => fd,
+        Err(e) => {
+            return ctx
+                .stats
+                .borrow_mut()
+                .error(format!("dup_{}", io_kind_label(&e)))
         }
-        on_other(ctx, frame, now)
-    })
-    .await;
-    link.closed.set(true);
-    let unanswered = link.ledger.borrow().unanswered();
-    ctx.stats.borrow_mut().counters.inputs_unanswered += u64::from(unanswered);
-}
-
-/// A read buffer that is always initialised (`data[start..end]` unread),
-/// reused for the whole connection.
-struct ReadBuf {
-    data: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl ReadBuf {
-    fn new(unread: Vec<u8>) -> Self {
-        let end = unread.len();
-        let mut data = unread;
-        data.resize(end.max(READ_BUFFER_BYTES), 0);
-        ReadBuf {
-            data,
-            start: 0,
-            end,
-        }
-    }
-
-    /// Room to read into: compacts, and grows (bounded by the largest
-    /// message) when one frame fills the buffer.
-    fn room(&mut self) -> &mut [u8] {
-        if self.end == self.data.len() {
-            self.data.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            if self.end == self.data.len() {
-                let grown = (self.data.len() * 2).min(MESSAGE_BYTES_MAX + 16);
-                self.data.resize(grown.max(self.data.len() + 1), 0);
-            }
-        }
-        &mut self.data[self.end..]
-    }
-}
-
-/// Reads until the server's close answers ours, the stream ends, or the
-/// close timeout after the run passes. Binary messages go to `on_binary`
-/// with their arrival time; pings are answered, a close from the server
-/// is answered and ends the connection (counted by its code).
-async fn read_frames(
-    ctx: &ThreadCtx,
-    stream: &mut TcpStream,
-    unread: Vec<u8>,
-    link: &Link,
-    mut on_binary: impl FnMut(&[u8], Instant) -> Flow,
-) {
-    // One timer for the whole connection, not one per read.
-    let left = (ctx.end + ctx.cfg.close_timeout).saturating_duration_since(Instant::now());
-    let mut deadline = glommio::timer::Timer::new(left);
-    let mut buf = ReadBuf::new(unread);
-    let mut now = Instant::now();
-    let mut reply = Vec::new();
-    loop {
-        while let Some(frame) = next_frame(&mut buf, ctx, link) {
-            let Some((frame, used)) = frame else { return };
-            {
-                let mut stats = ctx.stats.borrow_mut();
-                stats.counters.msgs_in += 1;
-                stats.counters.bytes_in += frame_payload_len(&frame) as u64;
-            }
-            match frame {
-                ServerFrame::Binary(payload) => {
-                    if let Flow::End(reason) = on_binary(payload, now) {
-                        return end_with(ctx, &link.ending, reason);
-                    }
-                }
-                ServerFrame::Close(code) => {
-                    if link.ending.get() == Ending::Running {
-                        end_with(ctx, &link.ending, close_label(code));
-                        reply.clear();
-                        push_close(&mut reply, code.unwrap_or(1000), "", ctx.pump.keys());
-                        let _ = link.outlet.send(&reply);
-                    }
-                    return;
-                }
-                ServerFrame::Ping(payload) => {
-                    reply.clear();
-                    push_client_frame(&mut reply, 0xA, payload, ctx.pump.keys());
-                    if let Err(reason) = link.outlet.send(&reply) {
-                        return end_with(ctx, &link.ending, reason);
-                    }
-                }
-                ServerFrame::Text => ctx.stats.borrow_mut().error("unexpected_text_message"),
-                ServerFrame::Unexpected => ctx.stats.borrow_mut().error("unexpected_server_frame"),
-                ServerFrame::Pong => {}
-            }
-            buf.start += used;
-        }
-        let room = buf.room();
-        let read = futures_lite::future::or(async { Some(stream.read(room).await) }, async {
-            (&mut deadline).await;
-            None
-        })
-        .await;
-        now = Instant::now();
-        match read {
-            None => {
-                if link.ending.get() == Ending::Closing {
-                    ctx.stats.borrow_mut().counters.closes_unanswered += 1;
-                }
-                return;
-            }
-            Some(Ok(0)) => return end_with(ctx, &link.ending, "vanished"),
-            Some(Ok(n)) => buf.end += n,
-            Some(Err(e)) => return end_with(ctx, &link.ending, io_kind_label(&e)),
-        }
-    }
-}
-
-/// The next whole frame in `buf`: `None` when more bytes are needed,
-/// `Some(None)` when the connection must end (a frame over the limit).
-fn next_frame<'b>(
-    buf: &'b mut ReadBuf,
-    ctx: &ThreadCtx,
-    link: &Link,
-) -> Option<Option<(ServerFrame<'b>, usize)>> {
-    if buf.start == buf.end {
-        buf.start = 0;
-        buf.end = 0;
-        return None;
-    }
-    match parse_server_frame(&buf.data[buf.start..buf.end], MESSAGE_BYTES_MAX) {
-        Ok(Some(f)) => Some(Some(f)),
-        Ok(None) => None,
-        Err(_) => {
-            end_with(ctx, &link.ending, "message_too_big");
-            Some(None)
-        }
-    }
-}
-
-fn frame_payload_len(f: &ServerFrame<'_>) -> usize {
-    match f {
-        ServerFrame::Binary(p) | ServerFrame::Ping(p) => p.len(),
-        _ => 0,
-    }
-}
-
-fn on_update(
-    ctx: &ThreadCtx,
-    inputs: &Schedule,
-    ledger: &RefCell<InputLedger>,
-    last_update: &mut Option<Instant>,
-    tick_period: Duration,
-    last_seq: u32,
-    now: Instant,
-) {
-    let mut stats = ctx.stats.borrow_mut();
-    stats.counters.updates_received += 1;
-    if let Some(prev) = last_update.replace(now) {
-        let gap = now.saturating_duration_since(prev);
-        let jitter = gap.abs_diff(tick_period);
-        stats.record(Metric::UpdateJitter, jitter);
-    }
-    let ahead = ledger.borrow_mut().ack(last_seq, |seq| {
-        let intended = inputs.due(u64::from(seq) - 1);
-        stats.record(
-            Metric::InputToUpdate,
-            now.saturating_duration_since(intended),
-        );
+    };
+    drop(stream);
+    ctx.drive.run(Handover {
+        fd,
+        unread,
+        traffic: Traffic::Play {
+            inputs,
+            pings,
+            tick_period: seated.tick_period,
+        },
     });
-    stats.counters.acks_ahead += u64::from(ahead);
 }
 
-fn on_other(ctx: &ThreadCtx, frame: &[u8], now: Instant) -> Flow {
-    match decode_server(frame) {
-        Ok(ServerMsg::Pong { client_time, .. }) => {
-            let Ok(offset) = Duration::try_from_secs_f64(client_time) else {
-                ctx.stats.borrow_mut().error("bad_pong_client_time");
-                return Flow::Continue;
-            };
-            let mut stats = ctx.stats.borrow_mut();
-            stats.counters.pongs_received += 1;
-            let intended = ctx.start + offset;
-            stats.record(Metric::PingRtt, now.saturating_duration_since(intended));
-            Flow::Continue
-        }
-        Ok(ServerMsg::Error { code, .. }) => {
-            ctx.stats.borrow_mut().error(server_error_label(code));
-            Flow::Continue
-        }
-        Ok(_) => Flow::Continue,
-        Err(_) => {
-            ctx.stats.borrow_mut().error("bad_server_message");
-            Flow::Continue
-        }
+/// A duplicate of a glommio socket's fd (glommio's stream gives up none).
+pub fn dup(stream: &impl AsRawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: duplicates an open socket; the new fd is checked and owned once.
+    let fd = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
     }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -15,8 +15,8 @@ use glommio::{LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
 
 use super::config::{check_fd_budget, check_port_budget, LoadgenConfig, Mode};
+use super::drive::{Drive, RunTimes};
 use super::player::PlayerPlan;
-use super::pump::Pump;
 use super::report::Report;
 use super::stats::{new_histogram, Metric, Progress, ThreadStats};
 use super::{echo, player};
@@ -24,6 +24,9 @@ use super::{echo, player};
 /// From building the executors to the run's time zero, so each executor is
 /// up before its first connection is due.
 const STARTUP_SLACK: Duration = Duration::from_millis(100);
+/// How often an executor whose connections are all running checks whether
+/// its drive has finished.
+const DRIVE_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How often executors sample their stats and the progress line prints.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// A progress line is printed even if an executor is this late with its sample.
@@ -41,8 +44,8 @@ pub struct ThreadCtx {
     /// No message is due at or after this; connections close then.
     pub end: Instant,
     pub stats: RefCell<ThreadStats>,
-    /// Sends for every running player of this executor (play mode).
-    pub pump: Pump,
+    /// Runs this executor's connections once they are set up.
+    pub drive: Drive,
 }
 
 /// Runs the load described by `cfg` and returns its report. Refuses, before
@@ -77,8 +80,9 @@ pub fn run_to_report(cfg: LoadgenConfig) -> anyhow::Result<Report> {
         let stats = h
             .join()
             .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|r| r)
             .with_context(|| format!("loadgen executor {t} failed"))?;
-        threads.push(stats);
+        threads.extend(stats);
     }
     let mode = match cfg.mode {
         Mode::Play { .. } => "play",
@@ -94,31 +98,38 @@ pub fn run_to_report(cfg: LoadgenConfig) -> anyhow::Result<Report> {
     ))
 }
 
-/// One executor: start this thread's connections on the ramp, wait for all
-/// of them, hand the stats back.
+/// One executor: start this thread's connections on the ramp (their
+/// set-up runs here; once running, each is handed to the executor's
+/// drive), wait for them and for the drive, hand the stats back (the
+/// set-up's and the drive's).
 async fn thread_main(
     cfg: Arc<LoadgenConfig>,
     thread: usize,
     start: Instant,
     end: Instant,
     progress: Sender<Progress>,
-) -> ThreadStats {
+) -> anyhow::Result<[ThreadStats; 2]> {
     let main_metric = match cfg.mode {
         Mode::Play { .. } => Metric::InputToUpdate,
         Mode::Echo { .. } => Metric::EchoRtt,
     };
+    let drive = Drive::spawn(RunTimes {
+        start,
+        end,
+        close_timeout: cfg.close_timeout,
+        main_metric,
+        thread,
+        mask_seed: 0x9e37_79b9_7f4a_7c15 ^ thread as u64,
+    })
+    .context("cannot start the loadgen drive thread")?;
     let ctx = Rc::new(ThreadCtx {
         cfg,
         start,
         end,
         stats: RefCell::new(ThreadStats::new(main_metric)),
-        pump: Pump::new(0x9e37_79b9_7f4a_7c15 ^ thread as u64),
+        drive,
     });
     let reporter = glommio::spawn_local(sample_progress(ctx.clone(), thread, progress));
-    let pump = glommio::spawn_local({
-        let ctx = ctx.clone();
-        async move { ctx.pump.run(ctx.clone()).await }
-    });
     let cfg = &ctx.cfg;
     let mut tasks = Vec::with_capacity(cfg.players.div_ceil(cfg.threads));
     for k in (thread..cfg.players).step_by(cfg.threads) {
@@ -141,15 +152,32 @@ async fn thread_main(
     for task in tasks {
         task.await;
     }
+    // Every connection is running on the drive (or failed): the drive ends
+    // once they have, by the run's end and close timeout. Meanwhile this
+    // executor keeps sampling the progress.
+    ctx.drive.no_more();
+    while !ctx.drive.is_finished() {
+        glommio::timer::sleep(DRIVE_POLL_INTERVAL).await;
+    }
     reporter.cancel().await;
-    pump.cancel().await;
-    ctx.stats.replace(ThreadStats::new(main_metric))
+    let ctx = Rc::into_inner(ctx).expect("the tasks holding the context have ended");
+    let setup = ctx.stats.into_inner();
+    Ok([setup, ctx.drive.finish()])
 }
 
 async fn sample_progress(ctx: Rc<ThreadCtx>, thread: usize, tx: Sender<Progress>) {
+    // The drive's last sample: its totals count until the next one comes.
+    let mut drive: Option<Progress> = None;
     loop {
         glommio::timer::sleep(PROGRESS_INTERVAL).await;
-        let sample = ctx.stats.borrow_mut().progress(thread, Instant::now());
+        let mut sample = ctx.stats.borrow_mut().progress(thread, Instant::now());
+        if let Some(d) = ctx.drive.take_sample() {
+            drive = Some(d);
+        }
+        if let Some(d) = drive.as_mut() {
+            sample.merge(d);
+            d.interval.reset();
+        }
         // Never block the executor: a full queue loses this sample only.
         let _ = tx.try_send(sample);
     }

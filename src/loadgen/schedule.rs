@@ -5,6 +5,16 @@
 //! whatever happened to the messages before it. Because of that, the
 //! intended time of an input follows from its sequence number alone, and no
 //! per-input record has to be kept while it waits for its update.
+//!
+//! Each player's input schedule has its own phase within the period
+//! ([`spread_phase`], [`Schedule::phased`]), fixed against the run's time
+//! zero, as real clients' frame timers are unrelated to each other and to
+//! the server's tick. A schedule anchored at the moment a player became
+//! ready (its Joined) would inherit the server's phase instead: a Joined
+//! written by a tick puts every input of that player just behind the
+//! tick's read of the inputs, to wait a whole tick each time (measured:
+//! p50 33.7 ms instead of 20.8 at 200 players). /echo clients, which have
+//! no tick to meet, are spread the same way from their upgrade.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +39,21 @@ impl Schedule {
 
     pub fn from_rate(t0: Instant, rate_hz: f64) -> Schedule {
         Schedule::new(t0, Duration::from_secs_f64(1.0 / rate_hz))
+    }
+
+    /// The schedule of connection `k` on the grid `origin + spread_phase(k)
+    /// + j × period`, starting at the first grid time at or after
+    /// `not_before` (a connection owes nothing from before it was ready).
+    pub fn phased(origin: Instant, period: Duration, k: usize, not_before: Instant) -> Schedule {
+        let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let grid0 = origin + spread_phase(k, period);
+        let late_ns = u64::try_from(not_before.saturating_duration_since(grid0).as_nanos())
+            .unwrap_or(u64::MAX);
+        let periods = late_ns.div_ceil(period_ns);
+        Schedule::new(
+            grid0 + Duration::from_nanos(periods.saturating_mul(period_ns)),
+            period,
+        )
     }
 
     /// Intended time of message `k` (0-based).
@@ -56,6 +81,21 @@ impl Schedule {
             None
         }
     }
+}
+
+/// The offset of connection `k`'s schedule within `period`: the fractional
+/// part of `k × φ` (φ the golden ratio) of a period. Any run of consecutive
+/// connections — the 16 players of one instance, the first n of a ramp — is
+/// then spread evenly over the period: n such points cut it into gaps of at
+/// most three lengths, the largest under 2.7 / n of the period (the
+/// three-distance theorem), where evenly spaced `k / n` would put each
+/// instance's players side by side.
+pub fn spread_phase(k: usize, period: Duration) -> Duration {
+    // 2^64 / φ, rounded to odd: k × this, wrapping, is frac(k / φ) = frac(k × φ) in 2^-64 units.
+    const GOLDEN_FRACTION: u64 = 0x9e37_79b9_7f4a_7c15;
+    let frac = (k as u64).wrapping_mul(GOLDEN_FRACTION);
+    let period_ns = period.as_nanos().min(u128::from(u64::MAX));
+    Duration::from_nanos(((u128::from(frac) * period_ns) >> 64) as u64)
 }
 
 /// Inputs sent and not yet covered by a StateUpdate. Input `seq` (1-based)
@@ -128,6 +168,51 @@ mod tests {
             s.due(30_000),
             t0 + Duration::from_nanos(33_333_333 * 30_000)
         );
+    }
+
+    #[test]
+    fn phases_of_consecutive_connections_spread_over_the_period() {
+        let period = Duration::from_nanos(33_333_333);
+        for (first, n) in [(0, 16), (16, 16), (0, 600), (1000, 200)] {
+            let mut phases: Vec<Duration> = (first..first + n)
+                .map(|k| spread_phase(k, period))
+                .collect();
+            assert!(phases.iter().all(|p| *p < period));
+            phases.sort();
+            let wrap = phases[0] + period - phases[n - 1];
+            let widest = phases
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .chain([wrap])
+                .max()
+                .unwrap();
+            // Evenly spaced would be period / n; the golden sequence stays
+            // within 2.7× of it, so no stretch of the tick lacks inputs.
+            assert!(
+                widest.as_secs_f64() <= 2.7 * period.as_secs_f64() / n as f64,
+                "{n} connections from {first}: widest gap {widest:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_phased_schedule_starts_on_its_grid_once_the_connection_is_ready() {
+        let origin = Instant::now();
+        let period = 10 * MS;
+        let k = 3;
+        let phase = spread_phase(k, period);
+        // Ready before the first grid time: starts at it.
+        let s = Schedule::phased(origin, period, k, origin);
+        assert_eq!(s.next_due(), origin + phase);
+        // Ready 25 ms in: the first grid time at or after that.
+        let ready = origin + 25 * MS;
+        let s = Schedule::phased(origin, period, k, ready);
+        let first = s.next_due();
+        assert!(first >= ready && first < ready + period);
+        assert_eq!((first - origin - phase).as_nanos() % period.as_nanos(), 0);
+        // Exactly on a grid time: that one.
+        let s = Schedule::phased(origin, period, k, origin + phase + 20 * MS);
+        assert_eq!(s.next_due(), origin + phase + 20 * MS);
     }
 
     #[test]

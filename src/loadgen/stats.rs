@@ -220,6 +220,21 @@ pub struct Progress {
     pub interval: Histogram<u64>,
 }
 
+impl Progress {
+    /// Adds the drive's sample (running connections) to the executor's
+    /// (set-up), so the progress line sees one sample per executor.
+    pub fn merge(&mut self, other: &Progress) {
+        self.at = self.at.max(other.at);
+        self.players_now += other.players_now;
+        self.players_joined += other.players_joined;
+        self.msgs_out += other.msgs_out;
+        self.msgs_in += other.msgs_in;
+        self.errors += other.errors;
+        self.disconnects += other.disconnects;
+        let _ = self.interval.add(&other.interval);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,10 @@
 //!   replies, the 101 answer).
 //! - [`fenced`]: a socket reader fenced at frame boundaries (the load
 //!   generator's client handshake; before the upgrade).
+//! - [`echo_worker`]: the shard's /echo thread (epoll, pinned on the
+//!   shard's core; the shard answers the upgrade and hands it the socket).
+//! - [`echo_conn`]: one /echo connection on that thread: one read and one
+//!   write per batch of frames, the close handshake, silence, slow readers.
 //! - [`echo_frames`]: /echo's frame logic, pure: frames in, answers out.
 //! - [`ratelimit`]: the per-IP handshake rate limit.
 
@@ -20,7 +24,9 @@ pub mod buffers;
 /// Close codes moved to the protocol layer; kept here for older paths.
 pub use crate::protocol::close;
 pub mod driver;
+pub mod echo_conn;
 pub mod echo_frames;
+pub mod echo_worker;
 pub mod fenced;
 pub mod http;
 pub mod outbound;
