@@ -17,49 +17,30 @@ use super::connect::io_kind_label;
 /// with `send_backlog_full`. Worst case 20,000 × 64 KiB = 1.25 GiB.
 pub const SEND_BACKLOG_BYTES_MAX: usize = 64 << 10;
 
-const OPCODE_TEXT: u8 = 0x1;
-const OPCODE_BINARY: u8 = 0x2;
-const OPCODE_CLOSE: u8 = 0x8;
-const OPCODE_PING: u8 = 0x9;
-const OPCODE_PONG: u8 = 0xA;
-const FIN: u8 = 0x80;
+pub use crate::util::ws::{parse_server_frame, ServerFrame};
+use crate::util::ws::{OPCODE_BINARY, OPCODE_CLOSE};
 
 /// Masking keys for client frames (RFC 6455 §5.3). A load generator needs
-/// no unpredictability, only keys that vary: xorshift64.
+/// no unpredictability, only keys that vary.
 #[derive(Debug)]
-pub struct MaskKeys(Cell<u64>);
+pub struct MaskKeys(Cell<crate::util::rng::Rng>);
 
 impl MaskKeys {
     pub fn new(seed: u64) -> Self {
-        MaskKeys(Cell::new(seed | 1))
+        MaskKeys(Cell::new(crate::util::rng::Rng::new(seed)))
     }
 
     fn next(&self) -> [u8; 4] {
-        let mut x = self.0.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0.set(x);
+        let mut rng = self.0.get();
+        let x = rng.next_u64();
+        self.0.set(rng);
         (x as u32).to_ne_bytes()
     }
 }
 
 /// Appends one masked client frame to `out`.
 pub fn push_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], keys: &MaskKeys) {
-    let len = payload.len();
-    out.push(FIN | opcode);
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= usize::from(u16::MAX) {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    let mask = keys.next();
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    crate::util::ws::push_client_frame(out, opcode, payload, keys.next());
 }
 
 pub fn push_binary(out: &mut Vec<u8>, payload: &[u8], keys: &MaskKeys) {
@@ -71,64 +52,6 @@ pub fn push_close(out: &mut Vec<u8>, code: u16, reason: &str, keys: &MaskKeys) {
     let mut payload = code.to_be_bytes().to_vec();
     payload.extend_from_slice(reason.as_bytes());
     push_client_frame(out, OPCODE_CLOSE, &payload, keys);
-}
-
-/// One server frame (servers never mask).
-#[derive(Debug, PartialEq, Eq)]
-pub enum ServerFrame<'a> {
-    Binary(&'a [u8]),
-    Text,
-    /// The close code, when the frame has one.
-    Close(Option<u16>),
-    Ping(&'a [u8]),
-    Pong,
-    /// Fragments, reserved bits, a masked frame: this protocol's server
-    /// sends none of them.
-    Unexpected,
-}
-
-/// Parses the frame at the start of `b`: `Ok(None)` until it is complete,
-/// `Ok(Some((frame, bytes used)))`, or `Err` for a frame over `payload_max`.
-pub fn parse_server_frame(
-    b: &[u8],
-    payload_max: usize,
-) -> Result<Option<(ServerFrame<'_>, usize)>, usize> {
-    if b.len() < 2 {
-        return Ok(None);
-    }
-    let (header, len) = match b[1] & 0x7f {
-        126 if b.len() < 4 => return Ok(None),
-        126 => (4, u64::from(u16::from_be_bytes([b[2], b[3]]))),
-        127 if b.len() < 10 => return Ok(None),
-        127 => {
-            let bytes: [u8; 8] = b[2..10].try_into().expect("8 bytes");
-            (10, u64::from_be_bytes(bytes))
-        }
-        n => (2, u64::from(n)),
-    };
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    if len > payload_max {
-        return Err(len);
-    }
-    if b.len() < header + len {
-        return Ok(None);
-    }
-    let payload = &b[header..header + len];
-    let frame = if b[0] & 0x70 != 0 || b[1] & 0x80 != 0 || b[0] & FIN == 0 {
-        ServerFrame::Unexpected
-    } else {
-        match b[0] & 0x0f {
-            OPCODE_BINARY => ServerFrame::Binary(payload),
-            OPCODE_TEXT => ServerFrame::Text,
-            OPCODE_CLOSE => ServerFrame::Close(
-                (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])),
-            ),
-            OPCODE_PING => ServerFrame::Ping(payload),
-            OPCODE_PONG => ServerFrame::Pong,
-            _ => ServerFrame::Unexpected,
-        }
-    };
-    Ok(Some((frame, header + len)))
 }
 
 /// Where a player's outgoing bytes go: straight to the socket while the

@@ -16,6 +16,8 @@ use async_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control
 use async_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
 use crate::protocol::close::CloseReason;
+pub use crate::util::ws::push_close;
+use crate::util::ws::{self, unmask};
 
 /// Largest control-frame payload (RFC 6455 §5.5).
 const CONTROL_PAYLOAD_BYTES_MAX: u64 = 125;
@@ -161,9 +163,7 @@ impl EchoFrames {
         done: &mut Processed,
     ) -> Result<(), Ending> {
         match h.opcode {
-            OpCode::Control(Control::Ping) => {
-                push_frame(out, OpCode::Control(Control::Pong), payload)
-            }
+            OpCode::Control(Control::Ping) => ws::push_server_frame(out, ws::OPCODE_PONG, payload),
             OpCode::Control(Control::Pong) => {}
             OpCode::Control(Control::Close) => return Err(close_reply(payload, out)),
             OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {
@@ -216,22 +216,14 @@ fn utf8_prefix(bytes: &[u8], last: bool) -> Option<usize> {
 }
 
 fn echo(out: &mut Vec<u8>, text: bool, payload: &[u8], done: &mut Processed) {
-    let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
-    push_frame(out, opcode, payload);
+    let opcode = if text {
+        ws::OPCODE_TEXT
+    } else {
+        ws::OPCODE_BINARY
+    };
+    ws::push_server_frame(out, opcode, payload);
     done.messages += 1;
     done.payload_bytes += payload.len() as u64;
-}
-
-/// Appends one unmasked, final server frame.
-fn push_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
-    let header = FrameHeader {
-        opcode,
-        ..FrameHeader::default()
-    };
-    header
-        .format(payload.len() as u64, out)
-        .expect("writing to a Vec cannot fail");
-    out.extend_from_slice(payload);
 }
 
 /// Answers the client's close frame: its code back, or 1002 for a code a
@@ -239,7 +231,7 @@ fn push_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
 fn close_reply(payload: &[u8], out: &mut Vec<u8>) -> Ending {
     match payload {
         [] => {
-            push_frame(out, OpCode::Control(Control::Close), &[]);
+            ws::push_server_frame(out, ws::OPCODE_CLOSE, &[]);
             Ending::PeerClosed
         }
         [_] => fail(out, CloseReason::ProtocolError, "close payload of one byte"),
@@ -250,7 +242,7 @@ fn close_reply(payload: &[u8], out: &mut Vec<u8>) -> Ending {
             } else if std::str::from_utf8(reason).is_err() {
                 invalid_utf8(out)
             } else {
-                push_frame(out, OpCode::Control(Control::Close), &code.to_be_bytes());
+                ws::push_server_frame(out, ws::OPCODE_CLOSE, &code.to_be_bytes());
                 Ending::PeerClosed
             }
         }
@@ -271,36 +263,6 @@ fn fail(out: &mut Vec<u8>, reason: CloseReason, why: &str) -> Ending {
     Ending::Failed {
         reason,
         code: reason.code(),
-    }
-}
-
-/// Appends our close frame (the reason is cut to fit a control frame).
-pub fn push_close(out: &mut Vec<u8>, code: u16, why: &str) {
-    let mut payload = Vec::with_capacity(CONTROL_PAYLOAD_BYTES_MAX as usize);
-    payload.extend_from_slice(&code.to_be_bytes());
-    let room = CONTROL_PAYLOAD_BYTES_MAX as usize - 2;
-    let mut cut = why.len().min(room);
-    while !why.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    payload.extend_from_slice(&why.as_bytes()[..cut]);
-    push_frame(out, OpCode::Control(Control::Close), &payload);
-}
-
-/// XORs the client's masking key over the payload (RFC 6455 §5.3), eight
-/// bytes at a time.
-fn unmask(payload: &mut [u8], mask: [u8; 4]) {
-    let key = u64::from_ne_bytes([
-        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
-    ]);
-    let mut chunks = payload.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let v = u64::from_ne_bytes(chunk.try_into().expect("8 bytes")) ^ key;
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    let tail = chunks.into_remainder();
-    for (i, b) in tail.iter_mut().enumerate() {
-        *b ^= mask[i % 4];
     }
 }
 
@@ -495,20 +457,5 @@ mod tests {
         bad_reason.push(0xff);
         let (p, _) = run(1024, &client(true, 0x8, &bad_reason));
         assert!(matches!(p.ending, Some(Ending::Failed { code: 1007, .. })));
-    }
-
-    #[test]
-    fn unmask_matches_bytewise_xor_at_every_length() {
-        for n in 0..40 {
-            let data: Vec<u8> = (0..n as u8).collect();
-            let mut fast = data.clone();
-            unmask(&mut fast, MASK);
-            let slow: Vec<u8> = data
-                .iter()
-                .enumerate()
-                .map(|(i, b)| b ^ MASK[i % 4])
-                .collect();
-            assert_eq!(fast, slow);
-        }
     }
 }

@@ -267,7 +267,7 @@ impl ClientEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::test_rng::XorShift;
+    use crate::util::rng::Rng;
 
     fn decode(frame: &[u8]) -> ClientCmd {
         decode_client(frame).unwrap_or_else(|e| panic!("decode failed: {e:?}"))
@@ -523,10 +523,10 @@ mod tests {
 
     #[test]
     fn random_bytes_are_bad_messages() {
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         for _ in 0..4000 {
             let len = rng.below(200);
-            let frame: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let frame: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             let e = decode_err(&frame);
             assert_eq!(e.code, ErrorCode::BadMessage, "{frame:?}");
         }
@@ -549,7 +549,7 @@ mod tests {
 
     #[test]
     fn bit_flipped_frames_never_panic() {
-        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
         let frames = valid_frames();
         for _ in 0..4000 {
             let mut frame = frames[rng.below(frames.len())].clone();

@@ -46,25 +46,3 @@ pub const PROTOCOL_VERSION: u16 = fb::ProtocolVersion::V1.0;
 /// Longest accepted `Hello.player_name`, in bytes of UTF-8. Names are shown to
 /// other players and logged, so they stay short.
 pub const PLAYER_NAME_LEN_MAX: usize = 32;
-
-/// xorshift64: deterministic pseudo-random inputs for the robustness tests,
-/// without another crate.
-#[cfg(test)]
-mod test_rng {
-    pub struct XorShift(pub u64);
-
-    impl XorShift {
-        pub fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        pub fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-}

@@ -541,7 +541,7 @@ fn entities_from_fb(v: Option<Vector<'_, fb::EntityState>>) -> Vec<EntityView> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::test_rng::XorShift;
+    use crate::util::rng::Rng;
 
     fn decode(frame: &[u8]) -> ServerMsg {
         decode_server(frame).unwrap_or_else(|e| panic!("decode failed: {e:?}"))
@@ -764,10 +764,10 @@ mod tests {
 
     #[test]
     fn random_and_truncated_frames_are_bad_messages() {
-        let mut rng = XorShift(0xdead_beef_cafe_f00d);
+        let mut rng = Rng::new(0xdead_beef_cafe_f00d);
         for _ in 0..4000 {
             let len = rng.below(200);
-            let frame: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let frame: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             let e = decode_server(&frame).expect_err("random bytes decoded");
             assert_eq!(e.code, ErrorCode::BadMessage);
             assert!(e.message.starts_with("not a valid ServerMessage: "));
@@ -796,7 +796,7 @@ mod tests {
 
     #[test]
     fn bit_flipped_frames_never_panic() {
-        let mut rng = XorShift(0x0123_4567_89ab_cdef);
+        let mut rng = Rng::new(0x0123_4567_89ab_cdef);
         let mut enc = Encoder::new();
         let frames = every_message(&mut enc);
         for _ in 0..4000 {

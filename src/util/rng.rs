@@ -5,7 +5,7 @@
 //! secrets use the OS source instead.
 
 /// A xorshift64* generator. The state is never zero.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Rng(u64);
 
 impl Rng {

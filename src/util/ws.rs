@@ -653,4 +653,19 @@ mod tests {
         assert_eq!(parse_server_frame(&out[..2], 64), Ok(None));
         assert_eq!(parse_server_frame(&out, 2), Err(3));
     }
+
+    #[test]
+    fn unmask_matches_bytewise_xor_at_every_length() {
+        for n in 0..40 {
+            let data: Vec<u8> = (0..n as u8).collect();
+            let mut fast = data.clone();
+            unmask(&mut fast, MASK);
+            let slow: Vec<u8> = data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ MASK[i % 4])
+                .collect();
+            assert_eq!(fast, slow);
+        }
+    }
 }
