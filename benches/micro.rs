@@ -16,6 +16,13 @@
 //!   histograms, per-instance tick timing, the input arrival times carried
 //!   to the write and one input→update sample per applied input, with the
 //!   clock read after each write that only the metric needs).
+//! - `core_tick_<n>_players`: the real shard core (`shard::Core`) for `n`
+//!   players, 16 per instance, every tick slot of one interval: each
+//!   player's Input message decoded and queued, every instance stepped, its
+//!   StateUpdate encoded once and copied per player with the player's own
+//!   fields patched in, handed to an effects sink that only counts bytes
+//!   (the I/O driver's side — framing into the outbound buffer and the
+//!   socket write — is not in it). Per iteration: one tick of `n` players.
 //! - `mesh_round_trip`: one message to another executor on the other core
 //!   and back, over a pair of glommio `shared_channel`s.
 //!
@@ -31,7 +38,14 @@ use shardline::game::{
     ArenaFactory, EntityView, GameFactory, Instance, InstanceId, InstanceLimits,
 };
 use shardline::game::{PlayerId, PlayerInput};
+use shardline::auth::replay::UsedTickets;
+use shardline::config::{Config, ServeOpts};
+use shardline::directory::ToAgent;
 use shardline::metrics::{HistName, ShardMetrics};
+use shardline::shard::effects::{Ask, Effects};
+use shardline::shard::mesh::ShardMsg;
+use shardline::shard::{ConnId, Core, CoreShared};
+use shardline::util::close::CloseReason;
 use shardline::net::outbound::Outbound;
 use shardline::protocol::{
     decode_client, decode_server, ClientEncoder, Encoder, ErrorCode, LeaveReason, LimitsInfo,
@@ -388,10 +402,99 @@ fn tick_metrics(c: &mut Criterion) {
             world.tick(Some(&metrics));
         })
     });
+    // (Nothing ran when a name filter left this benchmark out.)
     assert!(
-        metrics.inputs_applied.get() > 0,
+        metrics.ticks.get() == 0 || metrics.inputs_applied.get() > 0,
         "the metrics were recorded"
     );
+}
+
+/// The effects sink of the `core_tick` benchmark: counts what the core
+/// hands the driver, copies nothing.
+#[derive(Default)]
+struct CountingSink {
+    bytes: u64,
+    updates: u64,
+}
+
+impl Effects for CountingSink {
+    fn send(&mut self, _conn: ConnId, payload: &[u8]) {
+        self.bytes += payload.len() as u64;
+    }
+    fn send_update(&mut self, _conn: ConnId, payload: &[u8], arrivals: &mut Vec<Instant>) {
+        self.bytes += payload.len() as u64;
+        self.updates += 1;
+        arrivals.clear();
+    }
+    fn close(&mut self, _conn: ConnId, _reason: CloseReason) {}
+    fn pause(&mut self, _conn: ConnId) {}
+    fn resume(&mut self, _conn: ConnId) {}
+    fn hand_over(&mut self, _conn: ConnId, _to: usize, _player: PlayerId, _resume: bool) {}
+    fn mesh(&mut self, _to: usize, _msg: ShardMsg) {}
+    fn directory(&mut self, _msg: ToAgent) -> bool {
+        true
+    }
+    fn ask(&mut self, _conn: ConnId, _ask: Ask) {}
+    fn owner_of(&mut self, _instance: InstanceId, _id: String) {}
+}
+
+/// A shard core with `players` seated, 16 per instance, and one client
+/// encoder per player.
+fn seated_core(players: usize) -> (Core, Vec<ClientEncoder>, Instant) {
+    let t0 = Instant::now();
+    let opts = ServeOpts {
+        shards: Some(1),
+        ..Default::default()
+    };
+    let cfg = std::sync::Arc::new(Config::resolve(opts, &[0]).expect("default config"));
+    let shared = CoreShared {
+        cfg,
+        factory: std::sync::Arc::new(ArenaFactory),
+        join_secret: None,
+        used_tickets: UsedTickets::new(16),
+        public_url: None,
+        fleet_metrics: None,
+    };
+    let mut core = Core::new(0, shared, std::rc::Rc::new(ShardMetrics::default()), t0, 0, 7);
+    let mut sink = CountingSink::default();
+    let mut encoders = Vec::with_capacity(players);
+    for p in 0..players {
+        let conn = p as ConnId + 1;
+        let mut enc = ClientEncoder::new();
+        core.connected(conn, t0);
+        core.message(&mut sink, t0, conn, &enc.hello("bench", None).to_vec());
+        let room = format!("bench-{}", p / PLAYERS_PER_INSTANCE);
+        core.message(&mut sink, t0, conn, &enc.join(Some(&room), true).to_vec());
+        encoders.push(enc);
+    }
+    (core, encoders, t0)
+}
+
+fn core_tick(c: &mut Criterion) {
+    for players in [100, 1000] {
+        let (mut core, mut encoders, _) = seated_core(players);
+        let mut sink = CountingSink::default();
+        let clock = Instant::now;
+        let mut seq = 0u32;
+        c.bench_function(&format!("core_tick_{players}_players"), |b| {
+            b.iter(|| {
+                seq += 1;
+                let x = if seq % 2 == 0 { 1.0 } else { -1.0 };
+                let (first_at, _) = core.slots.next();
+                for (i, enc) in encoders.iter_mut().enumerate() {
+                    let bytes = enc.input(seq, x, 0.5, 0);
+                    core.message(&mut sink, first_at, i as ConnId + 1, bytes);
+                }
+                for _ in 0..core.slots.count() {
+                    let (at, slot) = core.slots.next();
+                    black_box(core.run_slot(&mut sink, at, slot, &clock));
+                    core.slots.advance(at);
+                }
+            })
+        });
+        // (Nothing ran when a name filter left this benchmark out.)
+        assert!(seq == 0 || sink.updates > 0, "the core sent updates");
+    }
 }
 
 /// One peer's half of a round-trip sample: its channel ends and how many
@@ -456,6 +559,7 @@ criterion_group!(
     server_messages,
     world_tick,
     tick_metrics,
+    core_tick,
     mesh_round_trip
 );
 criterion_main!(benches);

@@ -34,7 +34,9 @@ usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR]
   --out DIR     where raw results and results.md go
                 (default: target/bench-results/<date-time>)
 
-Environment: BENCH_NICE (default -20; 0 leaves priorities alone). The server
+Environment: SHARDLINE_SERVER_ARGS: extra `shardline serve` flags for every
+shardline server of the run (e.g. "--io-writes syscall" for an A/B).
+BENCH_NICE (default -20; 0 leaves priorities alone). The server
 and the load generator each run in their own session (setsid), so in their
 own scheduler autogroup, and that group gets this niceness: with autogroups,
 a plain `nice` only ranks a process within its own session and does nothing
@@ -1058,7 +1060,7 @@ start_server() {
             --listen "127.0.0.1:$SRV_PORT" --admin-listen "127.0.0.1:$ADM_PORT" \
             --shards 1 --cpus $SERVER_CORE --tick-rate "$hz" \
             --snapshot-interval-ms "${SNAP_MS:-0}" --snapshot-dir "$dir/data" --no-restore \
-            --load-shedding off --log-level warn "$@" >"$dir/server.log" 2>&1 &
+            --load-shedding off --log-level warn ${SHARDLINE_SERVER_ARGS:-} "$@" >"$dir/server.log" 2>&1 &
     else
         setsid taskset -c $SERVER_CORE "$BASELINE" --threads 1 \
             --listen "127.0.0.1:$SRV_PORT" --admin-listen "127.0.0.1:$ADM_PORT" \
