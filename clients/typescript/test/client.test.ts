@@ -158,7 +158,9 @@ test('connect with regions picks the one whose /echo answers fastest', async () 
     assert.equal(r.region?.name, 'near');
     const byName = Object.fromEntries(r.probes!.map((p) => [p.region.name, p]));
     assert.equal(byName.down.rttMs, null);
-    assert.ok(byName.far.rttMs! >= 2 * 150, `far: ${byName.far.rttMs} ms`);
+    // Two 150 ms delays, less up to 1 ms: Node's timers are scheduled on a
+    // coarser clock than performance.now() (measured 299.996 ms once).
+    assert.ok(byName.far.rttMs! >= 2 * 150 - 1, `far: ${byName.far.rttMs} ms`);
     assert.ok(byName.near.rttMs! < byName.far.rttMs!);
     const w = await c.hello('traveller');
     assert.equal(w.region, 'local');
