@@ -34,23 +34,23 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
+use shardline::auth::replay::UsedTickets;
+use shardline::config::{Config, ServeOpts};
+use shardline::directory::ToAgent;
 use shardline::game::{
     ArenaFactory, EntityView, GameFactory, Instance, InstanceId, InstanceLimits,
 };
 use shardline::game::{PlayerId, PlayerInput};
-use shardline::auth::replay::UsedTickets;
-use shardline::config::{Config, ServeOpts};
-use shardline::directory::ToAgent;
 use shardline::metrics::{HistName, ShardMetrics};
-use shardline::shard::effects::{Ask, Effects};
-use shardline::shard::mesh::ShardMsg;
-use shardline::shard::{ConnId, Core, CoreShared};
-use shardline::util::close::CloseReason;
 use shardline::net::outbound::Outbound;
 use shardline::protocol::{
     decode_client, decode_server, ClientEncoder, Encoder, ErrorCode, LeaveReason, LimitsInfo,
     WelcomeInfo,
 };
+use shardline::shard::effects::{Ask, Effects};
+use shardline::shard::mesh::ShardMsg;
+use shardline::shard::{ConnId, Core, CoreShared};
+use shardline::util::close::CloseReason;
 
 /// Players per instance in the tick benchmarks: the end-to-end game scenario's.
 const PLAYERS_PER_INSTANCE: usize = 16;
@@ -455,7 +455,14 @@ fn seated_core(players: usize) -> (Core, Vec<ClientEncoder>, Instant) {
         public_url: None,
         fleet_metrics: None,
     };
-    let mut core = Core::new(0, shared, std::rc::Rc::new(ShardMetrics::default()), t0, 0, 7);
+    let mut core = Core::new(
+        0,
+        shared,
+        std::rc::Rc::new(ShardMetrics::default()),
+        t0,
+        0,
+        7,
+    );
     let mut sink = CountingSink::default();
     let mut encoders = Vec::with_capacity(players);
     for p in 0..players {

@@ -41,6 +41,9 @@ const SHOTS = process.env.SCREENSHOT_DIR || resolve(REPO, 'target/browser-screen
 const SHARDS = 2;
 // Bound on every single wait, ms.
 const WAIT_MS = 15_000;
+// Bound on Chromium's start: a cold start beside two CPU hogs and a build
+// took over 15 s once (it reads ~200 MB and starts several processes).
+const LAUNCH_MS = 60_000;
 // How long page A holds ArrowRight, ms, at least (the arena moves a disc
 // 200 units per second of ticks)...
 const HOLD_MS = 1000;
@@ -64,7 +67,7 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: SETPRIV ? resolve(dirname(fileURLToPath(import.meta.url)), 'chromium-tied.sh') : CHROMIUM,
     headless: true,
-    timeout: WAIT_MS,
+    timeout: LAUNCH_MS,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 });

@@ -338,7 +338,9 @@ impl Sentinels {
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let redis::Value::BulkString(b) = self.replica.cmd(&["INFO", "replication"]) {
+            // A loaded machine may let one INFO time out: ask again.
+            if let Ok(redis::Value::BulkString(b)) = self.replica.try_cmd(&["INFO", "replication"])
+            {
                 if String::from_utf8_lossy(&b).contains(want) {
                     return;
                 }
