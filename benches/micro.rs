@@ -469,9 +469,9 @@ fn seated_core(players: usize) -> (Core, Vec<ClientEncoder>, Instant) {
         let conn = p as ConnId + 1;
         let mut enc = ClientEncoder::new();
         core.connected(conn, t0);
-        core.message(&mut sink, t0, conn, &enc.hello("bench", None).to_vec());
+        core.message(&mut sink, t0, conn, enc.hello("bench", None));
         let room = format!("bench-{}", p / PLAYERS_PER_INSTANCE);
-        core.message(&mut sink, t0, conn, &enc.join(Some(&room), true).to_vec());
+        core.message(&mut sink, t0, conn, enc.join(Some(&room), true));
         encoders.push(enc);
     }
     (core, encoders, t0)
