@@ -313,7 +313,7 @@ fn sdk_installs_in_an_empty_project_as_the_readme_says() {
         .expect("the snippet's first line names its file: // play.mjs …")
         .to_owned();
     let scratch = TempDir::new("sdk-install");
-    must(&scratch, "sh", &["-ec", &install]);
+    let installed = must(&scratch, "sh", &["-ec", &install]);
     // The install made exactly one project directory; the snippet goes there.
     let project = std::fs::read_dir(&*scratch)
         .unwrap()
@@ -324,8 +324,10 @@ fn sdk_installs_in_an_empty_project_as_the_readme_says() {
         project
             .join("node_modules/shardline-client/dist/index.js")
             .is_file(),
-        "shardline-client is not installed in {}",
-        project.display()
+        "shardline-client is not installed in {}; the install said:\n{}{}",
+        project.display(),
+        installed.stdout,
+        installed.stderr
     );
     std::fs::write(project.join(&file), &snippet).unwrap();
 
