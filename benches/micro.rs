@@ -468,7 +468,7 @@ fn seated_core(players: usize) -> (Core, Vec<ClientEncoder>, Instant) {
     for p in 0..players {
         let conn = p as ConnId + 1;
         let mut enc = ClientEncoder::new();
-        core.connected(conn, t0);
+        core.connected(conn, t0, None);
         core.message(&mut sink, t0, conn, enc.hello("bench", None));
         let room = format!("bench-{}", p / PLAYERS_PER_INSTANCE);
         core.message(&mut sink, t0, conn, enc.join(Some(&room), true));

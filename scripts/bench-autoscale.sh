@@ -84,7 +84,7 @@ kind = "process"
 foreground = true
 # Each node on one core, alternating by its number (a shard pins itself to
 # the first core it may use; without this every node would share core 0).
-scale_up = "n={node}; exec taskset -c \$(( \${n##*-} % $(nproc) )) $SHARDLINE serve --listen 127.0.0.1:0 --shards 1 --admin-listen off --directory {directory} --region {region} --node-id {node} --snapshot-dir $dir/snap-{node} --no-restore --directory-heartbeat-ms 250 --directory-ttl-ms 3000 --max-connections $NODE_CAPACITY --write-buffer-bytes 65536 --load-shedding off --log-level warn > $dir/{node}.log 2>&1"
+scale_up = "n={node}; exec taskset -c \$(( \${n##*-} % $(nproc) )) $SHARDLINE serve --listen 127.0.0.1:0 --shards 1 --admin-listen off --directory {directory} --region {region} --node-id {node} --snapshot-dir $dir/snap-{node} --no-restore --directory-heartbeat-ms 250 --directory-ttl-ms 3000 --max-connections $NODE_CAPACITY --write-buffer-bytes 65536 --load-shedding off --creates-per-ip-per-min 0 --log-level warn > $dir/{node}.log 2>&1"
 EOF
 }
 

@@ -1060,7 +1060,7 @@ start_server() {
             --listen "127.0.0.1:$SRV_PORT" --admin-listen "127.0.0.1:$ADM_PORT" \
             --shards 1 --cpus $SERVER_CORE --tick-rate "$hz" \
             --snapshot-interval-ms "${SNAP_MS:-0}" --snapshot-dir "$dir/data" --no-restore \
-            --load-shedding off --log-level warn ${SHARDLINE_SERVER_ARGS:-} "$@" >"$dir/server.log" 2>&1 &
+            --load-shedding off --creates-per-ip-per-min 0 --log-level warn ${SHARDLINE_SERVER_ARGS:-} "$@" >"$dir/server.log" 2>&1 &
     else
         setsid taskset -c $SERVER_CORE "$BASELINE" --threads 1 \
             --listen "127.0.0.1:$SRV_PORT" --admin-listen "127.0.0.1:$ADM_PORT" \

@@ -69,6 +69,24 @@ pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 4096;
 pub const RECONNECT_GRACE_MS_DEFAULT: u64 = 30_000;
 /// An empty instance is disposed after this long.
 pub const INSTANCE_IDLE_MS_DEFAULT: u64 = 10_000;
+/// An empty instance that never held a game — nobody but its creator ever
+/// joined it — is disposed after this long: a room-creation flood cannot
+/// hold the instance table with stale entries (2 s × the creation rate).
+pub const INSTANCE_UNUSED_MS_DEFAULT: u64 = 2_000;
+/// Instances one connection (one player session, wherever its connection
+/// moves) may create per minute, in a burst of as many: a lobby player
+/// makes a room or two a minute. Over it: Error(RateLimited), the
+/// connection stays. A room its creator leaves empty, unshared, costs one
+/// more (`shard::limits`).
+pub const CREATES_PER_CONN_PER_MIN_DEFAULT: u32 = 10;
+/// Instances one client IP may create per minute on one shard (bursts of
+/// as many): N shards allow N× this. Costs a bucket per address seen
+/// (`shard::limits::CREATE_IPS_TRACKED_MAX` at most).
+pub const CREATES_PER_IP_PER_MIN_DEFAULT: u32 = 60;
+/// A shard that has not finished a tick slot for this long is stuck (its
+/// game code does not return): marked in /health, /ready and /metrics, its
+/// listener taken out of the SO_REUSEPORT group.
+pub const STUCK_SHARD_MS_DEFAULT: u64 = 2_000;
 /// Longest HTTP upgrade request head; larger gets HTTP 431.
 pub const HTTP_HEAD_BYTES_MAX_DEFAULT: usize = 8 * 1024;
 /// Graceful shutdown bound: after this, remaining connections are cut.
@@ -196,6 +214,31 @@ pub struct ServeOpts {
     /// Milliseconds an empty instance lives before it is disposed. [default: 10000]
     #[arg(long, value_name = "MS")]
     pub instance_idle_ms: Option<u64>,
+
+    /// Milliseconds an empty instance that never held a game (nobody but its creator joined it) lives before it is disposed. [default: 2000]
+    #[arg(long, value_name = "MS")]
+    pub instance_unused_ms: Option<u64>,
+
+    /// Instances one connection may create per minute (bursts of as many; a room its creator leaves empty costs one more); over it Error(RateLimited), the connection stays; 0 = no limit. [default: 10]
+    #[arg(long, value_name = "N")]
+    pub creates_per_conn_per_min: Option<u32>,
+
+    /// Instances one client IP may create per minute, per shard (bursts of as many); over it Error(RateLimited); 0 = no limit (behind a load balancer that hides client addresses). [default: 60]
+    #[arg(long, value_name = "N")]
+    pub creates_per_ip_per_min: Option<u32>,
+
+    /// Who may create instances: `open` (anyone, within the rate limits) or `ticket` (only players whose join ticket grants creation; needs --join-secret); refused: Error(TicketWrongInstance). [default: open]
+    #[arg(long, value_name = "open|ticket")]
+    pub create_policy: Option<String>,
+
+    /// Milliseconds a shard may go without finishing a tick slot before it is stuck: reported in /health, /ready and /metrics, its listener leaves the SO_REUSEPORT group until it recovers; 0 = no watchdog. [default: 2000]
+    #[arg(long, value_name = "MS")]
+    pub stuck_shard_ms: Option<u64>,
+
+    /// Exit the process (status 70) when a shard is stuck, so systemd or Kubernetes restarts it and the snapshots bring the games back.
+    #[arg(long)]
+    #[serde(default)]
+    pub stuck_shard_exit: bool,
 
     /// Largest HTTP upgrade request head, bytes; larger gets HTTP 431. [default: 8192]
     #[arg(long, value_name = "BYTES")]
@@ -371,6 +414,16 @@ pub struct Config {
     pub io_writes_batched: bool,
     pub reconnect_grace: Duration,
     pub instance_idle: Duration,
+    /// `--instance-unused-ms`: an empty instance that never held a game.
+    pub instance_unused: Duration,
+    /// 0: no per-connection creation limit.
+    pub creates_per_conn_per_min: u32,
+    /// 0: no per-IP creation limit.
+    pub creates_per_ip_per_min: u32,
+    pub create_policy: CreatePolicy,
+    /// `None`: no watchdog.
+    pub stuck_shard: Option<Duration>,
+    pub stuck_shard_exit: bool,
     pub http_head_bytes_max: usize,
     pub shutdown_timeout: Duration,
     pub io_memory_bytes: usize,
@@ -398,6 +451,18 @@ pub struct Config {
     pub directory: Option<directory::DirectoryConfig>,
 }
 
+/// Who may create instances (`--create-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatePolicy {
+    /// Anyone, within the creation rate limits.
+    Open,
+    /// Only players whose join ticket grants creation (ticket v2 `create`).
+    Ticket,
+}
+
+/// The shortest --stuck-shard-ms: ten 30 Hz tick intervals.
+pub const STUCK_SHARD_MIN: Duration = Duration::from_millis(300);
+
 /// Largest StateUpdate for a full instance: ~24 B per entity plus framing.
 pub fn state_update_bytes_max(players_per_instance_max: usize) -> usize {
     const ENTITY_BYTES: usize = 24;
@@ -410,6 +475,7 @@ macro_rules! merge_opts {
         ServeOpts {
             config: $flags.config,
             no_restore: $flags.no_restore || $file.no_restore,
+            stuck_shard_exit: $flags.stuck_shard_exit || $file.stuck_shard_exit,
             $($field: $flags.$field.or($file.$field),)*
         }
     };
@@ -448,6 +514,11 @@ impl ServeOpts {
             io_writes,
             reconnect_grace_ms,
             instance_idle_ms,
+            instance_unused_ms,
+            creates_per_conn_per_min,
+            creates_per_ip_per_min,
+            create_policy,
+            stuck_shard_ms,
             http_head_bytes_max,
             shutdown_timeout_ms,
             io_memory_bytes,
@@ -619,6 +690,31 @@ impl Config {
             instance_idle: Duration::from_millis(
                 opts.instance_idle_ms.unwrap_or(INSTANCE_IDLE_MS_DEFAULT),
             ),
+            instance_unused: Duration::from_millis(
+                opts.instance_unused_ms
+                    .unwrap_or(INSTANCE_UNUSED_MS_DEFAULT),
+            ),
+            creates_per_conn_per_min: opts
+                .creates_per_conn_per_min
+                .unwrap_or(CREATES_PER_CONN_PER_MIN_DEFAULT),
+            creates_per_ip_per_min: opts
+                .creates_per_ip_per_min
+                .unwrap_or(CREATES_PER_IP_PER_MIN_DEFAULT),
+            create_policy: match opts.create_policy.as_deref().unwrap_or("open") {
+                "open" => CreatePolicy::Open,
+                "ticket" => CreatePolicy::Ticket,
+                other => {
+                    return Err(invalid(
+                        "create-policy",
+                        format!("{other:?}: use open or ticket"),
+                    ))
+                }
+            },
+            stuck_shard: match opts.stuck_shard_ms.unwrap_or(STUCK_SHARD_MS_DEFAULT) {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
+            stuck_shard_exit: opts.stuck_shard_exit,
             http_head_bytes_max: opts
                 .http_head_bytes_max
                 .unwrap_or(HTTP_HEAD_BYTES_MAX_DEFAULT),
@@ -727,6 +823,27 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if self.create_policy == CreatePolicy::Ticket && self.join_secret.is_none() {
+            return Err(invalid(
+                "create-policy",
+                "ticket needs --join-secret (tickets are what grant creation)",
+            ));
+        }
+        if self.stuck_shard_exit && self.stuck_shard.is_none() {
+            return Err(invalid(
+                "stuck-shard-exit",
+                "needs the watchdog: --stuck-shard-ms must not be 0",
+            ));
+        }
+        if self.stuck_shard.is_some_and(|d| d < STUCK_SHARD_MIN) {
+            return Err(invalid(
+                "stuck-shard-ms",
+                format!(
+                    "must be at least {} ms (a shard finishes a slot every few ms; less than this would call a busy host stuck)",
+                    STUCK_SHARD_MIN.as_millis()
+                ),
+            ));
         }
         if self.http_head_bytes_max < 512 {
             return Err(invalid("http-head-bytes-max", "must be at least 512 bytes"));

@@ -14,7 +14,7 @@
 //!
 //! - [`util`]: helpers written once: xorshift, rate windows and token
 //!   buckets, RFC 6455 framing, close codes, deadlines, eventfd wake-ups,
-//!   logging, CPU lists.
+//!   logging, CPU lists, each shard's heartbeat (read by the watchdog).
 //! - [`game`]: pure game code: the `Game` trait, the reference arena,
 //!   instances with their seats and input queues (every call into game
 //!   code guarded), placement.
@@ -35,14 +35,15 @@
 //!   hand-overs, fleet messages, `shardline fleet`.
 //! - [`shard`]: the shard core: a state machine with no sockets, no clock
 //!   and no wakers — join, leave, resume, moves, inputs, staggered tick
-//!   slots, snapshots, fleet events — fed `(now, event)`, answering through
-//!   an effects sink.
+//!   slots, snapshots, fleet events, instance-creation limits — fed
+//!   `(now, event)`, answering through an effects sink.
 //! - [`net`]: sockets below any shard logic: the shard's own io_uring, the
 //!   I/O driver that is every game connection's only reader and writer,
 //!   outbound buffers and their pool, HTTP heads, admission.
 //! - [`runtime`]: one shard's executor and tasks: accept and upgrade, the
 //!   slot loop (read → core → write), mesh, sweeps, snapshots, the
-//!   directory link, /echo, shutdown.
+//!   directory link, /echo, shutdown, and the watchdog thread that finds a
+//!   stuck shard.
 //! - [`admin`]: the admin HTTP listener on shard 0's background queue:
 //!   /metrics, /health, /ready, /stats, /instances, /histograms, /config,
 //!   /drain, /fleet.

@@ -15,20 +15,20 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::ExecutorJoinHandle;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::replay::{UsedTickets, USED_TICKETS_MAX_DEFAULT};
 use crate::config::Config;
 use crate::game::GameFactory;
 use crate::net::admission::ConnectionBudget;
 use crate::runtime::start::{self as runtime, Control, ControlSender, ShardExit, ShardStart};
+use crate::runtime::watchdog::{self, WatchdogConfig};
 use crate::runtime::{MeshMsg, NodeShared};
 use crate::shard::CoreShared;
 use crate::snapshot::{self, InstanceSnapshot, SnapshotLimits, SnapshotStore};
+use crate::util::heartbeat::Beats;
 
-/// Pending-connection queue per listening socket (the kernel caps it at
-/// net.core.somaxconn). Sized for a connection storm of a few thousand.
-pub const LISTEN_BACKLOG: i32 = 4096;
+use crate::net::listen::bind_reuseport;
+pub use crate::net::listen::LISTEN_BACKLOG;
 
 /// Time every shard gets to start (executor, io_uring rings, restore).
 const SHARD_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -38,6 +38,8 @@ const CONTROL_CHANNEL_CAPACITY: usize = 16;
 
 pub struct Node {
     handles: Vec<ExecutorJoinHandle<ShardExit>>,
+    /// Every shard's progress; the watchdog reads it.
+    beats: Arc<Beats>,
     controls: Vec<ControlSender>,
     local_addr: SocketAddr,
     /// Where the admin listener is bound (port 0 resolved), when it is on.
@@ -47,10 +49,12 @@ pub struct Node {
 /// Asks every shard of a node to shut down (cloneable, usable from a
 /// signal-handling thread).
 #[derive(Clone)]
-pub struct ShutdownHandle(Vec<ControlSender>);
+pub struct ShutdownHandle(Vec<ControlSender>, Arc<Beats>);
 
 impl ShutdownHandle {
     pub fn shutdown(&self) {
+        // Shards stop ticking on purpose now: the watchdog ends first.
+        self.1.stop();
         for c in &self.0 {
             let _ = c.try_send(Control::Shutdown);
         }
@@ -86,7 +90,10 @@ impl Node {
             snapshots,
             shards_snapshotted: Arc::new(AtomicUsize::new(0)),
             directory,
+            beats: Beats::new(shards),
         };
+        let beats = shared.beats.clone();
+        let game = shared.core.factory.name().to_owned();
         if cfg.join_secret.is_some() {
             tracing::info!("join tickets required (--join-secret)");
         } else {
@@ -131,6 +138,19 @@ impl Node {
                 })?
                 .map_err(|why| anyhow::anyhow!(why))?;
         }
+        if let Some(stuck_after) = cfg.stuck_shard {
+            let wcfg = WatchdogConfig {
+                stuck_after,
+                exit: cfg.stuck_shard_exit,
+                game,
+            };
+            watchdog::start(beats.clone(), wcfg).context("the watchdog thread")?;
+            tracing::info!(
+                stuck_shard_ms = stuck_after.as_millis() as u64,
+                exit = cfg.stuck_shard_exit,
+                "watchdog on: a shard that finishes no tick for this long is stuck"
+            );
+        }
         tracing::info!("shardline listening on {local_addr} ({shards} shards; /play, /echo)");
         match cfg.admin_listen {
             Some(a) => tracing::info!(
@@ -141,6 +161,7 @@ impl Node {
         }
         Ok(Node {
             handles,
+            beats,
             controls,
             local_addr,
             admin_addr: cfg.admin_listen,
@@ -157,7 +178,12 @@ impl Node {
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle(self.controls.clone())
+        ShutdownHandle(self.controls.clone(), self.beats.clone())
+    }
+
+    /// Every shard's progress (stuck shards, the instance each steps).
+    pub fn beats(&self) -> Arc<Beats> {
+        self.beats.clone()
     }
 
     /// Waits for every shard to stop.
@@ -170,6 +196,7 @@ impl Node {
                 Err(e) => failed.push(format!("shard {id}: {e}")),
             }
         }
+        self.beats.stop();
         if !failed.is_empty() {
             bail!("shards failed: {}", failed.join("; "));
         }
@@ -289,22 +316,12 @@ fn bind_listeners(addr: SocketAddr, shards: usize) -> anyhow::Result<(Vec<OwnedF
     let mut out = Vec::with_capacity(shards);
     let mut addr = addr;
     for i in 0..shards {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_port(true)?;
-        socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
-        socket.set_cloexec(true)?;
-        socket
-            .bind(&addr.into())
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        socket.listen(LISTEN_BACKLOG)?;
+        let (fd, bound) =
+            bind_reuseport(addr).with_context(|| format!("cannot listen on {addr}"))?;
         if i == 0 {
-            addr = socket
-                .local_addr()?
-                .as_socket()
-                .context("listening socket has no inet address")?;
+            addr = bound;
         }
-        out.push(OwnedFd::from(socket));
+        out.push(fd);
     }
     Ok((out, addr))
 }

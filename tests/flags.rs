@@ -222,6 +222,7 @@ fn join_secret_file_supplies_the_ticket_secret() {
             instance: None,
             expires_unix_s: now_s() + 300,
             nonce: "0123456789abcdef".into(),
+            create: false,
         },
     );
     let mut c = Client::connect(&server.url("/play"));

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shardline::protocol::ErrorCode;
+use shardline::protocol::{ErrorCode, ServerMsg};
 
 /// The watcher's instance.
 const CALM: &str = "calm";
@@ -535,4 +535,139 @@ fn a_connection_closed_for_what_it_did_keeps_the_players_seat() {
         back.send_leave();
         back.close();
     }
+}
+
+/// Join{new id} answers a flooder gets: (Joined, Error(RateLimited)).
+fn flood_rooms(url: &str, tag: usize, per_s: u32, for_how_long: Duration) -> (usize, usize) {
+    let (mut c, _) = player(url, &format!("flooder{tag}"));
+    let period = Duration::from_secs(1) / per_s;
+    let end = Instant::now() + for_how_long;
+    let mut next = Instant::now();
+    let (mut joined, mut limited) = (0, 0);
+    for i in 0.. {
+        if Instant::now() >= end {
+            break;
+        }
+        c.send_join(Some(&format!("flood-{tag}-{i}")), true);
+        match c.recv_until("the Join's answer", RECV_TIMEOUT, |m| {
+            matches!(m, ServerMsg::Joined { .. } | ServerMsg::Error { .. })
+        }) {
+            ServerMsg::Joined { .. } => joined += 1,
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => limited += 1,
+            other => panic!("flooder {tag}: unexpected answer {other:?}"),
+        }
+        next += period;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    // Refused creations closed nothing: the flooder still plays.
+    assert_eq!(c.join(Some(CALM)).instance_id, CALM);
+    c.next_update();
+    (joined, limited)
+}
+
+#[test]
+fn a_room_creation_flood_is_rate_limited_and_a_player_can_always_create_a_room() {
+    let server = Server::start(&[
+        "--tick-rate",
+        "30",
+        "--admin-listen",
+        "127.0.0.1:0",
+        // The defaults, spelled out (the harness turns the per-IP one off).
+        "--creates-per-conn-per-min",
+        "10",
+        "--creates-per-ip-per-min",
+        "60",
+    ]);
+    let admin = common::http::admin_addr(&server);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    // Three connections from 127.0.0.1, each 190 Joins of new rooms per
+    // second: under --messages-per-second-max 240.
+    const FLOOD: Duration = Duration::from_secs(3);
+    let flooders: Vec<_> = (0..3)
+        .map(|tag| {
+            let url = server.url("/play");
+            std::thread::spawn(move || flood_rooms(&url, tag, 190, FLOOD))
+        })
+        .collect();
+    // Meanwhile a player at another address creates and joins a room of
+    // its own every 150 ms, each time at once.
+    let good: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let end = Instant::now() + FLOOD;
+    let mut rooms = 0;
+    while Instant::now() < end {
+        let mut c = Client::connect_from(&server.url("/play"), good);
+        c.hello("good");
+        let id = format!("good-{rooms}");
+        let asked = Instant::now();
+        assert_eq!(c.join(Some(&id)).instance_id, id);
+        c.next_update();
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "slow room: {:?}",
+            asked.elapsed()
+        );
+        rooms += 1;
+        c.close();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(rooms >= 5, "only {rooms} rooms created during the flood");
+    let mut limited_total = 0;
+    for f in flooders {
+        let (joined, limited) = f.join().expect("flooder thread");
+        // 10 per minute per connection (plus what refills in 3 s).
+        assert!(joined <= 11, "a flooder created {joined} rooms");
+        assert!(limited > 100, "a flooder was refused only {limited} times");
+        limited_total += limited as u64;
+    }
+    let counters = |name: &str| -> u64 {
+        common::http::get_json(admin, "/stats")["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["counters"][name].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        counters("creates_refused_conn") + counters("creates_refused_ip"),
+        limited_total,
+        "every refusal counted by its reason"
+    );
+    let (_, metrics) = common::http::get(admin, "/metrics");
+    assert!(metrics.contains("shardline_creates_refused_conn_total{shard=\"0\"}"));
+    assert!(metrics.contains("shardline_instance_table_fill_ratio{shard=\"0\"}"));
+    watcher.wait_updates(AFTER);
+    watcher.finish();
+}
+
+#[test]
+fn creations_over_the_per_ip_limit_are_refused_whatever_the_connection() {
+    let server = Server::start(&["--tick-rate", "30", "--creates-per-ip-per-min", "4"]);
+    let mut watcher = Watcher::start(&server, CALM);
+    watcher.wait_updates(BEFORE);
+    // The limit is per shard: every room here is on shard 0. The watcher
+    // (127.0.0.1) may have spent one creation there.
+    let on0 = |n: usize| id_on_shard(&format!("ip{n}"), 0);
+    let spent = usize::from(owner(CALM) == 0);
+    let mut keep = Vec::new();
+    for n in 0..4 - spent {
+        let (mut c, _) = player(&server.play_url(&on0(n)), "maker");
+        assert_eq!(c.join(Some(&on0(n))).instance_id, on0(n));
+        keep.push(c);
+    }
+    // Another connection from the same address: refused, and still usable.
+    let (mut late, _) = player(&server.url("/play"), "late");
+    late.send_join(Some(&on0(10)), true);
+    let why = late.expect_error(ErrorCode::RateLimited);
+    assert!(why.contains("--creates-per-ip-per-min"), "{why}");
+    assert_eq!(late.join(Some(&on0(0))).instance_id, on0(0));
+    // Another address is not limited by this one.
+    let mut other = Client::connect_from(&server.url("/play"), "127.0.0.3".parse().unwrap());
+    other.hello("other");
+    assert_eq!(other.join(Some(&on0(11))).instance_id, on0(11));
+    watcher.wait_updates(AFTER);
+    watcher.finish();
 }

@@ -50,6 +50,10 @@ impl Server {
                     "--snapshot-interval-ms",
                     "0",
                     "--no-restore",
+                    // The load generator's few source addresses are not
+                    // a lobby's players: no per-IP creation limit.
+                    "--creates-per-ip-per-min",
+                    "0",
                 ])
                 .arg("--snapshot-dir")
                 .arg(dir.path())

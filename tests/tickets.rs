@@ -40,6 +40,7 @@ fn mint(secret: &str, player: &str, instance: Option<&str>, expires_unix_s: u64)
             instance: instance.map(str::to_owned),
             expires_unix_s,
             nonce: nonce(),
+            create: false,
         },
     )
 }
@@ -286,5 +287,88 @@ fn per_ip_handshake_rate_answers_a_burst_with_429() {
                 .starts_with("HTTP/1.1 101")
                 .then_some(())
         },
+    );
+}
+
+/// A ticket that may create `instance` (or any, with `None`): v2.
+fn creating(player: &str, instance: Option<&str>) -> String {
+    ticket::issue(
+        SECRET.as_bytes(),
+        &Grant {
+            player: player.into(),
+            instance: instance.map(str::to_owned),
+            expires_unix_s: now_s() + 300,
+            nonce: nonce(),
+            create: true,
+        },
+    )
+}
+
+#[test]
+fn with_the_ticket_create_policy_only_a_ticket_that_grants_creation_creates() {
+    let server = Server::start(&[
+        "--join-secret",
+        SECRET,
+        "--create-policy",
+        "ticket",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let admin = admin_addr(&server);
+    let room = "studio-room";
+    // The backend grants the host the right to create its room.
+    let mut host = Client::connect(&server.play_url(room));
+    hello_with(&mut host, &creating("host", Some(room)));
+    host.expect_welcome();
+    assert_eq!(host.join(Some(room)).instance_id, room);
+    // A ticket without the right joins that room, and creates none.
+    let mut guest = Client::connect(&server.url("/play"));
+    hello_with(&mut guest, &valid("guest", None));
+    guest.expect_welcome();
+    guest.send_join(Some("guests-own"), true);
+    let why = guest.expect_error(ErrorCode::TicketWrongInstance);
+    assert!(why.contains("create"), "{why}");
+    assert_eq!(
+        guest.join(Some(room)).instance_id,
+        room,
+        "the connection stays"
+    );
+    // A create ticket for any id creates any room.
+    let mut other = Client::connect(&server.url("/play"));
+    hello_with(&mut other, &creating("other", None));
+    other.expect_welcome();
+    assert_eq!(other.join(Some("elsewhere")).instance_id, "elsewhere");
+    eventually("creates_refused_ticket counted", RECV_TIMEOUT, || {
+        (counter(admin, "creates_refused_ticket") == 1).then_some(())
+    });
+    // `shardline ticket issue --create` mints such a ticket.
+    let out = shardline_cli(&[
+        "ticket", "issue", "--secret", SECRET, "--player", "cli", "--create",
+    ]);
+    let minted = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && minted.starts_with("v2."),
+        "{minted}"
+    );
+    assert!(
+        minted.trim().rsplit('.').nth(1) == Some("create"),
+        "{minted}"
+    );
+}
+
+#[test]
+fn the_ticket_create_policy_needs_a_join_secret() {
+    let out = shardline_cli(&[
+        "serve",
+        "--create-policy",
+        "ticket",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--create-policy") && err.contains("--join-secret"),
+        "{err}"
     );
 }

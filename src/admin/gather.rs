@@ -62,7 +62,11 @@ pub async fn node_stats(
     with_instances: bool,
     wait: Duration,
 ) -> (NodeStats, Vec<usize>) {
-    let others: Vec<usize> = (0..shard.shards).filter(|&s| s != shard.id).collect();
+    // A shard the watchdog sees stuck cannot answer: not waited for.
+    let stuck = stuck_shards(shard);
+    let others: Vec<usize> = (0..shard.shards)
+        .filter(|&s| s != shard.id && !stuck.iter().any(|x| x.shard == s))
+        .collect();
     let req = shard.next_admin_req();
     let (tx, rx) = local_channel::new_bounded(others.len().max(1));
     shard.admin_pending.borrow_mut().insert(req, tx);
@@ -113,6 +117,48 @@ pub async fn node_stats(
         shards,
     };
     (stats, missing)
+}
+
+/// A shard the watchdog found stuck.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stuck {
+    pub shard: usize,
+    /// The instance it was stepping when found stuck (`None`: stuck
+    /// outside a game step).
+    pub instance: Option<String>,
+    /// Milliseconds since it last finished a tick slot.
+    pub stalled_ms: u64,
+}
+
+/// The shards stuck now, from the watchdog's marks.
+pub fn stuck_shards(shard: &Shard) -> Vec<Stuck> {
+    let beats = &shard.node.beats;
+    let now_ms = beats.ms(Instant::now());
+    beats
+        .shards
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let since = b.stuck_since_ms()?;
+            Some(Stuck {
+                shard: i,
+                instance: b.stuck_instance(),
+                stalled_ms: now_ms.saturating_sub(since),
+            })
+        })
+        .collect()
+}
+
+impl std::fmt::Display for Stuck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "shard {} is stuck: no tick finished for {} ms, stepping instance {}",
+            self.shard,
+            self.stalled_ms,
+            self.instance.as_deref().unwrap_or("(none)")
+        )
+    }
 }
 
 /// The live state of an instance, from the shard that owns it.

@@ -24,6 +24,7 @@ pub async fn route(shard: &Shard, state: &AdminState, req: Request) -> Response 
         ("GET", "/metrics") => {
             let (stats, _) = gather::node_stats(shard, state, true, gather::ADMIN_READ_TIMEOUT).await;
             let mut text = prometheus::render(&stats);
+            stuck_metrics(&mut text, shard);
             if let Some(dir) = &shard.node.directory {
                 text.push_str(&dir.metrics.render(&stats.node_id));
             }
@@ -33,17 +34,31 @@ pub async fn route(shard: &Shard, state: &AdminState, req: Request) -> Response 
         }
         ("GET", "/health") => {
             let h = state.health.borrow().clone();
+            // The watchdog's view is live, not from the last evaluation.
+            let stuck = gather::stuck_shards(shard);
+            let healthy = h.healthy && stuck.is_empty();
+            let reason = match stuck.first() {
+                Some(s) => s.to_string(),
+                None => h.reason,
+            };
             let body = json!({
-                "healthy": h.healthy,
-                "reason": h.reason,
+                "healthy": healthy,
+                "reason": reason,
                 "evaluated_s_ago": h.evaluated_at.elapsed().as_secs_f64(),
+                "stuck_shards": stuck,
             });
-            Response::json(if h.healthy { 200 } else { 503 }, &body)
+            Response::json(if healthy { 200 } else { 503 }, &body)
         }
         ("GET", "/ready") => {
             let (stats, missing) = gather::node_stats(shard, state, false, gather::ADMIN_READ_TIMEOUT).await;
-            let reasons = not_ready_reasons(&stats, &missing, state);
-            let body = json!({ "ready": reasons.is_empty(), "reasons": reasons });
+            let stuck = gather::stuck_shards(shard);
+            let mut reasons: Vec<String> = stuck.iter().map(|s| s.to_string()).collect();
+            let missing: Vec<usize> = missing
+                .into_iter()
+                .filter(|m| !stuck.iter().any(|s| s.shard == *m))
+                .collect();
+            reasons.extend(not_ready_reasons(&stats, &missing, state));
+            let body = json!({ "ready": reasons.is_empty(), "reasons": reasons, "stuck_shards": stuck });
             Response::json(if reasons.is_empty() { 200 } else { 503 }, &body)
         }
         ("GET", "/stats") => {
@@ -117,6 +132,39 @@ async fn fleet(shard: &Shard) -> Response {
             503,
             &json!({"error": "the directory agent did not answer in time"}),
         ),
+    }
+}
+
+/// `shardline_shard_stuck{shard, instance}`: 1 while the watchdog sees the
+/// shard stuck, with the instance it was stepping.
+fn stuck_metrics(out: &mut String, shard: &Shard) {
+    use std::fmt::Write;
+    let stuck = gather::stuck_shards(shard);
+    let _ = writeln!(
+        out,
+        "# HELP shardline_shard_stuck 1 while the watchdog sees the shard stuck (no tick finished for --stuck-shard-ms), with the instance it was stepping"
+    );
+    let _ = writeln!(out, "# TYPE shardline_shard_stuck gauge");
+    for id in 0..shard.shards {
+        match stuck.iter().find(|s| s.shard == id) {
+            Some(s) => {
+                let instance = s
+                    .instance
+                    .as_deref()
+                    .unwrap_or("")
+                    .replace(['"', '\\', '\n'], "_");
+                let _ = writeln!(
+                    out,
+                    "shardline_shard_stuck{{shard=\"{id}\",instance=\"{instance}\"}} 1"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "shardline_shard_stuck{{shard=\"{id}\",instance=\"\"}} 0"
+                );
+            }
+        }
     }
 }
 

@@ -37,6 +37,9 @@ pub enum TicketCommand {
         /// Seconds the ticket stays valid. [default: 300]
         #[arg(long, default_value_t = 300)]
         ttl_s: u64,
+        /// Grant creating the instance (or any instance, with --instance any): a v2 ticket, needed with the server's --create-policy ticket.
+        #[arg(long)]
+        create: bool,
     },
 }
 
@@ -48,6 +51,7 @@ pub fn run(cli: TicketCli) -> anyhow::Result<()> {
             player,
             instance,
             ttl_s,
+            create,
         } => {
             let secret = load_secret(secret, secret_file.as_deref())?
                 .context("give --secret or --secret-file")?;
@@ -59,6 +63,7 @@ pub fn run(cli: TicketCli) -> anyhow::Result<()> {
                 instance: (instance != "any").then_some(instance),
                 expires_unix_s: now + ttl_s,
                 nonce: nonce.iter().map(|b| format!("{b:02x}")).collect(),
+                create,
             };
             println!("{}", issue(secret.as_bytes(), &grant));
             Ok(())

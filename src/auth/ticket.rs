@@ -8,6 +8,12 @@
 //! - `mac`: HMAC-SHA256 with the shared secret over everything before the
 //!   last dot, as 64 hex digits.
 //!
+//! A ticket that also grants creating instances (needed with
+//! `--create-policy ticket`) is `v2.<player>.<instance>.<expires>.<nonce>.<rights>.<mac>`,
+//! `rights` being `create` (create `instance`, or any instance with `*`)
+//! or `join` (the same as a v1 ticket). v1 tickets stay valid and grant
+//! no creation.
+//!
 //! The backend mints tickets (`shardline ticket issue` shows how); the
 //! server verifies them without calling anyone. Pure code: time is a
 //! parameter.
@@ -18,6 +24,12 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 pub const TICKET_VERSION: &str = "v1";
+/// The version whose tickets carry rights (`create`).
+pub const TICKET_VERSION_RIGHTS: &str = "v2";
+/// The right to create the ticket's instance (or any, with `*`).
+pub const RIGHT_CREATE: &str = "create";
+/// Join only (as v1).
+pub const RIGHT_JOIN: &str = "join";
 /// Longest ticket accepted, bytes (bounds parsing work per Hello).
 pub const TICKET_LEN_MAX: usize = 512;
 const PLAYER_LEN_MAX: usize = 64;
@@ -32,6 +44,9 @@ pub struct Grant {
     pub instance: Option<String>,
     pub expires_unix_s: u64,
     pub nonce: String,
+    /// It may create instances (`instance`, or any): a v2 ticket with the
+    /// `create` right.
+    pub create: bool,
 }
 
 impl Grant {
@@ -53,13 +68,18 @@ pub enum TicketError {
 
 /// Mints a ticket (backends and tests).
 pub fn issue(secret: &[u8], grant: &Grant) -> String {
-    let body = format!(
-        "{TICKET_VERSION}.{}.{}.{}.{}",
+    let common = format!(
+        "{}.{}.{}.{}",
         grant.player,
         grant.instance.as_deref().unwrap_or("*"),
         grant.expires_unix_s,
         grant.nonce
     );
+    let body = if grant.create {
+        format!("{TICKET_VERSION_RIGHTS}.{common}.{RIGHT_CREATE}")
+    } else {
+        format!("{TICKET_VERSION}.{common}")
+    };
     format!("{body}.{}", hex(&mac(secret, body.as_bytes())))
 }
 
@@ -72,14 +92,22 @@ pub fn verify(secret: &[u8], ticket: &str, now_unix_s: u64) -> Result<Grant, Tic
         .rsplit_once('.')
         .ok_or(TicketError::Malformed("no signature"))?;
     let parts: Vec<&str> = body.split('.').collect();
-    let [version, player, instance, expires, nonce] = parts[..] else {
-        return Err(TicketError::Malformed(
-            "expected v1.player.instance.expires.nonce.mac",
-        ));
+    let (player, instance, expires, nonce, rights) = match parts[..] {
+        [v, player, instance, expires, nonce] if v == TICKET_VERSION => {
+            (player, instance, expires, nonce, RIGHT_JOIN)
+        }
+        [v, player, instance, expires, nonce, rights] if v == TICKET_VERSION_RIGHTS => {
+            (player, instance, expires, nonce, rights)
+        }
+        [v, ..] if v != TICKET_VERSION && v != TICKET_VERSION_RIGHTS => {
+            return Err(TicketError::Malformed("unknown version"))
+        }
+        _ => {
+            return Err(TicketError::Malformed(
+                "expected v1.player.instance.expires.nonce.mac or v2.player.instance.expires.nonce.rights.mac",
+            ))
+        }
     };
-    if version != TICKET_VERSION {
-        return Err(TicketError::Malformed("unknown version"));
-    }
     let given = unhex(mac_hex).ok_or(TicketError::Malformed("signature is not 64 hex digits"))?;
     // Signature first, in constant time: nothing else about a forged ticket
     // is worth telling.
@@ -103,6 +131,11 @@ pub fn verify(secret: &[u8], ticket: &str, now_unix_s: u64) -> Result<Grant, Tic
     {
         return Err(TicketError::Malformed("nonce must be 16-64 hex digits"));
     }
+    let create = match rights {
+        RIGHT_CREATE => true,
+        RIGHT_JOIN => false,
+        _ => return Err(TicketError::Malformed("rights must be create or join")),
+    };
     if now_unix_s > expires_unix_s {
         return Err(TicketError::Expired {
             expired_at: expires_unix_s,
@@ -114,6 +147,7 @@ pub fn verify(secret: &[u8], ticket: &str, now_unix_s: u64) -> Result<Grant, Tic
         instance: (instance != "*").then(|| instance.to_owned()),
         expires_unix_s,
         nonce: nonce.to_ascii_lowercase(),
+        create,
     })
 }
 
@@ -149,7 +183,34 @@ mod tests {
             instance: instance.map(str::to_owned),
             expires_unix_s: 1_000,
             nonce: "0123456789abcdef".into(),
+            create: false,
         }
+    }
+
+    #[test]
+    fn v2_tickets_carry_the_create_right_and_v1_grant_none() {
+        let mut g = grant(Some("arena-1"));
+        g.create = true;
+        let t = issue(b"secret", &g);
+        assert!(t.starts_with("v2.") && t.contains(".create."), "{t}");
+        assert_eq!(verify(b"secret", &t, 999).unwrap(), g);
+        let v1 = issue(b"secret", &grant(None));
+        assert!(v1.starts_with("v1."));
+        assert!(!verify(b"secret", &v1, 999).unwrap().create);
+        // The right is signed: a join ticket cannot be turned into a create one.
+        let tampered = t.replace(".create.", ".join.");
+        assert_eq!(
+            verify(b"secret", &tampered, 0),
+            Err(TicketError::BadSignature)
+        );
+        let odd = {
+            let body = "v2.acct.*.1000.0123456789abcdef.admin";
+            format!("{body}.{}", hex(&mac(b"secret", body.as_bytes())))
+        };
+        assert!(matches!(
+            verify(b"secret", &odd, 0),
+            Err(TicketError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -131,6 +131,20 @@ shard_counters! {
     instances_created,
     /// Instances disposed (idle, or stopped by a game panic).
     instances_disposed,
+    /// Empty instances that had held a game, disposed after --instance-idle-ms.
+    instances_disposed_idle,
+    /// Empty instances nobody but their creator ever joined, disposed after --instance-unused-ms.
+    instances_disposed_unused,
+    /// Instance creations refused: the shard was at --instances-per-shard-max (Error(ShardFull)).
+    creates_refused_full,
+    /// Instance creations refused: the connection was over --creates-per-conn-per-min (Error(RateLimited)).
+    creates_refused_conn,
+    /// Instance creations refused: the client IP was over --creates-per-ip-per-min (Error(RateLimited)).
+    creates_refused_ip,
+    /// Instance creations refused: --create-policy ticket and the ticket grants none (Error(TicketWrongInstance)).
+    creates_refused_ticket,
+    /// Rooms their creator left empty and unshared soon after creating them (each costs one more creation).
+    creates_abandoned,
     /// Players who took their seat back with a resume token.
     players_resumed,
     /// Seats released after --reconnect-grace-ms without a resume.

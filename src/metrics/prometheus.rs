@@ -62,7 +62,7 @@ fn closed(out: &mut String, stats: &NodeStats) {
 
 fn shard_gauges(out: &mut String, stats: &NodeStats) {
     type Get = fn(&crate::metrics::report::ShardStats) -> f64;
-    let gauges: [(&str, &str, Get); 11] = [
+    let gauges: [(&str, &str, Get); 13] = [
         ("connections_open", "Open WebSocket connections", |s| {
             s.connections_open as f64
         }),
@@ -82,6 +82,16 @@ fn shard_gauges(out: &mut String, stats: &NodeStats) {
         ("instances", "Game instances running", |s| {
             s.instances as f64
         }),
+        (
+            "instances_max",
+            "The shard's instance table size (--instances-per-shard-max)",
+            |s| s.instances_max as f64,
+        ),
+        (
+            "instance_table_fill_ratio",
+            "Instances running over --instances-per-shard-max (1 = full: creations get Error(ShardFull))",
+            |s| s.instances as f64 / s.instances_max.max(1) as f64,
+        ),
         (
             "buffers_free",
             "Free preallocated connection buffers",

@@ -47,6 +47,8 @@ pub struct ShardStats {
     /// Seats held for disconnected players awaiting a resume.
     pub seats_detached: usize,
     pub instances: usize,
+    /// --instances-per-shard-max: the table `instances` fills.
+    pub instances_max: usize,
     pub buffers_free: usize,
     pub buffers_total: usize,
     /// This shard's thread CPU usage over the last second (1.0 = its core busy).

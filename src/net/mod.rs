@@ -18,6 +18,7 @@
 //!   write per batch of frames, the close handshake, silence, slow readers.
 //! - [`echo_frames`]: /echo's frame logic, pure: frames in, answers out.
 //! - [`ratelimit`]: the per-IP handshake rate limit.
+//! - [`listen`]: binding a shard's SO_REUSEPORT listening socket.
 
 pub mod admission;
 pub mod buffers;
@@ -29,6 +30,7 @@ pub mod echo_frames;
 pub mod echo_worker;
 pub mod fenced;
 pub mod http;
+pub mod listen;
 pub mod outbound;
 pub mod ratelimit;
 pub mod ring;

@@ -3,61 +3,33 @@
 //! every connection comes from a few addresses, and limiting them would
 //! limit everyone. Pure code: time is a parameter.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
+
+use crate::util::rate::KeyedBuckets;
 
 /// Addresses tracked at most per shard (~48 B each); when full, buckets
 /// that have refilled completely are dropped, and if none has, the new
 /// address is refused (a spoofed-source flood cannot grow memory).
 pub const TRACKED_IPS_MAX: usize = 65_536;
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 #[derive(Debug)]
-pub struct HandshakeLimiter {
-    rate_per_s: f64,
-    burst: f64,
-    buckets: HashMap<IpAddr, Bucket>,
-}
+pub struct HandshakeLimiter(KeyedBuckets<IpAddr>);
 
 impl HandshakeLimiter {
     /// `rate_per_s` handshakes per second per address, bursts of twice that.
     pub fn new(rate_per_s: u32) -> Self {
-        Self {
-            rate_per_s: f64::from(rate_per_s),
-            burst: f64::from(rate_per_s.max(1)) * 2.0,
-            buckets: HashMap::new(),
-        }
+        let burst = f64::from(rate_per_s.max(1)) * 2.0;
+        Self(KeyedBuckets::new(
+            f64::from(rate_per_s),
+            burst,
+            TRACKED_IPS_MAX,
+        ))
     }
 
     /// Takes a token for `ip`; false when it is over its rate.
     pub fn admit(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if !self.buckets.contains_key(&ip) && self.buckets.len() >= TRACKED_IPS_MAX {
-            let (rate, burst) = (self.rate_per_s, self.burst);
-            self.buckets
-                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-            if self.buckets.len() >= TRACKED_IPS_MAX {
-                return false;
-            }
-        }
-        let b = self.buckets.entry(ip).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        b.tokens =
-            (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate_per_s).min(self.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.0.take(ip, now)
     }
 }
 

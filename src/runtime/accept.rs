@@ -26,9 +26,20 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
 const HEAD_READ_CHUNK_BYTES: usize = 1024;
 
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let beat = &shard.node.beats.shards[shard.id];
+    let removals = beat.removals();
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
+            Err(_) if beat.removals() != removals => {
+                // The watchdog stopped this listener while the shard was
+                // stuck; a new one is made when the shard recovers.
+                tracing::info!(
+                    shard = shard.id,
+                    "accept loop ended: the listener left the group"
+                );
+                return;
+            }
             Err(e) => {
                 tracing::warn!(shard = shard.id, error = %e, "accept failed; backing off");
                 glommio::timer::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -376,6 +387,8 @@ async fn serve_play(
         .await;
         return;
     }
+    // The per-IP creation limit's key.
+    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
     let Some(fd) = take_fd(&shard, stream) else {
         return;
     };
@@ -383,7 +396,7 @@ async fn serve_play(
     let now = Instant::now();
     shard.with_core(now, |core, driver| {
         match driver.register(fd, accepted_at, Some(permit), &response, unread) {
-            Ok(conn) => core.connected(conn, accepted_at),
+            Ok(conn) => core.connected(conn, accepted_at, peer_ip),
             // Taken since the check above: the socket closes.
             Err(refused) => drop(refused),
         }

@@ -12,6 +12,8 @@
 //!   events, look-ups.
 //! - [`fleet_http`]: `/v1/route`, `/v1/regions`, and the redirect of a
 //!   `/play?instance=` another node owns.
+//! - [`watchdog`]: the thread that finds a stuck shard, takes its listener
+//!   out of the SO_REUSEPORT group and reports it.
 //!
 //! Every call into the core goes through [`Shard::with_core`], which hands
 //! it the driver as its effects sink and afterwards passes on what the core
@@ -25,6 +27,7 @@ pub mod echo;
 pub mod fleet_http;
 pub mod snapshots;
 pub mod start;
+pub mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -60,6 +63,8 @@ pub struct NodeShared {
     pub shards_snapshotted: Arc<AtomicUsize>,
     /// With --directory: the fleet's directory (Redis, via the agent thread).
     pub directory: Option<crate::directory::Directory>,
+    /// Every shard's progress, for the watchdog and the admin endpoint.
+    pub beats: Arc<crate::util::heartbeat::Beats>,
 }
 
 /// What travels on the mesh: the cores' messages, and sockets.
@@ -131,6 +136,9 @@ pub struct Shard {
     /// Set when shutdown begins (captures need not wait for slot room).
     pub stopping: Cell<bool>,
     mesh_out: LocalSender<Outgoing>,
+    /// The accept loop on the shard's current listener (a new one after
+    /// the watchdog took the old one out and the shard recovered).
+    pub accept_task: RefCell<Option<glommio::Task<()>>>,
     /// --handshakes-per-ip-per-s, when set.
     pub handshake_limiter: Option<RefCell<crate::net::ratelimit::HandshakeLimiter>>,
     pub started_at: Instant,

@@ -168,6 +168,7 @@ async fn run(start: ShardStart) -> ShardExit {
         u64::from_le_bytes(seed),
     );
     core.restore(start.restore, now);
+    core.beat = Some(start.node.beats.clone());
     let (senders, mut receivers) = join_mesh(start.mesh).await;
     let (out_tx, out_rx) = mesh_outbox();
     let shard = Rc::new(Shard {
@@ -183,6 +184,7 @@ async fn run(start: ShardStart) -> ShardExit {
         snapshot_writing: Cell::new(false),
         stopping: Cell::new(false),
         mesh_out: out_tx,
+        accept_task: RefCell::new(None),
         handshake_limiter: (cfg.handshakes_per_ip_per_s > 0).then(|| {
             RefCell::new(crate::net::ratelimit::HandshakeLimiter::new(
                 cfg.handshakes_per_ip_per_s,
@@ -208,10 +210,7 @@ async fn run(start: ShardStart) -> ShardExit {
         });
     }
 
-    // SAFETY: the node bound this listening socket for us and gave up its fd.
-    let listener = unsafe { TcpListener::from_raw_fd(start.listener.into_raw_fd()) };
-    let accept = glommio::spawn_local_into(accept_loop(shard.clone(), listener), queues.io)
-        .expect("io queue");
+    listen_on(&shard, start.listener);
     let slots =
         glommio::spawn_local_into(slot_loop(shard.clone()), queues.tick).expect("tick queue");
     let sweeps = glommio::spawn_local_into(sweep_loop(shard.clone()), queues.background)
@@ -244,7 +243,10 @@ async fn run(start: ShardStart) -> ShardExit {
     });
     // Dropping the listener makes the kernel send new connections to the
     // other shards' listeners, or refuse them once all are closed.
-    accept.cancel().await;
+    let accept = shard.accept_task.borrow_mut().take();
+    if let Some(accept) = accept {
+        accept.cancel().await;
+    }
     // Single-threaded: no slot is running right now; stop the next one.
     slots.cancel().await;
     directory.cancel().await;
@@ -451,6 +453,53 @@ async fn slot_loop(shard: Rc<Shard>) {
         let skipped = shard.core.borrow_mut().slots.advance(Instant::now());
         if skipped > 0 {
             shard.metrics.slots_skipped.add(skipped);
+        }
+        let beats = &shard.node.beats;
+        let beat = &beats.shards[shard.id];
+        beat.finished(beats.ms(Instant::now()));
+        if beat.out_of_group() && !shard.stopping.get() {
+            rejoin(&shard);
+        }
+    }
+}
+
+/// Accepts on `fd` (a listening socket in the SO_REUSEPORT group): the
+/// watchdog keeps a duplicate, to take it out of the group if this shard
+/// gets stuck.
+fn listen_on(shard: &Rc<Shard>, fd: OwnedFd) {
+    let beat = &shard.node.beats.shards[shard.id];
+    match crate::net::listen::dup(&fd) {
+        Ok(d) => *beat.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(d),
+        Err(e) => {
+            tracing::warn!(shard = shard.id, error = %e, "no duplicate of the listener: the watchdog could not take it out of the group")
+        }
+    }
+    // SAFETY: a listening socket owned by `fd`, given up here.
+    let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
+    let task = glommio::spawn_local_into(accept_loop(shard.clone(), listener), shard.queues.io)
+        .expect("io queue");
+    *shard.accept_task.borrow_mut() = Some(task);
+}
+
+/// Back from a stall: a new listener joins the SO_REUSEPORT group (the
+/// watchdog stopped the old one; its accept loop has ended or will).
+fn rejoin(shard: &Rc<Shard>) {
+    let beat = &shard.node.beats.shards[shard.id];
+    let seen = beat.removals();
+    match crate::net::listen::bind_reuseport(shard.cfg().listen) {
+        Ok((fd, _)) => {
+            listen_on(shard, fd);
+            beat.mark_rejoined(seen);
+            tracing::warn!(
+                shard = shard.id,
+                "shard recovered from a stall: listening again"
+            );
+        }
+        Err(e) => {
+            // Not retried every slot: the shard serves the connections
+            // other shards hand it until the node restarts.
+            beat.mark_rejoined(seen);
+            tracing::error!(shard = shard.id, error = %e, "could not listen again after a stall; this shard accepts no new connections itself until a restart");
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct PlayerCard {
     pub name: String,
     pub token: String,
     pub allowed_instance: Option<InstanceId>,
+    /// Its right to create instances and its creation budget, which follow
+    /// it (hopping between shards refills nothing).
+    pub creation: crate::shard::world::Creation,
 }
 
 #[derive(Debug)]

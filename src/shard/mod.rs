@@ -16,6 +16,8 @@
 //! - [`mesh`]: `ShardMsg`, what shard cores send each other.
 //! - [`world`]: the shard's instances, players and tokens (plain data).
 //! - [`players`]: what a client message does (Hello, Join, Leave, Input, Ping).
+//! - [`limits`]: who may create an instance, how often (per connection, per
+//!   client address), and what an abandoned one costs.
 //! - [`moves`]: moving a connection to another shard, resume look-ups,
 //!   disconnects, the mesh conversation about players.
 //! - [`slots`]: the tick interval divided into slots; which instance ticks
@@ -34,6 +36,7 @@ pub mod evacuate;
 pub mod failure;
 pub mod fleet;
 pub mod handover;
+pub mod limits;
 pub mod mesh;
 pub mod moves;
 pub mod players;
@@ -94,6 +97,9 @@ pub struct Session {
     pub paused_since: Option<Instant>,
     /// A close was asked for; nothing more is sent or handled.
     pub closing: bool,
+    /// The client's address (for the per-IP creation limit); `None` when
+    /// the runtime does not know it.
+    pub peer_ip: Option<std::net::IpAddr>,
 }
 
 /// Pending resume-token look-ups on other shards, per asking connection.
@@ -141,6 +147,11 @@ pub struct Core {
     /// Set while overloaded: new players are refused until it recovers.
     pub shedding: bool,
     pub sampler: stats::Sampler,
+    /// Instance creations per client address on this shard
+    /// (--creates-per-ip-per-min; at most `limits::CREATE_IPS_TRACKED_MAX`).
+    pub(crate) creates_per_ip: Option<crate::util::rate::KeyedBuckets<std::net::IpAddr>>,
+    /// With the watchdog: where this shard says which instance it steps.
+    pub beat: Option<std::sync::Arc<crate::util::heartbeat::Beats>>,
     /// Monotonic start, and the wall clock (µs since the epoch) at that
     /// moment: wall time follows from `now` without reading a clock.
     pub started_at: Instant,
@@ -182,6 +193,8 @@ impl Core {
             stopping: false,
             shedding: false,
             sampler: stats::Sampler::new(now),
+            creates_per_ip: limits::per_ip_buckets(&cfg),
+            beat: None,
             started_at: now,
             unix_us_at_start: started_unix_us,
             shared,
@@ -216,8 +229,14 @@ impl Core {
         }
     }
 
-    /// A new upgraded connection (its first message must be Hello).
-    pub fn connected(&mut self, conn: ConnId, accepted_at: Instant) {
+    /// A new upgraded connection from `peer_ip` (its first message must be
+    /// Hello).
+    pub fn connected(
+        &mut self,
+        conn: ConnId,
+        accepted_at: Instant,
+        peer_ip: Option<std::net::IpAddr>,
+    ) {
         self.sessions.insert(
             conn,
             Session {
@@ -225,6 +244,7 @@ impl Core {
                 accepted_at,
                 paused_since: None,
                 closing: false,
+                peer_ip,
             },
         );
     }

@@ -44,6 +44,14 @@ impl Core {
         to: usize,
         report: Option<String>,
     ) {
+        // Leaving an unshared room it just made, for another shard: the
+        // budget it takes along pays for the abandoned room (here the
+        // player's record goes once the move succeeds).
+        let abandons = self.leaving_abandons(pid, now);
+        let mut creation = self.world.players[&pid].creation;
+        if abandons {
+            self.charge_abandoned(&mut creation.bucket, now);
+        }
         let p = self.world.players.get_mut(&pid).expect("player exists");
         p.migration = Migration::Out {
             to,
@@ -55,6 +63,7 @@ impl Core {
             name: p.name.clone(),
             token: p.token.clone(),
             allowed_instance: p.allowed_instance.clone(),
+            creation,
         };
         self.pause(fx, conn, now);
         fx.mesh(
@@ -95,14 +104,16 @@ impl Core {
                 "player already on the target shard".into(),
             ));
         }
-        self.world.add_player(Player::detached(
+        let mut player = Player::detached(
             card.id,
             card.name,
             card.token,
             None,
             card.allowed_instance,
             now,
-        ));
+        );
+        player.creation = card.creation;
+        self.world.add_player(player);
         match self.seat_locally(fx, card.id, Some(instance), create, now) {
             Ok(_) => {
                 self.metrics.migrations_in.inc();
@@ -149,6 +160,14 @@ impl Core {
         match result {
             Ok(()) => {
                 self.metrics.migrations_out.inc();
+                // The budget that left with the player paid for a room it
+                // abandons here (`migrate_out`): not charged twice.
+                let left = self.world.players[&pid].instance.clone();
+                if let Some(h) = left.and_then(|i| self.world.instances.get_mut(&i)) {
+                    if h.creator == Some(pid) {
+                        h.creator = None;
+                    }
+                }
                 self.unseat(fx, pid, LeaveReason::Moved, now);
                 // The player now lives on `to` (its token too); without a
                 // connection its seat there waits for a resume.
@@ -318,7 +337,8 @@ impl Core {
         pid: PlayerId,
         resume: bool,
     ) {
-        self.connected(conn, accepted_at);
+        // The player's record (with its address) came with it.
+        self.connected(conn, accepted_at, None);
         let Some(p) = self.world.players.get_mut(&pid) else {
             // The seat expired between the answer and the hand-over.
             self.refuse_resume(fx, conn);

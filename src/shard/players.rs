@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::effects::{Ask, Effects};
-use super::world::{Hosted, Migration, Player, World};
+use super::world::{Creation, Hosted, Migration, Player, World};
 use super::{ConnId, Core};
 use crate::auth::replay::Use;
 use crate::directory::ToAgent;
@@ -29,6 +29,16 @@ pub(crate) type Refusal = (ErrorCode, String);
 
 pub(crate) fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
     (code, message.into())
+}
+
+/// What a Hello's join ticket admits the player to (everything, without
+/// --join-secret).
+#[derive(Debug, Default)]
+struct Admitted {
+    /// The only instance it may join.
+    instance: Option<InstanceId>,
+    /// It may create instances (needed with --create-policy ticket).
+    create: bool,
 }
 
 impl Core {
@@ -163,8 +173,8 @@ impl Core {
             // The resume token is the credential of a player already admitted.
             Some(token) => self.resume(fx, now, conn, &token),
             None => {
-                let allowed = match self.check_ticket(ticket.as_deref(), now) {
-                    Ok(allowed) => allowed,
+                let admitted = match self.check_ticket(ticket.as_deref(), now) {
+                    Ok(admitted) => admitted,
                     Err((code, message)) => {
                         self.metrics.tickets_refused.inc();
                         self.send_error(fx, conn, code, &message);
@@ -177,20 +187,16 @@ impl Core {
                         return;
                     }
                 };
-                self.new_player(fx, conn, name, allowed)
+                self.new_player(fx, conn, name, admitted)
             }
         }
     }
 
-    /// With --join-secret: the ticket must be valid and unused. Returns the
-    /// instance it restricts the player to, if any.
-    fn check_ticket(
-        &self,
-        ticket: Option<&str>,
-        now: Instant,
-    ) -> Result<Option<InstanceId>, Refusal> {
+    /// With --join-secret: the ticket must be valid and unused. Returns what
+    /// it admits the player to.
+    fn check_ticket(&self, ticket: Option<&str>, now: Instant) -> Result<Admitted, Refusal> {
         let Some(secret) = self.shared.join_secret.as_deref() else {
-            return Ok(None);
+            return Ok(Admitted::default());
         };
         let Some(ticket) = ticket else {
             return Err(refusal(
@@ -220,25 +226,26 @@ impl Core {
                 ))
             }
         }
-        match grant.instance {
-            None => Ok(None),
-            Some(i) => InstanceId::parse(&i)
-                .map(Some)
-                .map_err(|e| refusal(ErrorCode::TicketInvalid, format!("ticket instance: {e}"))),
-        }
+        let instance =
+            match grant.instance {
+                None => None,
+                Some(i) => Some(InstanceId::parse(&i).map_err(|e| {
+                    refusal(ErrorCode::TicketInvalid, format!("ticket instance: {e}"))
+                })?),
+            };
+        Ok(Admitted {
+            instance,
+            create: grant.create,
+        })
     }
 
-    fn new_player(
-        &mut self,
-        fx: &mut dyn Effects,
-        conn: ConnId,
-        name: String,
-        allowed_instance: Option<InstanceId>,
-    ) {
+    fn new_player(&mut self, fx: &mut dyn Effects, conn: ConnId, name: String, admitted: Admitted) {
         let id = self.new_player_id();
         let token = new_resume_token();
+        let mut peer_ip = None;
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.player = Some(id);
+            peer_ip = s.peer_ip;
         }
         self.world.add_player(Player {
             id,
@@ -251,7 +258,12 @@ impl Core {
             migration: Migration::None,
             last_input_at: None,
             inputs_pending_since: Vec::new(),
-            allowed_instance,
+            allowed_instance: admitted.instance,
+            creation: Creation {
+                peer_ip,
+                granted: admitted.create,
+                bucket: None,
+            },
         });
         self.send_welcome(fx, conn, id, false);
     }
@@ -321,6 +333,11 @@ impl Core {
         }
         let old = p.conn.replace(conn);
         p.detached_at = None;
+        if let Some(ip) = self.sessions.get(&conn).and_then(|s| s.peer_ip) {
+            // The per-IP limit follows the player to its new address; its
+            // own budget is kept (a reconnect does not refill it).
+            p.creation.peer_ip = Some(ip);
+        }
         if let Some(old) = old {
             if let Some(s) = self.sessions.get_mut(&old) {
                 s.player = None;
@@ -451,7 +468,7 @@ impl Core {
                             format!("instance {id} does not exist (Join with create=false)"),
                         ));
                     }
-                    self.create_instance(id.clone(), now)?;
+                    self.create_for(pid, id.clone(), now)?;
                 }
                 id
             }
@@ -460,7 +477,7 @@ impl Core {
                 None => {
                     let (shard, shards, rng) = (self.id, self.shards, &mut self.rng);
                     let id = new_instance_id(shard, shards, || rng.next_u64());
-                    self.create_instance(id.clone(), now)?;
+                    self.create_for(pid, id.clone(), now)?;
                     id
                 }
             },
@@ -492,6 +509,9 @@ impl Core {
             }
         };
         hosted.empty_since = None;
+        if hosted.creator != Some(pid) {
+            hosted.held_game = true;
+        }
         let slot = hosted.slot;
         self.slots.player_joined(slot);
         p.instance = Some(id.clone());
@@ -510,7 +530,20 @@ impl Core {
         Ok(id)
     }
 
-    pub(crate) fn create_instance(&mut self, id: InstanceId, now: Instant) -> Result<(), Refusal> {
+    /// A player's Join creates `id`: admitted by the creation limits first.
+    fn create_for(&mut self, pid: PlayerId, id: InstanceId, now: Instant) -> Result<(), Refusal> {
+        self.admit_creation(pid, now)?;
+        self.create_instance(id, now, Some(pid)).inspect_err(|_| {
+            self.creation_failed(pid);
+        })
+    }
+
+    pub(crate) fn create_instance(
+        &mut self,
+        id: InstanceId,
+        now: Instant,
+        creator: Option<PlayerId>,
+    ) -> Result<(), Refusal> {
         let max = self.cfg().instances_per_shard_max;
         if self.world.instances.len() >= max {
             return Err(refusal(
@@ -546,6 +579,9 @@ impl Core {
             Hosted {
                 inst,
                 empty_since: Some(now),
+                creator,
+                created_at: now,
+                held_game: creator.is_none(),
                 tick_us: Default::default(),
                 slot,
                 next_due,
@@ -564,6 +600,13 @@ impl Core {
         reason: LeaveReason,
         now: Instant,
     ) {
+        if self.leaving_abandons(pid, now) {
+            let mut bucket = self.world.players.get(&pid).and_then(|p| p.creation.bucket);
+            self.charge_abandoned(&mut bucket, now);
+            if let Some(p) = self.world.players.get_mut(&pid) {
+                p.creation.bucket = bucket;
+            }
+        }
         let Some(p) = self.world.players.get_mut(&pid) else {
             return;
         };

@@ -110,6 +110,10 @@ impl Core {
                 Hosted {
                     inst,
                     empty_since,
+                    // It held a game before the restart: the longer idle.
+                    creator: None,
+                    created_at: now,
+                    held_game: true,
                     tick_us: Default::default(),
                     slot,
                     next_due,

@@ -160,6 +160,7 @@ impl Core {
             players_active,
             seats_detached,
             instances: w.instances.len(),
+            instances_max: self.shared.cfg.instances_per_shard_max,
             buffers_free: 0,
             buffers_total: 0,
             cpu_usage: sampler.cpu,

@@ -98,7 +98,7 @@ impl Client {
     }
 
     fn hello(&mut self, core: &mut Core, fx: &mut Recorded, now: Instant) -> (PlayerId, String) {
-        core.connected(self.conn, now);
+        core.connected(self.conn, now, None);
         let bytes = self.enc.hello("ada", None).to_vec();
         core.message(fx, now, self.conn, &bytes);
         let effects = fx.take();
@@ -305,7 +305,7 @@ fn a_clean_close_leaves_and_a_drop_keeps_the_seat_for_a_resume() {
     assert!(core.world.players[&pa].conn.is_none());
     // a resumes on a new connection: Welcome{resumed} + Joined, same id.
     let mut a2 = Client::new(5);
-    core.connected(5, t0);
+    core.connected(5, t0, None);
     let bytes = a2.enc.hello("ada", Some(&token)).to_vec();
     core.message(&mut fx, t0, 5, &bytes);
     let msgs = sent_to(&fx.take(), 5);
@@ -320,7 +320,7 @@ fn a_clean_close_leaves_and_a_drop_keeps_the_seat_for_a_resume() {
     );
     assert!(!core.world.players.contains_key(&pa));
     // A token of a player that left is refused.
-    core.connected(6, t0);
+    core.connected(6, t0, None);
     let bytes = ClientEncoder::new().hello("x", Some(&token)).to_vec();
     core.message(&mut fx, t0, 6, &bytes);
     assert_eq!(
@@ -356,7 +356,7 @@ fn no_hello_within_the_connect_timeout_is_closed() {
     let t0 = Instant::now();
     let mut core = core(t0);
     let mut fx = Recorded::default();
-    core.connected(9, t0);
+    core.connected(9, t0, None);
     core.sweep(&mut fx, t0 + core.cfg().connect_timeout);
     assert_eq!(closes(&fx.take()), [(9, CloseReason::ConnectTimeout)]);
 }
@@ -420,7 +420,7 @@ fn a_resume_finds_its_seat_on_another_shard() {
     s1.disconnected(&mut f1, t0, 1, false);
     f1.take();
     // The resume lands on shard 0: it asks shard 1.
-    s0.connected(2, t0);
+    s0.connected(2, t0, None);
     let bytes = ClientEncoder::new().hello("ada", Some(&token)).to_vec();
     s0.message(&mut f0, t0, 2, &bytes);
     let find = f0.take().into_iter().find_map(|e| match e {
@@ -676,4 +676,215 @@ fn a_panic_creating_restoring_or_saving_is_contained() {
     let mut faulty = core_with(0, 1, Arc::new(FaultyFactory("restore")), t0);
     faulty.restore(vec![snap], t0);
     assert!(faulty.world.instances.is_empty());
+}
+
+// ------------------------------------------------------- creation limits
+
+fn core_opts(opts: ServeOpts, t0: Instant) -> Core {
+    let cfg = Arc::new(Config::resolve(opts, &[0]).expect("config"));
+    let shared = CoreShared {
+        join_secret: cfg.join_secret.as_deref().map(|s| Arc::from(s.as_bytes())),
+        cfg,
+        factory: Arc::new(ArenaFactory),
+        used_tickets: UsedTickets::new(16),
+        public_url: None,
+        fleet_metrics: None,
+    };
+    Core::new(
+        0,
+        shared,
+        std::rc::Rc::new(ShardMetrics::default()),
+        t0,
+        1_700_000_000_000_000,
+        7,
+    )
+}
+
+/// Hello from `ip`, with an optional join ticket; the player's id.
+fn hello_from(
+    core: &mut Core,
+    fx: &mut Recorded,
+    now: Instant,
+    conn: ConnId,
+    ip: &str,
+    ticket: Option<&str>,
+) -> PlayerId {
+    core.connected(conn, now, Some(ip.parse().unwrap()));
+    let mut enc = ClientEncoder::new();
+    let bytes = match ticket {
+        Some(t) => enc.hello_with_ticket("ada", None, t).to_vec(),
+        None => enc.hello("ada", None).to_vec(),
+    };
+    core.message(fx, now, conn, &bytes);
+    match sent_to(&fx.take(), conn).as_slice() {
+        [ServerMsg::Welcome { player_id, .. }] => *player_id,
+        other => panic!("expected one Welcome, got {other:?}"),
+    }
+}
+
+/// Join{id, create} from `conn`: the error code, or `None` if it joined.
+fn join_code(
+    core: &mut Core,
+    fx: &mut Recorded,
+    now: Instant,
+    conn: ConnId,
+    id: &str,
+) -> Option<ErrorCode> {
+    let bytes = ClientEncoder::new().join(Some(id), true).to_vec();
+    core.message(fx, now, conn, &bytes);
+    let effects = fx.take();
+    assert!(
+        closes(&effects).is_empty(),
+        "a refused creation closes nothing"
+    );
+    let msgs = sent_to(&effects, conn);
+    if msgs.iter().any(|m| matches!(m, ServerMsg::Joined { .. })) {
+        return None;
+    }
+    Some(*error_codes(&msgs).first().expect("Joined or Error"))
+}
+
+#[test]
+fn creation_is_limited_per_connection_and_an_abandoned_room_costs_one_more() {
+    let t0 = Instant::now();
+    let opts = ServeOpts {
+        creates_per_conn_per_min: Some(3),
+        creates_per_ip_per_min: Some(0),
+        ..Default::default()
+    };
+    let mut core = core_opts(opts, t0);
+    let mut fx = Recorded::default();
+    hello_from(&mut core, &mut fx, t0, 1, "10.0.0.1", None);
+    hello_from(&mut core, &mut fx, t0, 2, "10.0.0.1", None);
+    assert_eq!(join_code(&mut core, &mut fx, t0, 1, "a"), None);
+    // Leaving "a" empty and unshared for "b" costs the creator one more.
+    assert_eq!(join_code(&mut core, &mut fx, t0, 1, "b"), None);
+    assert_eq!(core.metrics.creates_abandoned.get(), 1);
+    assert_eq!(
+        join_code(&mut core, &mut fx, t0, 1, "c"),
+        Some(ErrorCode::RateLimited)
+    );
+    assert_eq!(core.metrics.creates_refused_conn.get(), 1);
+    assert!(!core
+        .world
+        .instances
+        .contains_key(&InstanceId::parse("c").unwrap()));
+    // Another connection has its own budget; the limited one still joins
+    // rooms that exist, and "x" held a game once someone else joined it.
+    assert_eq!(join_code(&mut core, &mut fx, t0, 2, "x"), None);
+    assert_eq!(join_code(&mut core, &mut fx, t0, 1, "x"), None);
+    assert!(core.world.instances[&InstanceId::parse("x").unwrap()].held_game);
+    // Leaving "b" (its own, unshared) for "x" cost one more: 3 per minute
+    // is a token every 20 s, and the budget is one in debt.
+    let later = t0 + Duration::from_secs(40);
+    assert_eq!(join_code(&mut core, &mut fx, later, 1, "c"), None);
+}
+
+#[test]
+fn creation_is_limited_per_address_and_a_flood_never_fills_the_table() {
+    let t0 = Instant::now();
+    let opts = ServeOpts {
+        creates_per_conn_per_min: Some(0),
+        creates_per_ip_per_min: Some(2),
+        instances_per_shard_max: Some(8),
+        ..Default::default()
+    };
+    let mut core = core_opts(opts, t0);
+    let mut fx = Recorded::default();
+    for conn in 1..=3 {
+        hello_from(&mut core, &mut fx, t0, conn, "10.0.0.1", None);
+    }
+    hello_from(&mut core, &mut fx, t0, 9, "192.0.2.7", None);
+    assert_eq!(join_code(&mut core, &mut fx, t0, 1, "a"), None);
+    assert_eq!(join_code(&mut core, &mut fx, t0, 2, "b"), None);
+    // The flooders' address is spent, whatever the connection.
+    for (i, conn) in [3, 1, 2, 3].into_iter().enumerate() {
+        assert_eq!(
+            join_code(&mut core, &mut fx, t0, conn, &format!("f{i}")),
+            Some(ErrorCode::RateLimited)
+        );
+    }
+    assert_eq!(core.metrics.creates_refused_ip.get(), 4);
+    // Another address creates as usual: the table has room.
+    assert_eq!(join_code(&mut core, &mut fx, t0, 9, "mine"), None);
+    assert_eq!(core.world.instances.len(), 3);
+}
+
+#[test]
+fn an_unused_room_is_disposed_sooner_than_one_that_held_a_game() {
+    let t0 = Instant::now();
+    let mut core = core_opts(ServeOpts::default(), t0);
+    let mut fx = Recorded::default();
+    let (unused, idle) = (core.cfg().instance_unused, core.cfg().instance_idle);
+    assert!(unused < idle);
+    for conn in 1..=3 {
+        hello_from(&mut core, &mut fx, t0, conn, "10.0.0.1", None);
+    }
+    let leave = ClientEncoder::new().leave().to_vec();
+    assert_eq!(join_code(&mut core, &mut fx, t0, 1, "solo"), None);
+    assert_eq!(join_code(&mut core, &mut fx, t0, 2, "game"), None);
+    assert_eq!(join_code(&mut core, &mut fx, t0, 3, "game"), None);
+    for conn in 1..=3 {
+        core.message(&mut fx, t0, conn, &leave);
+    }
+    let ids = |core: &Core| {
+        let mut v: Vec<String> = core.world.instances.keys().map(|i| i.to_string()).collect();
+        v.sort();
+        v
+    };
+    core.sweep(&mut fx, t0 + unused);
+    assert_eq!(ids(&core), ["game"]);
+    assert_eq!(core.metrics.instances_disposed_unused.get(), 1);
+    core.sweep(&mut fx, t0 + idle - Duration::from_millis(1));
+    assert_eq!(ids(&core), ["game"]);
+    core.sweep(&mut fx, t0 + idle);
+    assert!(ids(&core).is_empty());
+    assert_eq!(core.metrics.instances_disposed_idle.get(), 1);
+}
+
+#[test]
+fn with_the_ticket_policy_only_a_ticket_that_grants_it_creates() {
+    use crate::auth::ticket::{issue, Grant};
+    let t0 = Instant::now();
+    let opts = ServeOpts {
+        join_secret: Some("s3cret".into()),
+        create_policy: Some("ticket".into()),
+        ..Default::default()
+    };
+    let mut core = core_opts(opts, t0);
+    let mut fx = Recorded::default();
+    let ticket = |nonce: &str, instance: Option<&str>, create: bool| {
+        issue(
+            b"s3cret",
+            &Grant {
+                player: "p".into(),
+                instance: instance.map(str::to_owned),
+                expires_unix_s: 1_700_000_300,
+                nonce: nonce.into(),
+                create,
+            },
+        )
+    };
+    let creator = ticket("00000000000000a1", Some("mine"), true);
+    let joiner = ticket("00000000000000a2", None, false);
+    hello_from(
+        &mut core,
+        &mut fx,
+        t0,
+        1,
+        "10.0.0.1",
+        Some(creator.as_str()),
+    );
+    hello_from(&mut core, &mut fx, t0, 2, "10.0.0.2", Some(joiner.as_str()));
+    assert_eq!(
+        join_code(&mut core, &mut fx, t0, 2, "theirs"),
+        Some(ErrorCode::TicketWrongInstance)
+    );
+    assert_eq!(core.metrics.creates_refused_ticket.get(), 1);
+    assert_eq!(join_code(&mut core, &mut fx, t0, 1, "mine"), None);
+    assert_eq!(
+        join_code(&mut core, &mut fx, t0, 2, "mine"),
+        None,
+        "joining needs no grant"
+    );
 }

@@ -63,8 +63,13 @@ impl Core {
             scratch,
             enc,
             metrics,
+            beat,
+            id: shard_id,
             ..
         } = self;
+        // With the watchdog: which instance this shard is inside of, so a
+        // step that never returns can be named.
+        let beat = beat.as_ref().map(|b| &b.shards[*shard_id]);
         scratch.ids.clear();
         scratch.ids.extend_from_slice(slots.members(slot));
         scratch.failed.clear();
@@ -91,7 +96,14 @@ impl Core {
                 hosted.next_due += interval;
             }
             let started = clock();
-            let stepped = match hosted.inst.step(dt_s) {
+            if let Some(b) = beat {
+                b.stepping(id.as_str());
+            }
+            let stepped = hosted.inst.step(dt_s);
+            if let Some(b) = beat {
+                b.stepped();
+            }
+            let stepped = match stepped {
                 Ok(r) => r,
                 Err(_) => {
                     scratch.failed.push(id.clone());
@@ -158,13 +170,15 @@ impl Core {
         report
     }
 
-    /// Releases seats whose grace ran out, disposes idle empty instances,
+    /// Releases seats whose grace ran out, disposes empty instances (after
+    /// --instance-idle-ms if they held a game, --instance-unused-ms if not),
     /// and ends waits that ran out: connections that never said Hello
     /// within the connect timeout, moves and look-ups not answered in time,
     /// fleet moves not answered in time.
     pub fn sweep(&mut self, fx: &mut dyn Effects, now: Instant) {
         let grace = self.cfg().reconnect_grace;
         let idle = self.cfg().instance_idle;
+        let unused = self.cfg().instance_unused;
         let expired: Vec<_> = self
             .world
             .players
@@ -181,20 +195,26 @@ impl Core {
             self.world.remove_player(pid);
             self.metrics.seats_expired.inc();
         }
-        let idle_ids: Vec<InstanceId> = self
+        let idle_ids: Vec<(InstanceId, bool)> = self
             .world
             .instances
             .iter()
             .filter(|(_, h)| {
+                let after = if h.held_game { idle } else { unused };
                 h.inst.is_empty()
                     && h.empty_since
-                        .is_some_and(|t| now.saturating_duration_since(t) >= idle)
+                        .is_some_and(|t| now.saturating_duration_since(t) >= after)
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, h)| (id.clone(), h.held_game))
             .collect();
-        for id in idle_ids {
+        for (id, held_game) in idle_ids {
             self.remove_instance(&id);
             self.metrics.instances_disposed.inc();
+            if held_game {
+                self.metrics.instances_disposed_idle.inc();
+            } else {
+                self.metrics.instances_disposed_unused.inc();
+            }
         }
         self.expire_waits(fx, now);
         self.expire_transfers(fx, now);

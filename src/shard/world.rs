@@ -5,6 +5,7 @@
 //! (`shard::players`) drive it. Never shared with another shard.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use super::effects::Effects;
@@ -14,8 +15,15 @@ use crate::game::{Instance, InstanceId, PlayerId};
 /// An instance this shard runs.
 pub struct Hosted {
     pub inst: Instance,
-    /// Since when it has had no seats (disposed after --instance-idle-ms).
+    /// Since when it has had no seats (disposed after --instance-idle-ms,
+    /// or --instance-unused-ms if it never held a game).
     pub empty_since: Option<Instant>,
+    /// The player whose Join created it (`None`: restored, or taken over).
+    pub creator: Option<PlayerId>,
+    pub created_at: Instant,
+    /// Someone other than its creator has joined it: it held a game, and
+    /// waits the longer --instance-idle-ms when it empties.
+    pub held_game: bool,
     /// This instance's recent tick times (step + encode), for its p99.
     pub tick_us: TickRing,
     /// The slot of the tick interval it steps in (`shard::slots`).
@@ -105,6 +113,22 @@ pub struct Player {
     pub inputs_pending_since: Vec<Instant>,
     /// The only instance this player's join ticket admits it to.
     pub allowed_instance: Option<InstanceId>,
+    /// What the player may create, and its creation budget (travels with
+    /// the player between shards).
+    pub creation: Creation,
+}
+
+/// A player's right to create instances and what it has spent of it
+/// (`shard::limits`). Moves with the player (`PlayerCard`), so hopping
+/// between shards does not refill it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Creation {
+    /// The client address of its connection (the per-IP limit's key).
+    pub peer_ip: Option<IpAddr>,
+    /// Its join ticket grants creation (needed with --create-policy ticket).
+    pub granted: bool,
+    /// --creates-per-conn-per-min; `None` until it first creates (full).
+    pub bucket: Option<crate::util::rate::TokenBucket>,
 }
 
 impl Player {
@@ -131,6 +155,7 @@ impl Player {
             last_input_at: None,
             inputs_pending_since: Vec::new(),
             allowed_instance,
+            creation: Creation::default(),
         }
     }
 }

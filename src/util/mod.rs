@@ -13,9 +13,12 @@
 //!   awaits (event-driven wake-ups instead of sleep-polling).
 //! - [`logging`]: the process's log filter (set at start, changed by the admin API).
 //! - [`cores`]: which CPUs this process may run on.
+//! - [`heartbeat`]: each shard's progress (last finished slot, the instance
+//!   it is stepping), written by the shard and read by the watchdog thread.
 
 pub mod close;
 pub mod cores;
+pub mod heartbeat;
 pub mod logging;
 pub mod rate;
 pub mod rng;

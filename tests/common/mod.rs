@@ -99,6 +99,12 @@ impl Server {
         if !args.contains(&"--load-shedding") {
             cmd.args(["--load-shedding", "off"]);
         }
+        // Every test client comes from 127.0.0.1: one address creating the
+        // rooms of a whole test is not a lobby. The tests of the limit set
+        // it (and use other loopback addresses for the well-behaved).
+        if !args.contains(&"--creates-per-ip-per-min") {
+            cmd.args(["--creates-per-ip-per-min", "0"]);
+        }
         cmd.args(args)
             .env_remove("RUST_LOG")
             // Settings a developer's shell may hold must not leak into
@@ -396,6 +402,24 @@ pub fn tcp(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Like [`tcp`], from the local address `from` (e.g. 127.0.0.2: a client
+/// at another address on loopback, for the per-IP limits).
+pub fn tcp_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::new(from, 0).into())
+        .expect("bind the client's address");
+    socket
+        .connect_timeout(&addr.into(), RECV_TIMEOUT)
+        .expect("TCP connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(POLL)).unwrap();
+    stream.set_write_timeout(Some(RECV_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
 fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
@@ -408,13 +432,31 @@ impl Client {
 
     /// Connects and upgrades; the error is tungstenite's (e.g. `Http(503)`).
     pub fn try_connect(url: &str) -> Result<Client, tungstenite::Error> {
+        Self::try_connect_from(url, None)
+    }
+
+    /// Connects from the local address `from` and upgrades, panicking on
+    /// failure.
+    pub fn connect_from(url: &str, from: std::net::IpAddr) -> Client {
+        Self::try_connect_from(url, Some(from))
+            .unwrap_or_else(|e| panic!("WebSocket connect to {url}: {e}"))
+    }
+
+    fn try_connect_from(
+        url: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<Client, tungstenite::Error> {
         let host = url
             .strip_prefix("ws://")
             .and_then(|rest| rest.split('/').next())
             .expect("ws:// url");
         let addr: SocketAddr = host.parse().expect("ip:port in url");
         let deadline = Instant::now() + UPGRADE_TIMEOUT;
-        let mut attempt = tungstenite::client(url, tcp(addr));
+        let stream = match from {
+            Some(ip) => tcp_from(addr, ip),
+            None => tcp(addr),
+        };
+        let mut attempt = tungstenite::client(url, stream);
         loop {
             match attempt {
                 Ok((ws, _response)) => return Ok(Self::from_ws(ws)),

@@ -1153,6 +1153,7 @@ var ErrorCode = /* @__PURE__ */ ((ErrorCode2) => {
   ErrorCode2[ErrorCode2["ServerFull"] = 30] = "ServerFull";
   ErrorCode2[ErrorCode2["ShuttingDown"] = 31] = "ShuttingDown";
   ErrorCode2[ErrorCode2["WrongNode"] = 32] = "WrongNode";
+  ErrorCode2[ErrorCode2["RateLimited"] = 33] = "RateLimited";
   ErrorCode2[ErrorCode2["Internal"] = 40] = "Internal";
   return ErrorCode2;
 })(ErrorCode || {});

@@ -296,7 +296,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 40;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 21] = [
   ErrorCode::None,
   ErrorCode::BadMessage,
   ErrorCode::OutOfOrder,
@@ -316,6 +316,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
   ErrorCode::ServerFull,
   ErrorCode::ShuttingDown,
   ErrorCode::WrongNode,
+  ErrorCode::RateLimited,
   ErrorCode::Internal,
 ];
 
@@ -358,6 +359,10 @@ impl ErrorCode {
   /// The instance asked for (/play?instance=ID) runs on another node of the fleet; the message
   /// is that node's WebSocket base URL (connect to <url>/play?instance=ID). Close 1000 follows.
   pub const WrongNode: Self = Self(32);
+  /// Too many instances created: by this connection (--creates-per-conn-per-min) or from this
+  /// address (--creates-per-ip-per-min). Nothing was created; the connection stays, and a
+  /// Join of an existing instance still works. Retry later.
+  pub const RateLimited: Self = Self(33);
   pub const Internal: Self = Self(40);
 
   pub const ENUM_MIN: u16 = 0;
@@ -382,6 +387,7 @@ impl ErrorCode {
     Self::ServerFull,
     Self::ShuttingDown,
     Self::WrongNode,
+    Self::RateLimited,
     Self::Internal,
   ];
   /// Returns the variant's name or "" if unknown.
@@ -406,6 +412,7 @@ impl ErrorCode {
       Self::ServerFull => Some("ServerFull"),
       Self::ShuttingDown => Some("ShuttingDown"),
       Self::WrongNode => Some("WrongNode"),
+      Self::RateLimited => Some("RateLimited"),
       Self::Internal => Some("Internal"),
       _ => None,
     }

@@ -58,5 +58,11 @@ export var ErrorCode;
      * is that node's WebSocket base URL (connect to <url>/play?instance=ID). Close 1000 follows.
      */
     ErrorCode[ErrorCode["WrongNode"] = 32] = "WrongNode";
+    /**
+     * Too many instances created: by this connection (--creates-per-conn-per-min) or from this
+     * address (--creates-per-ip-per-min). Nothing was created; the connection stays, and a
+     * Join of an existing instance still works. Retry later.
+     */
+    ErrorCode[ErrorCode["RateLimited"] = 33] = "RateLimited";
     ErrorCode[ErrorCode["Internal"] = 40] = "Internal";
 })(ErrorCode || (ErrorCode = {}));

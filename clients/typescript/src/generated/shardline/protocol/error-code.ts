@@ -70,5 +70,12 @@ export enum ErrorCode {
    * is that node's WebSocket base URL (connect to <url>/play?instance=ID). Close 1000 follows.
    */
   WrongNode = 32,
+
+  /**
+   * Too many instances created: by this connection (--creates-per-conn-per-min) or from this
+   * address (--creates-per-ip-per-min). Nothing was created; the connection stays, and a
+   * Join of an existing instance still works. Retry later.
+   */
+  RateLimited = 33,
   Internal = 40
 }
