@@ -115,7 +115,9 @@ async function explained(pages, check) {
 }
 
 const joinedIn = (page) =>
-  page.waitForFunction(() => window.__shardline?.status === 'joined' && window.__shardline.entities.length > 0, null, { timeout: WAIT_MS });
+  explained([page], () =>
+    page.waitForFunction(() => window.__shardline?.status === 'joined' && window.__shardline.entities.length > 0, null, { timeout: WAIT_MS }),
+  );
 
 const entityX = (page, id) => page.evaluate((id) => window.__shardline.entities.find((e) => e.id === id)?.x ?? null, id);
 
@@ -224,9 +226,14 @@ test('in a fleet, the demo shows a broadcast notice and follows a move to the ot
   const dir = ['--directory', redis.url, '--region', 'eu', '--directory-heartbeat-ms', '200', '--directory-ttl-ms', '10000'];
   const nodes = [];
   try {
-    const a = await startServer([...dir, '--node-id', 'web-a']);
+    // The fleet's pages need no RTT histogram: a 5 s heartbeat, so a page
+    // whose browser a loaded machine starves for 2 s keeps its connection
+    // (beside two CPU hogs the 1 s default closed one mid-test: the move
+    // then found its player detached).
+    const fleetNode = { heartbeatMs: 5000 };
+    const a = await startServer([...dir, '--node-id', 'web-a'], fleetNode);
     nodes.push(a);
-    const b = await startServer([...dir, '--node-id', 'web-b']);
+    const b = await startServer([...dir, '--node-id', 'web-b'], fleetNode);
     nodes.push(b);
     const mover = await openPage(`${a.game}/?instance=web-from&name=erin`);
     await joinedIn(mover);
@@ -363,7 +370,7 @@ async function fleetCli(redisUrl, args) {
   return out;
 }
 
-function startServer(extraArgs = []) {
+function startServer(extraArgs = [], { heartbeatMs = 1000 } = {}) {
   const args = [
     'serve',
     '--listen', '127.0.0.1:0',
@@ -372,8 +379,9 @@ function startServer(extraArgs = []) {
     '--snapshot-interval-ms', '0',
     '--no-restore',
     '--load-shedding', 'off',
-    // Server pings every second, so the RTT histograms fill quickly.
-    '--heartbeat-ms', '1000',
+    // Server pings every second by default, so the RTT histograms fill
+    // quickly; a page silent for two intervals is closed (4001).
+    '--heartbeat-ms', String(heartbeatMs),
     ...extraArgs,
   ];
   const child = spawnTied(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
