@@ -32,6 +32,11 @@ use super::stats::{Metric, Progress, ThreadStats};
 
 /// Readiness events taken per wait (12 bytes each); more are taken by the
 /// next wait, at once.
+/// Connections queued from the executor to its drive thread at most (one
+/// hand-over each, ~200 B); beyond it the executor waits (backpressure on
+/// the ramp, never a dropped connection).
+pub const HANDOVERS_QUEUED_MAX: usize = 4096;
+
 const EVENTS_PER_WAIT: usize = 1024;
 
 /// How often the drive publishes its counts for the progress line.
@@ -89,8 +94,7 @@ impl Drive {
             libc::EPOLLIN as u32,
             DOORBELL,
         )?;
-        // Unbounded in type; bounded by --players (one hand-over each).
-        let (commands, rx) = crossbeam_channel::unbounded();
+        let (commands, rx) = crossbeam_channel::bounded(HANDOVERS_QUEUED_MAX);
         let shared = Arc::new(Shared {
             sample: Mutex::new(None),
         });
@@ -128,8 +132,11 @@ impl Drive {
         })
     }
 
-    /// Hands a running connection over.
+    /// Hands a running connection over. When [`HANDOVERS_QUEUED_MAX`] wait
+    /// already, the executor waits for the drive to take some (the drive
+    /// drains the queue at every wake-up; the doorbell is rung first).
     pub fn run(&self, h: Handover) {
+        ring(self.doorbell.as_raw_fd());
         let _ = self.commands.send(Command::Run(h));
         ring(self.doorbell.as_raw_fd());
     }

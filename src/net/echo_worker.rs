@@ -43,6 +43,12 @@ use crate::net::echo_conn::Adoption;
 
 /// Readiness events taken per `epoll_wait` (16 bytes each, on the stack of
 /// the loop); more ready connections are taken by the next wait, at once.
+/// Hand-overs queued from the shard to its worker at most (~100 B each);
+/// one more is refused by the shard with close 1013 (try again later). The
+/// worker takes every queued one at each wake-up, so only a burst of
+/// upgrades faster than the worker runs can fill it.
+pub const ADOPTIONS_QUEUED_MAX: usize = 1024;
+
 const EVENTS_PER_WAIT: usize = 256;
 
 /// How often silence (two heartbeat intervals), slow consumers and close
@@ -172,9 +178,7 @@ impl Worker {
             libc::EPOLLIN as u32,
             DOORBELL,
         )?;
-        // Unbounded in type, bounded in fact: every adoption holds one of
-        // the node's --max-connections permits.
-        let (commands, rx) = crossbeam_channel::unbounded();
+        let (commands, rx) = crossbeam_channel::bounded(ADOPTIONS_QUEUED_MAX);
         let report = Arc::new(Report::default());
         let state = Loop::new(ep, doorbell.clone(), rx, report.clone());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
@@ -191,14 +195,19 @@ impl Worker {
         })
     }
 
-    /// Hands a connection to the worker; gives it back if the worker is gone.
+    /// Hands a connection to the worker; gives it back if the worker is gone
+    /// or [`ADOPTIONS_QUEUED_MAX`] hand-overs already wait (the shard then
+    /// refuses the connection with 1013).
     pub fn adopt(&self, a: Adoption) -> Result<(), Adoption> {
-        match self.commands.send(Command::Adopt(a)) {
+        match self.commands.try_send(Command::Adopt(a)) {
             Ok(()) => {
                 ring(self.doorbell.as_raw_fd());
                 Ok(())
             }
-            Err(crossbeam_channel::SendError(Command::Adopt(a))) => Err(a),
+            Err(
+                crossbeam_channel::TrySendError::Full(Command::Adopt(a))
+                | crossbeam_channel::TrySendError::Disconnected(Command::Adopt(a)),
+            ) => Err(a),
             Err(_) => unreachable!("only an adoption was sent"),
         }
     }
