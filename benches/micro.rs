@@ -79,6 +79,7 @@ fn entities(n: u32) -> Vec<EntityView> {
             y: 500.0 - i as f32,
             vx: 200.0,
             vy: -200.0,
+            ..EntityView::default()
         })
         .collect()
 }

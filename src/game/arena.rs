@@ -202,6 +202,7 @@ impl Game for Arena {
             y: d.y,
             vx: d.vx,
             vy: d.vy,
+            ..EntityView::default()
         }));
     }
 

@@ -81,7 +81,8 @@ pub struct PlayerInput {
 }
 
 /// What a game exposes of one entity each tick. Mirrors the wire struct
-/// `EntityState` field for field.
+/// `EntityState` field for field, plus `EntityPose` (z, facing) for 3D games;
+/// a 2D game leaves those at 0.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EntityView {
     pub id: EntityId,
@@ -91,6 +92,10 @@ pub struct EntityView {
     pub y: f32,
     pub vx: f32,
     pub vy: f32,
+    /// Height in arena units (3D games; 0 in 2D).
+    pub z: f32,
+    /// Facing in radians, [0, 2π) (0 when the game has none).
+    pub facing: f32,
 }
 
 #[cfg(test)]

@@ -236,6 +236,7 @@ impl ClientEncoder {
                 move_x,
                 move_y,
                 buttons,
+                ack_tick: 0,
             },
         );
         self.finish(fb::ClientBody::Input, body.as_union_value())

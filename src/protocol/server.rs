@@ -74,6 +74,7 @@ impl Encoder {
                 heartbeat_ms: l.heartbeat_ms,
                 connect_timeout_ms: l.connect_timeout_ms,
                 reconnect_grace_ms: l.reconnect_grace_ms,
+                ..Default::default()
             },
         );
         let body = fb::Welcome::create(
@@ -115,6 +116,7 @@ impl Encoder {
                 arena_height: arena.1,
                 entities: Some(entities),
                 custom,
+                poses: None,
             },
         );
         self.finish(fb::ServerBody::Joined, body.as_union_value())
@@ -139,6 +141,7 @@ impl Encoder {
                 inputs_applied,
                 entities: Some(entities),
                 custom,
+                poses: None,
             },
         );
         self.finish(fb::ServerBody::StateUpdate, body.as_union_value())
@@ -168,6 +171,7 @@ impl Encoder {
                 inputs_applied: 0,
                 entities: Some(entities),
                 custom,
+                poses: None,
             },
         );
         self.fbb.force_defaults(false);
@@ -532,6 +536,7 @@ fn entities_from_fb(v: Option<Vector<'_, fb::EntityState>>) -> Vec<EntityView> {
                 y: e.y(),
                 vx: e.vx(),
                 vy: e.vy(),
+                ..EntityView::default()
             })
             .collect()
     })
@@ -557,6 +562,7 @@ mod tests {
                 y: -4.25,
                 vx: 1.0,
                 vy: -1.0,
+                ..EntityView::default()
             },
             EntityView {
                 id: u32::MAX,
@@ -566,6 +572,7 @@ mod tests {
                 y: f32::MIN_POSITIVE,
                 vx: 0.0,
                 vy: -0.0,
+                ..EntityView::default()
             },
         ]
     }

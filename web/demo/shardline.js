@@ -777,6 +777,45 @@ var Builder = class _Builder {
   }
 };
 
+// src/generated/shardline/protocol/ack.ts
+var Ack = class _Ack {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsAck(bb, obj) {
+    return (obj || new _Ack()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsAck(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _Ack()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  tick() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startAck(builder) {
+    builder.startObject(1);
+  }
+  static addTick(builder, tick) {
+    builder.addFieldInt64(0, tick, BigInt("0"));
+  }
+  static endAck(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createAck(builder, tick) {
+    _Ack.startAck(builder);
+    _Ack.addTick(builder, tick);
+    return _Ack.endAck(builder);
+  }
+};
+
 // src/generated/shardline/protocol/hello.ts
 var Hello = class _Hello {
   constructor() {
@@ -874,8 +913,16 @@ var Input = class _Input {
     const offset = this.bb.__offset(this.bb_pos, 10);
     return offset ? this.bb.readUint32(this.bb_pos + offset) : 0;
   }
+  /**
+   * V2: the newest StateDelta.tick this client has applied (0 = none), as
+   * Ack.tick; saves a separate Ack when the client sends input every tick.
+   */
+  ackTick() {
+    const offset = this.bb.__offset(this.bb_pos, 12);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
   static startInput(builder) {
-    builder.startObject(4);
+    builder.startObject(5);
   }
   static addSeq(builder, seq) {
     builder.addFieldInt32(0, seq, 0);
@@ -889,16 +936,20 @@ var Input = class _Input {
   static addButtons(builder, buttons) {
     builder.addFieldInt32(3, buttons, 0);
   }
+  static addAckTick(builder, ackTick) {
+    builder.addFieldInt64(4, ackTick, BigInt("0"));
+  }
   static endInput(builder) {
     const offset = builder.endObject();
     return offset;
   }
-  static createInput(builder, seq, moveX, moveY, buttons) {
+  static createInput(builder, seq, moveX, moveY, buttons, ackTick) {
     _Input.startInput(builder);
     _Input.addSeq(builder, seq);
     _Input.addMoveX(builder, moveX);
     _Input.addMoveY(builder, moveY);
     _Input.addButtons(builder, buttons);
+    _Input.addAckTick(builder, ackTick);
     return _Input.endInput(builder);
   }
 };
@@ -981,6 +1032,71 @@ var Leave = class _Leave {
   }
 };
 
+// src/generated/shardline/protocol/message.ts
+var Message = class _Message {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsMessage(bb, obj) {
+    return (obj || new _Message()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsMessage(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _Message()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  kind() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.readUint16(this.bb_pos + offset) : 0;
+  }
+  body(index) {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
+  }
+  bodyLength() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  bodyArray() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
+  }
+  static startMessage(builder) {
+    builder.startObject(2);
+  }
+  static addKind(builder, kind) {
+    builder.addFieldInt16(0, kind, 0);
+  }
+  static addBody(builder, bodyOffset) {
+    builder.addFieldOffset(1, bodyOffset, 0);
+  }
+  static createBodyVector(builder, data) {
+    builder.startVector(1, data.length, 1);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addInt8(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startBodyVector(builder, numElems) {
+    builder.startVector(1, numElems, 1);
+  }
+  static endMessage(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createMessage(builder, kind, bodyOffset) {
+    _Message.startMessage(builder);
+    _Message.addKind(builder, kind);
+    _Message.addBody(builder, bodyOffset);
+    return _Message.endMessage(builder);
+  }
+};
+
 // src/generated/shardline/protocol/ping.ts
 var Ping = class _Ping {
   constructor() {
@@ -1028,6 +1144,8 @@ var ClientBody = /* @__PURE__ */ ((ClientBody2) => {
   ClientBody2[ClientBody2["Leave"] = 3] = "Leave";
   ClientBody2[ClientBody2["Input"] = 4] = "Input";
   ClientBody2[ClientBody2["Ping"] = 5] = "Ping";
+  ClientBody2[ClientBody2["Ack"] = 6] = "Ack";
+  ClientBody2[ClientBody2["Message"] = 7] = "Message";
   return ClientBody2;
 })(ClientBody || {});
 
@@ -1205,6 +1323,34 @@ var Error2 = class _Error {
   }
 };
 
+// src/generated/shardline/protocol/entity-pose.ts
+var EntityPose = class {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  z() {
+    return this.bb.readFloat32(this.bb_pos);
+  }
+  facing() {
+    return this.bb.readFloat32(this.bb_pos + 4);
+  }
+  static sizeOf() {
+    return 8;
+  }
+  static createEntityPose(builder, z, facing) {
+    builder.prep(4, 8);
+    builder.writeFloat32(facing);
+    builder.writeFloat32(z);
+    return builder.offset();
+  }
+};
+
 // src/generated/shardline/protocol/joined.ts
 var Joined = class _Joined {
   constructor() {
@@ -1269,8 +1415,20 @@ var Joined = class _Joined {
     const offset = this.bb.__offset(this.bb_pos, 16);
     return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
   }
+  /**
+   * z and facing of `entities`, same length and order; absent when every
+   * entity has z = 0 and facing = 0 (a 2D game).
+   */
+  poses(index, obj) {
+    const offset = this.bb.__offset(this.bb_pos, 18);
+    return offset ? (obj || new EntityPose()).__init(this.bb.__vector(this.bb_pos + offset) + index * 8, this.bb) : null;
+  }
+  posesLength() {
+    const offset = this.bb.__offset(this.bb_pos, 18);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
   static startJoined(builder) {
-    builder.startObject(7);
+    builder.startObject(8);
   }
   static addInstanceId(builder, instanceIdOffset) {
     builder.addFieldOffset(0, instanceIdOffset, 0);
@@ -1306,11 +1464,17 @@ var Joined = class _Joined {
   static startCustomVector(builder, numElems) {
     builder.startVector(1, numElems, 1);
   }
+  static addPoses(builder, posesOffset) {
+    builder.addFieldOffset(7, posesOffset, 0);
+  }
+  static startPosesVector(builder, numElems) {
+    builder.startVector(8, numElems, 4);
+  }
   static endJoined(builder) {
     const offset = builder.endObject();
     return offset;
   }
-  static createJoined(builder, instanceIdOffset, entityId, tick, arenaWidth, arenaHeight, entitiesOffset, customOffset) {
+  static createJoined(builder, instanceIdOffset, entityId, tick, arenaWidth, arenaHeight, entitiesOffset, customOffset, posesOffset) {
     _Joined.startJoined(builder);
     _Joined.addInstanceId(builder, instanceIdOffset);
     _Joined.addEntityId(builder, entityId);
@@ -1319,6 +1483,7 @@ var Joined = class _Joined {
     _Joined.addArenaHeight(builder, arenaHeight);
     _Joined.addEntities(builder, entitiesOffset);
     _Joined.addCustom(builder, customOffset);
+    _Joined.addPoses(builder, posesOffset);
     return _Joined.endJoined(builder);
   }
 };
@@ -1551,6 +1716,239 @@ var Pong = class _Pong {
   }
 };
 
+// src/generated/shardline/protocol/game-event.ts
+var GameEvent = class _GameEvent {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsGameEvent(bb, obj) {
+    return (obj || new _GameEvent()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsGameEvent(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _GameEvent()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  tick() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  kind() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.readUint16(this.bb_pos + offset) : 0;
+  }
+  body(index) {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
+  }
+  bodyLength() {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  bodyArray() {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
+  }
+  static startGameEvent(builder) {
+    builder.startObject(3);
+  }
+  static addTick(builder, tick) {
+    builder.addFieldInt64(0, tick, BigInt("0"));
+  }
+  static addKind(builder, kind) {
+    builder.addFieldInt16(1, kind, 0);
+  }
+  static addBody(builder, bodyOffset) {
+    builder.addFieldOffset(2, bodyOffset, 0);
+  }
+  static createBodyVector(builder, data) {
+    builder.startVector(1, data.length, 1);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addInt8(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startBodyVector(builder, numElems) {
+    builder.startVector(1, numElems, 1);
+  }
+  static endGameEvent(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createGameEvent(builder, tick, kind, bodyOffset) {
+    _GameEvent.startGameEvent(builder);
+    _GameEvent.addTick(builder, tick);
+    _GameEvent.addKind(builder, kind);
+    _GameEvent.addBody(builder, bodyOffset);
+    return _GameEvent.endGameEvent(builder);
+  }
+};
+
+// src/generated/shardline/protocol/state-delta.ts
+var StateDelta = class _StateDelta {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  static getRootAsStateDelta(bb, obj) {
+    return (obj || new _StateDelta()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  static getSizePrefixedRootAsStateDelta(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _StateDelta()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+  }
+  tick() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  /**
+   * The tick this delta applies to (one the client acknowledged); 0 = a full
+   * state: start from an empty world.
+   */
+  baselineTick() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  /**
+   * As StateUpdate.
+   */
+  lastInputSeq() {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.readUint32(this.bb_pos + offset) : 0;
+  }
+  inputsApplied() {
+    const offset = this.bb.__offset(this.bb_pos, 10);
+    return offset ? this.bb.readUint32(this.bb_pos + offset) : 0;
+  }
+  /**
+   * Entities removed, then entities entered or changed, quantized
+   * (docs/protocol.md "Delta format").
+   */
+  entities(index) {
+    const offset = this.bb.__offset(this.bb_pos, 12);
+    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
+  }
+  entitiesLength() {
+    const offset = this.bb.__offset(this.bb_pos, 12);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  entitiesArray() {
+    const offset = this.bb.__offset(this.bb_pos, 12);
+    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
+  }
+  /**
+   * When present: the game's custom state replaces the baseline's.
+   */
+  customFull(index) {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
+  }
+  customFullLength() {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  customFullArray() {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
+  }
+  /**
+   * When present: runs of bytes changed in the baseline's custom state
+   * (docs/protocol.md "Custom state patch"). Absent with custom_full
+   * absent: custom state unchanged.
+   */
+  customPatch(index) {
+    const offset = this.bb.__offset(this.bb_pos, 16);
+    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
+  }
+  customPatchLength() {
+    const offset = this.bb.__offset(this.bb_pos, 16);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  customPatchArray() {
+    const offset = this.bb.__offset(this.bb_pos, 16);
+    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
+  }
+  static startStateDelta(builder) {
+    builder.startObject(7);
+  }
+  static addTick(builder, tick) {
+    builder.addFieldInt64(0, tick, BigInt("0"));
+  }
+  static addBaselineTick(builder, baselineTick) {
+    builder.addFieldInt64(1, baselineTick, BigInt("0"));
+  }
+  static addLastInputSeq(builder, lastInputSeq) {
+    builder.addFieldInt32(2, lastInputSeq, 0);
+  }
+  static addInputsApplied(builder, inputsApplied) {
+    builder.addFieldInt32(3, inputsApplied, 0);
+  }
+  static addEntities(builder, entitiesOffset) {
+    builder.addFieldOffset(4, entitiesOffset, 0);
+  }
+  static createEntitiesVector(builder, data) {
+    builder.startVector(1, data.length, 1);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addInt8(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startEntitiesVector(builder, numElems) {
+    builder.startVector(1, numElems, 1);
+  }
+  static addCustomFull(builder, customFullOffset) {
+    builder.addFieldOffset(5, customFullOffset, 0);
+  }
+  static createCustomFullVector(builder, data) {
+    builder.startVector(1, data.length, 1);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addInt8(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startCustomFullVector(builder, numElems) {
+    builder.startVector(1, numElems, 1);
+  }
+  static addCustomPatch(builder, customPatchOffset) {
+    builder.addFieldOffset(6, customPatchOffset, 0);
+  }
+  static createCustomPatchVector(builder, data) {
+    builder.startVector(1, data.length, 1);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addInt8(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startCustomPatchVector(builder, numElems) {
+    builder.startVector(1, numElems, 1);
+  }
+  static endStateDelta(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createStateDelta(builder, tick, baselineTick, lastInputSeq, inputsApplied, entitiesOffset, customFullOffset, customPatchOffset) {
+    _StateDelta.startStateDelta(builder);
+    _StateDelta.addTick(builder, tick);
+    _StateDelta.addBaselineTick(builder, baselineTick);
+    _StateDelta.addLastInputSeq(builder, lastInputSeq);
+    _StateDelta.addInputsApplied(builder, inputsApplied);
+    _StateDelta.addEntities(builder, entitiesOffset);
+    _StateDelta.addCustomFull(builder, customFullOffset);
+    _StateDelta.addCustomPatch(builder, customPatchOffset);
+    return _StateDelta.endStateDelta(builder);
+  }
+};
+
 // src/generated/shardline/protocol/state-update.ts
 var StateUpdate = class _StateUpdate {
   constructor() {
@@ -1607,8 +2005,19 @@ var StateUpdate = class _StateUpdate {
     const offset = this.bb.__offset(this.bb_pos, 12);
     return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
   }
+  /**
+   * As Joined.poses.
+   */
+  poses(index, obj) {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? (obj || new EntityPose()).__init(this.bb.__vector(this.bb_pos + offset) + index * 8, this.bb) : null;
+  }
+  posesLength() {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
   static startStateUpdate(builder) {
-    builder.startObject(5);
+    builder.startObject(6);
   }
   static addTick(builder, tick) {
     builder.addFieldInt64(0, tick, BigInt("0"));
@@ -1638,17 +2047,24 @@ var StateUpdate = class _StateUpdate {
   static startCustomVector(builder, numElems) {
     builder.startVector(1, numElems, 1);
   }
+  static addPoses(builder, posesOffset) {
+    builder.addFieldOffset(5, posesOffset, 0);
+  }
+  static startPosesVector(builder, numElems) {
+    builder.startVector(8, numElems, 4);
+  }
   static endStateUpdate(builder) {
     const offset = builder.endObject();
     return offset;
   }
-  static createStateUpdate(builder, tick, lastInputSeq, inputsApplied, entitiesOffset, customOffset) {
+  static createStateUpdate(builder, tick, lastInputSeq, inputsApplied, entitiesOffset, customOffset, posesOffset) {
     _StateUpdate.startStateUpdate(builder);
     _StateUpdate.addTick(builder, tick);
     _StateUpdate.addLastInputSeq(builder, lastInputSeq);
     _StateUpdate.addInputsApplied(builder, inputsApplied);
     _StateUpdate.addEntities(builder, entitiesOffset);
     _StateUpdate.addCustom(builder, customOffset);
+    _StateUpdate.addPoses(builder, posesOffset);
     return _StateUpdate.endStateUpdate(builder);
   }
 };
@@ -1742,8 +2158,30 @@ var Limits = class _Limits {
     const offset = this.bb.__offset(this.bb_pos, 14);
     return offset ? this.bb.readUint32(this.bb_pos + offset) : 0;
   }
+  /**
+   * V2: how many recent ticks the server can encode a delta against; a client
+   * keeps its reconstructed world for at least this many ticks after its Ack.
+   */
+  deltaHistoryTicks() {
+    const offset = this.bb.__offset(this.bb_pos, 16);
+    return offset ? this.bb.readUint16(this.bb_pos + offset) : 0;
+  }
+  /**
+   * Largest Message.body accepted, in bytes.
+   */
+  messageBytesMax() {
+    const offset = this.bb.__offset(this.bb_pos, 18);
+    return offset ? this.bb.readUint32(this.bb_pos + offset) : 0;
+  }
+  /**
+   * Messages accepted per tick from one player.
+   */
+  messagesPerTickMax() {
+    const offset = this.bb.__offset(this.bb_pos, 20);
+    return offset ? this.bb.readUint16(this.bb_pos + offset) : 0;
+  }
   static startLimits(builder) {
-    builder.startObject(6);
+    builder.startObject(9);
   }
   static addMaxPayloadBytes(builder, maxPayloadBytes) {
     builder.addFieldInt32(0, maxPayloadBytes, 0);
@@ -1763,11 +2201,20 @@ var Limits = class _Limits {
   static addReconnectGraceMs(builder, reconnectGraceMs) {
     builder.addFieldInt32(5, reconnectGraceMs, 0);
   }
+  static addDeltaHistoryTicks(builder, deltaHistoryTicks) {
+    builder.addFieldInt16(6, deltaHistoryTicks, 0);
+  }
+  static addMessageBytesMax(builder, messageBytesMax) {
+    builder.addFieldInt32(7, messageBytesMax, 0);
+  }
+  static addMessagesPerTickMax(builder, messagesPerTickMax) {
+    builder.addFieldInt16(8, messagesPerTickMax, 0);
+  }
   static endLimits(builder) {
     const offset = builder.endObject();
     return offset;
   }
-  static createLimits(builder, maxPayloadBytes, inputsPerTickMax, playersPerInstanceMax, heartbeatMs, connectTimeoutMs, reconnectGraceMs) {
+  static createLimits(builder, maxPayloadBytes, inputsPerTickMax, playersPerInstanceMax, heartbeatMs, connectTimeoutMs, reconnectGraceMs, deltaHistoryTicks, messageBytesMax, messagesPerTickMax) {
     _Limits.startLimits(builder);
     _Limits.addMaxPayloadBytes(builder, maxPayloadBytes);
     _Limits.addInputsPerTickMax(builder, inputsPerTickMax);
@@ -1775,6 +2222,9 @@ var Limits = class _Limits {
     _Limits.addHeartbeatMs(builder, heartbeatMs);
     _Limits.addConnectTimeoutMs(builder, connectTimeoutMs);
     _Limits.addReconnectGraceMs(builder, reconnectGraceMs);
+    _Limits.addDeltaHistoryTicks(builder, deltaHistoryTicks);
+    _Limits.addMessageBytesMax(builder, messageBytesMax);
+    _Limits.addMessagesPerTickMax(builder, messagesPerTickMax);
     return _Limits.endLimits(builder);
   }
 };
@@ -1878,6 +2328,8 @@ var ServerBody = /* @__PURE__ */ ((ServerBody2) => {
   ServerBody2[ServerBody2["Error"] = 7] = "Error";
   ServerBody2[ServerBody2["Notice"] = 8] = "Notice";
   ServerBody2[ServerBody2["Transfer"] = 9] = "Transfer";
+  ServerBody2[ServerBody2["StateDelta"] = 10] = "StateDelta";
+  ServerBody2[ServerBody2["GameEvent"] = 11] = "GameEvent";
   return ServerBody2;
 })(ServerBody || {});
 
@@ -1958,7 +2410,7 @@ var Encoder = class {
   }
   input(seq, moveX, moveY, buttons) {
     const b = this.start();
-    return this.finish(4 /* Input */, Input.createInput(b, seq, moveX, moveY, buttons));
+    return this.finish(4 /* Input */, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(0)));
   }
   ping(clientTime) {
     const b = this.start();
@@ -2930,11 +3382,14 @@ var ShardlineClient = class extends Emitter {
 // src/generated/shardline/protocol.ts
 var protocol_exports = {};
 __export(protocol_exports, {
+  Ack: () => Ack,
   ClientBody: () => ClientBody,
   ClientMessage: () => ClientMessage,
+  EntityPose: () => EntityPose,
   EntityState: () => EntityState,
   Error: () => Error2,
   ErrorCode: () => ErrorCode,
+  GameEvent: () => GameEvent,
   Hello: () => Hello,
   Input: () => Input,
   Join: () => Join,
@@ -2942,6 +3397,7 @@ __export(protocol_exports, {
   Leave: () => Leave,
   LeaveReason: () => LeaveReason,
   Limits: () => Limits,
+  Message: () => Message,
   Notice: () => Notice,
   Ping: () => Ping,
   PlayerJoined: () => PlayerJoined,
@@ -2950,6 +3406,7 @@ __export(protocol_exports, {
   ProtocolVersion: () => ProtocolVersion,
   ServerBody: () => ServerBody,
   ServerMessage: () => ServerMessage,
+  StateDelta: () => StateDelta,
   StateUpdate: () => StateUpdate,
   Transfer: () => Transfer,
   Welcome: () => Welcome
@@ -2958,6 +3415,7 @@ __export(protocol_exports, {
 // src/generated/shardline/protocol/protocol-version.ts
 var ProtocolVersion = /* @__PURE__ */ ((ProtocolVersion2) => {
   ProtocolVersion2[ProtocolVersion2["V1"] = 1] = "V1";
+  ProtocolVersion2[ProtocolVersion2["V2"] = 2] = "V2";
   return ProtocolVersion2;
 })(ProtocolVersion || {});
 export {

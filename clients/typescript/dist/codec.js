@@ -56,7 +56,7 @@ export class Encoder {
     }
     input(seq, moveX, moveY, buttons) {
         const b = this.start();
-        return this.finish(ClientBody.Input, Input.createInput(b, seq, moveX, moveY, buttons));
+        return this.finish(ClientBody.Input, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(0)));
     }
     ping(clientTime) {
         const b = this.start();

@@ -66,7 +66,7 @@ export class Encoder {
 
   input(seq: number, moveX: number, moveY: number, buttons: number): Uint8Array {
     const b = this.start();
-    return this.finish(ClientBody.Input, Input.createInput(b, seq, moveX, moveY, buttons));
+    return this.finish(ClientBody.Input, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(0)));
   }
 
   ping(clientTime: number): Uint8Array {

@@ -13,31 +13,39 @@ pub mod protocol {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PROTOCOL_VERSION: u16 = 1;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PROTOCOL_VERSION: u16 = 1;
+pub const ENUM_MAX_PROTOCOL_VERSION: u16 = 2;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PROTOCOL_VERSION: [ProtocolVersion; 1] = [
+pub const ENUM_VALUES_PROTOCOL_VERSION: [ProtocolVersion; 2] = [
   ProtocolVersion::V1,
+  ProtocolVersion::V2,
 ];
 
 /// Version of this schema's semantics. A client sends the version it speaks in
 /// Hello; the server refuses an unknown version with Error(UnsupportedVersion).
+///   V1: full state in every StateUpdate.
+///   V2: StateDelta instead of StateUpdate (deltas against the tick the client
+///       acknowledged, quantized, filtered by area of interest), GameEvent, and
+///       the 3D fields (z, facing). docs/protocol.md "Protocol version 2".
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(transparent)]
 pub struct ProtocolVersion(pub u16);
 #[allow(non_upper_case_globals)]
 impl ProtocolVersion {
   pub const V1: Self = Self(1);
+  pub const V2: Self = Self(2);
 
   pub const ENUM_MIN: u16 = 1;
-  pub const ENUM_MAX: u16 = 1;
+  pub const ENUM_MAX: u16 = 2;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::V1,
+    Self::V2,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
     match self {
       Self::V1 => Some("V1"),
+      Self::V2 => Some("V2"),
       _ => None,
     }
   }
@@ -95,16 +103,18 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ProtocolVersion {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_CLIENT_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_CLIENT_BODY: u8 = 5;
+pub const ENUM_MAX_CLIENT_BODY: u8 = 7;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_CLIENT_BODY: [ClientBody; 6] = [
+pub const ENUM_VALUES_CLIENT_BODY: [ClientBody; 8] = [
   ClientBody::NONE,
   ClientBody::Hello,
   ClientBody::Join,
   ClientBody::Leave,
   ClientBody::Input,
   ClientBody::Ping,
+  ClientBody::Ack,
+  ClientBody::Message,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -118,9 +128,11 @@ impl ClientBody {
   pub const Leave: Self = Self(3);
   pub const Input: Self = Self(4);
   pub const Ping: Self = Self(5);
+  pub const Ack: Self = Self(6);
+  pub const Message: Self = Self(7);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 5;
+  pub const ENUM_MAX: u8 = 7;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Hello,
@@ -128,6 +140,8 @@ impl ClientBody {
     Self::Leave,
     Self::Input,
     Self::Ping,
+    Self::Ack,
+    Self::Message,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -138,6 +152,8 @@ impl ClientBody {
       Self::Leave => Some("Leave"),
       Self::Input => Some("Input"),
       Self::Ping => Some("Ping"),
+      Self::Ack => Some("Ack"),
+      Self::Message => Some("Message"),
       _ => None,
     }
   }
@@ -471,10 +487,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ErrorCode {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_SERVER_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_SERVER_BODY: u8 = 9;
+pub const ENUM_MAX_SERVER_BODY: u8 = 11;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 10] = [
+pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 12] = [
   ServerBody::NONE,
   ServerBody::Welcome,
   ServerBody::Joined,
@@ -485,6 +501,8 @@ pub const ENUM_VALUES_SERVER_BODY: [ServerBody; 10] = [
   ServerBody::Error,
   ServerBody::Notice,
   ServerBody::Transfer,
+  ServerBody::StateDelta,
+  ServerBody::GameEvent,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -502,9 +520,11 @@ impl ServerBody {
   pub const Error: Self = Self(7);
   pub const Notice: Self = Self(8);
   pub const Transfer: Self = Self(9);
+  pub const StateDelta: Self = Self(10);
+  pub const GameEvent: Self = Self(11);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 9;
+  pub const ENUM_MAX: u8 = 11;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Welcome,
@@ -516,6 +536,8 @@ impl ServerBody {
     Self::Error,
     Self::Notice,
     Self::Transfer,
+    Self::StateDelta,
+    Self::GameEvent,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -530,6 +552,8 @@ impl ServerBody {
       Self::Error => Some("Error"),
       Self::Notice => Some("Notice"),
       Self::Transfer => Some("Transfer"),
+      Self::StateDelta => Some("StateDelta"),
+      Self::GameEvent => Some("GameEvent"),
       _ => None,
     }
   }
@@ -868,6 +892,135 @@ impl<'a> EntityState {
       ::core::ptr::copy_nonoverlapping(
         &x_le as *const _ as *const u8,
         self.0[20..].as_mut_ptr(),
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+}
+
+/// The 3D part of an entity: height in arena units and facing in radians,
+/// [0, 2*pi). A struct cannot grow, so it travels beside EntityState.
+// struct EntityPose, aligned to 4
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq)]
+pub struct EntityPose(pub [u8; 8]);
+impl Default for EntityPose { 
+  fn default() -> Self { 
+    Self([0; 8])
+  }
+}
+impl ::core::fmt::Debug for EntityPose {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    f.debug_struct("EntityPose")
+      .field("z", &self.z())
+      .field("facing", &self.facing())
+      .finish()
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for EntityPose {}
+impl<'a> ::flatbuffers::Follow<'a> for EntityPose {
+  type Inner = &'a EntityPose;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { <&'a EntityPose>::follow(buf, loc) }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for &'a EntityPose {
+  type Inner = &'a EntityPose;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { ::flatbuffers::follow_cast_ref::<EntityPose>(buf, loc) }
+  }
+}
+impl<'b> ::flatbuffers::Push for EntityPose {
+    type Output = EntityPose;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        let src = unsafe { ::core::slice::from_raw_parts(self as *const EntityPose as *const u8, <Self as ::flatbuffers::Push>::size()) };
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn alignment() -> ::flatbuffers::PushAlignment {
+        ::flatbuffers::PushAlignment::new(4)
+    }
+}
+
+impl<'a> ::flatbuffers::Verifiable for EntityPose {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.in_buffer::<Self>(pos)
+  }
+}
+
+impl<'a> EntityPose {
+  #[allow(clippy::too_many_arguments)]
+  pub fn new(
+    z: f32,
+    facing: f32,
+  ) -> Self {
+    let mut s = Self([0; 8]);
+    s.set_z(z);
+    s.set_facing(facing);
+    s
+  }
+
+  pub fn z(&self) -> f32 {
+    let mut mem = ::core::mem::MaybeUninit::<<f32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[0..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_z(&mut self, x: f32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[0..].as_mut_ptr(),
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn facing(&self) -> f32 {
+    let mut mem = ::core::mem::MaybeUninit::<<f32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[4..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_facing(&mut self, x: f32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[4..].as_mut_ptr(),
         ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
       );
     }
@@ -1247,6 +1400,7 @@ impl<'a> Input<'a> {
   pub const VT_MOVE_X: ::flatbuffers::VOffsetT = 6;
   pub const VT_MOVE_Y: ::flatbuffers::VOffsetT = 8;
   pub const VT_BUTTONS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_ACK_TICK: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1258,6 +1412,7 @@ impl<'a> Input<'a> {
     args: &'args InputArgs
   ) -> ::flatbuffers::WIPOffset<Input<'bldr>> {
     let mut builder = InputBuilder::new(_fbb);
+    builder.add_ack_tick(args.ack_tick);
     builder.add_buttons(args.buttons);
     builder.add_move_y(args.move_y);
     builder.add_move_x(args.move_x);
@@ -1294,6 +1449,15 @@ impl<'a> Input<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(Input::VT_BUTTONS, Some(0)).unwrap()}
   }
+  /// V2: the newest StateDelta.tick this client has applied (0 = none), as
+  /// Ack.tick; saves a separate Ack when the client sends input every tick.
+  #[inline]
+  pub fn ack_tick(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Input::VT_ACK_TICK, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Input<'_> {
@@ -1306,6 +1470,7 @@ impl ::flatbuffers::Verifiable for Input<'_> {
      .visit_field::<f32>("move_x", Self::VT_MOVE_X, false)?
      .visit_field::<f32>("move_y", Self::VT_MOVE_Y, false)?
      .visit_field::<u32>("buttons", Self::VT_BUTTONS, false)?
+     .visit_field::<u64>("ack_tick", Self::VT_ACK_TICK, false)?
      .finish();
     Ok(())
   }
@@ -1315,6 +1480,7 @@ pub struct InputArgs {
     pub move_x: f32,
     pub move_y: f32,
     pub buttons: u32,
+    pub ack_tick: u64,
 }
 impl<'a> Default for InputArgs {
   #[inline]
@@ -1324,6 +1490,7 @@ impl<'a> Default for InputArgs {
       move_x: 0.0,
       move_y: 0.0,
       buttons: 0,
+      ack_tick: 0,
     }
   }
 }
@@ -1350,6 +1517,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> InputBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u32>(Input::VT_BUTTONS, buttons, 0);
   }
   #[inline]
+  pub fn add_ack_tick(&mut self, ack_tick: u64) {
+    self.fbb_.push_slot::<u64>(Input::VT_ACK_TICK, ack_tick, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> InputBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     InputBuilder {
@@ -1371,6 +1542,7 @@ impl ::core::fmt::Debug for Input<'_> {
       ds.field("move_x", &self.move_x());
       ds.field("move_y", &self.move_y());
       ds.field("buttons", &self.buttons());
+      ds.field("ack_tick", &self.ack_tick());
       ds.finish()
   }
 }
@@ -1468,6 +1640,221 @@ impl ::core::fmt::Debug for Ping<'_> {
   fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
     let mut ds = f.debug_struct("Ping");
       ds.field("client_time", &self.client_time());
+      ds.finish()
+  }
+}
+pub enum AckOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// V2: the newest StateDelta.tick this client has applied. The server encodes
+/// later deltas against that tick (its baseline). A tick the server never sent
+/// to this client, or one older than its history, is ignored (counted).
+pub struct Ack<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Ack<'a> {
+  type Inner = Ack<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Ack<'a> {
+  pub const VT_TICK: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Ack { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AckArgs
+  ) -> ::flatbuffers::WIPOffset<Ack<'bldr>> {
+    let mut builder = AckBuilder::new(_fbb);
+    builder.add_tick(args.tick);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn tick(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Ack::VT_TICK, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Ack<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("tick", Self::VT_TICK, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AckArgs {
+    pub tick: u64,
+}
+impl<'a> Default for AckArgs {
+  #[inline]
+  fn default() -> Self {
+    AckArgs {
+      tick: 0,
+    }
+  }
+}
+
+pub struct AckBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AckBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_tick(&mut self, tick: u64) {
+    self.fbb_.push_slot::<u64>(Ack::VT_TICK, tick, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AckBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AckBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Ack<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Ack<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Ack");
+      ds.field("tick", &self.tick());
+      ds.finish()
+  }
+}
+pub enum MessageOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A game message: delivered to the game (`Game::on_message`) at the next
+/// tick, in arrival order with this player's inputs. `kind` is the game's own.
+/// Size, count per tick and rate are bounded (Limits); see docs/protocol.md.
+pub struct Message<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Message<'a> {
+  type Inner = Message<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Message<'a> {
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 4;
+  pub const VT_BODY: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Message { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args MessageArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Message<'bldr>> {
+    let mut builder = MessageBuilder::new(_fbb);
+    if let Some(x) = args.body { builder.add_body(x); }
+    builder.add_kind(args.kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn kind(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(Message::VT_KIND, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn body(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Message::VT_BODY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Message<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u16>("kind", Self::VT_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("body", Self::VT_BODY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct MessageArgs<'a> {
+    pub kind: u16,
+    pub body: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for MessageArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    MessageArgs {
+      kind: 0,
+      body: None,
+    }
+  }
+}
+
+pub struct MessageBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MessageBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_kind(&mut self, kind: u16) {
+    self.fbb_.push_slot::<u16>(Message::VT_KIND, kind, 0);
+  }
+  #[inline]
+  pub fn add_body(&mut self, body: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Message::VT_BODY, body);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MessageBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    MessageBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Message<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Message<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Message");
+      ds.field("kind", &self.kind());
+      ds.field("body", &self.body());
       ds.finish()
   }
 }
@@ -1595,6 +1982,36 @@ impl<'a> ClientMessage<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_ack(&self) -> Option<Ack<'a>> {
+    if self.body_type() == ClientBody::Ack {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Ack::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_message(&self) -> Option<Message<'a>> {
+    if self.body_type() == ClientBody::Message {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Message::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ClientMessage<'_> {
@@ -1610,6 +2027,8 @@ impl ::flatbuffers::Verifiable for ClientMessage<'_> {
           ClientBody::Leave => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Leave>>("ClientBody::Leave", pos),
           ClientBody::Input => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Input>>("ClientBody::Input", pos),
           ClientBody::Ping => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ping>>("ClientBody::Ping", pos),
+          ClientBody::Ack => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ack>>("ClientBody::Ack", pos),
+          ClientBody::Message => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Message>>("ClientBody::Message", pos),
           _ => Ok(()),
         }
      })?
@@ -1699,6 +2118,20 @@ impl ::core::fmt::Debug for ClientMessage<'_> {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
+        ClientBody::Ack => {
+          if let Some(x) = self.body_as_ack() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ClientBody::Message => {
+          if let Some(x) = self.body_as_message() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
         _ => {
           let x: Option<()> = None;
           ds.field("body", &x)
@@ -1730,6 +2163,9 @@ impl<'a> Limits<'a> {
   pub const VT_HEARTBEAT_MS: ::flatbuffers::VOffsetT = 10;
   pub const VT_CONNECT_TIMEOUT_MS: ::flatbuffers::VOffsetT = 12;
   pub const VT_RECONNECT_GRACE_MS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_DELTA_HISTORY_TICKS: ::flatbuffers::VOffsetT = 16;
+  pub const VT_MESSAGE_BYTES_MAX: ::flatbuffers::VOffsetT = 18;
+  pub const VT_MESSAGES_PER_TICK_MAX: ::flatbuffers::VOffsetT = 20;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1741,10 +2177,13 @@ impl<'a> Limits<'a> {
     args: &'args LimitsArgs
   ) -> ::flatbuffers::WIPOffset<Limits<'bldr>> {
     let mut builder = LimitsBuilder::new(_fbb);
+    builder.add_message_bytes_max(args.message_bytes_max);
     builder.add_reconnect_grace_ms(args.reconnect_grace_ms);
     builder.add_connect_timeout_ms(args.connect_timeout_ms);
     builder.add_heartbeat_ms(args.heartbeat_ms);
     builder.add_max_payload_bytes(args.max_payload_bytes);
+    builder.add_messages_per_tick_max(args.messages_per_tick_max);
+    builder.add_delta_history_ticks(args.delta_history_ticks);
     builder.add_players_per_instance_max(args.players_per_instance_max);
     builder.add_inputs_per_tick_max(args.inputs_per_tick_max);
     builder.finish()
@@ -1793,6 +2232,31 @@ impl<'a> Limits<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(Limits::VT_RECONNECT_GRACE_MS, Some(0)).unwrap()}
   }
+  /// V2: how many recent ticks the server can encode a delta against; a client
+  /// keeps its reconstructed world for at least this many ticks after its Ack.
+  #[inline]
+  pub fn delta_history_ticks(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(Limits::VT_DELTA_HISTORY_TICKS, Some(0)).unwrap()}
+  }
+  /// Largest Message.body accepted, in bytes.
+  #[inline]
+  pub fn message_bytes_max(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Limits::VT_MESSAGE_BYTES_MAX, Some(0)).unwrap()}
+  }
+  /// Messages accepted per tick from one player.
+  #[inline]
+  pub fn messages_per_tick_max(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(Limits::VT_MESSAGES_PER_TICK_MAX, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Limits<'_> {
@@ -1807,6 +2271,9 @@ impl ::flatbuffers::Verifiable for Limits<'_> {
      .visit_field::<u32>("heartbeat_ms", Self::VT_HEARTBEAT_MS, false)?
      .visit_field::<u32>("connect_timeout_ms", Self::VT_CONNECT_TIMEOUT_MS, false)?
      .visit_field::<u32>("reconnect_grace_ms", Self::VT_RECONNECT_GRACE_MS, false)?
+     .visit_field::<u16>("delta_history_ticks", Self::VT_DELTA_HISTORY_TICKS, false)?
+     .visit_field::<u32>("message_bytes_max", Self::VT_MESSAGE_BYTES_MAX, false)?
+     .visit_field::<u16>("messages_per_tick_max", Self::VT_MESSAGES_PER_TICK_MAX, false)?
      .finish();
     Ok(())
   }
@@ -1818,6 +2285,9 @@ pub struct LimitsArgs {
     pub heartbeat_ms: u32,
     pub connect_timeout_ms: u32,
     pub reconnect_grace_ms: u32,
+    pub delta_history_ticks: u16,
+    pub message_bytes_max: u32,
+    pub messages_per_tick_max: u16,
 }
 impl<'a> Default for LimitsArgs {
   #[inline]
@@ -1829,6 +2299,9 @@ impl<'a> Default for LimitsArgs {
       heartbeat_ms: 0,
       connect_timeout_ms: 0,
       reconnect_grace_ms: 0,
+      delta_history_ticks: 0,
+      message_bytes_max: 0,
+      messages_per_tick_max: 0,
     }
   }
 }
@@ -1863,6 +2336,18 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LimitsBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u32>(Limits::VT_RECONNECT_GRACE_MS, reconnect_grace_ms, 0);
   }
   #[inline]
+  pub fn add_delta_history_ticks(&mut self, delta_history_ticks: u16) {
+    self.fbb_.push_slot::<u16>(Limits::VT_DELTA_HISTORY_TICKS, delta_history_ticks, 0);
+  }
+  #[inline]
+  pub fn add_message_bytes_max(&mut self, message_bytes_max: u32) {
+    self.fbb_.push_slot::<u32>(Limits::VT_MESSAGE_BYTES_MAX, message_bytes_max, 0);
+  }
+  #[inline]
+  pub fn add_messages_per_tick_max(&mut self, messages_per_tick_max: u16) {
+    self.fbb_.push_slot::<u16>(Limits::VT_MESSAGES_PER_TICK_MAX, messages_per_tick_max, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LimitsBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     LimitsBuilder {
@@ -1886,6 +2371,9 @@ impl ::core::fmt::Debug for Limits<'_> {
       ds.field("heartbeat_ms", &self.heartbeat_ms());
       ds.field("connect_timeout_ms", &self.connect_timeout_ms());
       ds.field("reconnect_grace_ms", &self.reconnect_grace_ms());
+      ds.field("delta_history_ticks", &self.delta_history_ticks());
+      ds.field("message_bytes_max", &self.message_bytes_max());
+      ds.field("messages_per_tick_max", &self.messages_per_tick_max());
       ds.finish()
   }
 }
@@ -2130,6 +2618,7 @@ impl<'a> Joined<'a> {
   pub const VT_ARENA_HEIGHT: ::flatbuffers::VOffsetT = 12;
   pub const VT_ENTITIES: ::flatbuffers::VOffsetT = 14;
   pub const VT_CUSTOM: ::flatbuffers::VOffsetT = 16;
+  pub const VT_POSES: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2142,6 +2631,7 @@ impl<'a> Joined<'a> {
   ) -> ::flatbuffers::WIPOffset<Joined<'bldr>> {
     let mut builder = JoinedBuilder::new(_fbb);
     builder.add_tick(args.tick);
+    if let Some(x) = args.poses { builder.add_poses(x); }
     if let Some(x) = args.custom { builder.add_custom(x); }
     if let Some(x) = args.entities { builder.add_entities(x); }
     builder.add_arena_height(args.arena_height);
@@ -2203,6 +2693,15 @@ impl<'a> Joined<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Joined::VT_CUSTOM, None)}
   }
+  /// z and facing of `entities`, same length and order; absent when every
+  /// entity has z = 0 and facing = 0 (a 2D game).
+  #[inline]
+  pub fn poses(&self) -> Option<::flatbuffers::Vector<'a, EntityPose>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, EntityPose>>>(Joined::VT_POSES, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Joined<'_> {
@@ -2218,6 +2717,7 @@ impl ::flatbuffers::Verifiable for Joined<'_> {
      .visit_field::<f32>("arena_height", Self::VT_ARENA_HEIGHT, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, EntityState>>>("entities", Self::VT_ENTITIES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("custom", Self::VT_CUSTOM, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, EntityPose>>>("poses", Self::VT_POSES, false)?
      .finish();
     Ok(())
   }
@@ -2230,6 +2730,7 @@ pub struct JoinedArgs<'a> {
     pub arena_height: f32,
     pub entities: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, EntityState>>>,
     pub custom: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub poses: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, EntityPose>>>,
 }
 impl<'a> Default for JoinedArgs<'a> {
   #[inline]
@@ -2242,6 +2743,7 @@ impl<'a> Default for JoinedArgs<'a> {
       arena_height: 0.0,
       entities: None,
       custom: None,
+      poses: None,
     }
   }
 }
@@ -2280,6 +2782,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinedBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Joined::VT_CUSTOM, custom);
   }
   #[inline]
+  pub fn add_poses(&mut self, poses: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , EntityPose>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Joined::VT_POSES, poses);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinedBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinedBuilder {
@@ -2304,6 +2810,7 @@ impl ::core::fmt::Debug for Joined<'_> {
       ds.field("arena_height", &self.arena_height());
       ds.field("entities", &self.entities());
       ds.field("custom", &self.custom());
+      ds.field("poses", &self.poses());
       ds.finish()
   }
 }
@@ -2329,6 +2836,7 @@ impl<'a> StateUpdate<'a> {
   pub const VT_INPUTS_APPLIED: ::flatbuffers::VOffsetT = 8;
   pub const VT_ENTITIES: ::flatbuffers::VOffsetT = 10;
   pub const VT_CUSTOM: ::flatbuffers::VOffsetT = 12;
+  pub const VT_POSES: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2341,6 +2849,7 @@ impl<'a> StateUpdate<'a> {
   ) -> ::flatbuffers::WIPOffset<StateUpdate<'bldr>> {
     let mut builder = StateUpdateBuilder::new(_fbb);
     builder.add_tick(args.tick);
+    if let Some(x) = args.poses { builder.add_poses(x); }
     if let Some(x) = args.custom { builder.add_custom(x); }
     if let Some(x) = args.entities { builder.add_entities(x); }
     builder.add_inputs_applied(args.inputs_applied);
@@ -2386,6 +2895,14 @@ impl<'a> StateUpdate<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(StateUpdate::VT_CUSTOM, None)}
   }
+  /// As Joined.poses.
+  #[inline]
+  pub fn poses(&self) -> Option<::flatbuffers::Vector<'a, EntityPose>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, EntityPose>>>(StateUpdate::VT_POSES, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for StateUpdate<'_> {
@@ -2399,6 +2916,7 @@ impl ::flatbuffers::Verifiable for StateUpdate<'_> {
      .visit_field::<u32>("inputs_applied", Self::VT_INPUTS_APPLIED, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, EntityState>>>("entities", Self::VT_ENTITIES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("custom", Self::VT_CUSTOM, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, EntityPose>>>("poses", Self::VT_POSES, false)?
      .finish();
     Ok(())
   }
@@ -2409,6 +2927,7 @@ pub struct StateUpdateArgs<'a> {
     pub inputs_applied: u32,
     pub entities: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, EntityState>>>,
     pub custom: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub poses: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, EntityPose>>>,
 }
 impl<'a> Default for StateUpdateArgs<'a> {
   #[inline]
@@ -2419,6 +2938,7 @@ impl<'a> Default for StateUpdateArgs<'a> {
       inputs_applied: 0,
       entities: None,
       custom: None,
+      poses: None,
     }
   }
 }
@@ -2449,6 +2969,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StateUpdateBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StateUpdate::VT_CUSTOM, custom);
   }
   #[inline]
+  pub fn add_poses(&mut self, poses: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , EntityPose>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StateUpdate::VT_POSES, poses);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StateUpdateBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     StateUpdateBuilder {
@@ -2471,6 +2995,349 @@ impl ::core::fmt::Debug for StateUpdate<'_> {
       ds.field("inputs_applied", &self.inputs_applied());
       ds.field("entities", &self.entities());
       ds.field("custom", &self.custom());
+      ds.field("poses", &self.poses());
+      ds.finish()
+  }
+}
+pub enum StateDeltaOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// V2: the state of the tick as a change to a state this client acknowledged
+/// (docs/protocol.md "Delta format"). Sent instead of StateUpdate.
+pub struct StateDelta<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StateDelta<'a> {
+  type Inner = StateDelta<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StateDelta<'a> {
+  pub const VT_TICK: ::flatbuffers::VOffsetT = 4;
+  pub const VT_BASELINE_TICK: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LAST_INPUT_SEQ: ::flatbuffers::VOffsetT = 8;
+  pub const VT_INPUTS_APPLIED: ::flatbuffers::VOffsetT = 10;
+  pub const VT_ENTITIES: ::flatbuffers::VOffsetT = 12;
+  pub const VT_CUSTOM_FULL: ::flatbuffers::VOffsetT = 14;
+  pub const VT_CUSTOM_PATCH: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StateDelta { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StateDeltaArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<StateDelta<'bldr>> {
+    let mut builder = StateDeltaBuilder::new(_fbb);
+    builder.add_baseline_tick(args.baseline_tick);
+    builder.add_tick(args.tick);
+    if let Some(x) = args.custom_patch { builder.add_custom_patch(x); }
+    if let Some(x) = args.custom_full { builder.add_custom_full(x); }
+    if let Some(x) = args.entities { builder.add_entities(x); }
+    builder.add_inputs_applied(args.inputs_applied);
+    builder.add_last_input_seq(args.last_input_seq);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn tick(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(StateDelta::VT_TICK, Some(0)).unwrap()}
+  }
+  /// The tick this delta applies to (one the client acknowledged); 0 = a full
+  /// state: start from an empty world.
+  #[inline]
+  pub fn baseline_tick(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(StateDelta::VT_BASELINE_TICK, Some(0)).unwrap()}
+  }
+  /// As StateUpdate.
+  #[inline]
+  pub fn last_input_seq(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(StateDelta::VT_LAST_INPUT_SEQ, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn inputs_applied(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(StateDelta::VT_INPUTS_APPLIED, Some(0)).unwrap()}
+  }
+  /// Entities removed, then entities entered or changed, quantized
+  /// (docs/protocol.md "Delta format").
+  #[inline]
+  pub fn entities(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(StateDelta::VT_ENTITIES, None)}
+  }
+  /// When present: the game's custom state replaces the baseline's.
+  #[inline]
+  pub fn custom_full(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(StateDelta::VT_CUSTOM_FULL, None)}
+  }
+  /// When present: runs of bytes changed in the baseline's custom state
+  /// (docs/protocol.md "Custom state patch"). Absent with custom_full
+  /// absent: custom state unchanged.
+  #[inline]
+  pub fn custom_patch(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(StateDelta::VT_CUSTOM_PATCH, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StateDelta<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("tick", Self::VT_TICK, false)?
+     .visit_field::<u64>("baseline_tick", Self::VT_BASELINE_TICK, false)?
+     .visit_field::<u32>("last_input_seq", Self::VT_LAST_INPUT_SEQ, false)?
+     .visit_field::<u32>("inputs_applied", Self::VT_INPUTS_APPLIED, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("entities", Self::VT_ENTITIES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("custom_full", Self::VT_CUSTOM_FULL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("custom_patch", Self::VT_CUSTOM_PATCH, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StateDeltaArgs<'a> {
+    pub tick: u64,
+    pub baseline_tick: u64,
+    pub last_input_seq: u32,
+    pub inputs_applied: u32,
+    pub entities: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub custom_full: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub custom_patch: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for StateDeltaArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    StateDeltaArgs {
+      tick: 0,
+      baseline_tick: 0,
+      last_input_seq: 0,
+      inputs_applied: 0,
+      entities: None,
+      custom_full: None,
+      custom_patch: None,
+    }
+  }
+}
+
+pub struct StateDeltaBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StateDeltaBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_tick(&mut self, tick: u64) {
+    self.fbb_.push_slot::<u64>(StateDelta::VT_TICK, tick, 0);
+  }
+  #[inline]
+  pub fn add_baseline_tick(&mut self, baseline_tick: u64) {
+    self.fbb_.push_slot::<u64>(StateDelta::VT_BASELINE_TICK, baseline_tick, 0);
+  }
+  #[inline]
+  pub fn add_last_input_seq(&mut self, last_input_seq: u32) {
+    self.fbb_.push_slot::<u32>(StateDelta::VT_LAST_INPUT_SEQ, last_input_seq, 0);
+  }
+  #[inline]
+  pub fn add_inputs_applied(&mut self, inputs_applied: u32) {
+    self.fbb_.push_slot::<u32>(StateDelta::VT_INPUTS_APPLIED, inputs_applied, 0);
+  }
+  #[inline]
+  pub fn add_entities(&mut self, entities: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StateDelta::VT_ENTITIES, entities);
+  }
+  #[inline]
+  pub fn add_custom_full(&mut self, custom_full: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StateDelta::VT_CUSTOM_FULL, custom_full);
+  }
+  #[inline]
+  pub fn add_custom_patch(&mut self, custom_patch: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StateDelta::VT_CUSTOM_PATCH, custom_patch);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StateDeltaBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StateDeltaBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StateDelta<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StateDelta<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StateDelta");
+      ds.field("tick", &self.tick());
+      ds.field("baseline_tick", &self.baseline_tick());
+      ds.field("last_input_seq", &self.last_input_seq());
+      ds.field("inputs_applied", &self.inputs_applied());
+      ds.field("entities", &self.entities());
+      ds.field("custom_full", &self.custom_full());
+      ds.field("custom_patch", &self.custom_patch());
+      ds.finish()
+  }
+}
+pub enum GameEventOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// V2: an event from the game, to this player, to every player of the
+/// instance, or to the players near an entity. Sent after the StateDelta of
+/// the tick that produced it, in the order the game emitted them.
+pub struct GameEvent<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GameEvent<'a> {
+  type Inner = GameEvent<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GameEvent<'a> {
+  pub const VT_TICK: ::flatbuffers::VOffsetT = 4;
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 6;
+  pub const VT_BODY: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GameEvent { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GameEventArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<GameEvent<'bldr>> {
+    let mut builder = GameEventBuilder::new(_fbb);
+    builder.add_tick(args.tick);
+    if let Some(x) = args.body { builder.add_body(x); }
+    builder.add_kind(args.kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn tick(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(GameEvent::VT_TICK, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn kind(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(GameEvent::VT_KIND, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn body(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(GameEvent::VT_BODY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GameEvent<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("tick", Self::VT_TICK, false)?
+     .visit_field::<u16>("kind", Self::VT_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("body", Self::VT_BODY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GameEventArgs<'a> {
+    pub tick: u64,
+    pub kind: u16,
+    pub body: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for GameEventArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    GameEventArgs {
+      tick: 0,
+      kind: 0,
+      body: None,
+    }
+  }
+}
+
+pub struct GameEventBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GameEventBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_tick(&mut self, tick: u64) {
+    self.fbb_.push_slot::<u64>(GameEvent::VT_TICK, tick, 0);
+  }
+  #[inline]
+  pub fn add_kind(&mut self, kind: u16) {
+    self.fbb_.push_slot::<u16>(GameEvent::VT_KIND, kind, 0);
+  }
+  #[inline]
+  pub fn add_body(&mut self, body: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GameEvent::VT_BODY, body);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GameEventBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GameEventBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GameEvent<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GameEvent<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GameEvent");
+      ds.field("tick", &self.tick());
+      ds.field("kind", &self.kind());
+      ds.field("body", &self.body());
       ds.finish()
   }
 }
@@ -3399,6 +4266,36 @@ impl<'a> ServerMessage<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_state_delta(&self) -> Option<StateDelta<'a>> {
+    if self.body_type() == ServerBody::StateDelta {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StateDelta::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_game_event(&self) -> Option<GameEvent<'a>> {
+    if self.body_type() == ServerBody::GameEvent {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GameEvent::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ServerMessage<'_> {
@@ -3418,6 +4315,8 @@ impl ::flatbuffers::Verifiable for ServerMessage<'_> {
           ServerBody::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("ServerBody::Error", pos),
           ServerBody::Notice => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Notice>>("ServerBody::Notice", pos),
           ServerBody::Transfer => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Transfer>>("ServerBody::Transfer", pos),
+          ServerBody::StateDelta => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StateDelta>>("ServerBody::StateDelta", pos),
+          ServerBody::GameEvent => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GameEvent>>("ServerBody::GameEvent", pos),
           _ => Ok(()),
         }
      })?
@@ -3530,6 +4429,20 @@ impl ::core::fmt::Debug for ServerMessage<'_> {
         },
         ServerBody::Transfer => {
           if let Some(x) = self.body_as_transfer() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ServerBody::StateDelta => {
+          if let Some(x) = self.body_as_state_delta() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ServerBody::GameEvent => {
+          if let Some(x) = self.body_as_game_event() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -2,11 +2,14 @@
 
 /* eslint-disable @typescript-eslint/no-unused-vars, @typescript-eslint/no-explicit-any, @typescript-eslint/no-non-null-assertion */
 
+export { Ack } from './protocol/ack.js';
 export { ClientBody } from './protocol/client-body.js';
 export { ClientMessage } from './protocol/client-message.js';
+export { EntityPose } from './protocol/entity-pose.js';
 export { EntityState } from './protocol/entity-state.js';
 export { Error } from './protocol/error.js';
 export { ErrorCode } from './protocol/error-code.js';
+export { GameEvent } from './protocol/game-event.js';
 export { Hello } from './protocol/hello.js';
 export { Input } from './protocol/input.js';
 export { Join } from './protocol/join.js';
@@ -14,6 +17,7 @@ export { Joined } from './protocol/joined.js';
 export { Leave } from './protocol/leave.js';
 export { LeaveReason } from './protocol/leave-reason.js';
 export { Limits } from './protocol/limits.js';
+export { Message } from './protocol/message.js';
 export { Notice } from './protocol/notice.js';
 export { Ping } from './protocol/ping.js';
 export { PlayerJoined } from './protocol/player-joined.js';
@@ -22,6 +26,7 @@ export { Pong } from './protocol/pong.js';
 export { ProtocolVersion } from './protocol/protocol-version.js';
 export { ServerBody } from './protocol/server-body.js';
 export { ServerMessage } from './protocol/server-message.js';
+export { StateDelta } from './protocol/state-delta.js';
 export { StateUpdate } from './protocol/state-update.js';
 export { Transfer } from './protocol/transfer.js';
 export { Welcome } from './protocol/welcome.js';

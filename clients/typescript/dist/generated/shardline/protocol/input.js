@@ -39,8 +39,16 @@ export class Input {
         const offset = this.bb.__offset(this.bb_pos, 10);
         return offset ? this.bb.readUint32(this.bb_pos + offset) : 0;
     }
+    /**
+     * V2: the newest StateDelta.tick this client has applied (0 = none), as
+     * Ack.tick; saves a separate Ack when the client sends input every tick.
+     */
+    ackTick() {
+        const offset = this.bb.__offset(this.bb_pos, 12);
+        return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt('0');
+    }
     static startInput(builder) {
-        builder.startObject(4);
+        builder.startObject(5);
     }
     static addSeq(builder, seq) {
         builder.addFieldInt32(0, seq, 0);
@@ -54,16 +62,20 @@ export class Input {
     static addButtons(builder, buttons) {
         builder.addFieldInt32(3, buttons, 0);
     }
+    static addAckTick(builder, ackTick) {
+        builder.addFieldInt64(4, ackTick, BigInt('0'));
+    }
     static endInput(builder) {
         const offset = builder.endObject();
         return offset;
     }
-    static createInput(builder, seq, moveX, moveY, buttons) {
+    static createInput(builder, seq, moveX, moveY, buttons, ackTick) {
         Input.startInput(builder);
         Input.addSeq(builder, seq);
         Input.addMoveX(builder, moveX);
         Input.addMoveY(builder, moveY);
         Input.addButtons(builder, buttons);
+        Input.addAckTick(builder, ackTick);
         return Input.endInput(builder);
     }
 }

@@ -1,4 +1,5 @@
 import * as flatbuffers from 'flatbuffers';
+import { EntityPose } from '../../shardline/protocol/entity-pose.js';
 import { EntityState } from '../../shardline/protocol/entity-state.js';
 export declare class Joined {
     bb: flatbuffers.ByteBuffer | null;
@@ -23,6 +24,12 @@ export declare class Joined {
     custom(index: number): number | null;
     customLength(): number;
     customArray(): Uint8Array | null;
+    /**
+     * z and facing of `entities`, same length and order; absent when every
+     * entity has z = 0 and facing = 0 (a 2D game).
+     */
+    poses(index: number, obj?: EntityPose): EntityPose | null;
+    posesLength(): number;
     static startJoined(builder: flatbuffers.Builder): void;
     static addInstanceId(builder: flatbuffers.Builder, instanceIdOffset: flatbuffers.Offset): void;
     static addEntityId(builder: flatbuffers.Builder, entityId: number): void;
@@ -34,6 +41,8 @@ export declare class Joined {
     static addCustom(builder: flatbuffers.Builder, customOffset: flatbuffers.Offset): void;
     static createCustomVector(builder: flatbuffers.Builder, data: number[] | Uint8Array): flatbuffers.Offset;
     static startCustomVector(builder: flatbuffers.Builder, numElems: number): void;
+    static addPoses(builder: flatbuffers.Builder, posesOffset: flatbuffers.Offset): void;
+    static startPosesVector(builder: flatbuffers.Builder, numElems: number): void;
     static endJoined(builder: flatbuffers.Builder): flatbuffers.Offset;
-    static createJoined(builder: flatbuffers.Builder, instanceIdOffset: flatbuffers.Offset, entityId: number, tick: bigint, arenaWidth: number, arenaHeight: number, entitiesOffset: flatbuffers.Offset, customOffset: flatbuffers.Offset): flatbuffers.Offset;
+    static createJoined(builder: flatbuffers.Builder, instanceIdOffset: flatbuffers.Offset, entityId: number, tick: bigint, arenaWidth: number, arenaHeight: number, entitiesOffset: flatbuffers.Offset, customOffset: flatbuffers.Offset, posesOffset: flatbuffers.Offset): flatbuffers.Offset;
 }

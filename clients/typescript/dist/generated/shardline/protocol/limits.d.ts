@@ -14,6 +14,19 @@ export declare class Limits {
     heartbeatMs(): number;
     connectTimeoutMs(): number;
     reconnectGraceMs(): number;
+    /**
+     * V2: how many recent ticks the server can encode a delta against; a client
+     * keeps its reconstructed world for at least this many ticks after its Ack.
+     */
+    deltaHistoryTicks(): number;
+    /**
+     * Largest Message.body accepted, in bytes.
+     */
+    messageBytesMax(): number;
+    /**
+     * Messages accepted per tick from one player.
+     */
+    messagesPerTickMax(): number;
     static startLimits(builder: flatbuffers.Builder): void;
     static addMaxPayloadBytes(builder: flatbuffers.Builder, maxPayloadBytes: number): void;
     static addInputsPerTickMax(builder: flatbuffers.Builder, inputsPerTickMax: number): void;
@@ -21,6 +34,9 @@ export declare class Limits {
     static addHeartbeatMs(builder: flatbuffers.Builder, heartbeatMs: number): void;
     static addConnectTimeoutMs(builder: flatbuffers.Builder, connectTimeoutMs: number): void;
     static addReconnectGraceMs(builder: flatbuffers.Builder, reconnectGraceMs: number): void;
+    static addDeltaHistoryTicks(builder: flatbuffers.Builder, deltaHistoryTicks: number): void;
+    static addMessageBytesMax(builder: flatbuffers.Builder, messageBytesMax: number): void;
+    static addMessagesPerTickMax(builder: flatbuffers.Builder, messagesPerTickMax: number): void;
     static endLimits(builder: flatbuffers.Builder): flatbuffers.Offset;
-    static createLimits(builder: flatbuffers.Builder, maxPayloadBytes: number, inputsPerTickMax: number, playersPerInstanceMax: number, heartbeatMs: number, connectTimeoutMs: number, reconnectGraceMs: number): flatbuffers.Offset;
+    static createLimits(builder: flatbuffers.Builder, maxPayloadBytes: number, inputsPerTickMax: number, playersPerInstanceMax: number, heartbeatMs: number, connectTimeoutMs: number, reconnectGraceMs: number, deltaHistoryTicks: number, messageBytesMax: number, messagesPerTickMax: number): flatbuffers.Offset;
 }

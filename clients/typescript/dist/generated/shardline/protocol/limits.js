@@ -45,8 +45,30 @@ export class Limits {
         const offset = this.bb.__offset(this.bb_pos, 14);
         return offset ? this.bb.readUint32(this.bb_pos + offset) : 0;
     }
+    /**
+     * V2: how many recent ticks the server can encode a delta against; a client
+     * keeps its reconstructed world for at least this many ticks after its Ack.
+     */
+    deltaHistoryTicks() {
+        const offset = this.bb.__offset(this.bb_pos, 16);
+        return offset ? this.bb.readUint16(this.bb_pos + offset) : 0;
+    }
+    /**
+     * Largest Message.body accepted, in bytes.
+     */
+    messageBytesMax() {
+        const offset = this.bb.__offset(this.bb_pos, 18);
+        return offset ? this.bb.readUint32(this.bb_pos + offset) : 0;
+    }
+    /**
+     * Messages accepted per tick from one player.
+     */
+    messagesPerTickMax() {
+        const offset = this.bb.__offset(this.bb_pos, 20);
+        return offset ? this.bb.readUint16(this.bb_pos + offset) : 0;
+    }
     static startLimits(builder) {
-        builder.startObject(6);
+        builder.startObject(9);
     }
     static addMaxPayloadBytes(builder, maxPayloadBytes) {
         builder.addFieldInt32(0, maxPayloadBytes, 0);
@@ -66,11 +88,20 @@ export class Limits {
     static addReconnectGraceMs(builder, reconnectGraceMs) {
         builder.addFieldInt32(5, reconnectGraceMs, 0);
     }
+    static addDeltaHistoryTicks(builder, deltaHistoryTicks) {
+        builder.addFieldInt16(6, deltaHistoryTicks, 0);
+    }
+    static addMessageBytesMax(builder, messageBytesMax) {
+        builder.addFieldInt32(7, messageBytesMax, 0);
+    }
+    static addMessagesPerTickMax(builder, messagesPerTickMax) {
+        builder.addFieldInt16(8, messagesPerTickMax, 0);
+    }
     static endLimits(builder) {
         const offset = builder.endObject();
         return offset;
     }
-    static createLimits(builder, maxPayloadBytes, inputsPerTickMax, playersPerInstanceMax, heartbeatMs, connectTimeoutMs, reconnectGraceMs) {
+    static createLimits(builder, maxPayloadBytes, inputsPerTickMax, playersPerInstanceMax, heartbeatMs, connectTimeoutMs, reconnectGraceMs, deltaHistoryTicks, messageBytesMax, messagesPerTickMax) {
         Limits.startLimits(builder);
         Limits.addMaxPayloadBytes(builder, maxPayloadBytes);
         Limits.addInputsPerTickMax(builder, inputsPerTickMax);
@@ -78,6 +109,9 @@ export class Limits {
         Limits.addHeartbeatMs(builder, heartbeatMs);
         Limits.addConnectTimeoutMs(builder, connectTimeoutMs);
         Limits.addReconnectGraceMs(builder, reconnectGraceMs);
+        Limits.addDeltaHistoryTicks(builder, deltaHistoryTicks);
+        Limits.addMessageBytesMax(builder, messageBytesMax);
+        Limits.addMessagesPerTickMax(builder, messagesPerTickMax);
         return Limits.endLimits(builder);
     }
 }

@@ -1,4 +1,5 @@
 import * as flatbuffers from 'flatbuffers';
+import { EntityPose } from '../../shardline/protocol/entity-pose.js';
 import { EntityState } from '../../shardline/protocol/entity-state.js';
 /**
  * Sent to every player of an instance once per tick.
@@ -23,6 +24,11 @@ export declare class StateUpdate {
     custom(index: number): number | null;
     customLength(): number;
     customArray(): Uint8Array | null;
+    /**
+     * As Joined.poses.
+     */
+    poses(index: number, obj?: EntityPose): EntityPose | null;
+    posesLength(): number;
     static startStateUpdate(builder: flatbuffers.Builder): void;
     static addTick(builder: flatbuffers.Builder, tick: bigint): void;
     static addLastInputSeq(builder: flatbuffers.Builder, lastInputSeq: number): void;
@@ -32,6 +38,8 @@ export declare class StateUpdate {
     static addCustom(builder: flatbuffers.Builder, customOffset: flatbuffers.Offset): void;
     static createCustomVector(builder: flatbuffers.Builder, data: number[] | Uint8Array): flatbuffers.Offset;
     static startCustomVector(builder: flatbuffers.Builder, numElems: number): void;
+    static addPoses(builder: flatbuffers.Builder, posesOffset: flatbuffers.Offset): void;
+    static startPosesVector(builder: flatbuffers.Builder, numElems: number): void;
     static endStateUpdate(builder: flatbuffers.Builder): flatbuffers.Offset;
-    static createStateUpdate(builder: flatbuffers.Builder, tick: bigint, lastInputSeq: number, inputsApplied: number, entitiesOffset: flatbuffers.Offset, customOffset: flatbuffers.Offset): flatbuffers.Offset;
+    static createStateUpdate(builder: flatbuffers.Builder, tick: bigint, lastInputSeq: number, inputsApplied: number, entitiesOffset: flatbuffers.Offset, customOffset: flatbuffers.Offset, posesOffset: flatbuffers.Offset): flatbuffers.Offset;
 }

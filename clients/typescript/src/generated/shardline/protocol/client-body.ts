@@ -2,10 +2,12 @@
 
 /* eslint-disable @typescript-eslint/no-unused-vars, @typescript-eslint/no-explicit-any, @typescript-eslint/no-non-null-assertion */
 
+import { Ack } from '../../shardline/protocol/ack.js';
 import { Hello } from '../../shardline/protocol/hello.js';
 import { Input } from '../../shardline/protocol/input.js';
 import { Join } from '../../shardline/protocol/join.js';
 import { Leave } from '../../shardline/protocol/leave.js';
+import { Message } from '../../shardline/protocol/message.js';
 import { Ping } from '../../shardline/protocol/ping.js';
 
 
@@ -15,13 +17,15 @@ export enum ClientBody {
   Join = 2,
   Leave = 3,
   Input = 4,
-  Ping = 5
+  Ping = 5,
+  Ack = 6,
+  Message = 7
 }
 
 export function unionToClientBody(
   type: ClientBody,
-  accessor: (obj:Hello|Input|Join|Leave|Ping) => Hello|Input|Join|Leave|Ping|null
-): Hello|Input|Join|Leave|Ping|null {
+  accessor: (obj:Ack|Hello|Input|Join|Leave|Message|Ping) => Ack|Hello|Input|Join|Leave|Message|Ping|null
+): Ack|Hello|Input|Join|Leave|Message|Ping|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -29,15 +33,17 @@ export function unionToClientBody(
     case 'Leave': return accessor(new Leave())! as Leave;
     case 'Input': return accessor(new Input())! as Input;
     case 'Ping': return accessor(new Ping())! as Ping;
+    case 'Ack': return accessor(new Ack())! as Ack;
+    case 'Message': return accessor(new Message())! as Message;
     default: return null;
   }
 }
 
 export function unionListToClientBody(
   type: ClientBody, 
-  accessor: (index: number, obj:Hello|Input|Join|Leave|Ping) => Hello|Input|Join|Leave|Ping|null, 
+  accessor: (index: number, obj:Ack|Hello|Input|Join|Leave|Message|Ping) => Ack|Hello|Input|Join|Leave|Message|Ping|null, 
   index: number
-): Hello|Input|Join|Leave|Ping|null {
+): Ack|Hello|Input|Join|Leave|Message|Ping|null {
   switch(ClientBody[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -45,6 +51,8 @@ export function unionListToClientBody(
     case 'Leave': return accessor(index, new Leave())! as Leave;
     case 'Input': return accessor(index, new Input())! as Input;
     case 'Ping': return accessor(index, new Ping())! as Ping;
+    case 'Ack': return accessor(index, new Ack())! as Ack;
+    case 'Message': return accessor(index, new Message())! as Message;
     default: return null;
   }
 }

@@ -47,8 +47,17 @@ buttons():number {
   return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
 }
 
+/**
+ * V2: the newest StateDelta.tick this client has applied (0 = none), as
+ * Ack.tick; saves a separate Ack when the client sends input every tick.
+ */
+ackTick():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startInput(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(5);
 }
 
 static addSeq(builder:flatbuffers.Builder, seq:number) {
@@ -67,17 +76,22 @@ static addButtons(builder:flatbuffers.Builder, buttons:number) {
   builder.addFieldInt32(3, buttons, 0);
 }
 
+static addAckTick(builder:flatbuffers.Builder, ackTick:bigint) {
+  builder.addFieldInt64(4, ackTick, BigInt('0'));
+}
+
 static endInput(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createInput(builder:flatbuffers.Builder, seq:number, moveX:number, moveY:number, buttons:number):flatbuffers.Offset {
+static createInput(builder:flatbuffers.Builder, seq:number, moveX:number, moveY:number, buttons:number, ackTick:bigint):flatbuffers.Offset {
   Input.startInput(builder);
   Input.addSeq(builder, seq);
   Input.addMoveX(builder, moveX);
   Input.addMoveY(builder, moveY);
   Input.addButtons(builder, buttons);
+  Input.addAckTick(builder, ackTick);
   return Input.endInput(builder);
 }
 }

@@ -4,6 +4,7 @@
 
 import * as flatbuffers from 'flatbuffers';
 
+import { EntityPose } from '../../shardline/protocol/entity-pose.js';
 import { EntityState } from '../../shardline/protocol/entity-state.js';
 
 
@@ -83,8 +84,22 @@ customArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+/**
+ * z and facing of `entities`, same length and order; absent when every
+ * entity has z = 0 and facing = 0 (a 2D game).
+ */
+poses(index: number, obj?:EntityPose):EntityPose|null {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? (obj || new EntityPose()).__init(this.bb!.__vector(this.bb_pos + offset) + index * 8, this.bb!) : null;
+}
+
+posesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
 static startJoined(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(8);
 }
 
 static addInstanceId(builder:flatbuffers.Builder, instanceIdOffset:flatbuffers.Offset) {
@@ -131,12 +146,20 @@ static startCustomVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addPoses(builder:flatbuffers.Builder, posesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(7, posesOffset, 0);
+}
+
+static startPosesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(8, numElems, 4);
+}
+
 static endJoined(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createJoined(builder:flatbuffers.Builder, instanceIdOffset:flatbuffers.Offset, entityId:number, tick:bigint, arenaWidth:number, arenaHeight:number, entitiesOffset:flatbuffers.Offset, customOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createJoined(builder:flatbuffers.Builder, instanceIdOffset:flatbuffers.Offset, entityId:number, tick:bigint, arenaWidth:number, arenaHeight:number, entitiesOffset:flatbuffers.Offset, customOffset:flatbuffers.Offset, posesOffset:flatbuffers.Offset):flatbuffers.Offset {
   Joined.startJoined(builder);
   Joined.addInstanceId(builder, instanceIdOffset);
   Joined.addEntityId(builder, entityId);
@@ -145,6 +168,7 @@ static createJoined(builder:flatbuffers.Builder, instanceIdOffset:flatbuffers.Of
   Joined.addArenaHeight(builder, arenaHeight);
   Joined.addEntities(builder, entitiesOffset);
   Joined.addCustom(builder, customOffset);
+  Joined.addPoses(builder, posesOffset);
   return Joined.endJoined(builder);
 }
 }

@@ -55,8 +55,33 @@ reconnectGraceMs():number {
   return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
 }
 
+/**
+ * V2: how many recent ticks the server can encode a delta against; a client
+ * keeps its reconstructed world for at least this many ticks after its Ack.
+ */
+deltaHistoryTicks():number {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.readUint16(this.bb_pos + offset) : 0;
+}
+
+/**
+ * Largest Message.body accepted, in bytes.
+ */
+messageBytesMax():number {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+/**
+ * Messages accepted per tick from one player.
+ */
+messagesPerTickMax():number {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readUint16(this.bb_pos + offset) : 0;
+}
+
 static startLimits(builder:flatbuffers.Builder) {
-  builder.startObject(6);
+  builder.startObject(9);
 }
 
 static addMaxPayloadBytes(builder:flatbuffers.Builder, maxPayloadBytes:number) {
@@ -83,12 +108,24 @@ static addReconnectGraceMs(builder:flatbuffers.Builder, reconnectGraceMs:number)
   builder.addFieldInt32(5, reconnectGraceMs, 0);
 }
 
+static addDeltaHistoryTicks(builder:flatbuffers.Builder, deltaHistoryTicks:number) {
+  builder.addFieldInt16(6, deltaHistoryTicks, 0);
+}
+
+static addMessageBytesMax(builder:flatbuffers.Builder, messageBytesMax:number) {
+  builder.addFieldInt32(7, messageBytesMax, 0);
+}
+
+static addMessagesPerTickMax(builder:flatbuffers.Builder, messagesPerTickMax:number) {
+  builder.addFieldInt16(8, messagesPerTickMax, 0);
+}
+
 static endLimits(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createLimits(builder:flatbuffers.Builder, maxPayloadBytes:number, inputsPerTickMax:number, playersPerInstanceMax:number, heartbeatMs:number, connectTimeoutMs:number, reconnectGraceMs:number):flatbuffers.Offset {
+static createLimits(builder:flatbuffers.Builder, maxPayloadBytes:number, inputsPerTickMax:number, playersPerInstanceMax:number, heartbeatMs:number, connectTimeoutMs:number, reconnectGraceMs:number, deltaHistoryTicks:number, messageBytesMax:number, messagesPerTickMax:number):flatbuffers.Offset {
   Limits.startLimits(builder);
   Limits.addMaxPayloadBytes(builder, maxPayloadBytes);
   Limits.addInputsPerTickMax(builder, inputsPerTickMax);
@@ -96,6 +133,9 @@ static createLimits(builder:flatbuffers.Builder, maxPayloadBytes:number, inputsP
   Limits.addHeartbeatMs(builder, heartbeatMs);
   Limits.addConnectTimeoutMs(builder, connectTimeoutMs);
   Limits.addReconnectGraceMs(builder, reconnectGraceMs);
+  Limits.addDeltaHistoryTicks(builder, deltaHistoryTicks);
+  Limits.addMessageBytesMax(builder, messageBytesMax);
+  Limits.addMessagesPerTickMax(builder, messagesPerTickMax);
   return Limits.endLimits(builder);
 }
 }

@@ -3,11 +3,13 @@
 /* eslint-disable @typescript-eslint/no-unused-vars, @typescript-eslint/no-explicit-any, @typescript-eslint/no-non-null-assertion */
 
 import { Error } from '../../shardline/protocol/error.js';
+import { GameEvent } from '../../shardline/protocol/game-event.js';
 import { Joined } from '../../shardline/protocol/joined.js';
 import { Notice } from '../../shardline/protocol/notice.js';
 import { PlayerJoined } from '../../shardline/protocol/player-joined.js';
 import { PlayerLeft } from '../../shardline/protocol/player-left.js';
 import { Pong } from '../../shardline/protocol/pong.js';
+import { StateDelta } from '../../shardline/protocol/state-delta.js';
 import { StateUpdate } from '../../shardline/protocol/state-update.js';
 import { Transfer } from '../../shardline/protocol/transfer.js';
 import { Welcome } from '../../shardline/protocol/welcome.js';
@@ -23,13 +25,15 @@ export enum ServerBody {
   Pong = 6,
   Error = 7,
   Notice = 8,
-  Transfer = 9
+  Transfer = 9,
+  StateDelta = 10,
+  GameEvent = 11
 }
 
 export function unionToServerBody(
   type: ServerBody,
-  accessor: (obj:Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome) => Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome|null
-): Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome|null {
+  accessor: (obj:Error|GameEvent|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateDelta|StateUpdate|Transfer|Welcome) => Error|GameEvent|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateDelta|StateUpdate|Transfer|Welcome|null
+): Error|GameEvent|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateDelta|StateUpdate|Transfer|Welcome|null {
   switch(ServerBody[type]) {
     case 'NONE': return null; 
     case 'Welcome': return accessor(new Welcome())! as Welcome;
@@ -41,15 +45,17 @@ export function unionToServerBody(
     case 'Error': return accessor(new Error())! as Error;
     case 'Notice': return accessor(new Notice())! as Notice;
     case 'Transfer': return accessor(new Transfer())! as Transfer;
+    case 'StateDelta': return accessor(new StateDelta())! as StateDelta;
+    case 'GameEvent': return accessor(new GameEvent())! as GameEvent;
     default: return null;
   }
 }
 
 export function unionListToServerBody(
   type: ServerBody, 
-  accessor: (index: number, obj:Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome) => Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome|null, 
+  accessor: (index: number, obj:Error|GameEvent|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateDelta|StateUpdate|Transfer|Welcome) => Error|GameEvent|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateDelta|StateUpdate|Transfer|Welcome|null, 
   index: number
-): Error|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateUpdate|Transfer|Welcome|null {
+): Error|GameEvent|Joined|Notice|PlayerJoined|PlayerLeft|Pong|StateDelta|StateUpdate|Transfer|Welcome|null {
   switch(ServerBody[type]) {
     case 'NONE': return null; 
     case 'Welcome': return accessor(index, new Welcome())! as Welcome;
@@ -61,6 +67,8 @@ export function unionListToServerBody(
     case 'Error': return accessor(index, new Error())! as Error;
     case 'Notice': return accessor(index, new Notice())! as Notice;
     case 'Transfer': return accessor(index, new Transfer())! as Transfer;
+    case 'StateDelta': return accessor(index, new StateDelta())! as StateDelta;
+    case 'GameEvent': return accessor(index, new GameEvent())! as GameEvent;
     default: return null;
   }
 }

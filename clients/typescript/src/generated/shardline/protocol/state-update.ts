@@ -4,6 +4,7 @@
 
 import * as flatbuffers from 'flatbuffers';
 
+import { EntityPose } from '../../shardline/protocol/entity-pose.js';
 import { EntityState } from '../../shardline/protocol/entity-state.js';
 
 
@@ -74,8 +75,21 @@ customArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+/**
+ * As Joined.poses.
+ */
+poses(index: number, obj?:EntityPose):EntityPose|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? (obj || new EntityPose()).__init(this.bb!.__vector(this.bb_pos + offset) + index * 8, this.bb!) : null;
+}
+
+posesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
 static startStateUpdate(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(6);
 }
 
 static addTick(builder:flatbuffers.Builder, tick:bigint) {
@@ -114,18 +128,27 @@ static startCustomVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addPoses(builder:flatbuffers.Builder, posesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, posesOffset, 0);
+}
+
+static startPosesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(8, numElems, 4);
+}
+
 static endStateUpdate(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createStateUpdate(builder:flatbuffers.Builder, tick:bigint, lastInputSeq:number, inputsApplied:number, entitiesOffset:flatbuffers.Offset, customOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createStateUpdate(builder:flatbuffers.Builder, tick:bigint, lastInputSeq:number, inputsApplied:number, entitiesOffset:flatbuffers.Offset, customOffset:flatbuffers.Offset, posesOffset:flatbuffers.Offset):flatbuffers.Offset {
   StateUpdate.startStateUpdate(builder);
   StateUpdate.addTick(builder, tick);
   StateUpdate.addLastInputSeq(builder, lastInputSeq);
   StateUpdate.addInputsApplied(builder, inputsApplied);
   StateUpdate.addEntities(builder, entitiesOffset);
   StateUpdate.addCustom(builder, customOffset);
+  StateUpdate.addPoses(builder, posesOffset);
   return StateUpdate.endStateUpdate(builder);
 }
 }
