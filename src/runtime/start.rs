@@ -468,6 +468,10 @@ async fn slot_loop(shard: Rc<Shard>) {
 /// gets stuck.
 fn listen_on(shard: &Rc<Shard>, fd: OwnedFd) {
     let beat = &shard.node.beats.shards[shard.id];
+    // Called on the shard's own thread: the watchdog reads this thread's
+    // run-queue time to tell a starved shard from a stuck one.
+    // SAFETY: gettid(2) has no preconditions.
+    beat.set_thread(unsafe { libc::gettid() });
     match crate::net::listen::dup(&fd) {
         Ok(d) => *beat.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(d),
         Err(e) => {

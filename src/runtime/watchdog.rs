@@ -4,7 +4,10 @@
 //! Every shard stamps its [`Beat`] when it finishes a tick slot (every
 //! millisecond or so) and names the instance it is stepping. The watchdog
 //! looks four times per --stuck-shard-ms. A shard whose last finished slot
-//! is older than --stuck-shard-ms is stuck:
+//! is older than --stuck-shard-ms — not counting the time its thread
+//! waited for a CPU (its run-queue time in `/proc/self/task/TID/schedstat`):
+//! a shard the machine starves is slow, not stuck, and taking it out of
+//! the listeners would only reset the connections queued on it — is stuck:
 //! - it is marked stuck (its `Beat`), which /health, /ready and /metrics
 //!   report with the instance it was stepping (the admin endpoint runs on
 //!   shard 0: if shard 0 itself is stuck, the admin API cannot answer — a
@@ -54,17 +57,49 @@ pub fn start(
 
 fn run(beats: &Beats, cfg: &WatchdogConfig) {
     let period = cfg.stuck_after / LOOKS_PER_BOUND;
+    let mut seen = Seen::new(beats.shards.len());
     while !beats.stopping() {
         std::thread::sleep(period);
         if beats.stopping() {
             break;
         }
-        look(beats, cfg, Instant::now());
+        look(beats, cfg, Instant::now(), &mut seen, &run_queue_wait_ns);
     }
 }
 
-/// One look at every shard at `now`.
-pub fn look(beats: &Beats, cfg: &WatchdogConfig, now: Instant) {
+/// What the watchdog remembers of each shard between looks: the last
+/// finished slot it saw, and the thread's run-queue time then.
+pub struct Seen {
+    finished_ms: Vec<u64>,
+    wait_ns: Vec<Option<u64>>,
+}
+
+impl Seen {
+    pub fn new(shards: usize) -> Self {
+        Self {
+            finished_ms: vec![0; shards],
+            wait_ns: vec![None; shards],
+        }
+    }
+}
+
+/// Nanoseconds thread `tid` of this process has spent runnable but
+/// waiting for a CPU (the second field of its schedstat); `None` where the
+/// kernel does not say.
+fn run_queue_wait_ns(tid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    s.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One look at every shard at `now`; `wait_ns` reads a thread's run-queue
+/// time (`run_queue_wait_ns`, or a test's).
+pub fn look(
+    beats: &Beats,
+    cfg: &WatchdogConfig,
+    now: Instant,
+    seen: &mut Seen,
+    wait_ns: &dyn Fn(i32) -> Option<u64>,
+) {
     let now_ms = beats.ms(now);
     let bound_ms = cfg.stuck_after.as_millis() as u64;
     for (shard, beat) in beats.shards.iter().enumerate() {
@@ -72,7 +107,17 @@ pub fn look(beats: &Beats, cfg: &WatchdogConfig, now: Instant) {
         if finished == 0 {
             continue; // not started yet (restoring): nothing to judge
         }
-        let stalled_ms = now_ms.saturating_sub(finished);
+        let waited_now = beat.thread().and_then(wait_ns);
+        if finished != seen.finished_ms[shard] {
+            // Progress since the last look: the stall (if any) starts here.
+            seen.finished_ms[shard] = finished;
+            seen.wait_ns[shard] = waited_now;
+        }
+        let starved_ms = match (seen.wait_ns[shard], waited_now) {
+            (Some(then), Some(now)) => now.saturating_sub(then) / 1_000_000,
+            _ => 0,
+        };
+        let stalled_ms = now_ms.saturating_sub(finished).saturating_sub(starved_ms);
         match (stalled_ms >= bound_ms, beat.stuck_since_ms()) {
             (true, None) => stuck(shard, beat, finished, stalled_ms, cfg),
             (false, Some(_)) => {
@@ -148,7 +193,15 @@ mod tests {
             game: "arena".into(),
         };
         let t0 = Instant::now();
-        look(&beats, &cfg, t0 + Duration::from_secs(5));
+        let mut seen = Seen::new(2);
+        let no_wait = |_| None;
+        look(
+            &beats,
+            &cfg,
+            t0 + Duration::from_secs(5),
+            &mut seen,
+            &no_wait,
+        );
         assert!(
             beats.shards.iter().all(|b| b.stuck_since_ms().is_none()),
             "a shard that never finished a slot is starting, not stuck"
@@ -158,7 +211,7 @@ mod tests {
         beats.shards[1].stepping("loops-forever");
         let later = t0 + Duration::from_millis(600);
         beats.shards[0].finished(beats.ms(later));
-        look(&beats, &cfg, later);
+        look(&beats, &cfg, later, &mut seen, &no_wait);
         assert!(beats.shards[0].stuck_since_ms().is_none());
         assert!(beats.shards[1].stuck_since_ms().is_some());
         assert_eq!(
@@ -167,7 +220,52 @@ mod tests {
         );
         beats.shards[1].stepped();
         beats.shards[1].finished(beats.ms(later));
-        look(&beats, &cfg, later);
+        look(&beats, &cfg, later, &mut seen, &no_wait);
         assert!(beats.shards[1].stuck_since_ms().is_none(), "recovered");
+    }
+
+    #[test]
+    fn a_shard_starved_of_cpu_is_not_stuck() {
+        let beats = Beats::new(1);
+        let cfg = WatchdogConfig {
+            stuck_after: Duration::from_millis(500),
+            exit: false,
+            game: "arena".into(),
+        };
+        let beat = &beats.shards[0];
+        beat.set_thread(4242);
+        let t0 = Instant::now();
+        beat.finished(beats.ms(t0));
+        let mut seen = Seen::new(1);
+        // The thread's run-queue time: 0 at the last finished slot, then it
+        // waits for a CPU for 550 of the next 600 ms.
+        let waited = std::cell::Cell::new(0u64);
+        let read = |tid: i32| {
+            assert_eq!(tid, 4242);
+            Some(waited.get())
+        };
+        look(&beats, &cfg, t0, &mut seen, &read);
+        waited.set(550_000_000);
+        look(
+            &beats,
+            &cfg,
+            t0 + Duration::from_millis(600),
+            &mut seen,
+            &read,
+        );
+        assert!(
+            beat.stuck_since_ms().is_none(),
+            "50 ms of its own time without a slot: starved, not stuck"
+        );
+        // It runs (no more waiting) and still finishes nothing: stuck once
+        // its own time passes the bound.
+        look(
+            &beats,
+            &cfg,
+            t0 + Duration::from_millis(1100),
+            &mut seen,
+            &read,
+        );
+        assert!(beat.stuck_since_ms().is_some(), "550 ms of its own time");
     }
 }

@@ -50,6 +50,10 @@ pub struct Beat {
     /// The instance the shard was stepping when the watchdog found it
     /// stuck (for /health, /ready, /metrics). Written by the watchdog.
     stuck_instance: Mutex<Option<String>>,
+    /// The shard's thread id (Linux tid), plus one (0: not known yet), so
+    /// the watchdog can tell a starved shard from a stuck one. Written by
+    /// the shard.
+    thread: AtomicU64,
 }
 
 /// Every shard's [`Beat`], and the clock they are measured on.
@@ -92,6 +96,20 @@ impl Beats {
 }
 
 impl Beat {
+    /// The shard runs on thread `tid` (Linux thread id).
+    pub fn set_thread(&self, tid: i32) {
+        self.thread
+            .store(u64::from(tid as u32) + 1, Ordering::Release);
+    }
+
+    /// The shard's thread id, once it said.
+    pub fn thread(&self) -> Option<i32> {
+        match self.thread.load(Ordering::Acquire) {
+            0 => None,
+            t => Some((t - 1) as i32),
+        }
+    }
+
     /// The shard finished a slot at `ms` (from [`Beats::ms`]).
     pub fn finished(&self, ms: u64) {
         self.finished_ms.store(ms, Ordering::Release);
