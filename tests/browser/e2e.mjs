@@ -53,6 +53,11 @@ const HOLD_MS = 1000;
 // ...and until A's entity has moved this far right, arena units.
 const MOVED_MIN = 100;
 
+// Every server this file started, with the tail of its output, for the
+// message of a failure.
+const servers = [];
+const LOG_TAIL_BYTES = 16_384;
+
 let server;
 let browser;
 const pageErrors = [];
@@ -90,7 +95,24 @@ async function openPage(url, viewport = { width: 820, height: 1000 }) {
   page.on('response', (r) => {
     if (r.status() >= 400) pageErrors.push(`${url}: GET ${r.url()}: HTTP ${r.status()}`);
   });
-  const res = await page.goto(url, { waitUntil: 'load' });
+  // Requests not finished yet, so a load that does not come names what it
+  // waits for.
+  const pending = new Map();
+  const started = Date.now();
+  page.on('request', (r) => pending.set(r, Date.now() - started));
+  page.on('requestfinished', (r) => pending.delete(r));
+  page.on('requestfailed', (r) => {
+    pending.delete(r);
+    pageErrors.push(`${url}: ${r.url()}: failed after ${Date.now() - started} ms: ${r.failure()?.errorText}`);
+  });
+  let res;
+  try {
+    res = await page.goto(url, { waitUntil: 'load' });
+  } catch (e) {
+    const waiting = [...pending].map(([r, at]) => `${r.url()} (requested at ${at} ms)`);
+    e.message += `\nrequests still pending: ${JSON.stringify(waiting)}\npage errors: ${JSON.stringify(pageErrors)}\n${serverLogs()}`;
+    throw e;
+  }
   assert.equal(res.status(), 200, `GET ${url}`);
   return page;
 }
@@ -110,7 +132,7 @@ async function explained(pages, check) {
       .then((r) => r.json())
       .then((s) => s.shards.map((x) => ({ shard: x.shard, closed: x.closed, counters: x.counters, tick_rate: x.tick_rate_measured })))
       .catch((x) => String(x));
-    e.message += `\npages: ${seen.join('\n')}\nserver shards: ${JSON.stringify(stats)}\npage errors: ${JSON.stringify(pageErrors)}`;
+    e.message += `\npages: ${seen.join('\n')}\nserver shards: ${JSON.stringify(stats)}\npage errors: ${JSON.stringify(pageErrors)}\n${serverLogs()}`;
     throw e;
   }
 }
@@ -371,6 +393,10 @@ async function fleetCli(redisUrl, args) {
   return out;
 }
 
+function serverLogs() {
+  return servers.map((s) => `--- server ${s.name} (last ${LOG_TAIL_BYTES} bytes of its output):\n${s.out.slice(-LOG_TAIL_BYTES)}`).join('\n');
+}
+
 function startServer(extraArgs = [], { heartbeatMs = 1000 } = {}) {
   const args = [
     'serve',
@@ -386,6 +412,13 @@ function startServer(extraArgs = [], { heartbeatMs = 1000 } = {}) {
     ...extraArgs,
   ];
   const child = spawnTied(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  const record = { name: extraArgs.includes('--node-id') ? extraArgs[extraArgs.indexOf('--node-id') + 1] : 'main', out: '' };
+  servers.push(record);
+  const keep = (chunk) => {
+    record.out = (record.out + chunk.toString()).slice(-4 * LOG_TAIL_BYTES);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   return new Promise((resolvePromise, reject) => {
     let out = '';
     const timer = setTimeout(() => {
@@ -399,7 +432,6 @@ function startServer(extraArgs = [], { heartbeatMs = 1000 } = {}) {
       if (game && admin) {
         clearTimeout(timer);
         child.stdout.off('data', onData);
-        child.stdout.resume();
         resolvePromise({
           game: `http://${game[1]}`,
           admin: `http://${admin[1]}`,
