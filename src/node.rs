@@ -76,7 +76,8 @@ impl Node {
         let cfg = Arc::new(cfg.bound(local_addr, admin.as_ref().map(|(_, a)| *a)));
         log_limits(&cfg);
         let (snapshots, mut restored) = open_snapshots(&cfg, factory.name());
-        let directory = start_directory(&cfg, factory.name())?;
+        let budget = ConnectionBudget::new(cfg.max_connections);
+        let directory = start_directory(&cfg, factory.name(), &budget)?;
         let shared = NodeShared {
             core: CoreShared {
                 cfg: cfg.clone(),
@@ -86,7 +87,7 @@ impl Node {
                 public_url: directory.as_ref().map(|d| d.public_url.clone()),
                 fleet_metrics: directory.as_ref().map(|d| d.metrics.clone()),
             },
-            budget: ConnectionBudget::new(cfg.max_connections),
+            budget,
             snapshots,
             shards_snapshotted: Arc::new(AtomicUsize::new(0)),
             directory,
@@ -215,6 +216,7 @@ fn admin_server(
 fn start_directory(
     cfg: &Config,
     game: &str,
+    budget: &ConnectionBudget,
 ) -> anyhow::Result<Option<crate::directory::Directory>> {
     let Some(dir) = cfg.directory.clone() else {
         return Ok(None);
@@ -236,6 +238,10 @@ fn start_directory(
         reconnect_grace: cfg.reconnect_grace,
         connect_timeout: cfg.connect_timeout,
         report_interval: heartbeat,
+        open_connections: {
+            let budget = budget.clone();
+            Box::new(move || budget.open())
+        },
     })
     .map(Some)
 }

@@ -68,6 +68,45 @@ fn is_left_marker(value: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(value).is_ok_and(|v| v["left"] == true)
 }
 
+/// How often the agent looks at the node's admission counter between
+/// heartbeats (one atomic read).
+pub const PUBLISH_POLL: Duration = Duration::from_millis(25);
+/// Least time between two registry writes outside the heartbeat.
+const PUBLISH_GAP_MIN: Duration = Duration::from_millis(50);
+/// A load change of at least capacity / this is published at once.
+const PUBLISH_LOAD_STEP_DIVISOR: usize = 16;
+
+/// What the registry shows of this node, as last written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Published {
+    load: usize,
+    has_room: bool,
+    draining: bool,
+    healthy: bool,
+}
+
+impl Published {
+    fn of(info: &NodeInfo) -> Self {
+        Self {
+            load: info.load,
+            has_room: info.has_room(),
+            draining: info.draining,
+            healthy: info.healthy,
+        }
+    }
+
+    /// Worth a write before the next heartbeat: routers would otherwise
+    /// send players to a node that is full or draining (refused), or miss
+    /// one that has room again.
+    fn differs(&self, now: &Published, capacity: usize) -> bool {
+        let step = (capacity / PUBLISH_LOAD_STEP_DIVISOR).max(1);
+        self.has_room != now.has_room
+            || self.draining != now.draining
+            || self.healthy != now.healthy
+            || self.load.abs_diff(now.load) >= step
+    }
+}
+
 /// What one shard last reported.
 #[derive(Default)]
 struct ShardState {
@@ -122,6 +161,10 @@ struct Agent {
     leaving: Vec<Reply<bool>>,
     /// The node left the directory (stopping): no more registrations.
     left: bool,
+    /// The fleet ordered a drain or an evacuation (before any shard says so).
+    ordered_drain: bool,
+    /// The registry entry as last written, and when.
+    published: Option<(Published, Instant)>,
     to_shards: Vec<MailboxSender<ToShard>>,
     metrics: Arc<DirectoryMetrics>,
     rates: OpRates,
@@ -157,6 +200,8 @@ pub(super) fn spawn(
         replicas,
         leaving: Vec::new(),
         left: false,
+        ordered_drain: false,
+        published: None,
         to_shards,
         metrics,
         rates: OpRates::default(),
@@ -184,15 +229,16 @@ impl Agent {
                 self.flush_replicas();
                 next_flush = Instant::now() + FLUSH_INTERVAL;
             }
-            let wake = if self.replicas.is_empty() {
+            let mut wake = if self.replicas.is_empty() {
                 next_beat
             } else {
                 next_beat.min(next_flush)
             };
+            wake = wake.min(now + PUBLISH_POLL);
             let wait = wake.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(msg) => self.handle(msg),
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return, // the node stopped
             }
             for _ in 0..MESSAGES_PER_BEAT_CHECK {
@@ -201,6 +247,7 @@ impl Agent {
                     Err(_) => break,
                 }
             }
+            self.publish_if_changed();
         }
     }
 
@@ -273,23 +320,7 @@ impl Agent {
         if self.conn.is_none() {
             return;
         }
-        let info = self.my_info();
-        let ttl_ms = self.start.cfg.ttl.as_millis() as u64;
-        let body = serde_json::to_string(&info).expect("NodeInfo serialises");
-        let (id, region) = (self.me().to_owned(), self.start.region.clone());
-        let ok = self.redis(Op::Register, 2, |c| {
-            redis::pipe()
-                .cmd("SET")
-                .arg(keys::node(&id))
-                .arg(&body)
-                .arg("PX")
-                .arg(ttl_ms)
-                .ignore()
-                .hset(keys::NODES, &id, &region)
-                .ignore()
-                .query::<()>(c)
-        });
-        if ok.is_none() {
+        if !self.register() {
             return;
         }
         let Some(dead) = self.read_fleet() else {
@@ -318,6 +349,49 @@ impl Agent {
             .retain(|_, (_, t)| now.saturating_duration_since(*t) < seat_ttl);
     }
 
+    /// Writes this node's registry entry (with its TTL). False when the
+    /// directory could not be reached.
+    fn register(&mut self) -> bool {
+        let info = self.my_info();
+        let ttl_ms = self.start.cfg.ttl.as_millis() as u64;
+        let body = serde_json::to_string(&info).expect("NodeInfo serialises");
+        let (id, region) = (self.me().to_owned(), self.start.region.clone());
+        let ok = self.redis(Op::Register, 2, |c| {
+            redis::pipe()
+                .cmd("SET")
+                .arg(keys::node(&id))
+                .arg(&body)
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore()
+                .hset(keys::NODES, &id, &region)
+                .ignore()
+                .query::<()>(c)
+        });
+        if ok.is_some() {
+            self.published = Some((Published::of(&info), Instant::now()));
+        }
+        ok.is_some()
+    }
+
+    /// Between heartbeats: publishes at once when the node filled up, has
+    /// room again, started draining or its load moved by a step — at most
+    /// once per [`PUBLISH_GAP_MIN`], and only once registered by a
+    /// heartbeat (never while leaving or disconnected).
+    fn publish_if_changed(&mut self) {
+        let Some((last, at)) = self.published else {
+            return;
+        };
+        if self.left || self.conn.is_none() || at.elapsed() < PUBLISH_GAP_MIN {
+            return;
+        }
+        let info = self.my_info();
+        if last.differs(&Published::of(&info), info.capacity) {
+            self.metrics.publishes_early.inc();
+            self.register();
+        }
+    }
+
     fn my_info(&self) -> NodeInfo {
         let reported = self.shards.iter().filter(|s| s.reported);
         let (mut load, mut instances, mut draining, mut shedding) = (0, 0, false, false);
@@ -330,6 +404,9 @@ impl Agent {
             // Every shard reports the node's one admission limit.
             capacity = Some(s.capacity);
         }
+        // Connections are counted the moment they are admitted; the shards'
+        // figures come with their next report.
+        let load = load.max((self.start.open_connections)());
         NodeInfo {
             id: self.start.node_id.clone(),
             region: self.start.region.clone(),
@@ -340,7 +417,7 @@ impl Agent {
             load,
             instances,
             healthy: !shedding,
-            draining,
+            draining: draining || self.ordered_drain,
         }
     }
 
@@ -392,6 +469,13 @@ impl Agent {
     fn handle(&mut self, msg: ToAgent) {
         match msg {
             ToAgent::Report(r) => self.on_report(r),
+            ToAgent::Draining => {
+                self.ordered_drain = true;
+                // Shown at once (the gap rule is for load changes).
+                if self.published.is_some() && !self.left && self.conn.is_some() {
+                    self.register();
+                }
+            }
             ToAgent::Place {
                 instance,
                 create_here,
@@ -742,5 +826,50 @@ impl Agent {
         if let Some(snaps) = r.snapshots {
             self.offer_replicas(snaps);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(load: usize, has_room: bool, draining: bool) -> Published {
+        Published {
+            load,
+            has_room,
+            draining,
+            healthy: true,
+        }
+    }
+
+    #[test]
+    fn a_change_that_matters_to_routing_is_published_before_the_heartbeat() {
+        let capacity = 40; // a step of 40 / 16 = 2 players
+        let last = shown(30, true, false);
+        assert!(
+            !last.differs(&shown(31, true, false), capacity),
+            "one player: wait for the beat"
+        );
+        assert!(
+            last.differs(&shown(32, true, false), capacity),
+            "a step of load"
+        );
+        assert!(
+            last.differs(&shown(28, true, false), capacity),
+            "a step down too"
+        );
+        assert!(
+            shown(39, true, false).differs(&shown(40, false, false), capacity),
+            "the node filled up"
+        );
+        assert!(
+            shown(40, false, false).differs(&shown(39, true, false), capacity),
+            "room again"
+        );
+        assert!(last.differs(&shown(30, true, true), capacity), "draining");
+        assert!(
+            shown(0, true, false).differs(&shown(1, true, false), 8),
+            "a step is at least one player"
+        );
     }
 }

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::evacuate;
 use super::handover::{HandOver, HandedOver};
 use super::transfer::{Broadcast, MoveOrder, Reservation, Reserved, NOTICE_BYTES_MAX};
-use super::{keys, send_to_shard, DirectoryMetrics, Endpoint, ToShard};
+use super::{keys, send_to_shard, DirectoryMetrics, Endpoint, ToAgent, ToShard};
 use crate::game::{shard_for, InstanceId};
 use crate::util::wake::MailboxSender;
+use crossbeam_channel::Sender;
 
 /// How long the subscriber blocks on a read before it checks its
 /// connection; and the pause before reconnecting after a failure.
@@ -100,12 +101,13 @@ pub(super) fn spawn_subscriber(
     region: String,
     node: String,
     shards: Vec<MailboxSender<ToShard>>,
+    to_agent: Sender<ToAgent>,
     metrics: Arc<DirectoryMetrics>,
 ) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("directory-pubsub".into())
         .spawn(move || loop {
-            if let Err(e) = subscribe(&endpoint, &region, &node, &shards, &metrics) {
+            if let Err(e) = subscribe(&endpoint, &region, &node, &shards, &to_agent, &metrics) {
                 tracing::debug!(error = %e, "fleet channel down; retrying");
             }
             std::thread::sleep(SUBSCRIBER_POLL);
@@ -121,6 +123,7 @@ fn subscribe(
     region: &str,
     node: &str,
     shards: &[MailboxSender<ToShard>],
+    to_agent: &Sender<ToAgent>,
     metrics: &DirectoryMetrics,
 ) -> redis::RedisResult<()> {
     let mut conn = endpoint.connect(SUBSCRIBER_POLL)?;
@@ -140,7 +143,7 @@ fn subscribe(
             Err(_) => continue,
         };
         match serde_json::from_str::<FleetMsg>(&payload) {
-            Ok(m) => apply(m, node, shards, metrics),
+            Ok(m) => apply(m, node, shards, to_agent, metrics),
             Err(e) => {
                 tracing::warn!(error = %e, channel = msg.get_channel_name(), "unreadable fleet message ignored")
             }
@@ -148,7 +151,13 @@ fn subscribe(
     }
 }
 
-fn apply(msg: FleetMsg, node: &str, shards: &[MailboxSender<ToShard>], metrics: &DirectoryMetrics) {
+fn apply(
+    msg: FleetMsg,
+    node: &str,
+    shards: &[MailboxSender<ToShard>],
+    to_agent: &Sender<ToAgent>,
+    metrics: &DirectoryMetrics,
+) {
     match msg {
         FleetMsg::Config(c) => {
             tracing::info!(?c, "fleet configuration received");
@@ -158,12 +167,16 @@ fn apply(msg: FleetMsg, node: &str, shards: &[MailboxSender<ToShard>], metrics: 
         }
         FleetMsg::Drain { node: target } if target == node => {
             tracing::info!("fleet drain received: no new placements; running games go on");
+            // The directory shows the node draining now, not after the
+            // shards' next reports: routers stop sending players here.
+            let _ = to_agent.try_send(ToAgent::Draining);
             for s in 0..shards.len() {
                 send_to_shard(shards, s, ToShard::Drain, metrics);
             }
         }
         FleetMsg::Drain { .. } => return,
         FleetMsg::Evacuate { node: target } if target == node => {
+            let _ = to_agent.try_send(ToAgent::Draining);
             for s in 0..shards.len() {
                 send_to_shard(shards, s, ToShard::Evacuate, metrics);
             }

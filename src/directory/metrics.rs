@@ -66,6 +66,7 @@ directory_metrics! {
     refused: "counter", "Requests refused because the directory could not answer (outage, overload).";
     agent_queue_full: "counter", "Messages for the agent dropped because its queue was full.";
     shard_events_dropped: "counter", "Events for a shard dropped because its queue was full.";
+    publishes_early: "counter", "Registry entries written between heartbeats: the node filled up, had room again, began draining or its load moved by a step.";
     replicas_written: "counter", "Instance snapshots replicated to the directory.";
     replica_bytes: "counter", "Compressed bytes of the replicated snapshots written.";
     replica_instance_bytes_max: "gauge", "Largest replicated snapshot of one instance in each shard's last round, compressed bytes.";

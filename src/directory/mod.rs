@@ -90,6 +90,9 @@ pub enum ToAgent {
     /// A shard's figures, its instances and, every snapshot interval, their
     /// latest state for replication.
     Report(ShardReport),
+    /// The fleet ordered this node to drain or evacuate: show it draining
+    /// in the directory now.
+    Draining,
     /// Who owns `instance`? Claims it for this node when nobody does only
     /// if `create_here` (a draining or stopping node creates nothing, so it
     /// claims nothing: it points the player to a node of its region with
@@ -330,6 +333,10 @@ pub struct AgentStart {
     pub connect_timeout: Duration,
     /// How often shards report (the replication period).
     pub report_interval: Duration,
+    /// The node's open game connections now (its admission counter): the
+    /// agent publishes a change that matters to routing at once instead of
+    /// at the next heartbeat (`agent::PUBLISH_POLL`).
+    pub open_connections: Box<dyn Fn() -> usize + Send>,
 }
 
 /// Starts the agent and the fleet-message threads; returns the shards'
@@ -350,6 +357,7 @@ pub fn start(start: AgentStart) -> anyhow::Result<Directory> {
         start.region.clone(),
         start.node_id.clone(),
         event_txs.clone(),
+        to_agent.clone(),
         metrics.clone(),
     )?;
     agent::spawn(endpoint, start, agent_rx, event_txs, metrics.clone())?;

@@ -7,7 +7,8 @@
 //! evacuation follows `Transfer` and resumes with its token.
 //!
 //! Measured (after `--warmup` trace seconds): joins refused (no node with
-//! room, HTTP 503, or a refusal on Join; a refused player tries again
+//! room, HTTP 503, a refusal on Join, or a first connection that failed
+//! any other way — a reset, a timeout; a refused player tries again
 //! after [`RETRY_AFTER`]), the players short of the trace (trace
 //! player-seconds), input → update latency (from each input's send to the
 //! first StateUpdate acknowledging it), the nodes the region ran
@@ -166,28 +167,56 @@ struct Running {
     thread: JoinHandle<()>,
 }
 
+/// How long after its connection was admitted a player is surely in its
+/// node's registry entry: a node publishes a change that matters within
+/// `PUBLISH_POLL` + `PUBLISH_GAP_MIN` (75 ms), then one read of the fleet.
+const PLACEMENT_SETTLE: Duration = Duration::from_millis(150);
+
+/// Where a player sent to a node stands, for the picker.
+#[derive(Default)]
+struct Placement {
+    /// Set once its connection was upgraded (the node counts it from then).
+    connected_at: std::sync::OnceLock<Instant>,
+    /// Set when it gave up without connecting.
+    failed: AtomicBool,
+}
+
 /// The fleet as the directory shows it, refreshed every step.
 #[derive(Default)]
 struct Fleet {
     nodes: Vec<NodeInfo>,
-    /// Players sent to each node since the last refresh.
-    sent: HashMap<String, usize>,
+    /// Players sent to a node whose registry entry may not count them yet.
+    pending: Vec<(String, Arc<Placement>)>,
 }
 
 impl Fleet {
-    /// The node with room and the fewest players, counting those sent
-    /// since the registry was read.
-    fn pick(&mut self, region: &str) -> Option<NodeInfo> {
+    /// The fleet as read at `read_at`: placements the entries surely count
+    /// by now (or that failed) are forgotten.
+    fn refresh(&mut self, nodes: Vec<NodeInfo>, read_at: Instant) {
+        self.nodes = nodes;
+        self.pending.retain(|(_, p)| {
+            !p.failed.load(Ordering::Relaxed)
+                && p.connected_at
+                    .get()
+                    .is_none_or(|t| read_at.saturating_duration_since(*t) < PLACEMENT_SETTLE)
+        });
+    }
+
+    /// The node with room and the fewest players, counting those sent to it
+    /// that its registry entry may not show yet.
+    fn pick(&mut self, region: &str) -> Option<(NodeInfo, Arc<Placement>)> {
+        let pending = |id: &str| self.pending.iter().filter(|(n, _)| n == id).count();
         let n = self
             .nodes
             .iter()
             .filter(|n| n.region == region && n.healthy && !n.draining)
-            .map(|n| (n, n.load + self.sent.get(&n.id).copied().unwrap_or(0)))
+            .map(|n| (n, n.load + pending(&n.id)))
             .filter(|(n, load)| *load < n.capacity)
             .min_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)))
             .map(|(n, _)| n.clone())?;
-        *self.sent.entry(n.id.clone()).or_default() += 1;
-        Some(n)
+        let placement = Arc::new(Placement::default());
+        self.pending.push((n.id.clone(), placement.clone()));
+        Some((n, placement))
     }
 }
 
@@ -244,9 +273,9 @@ pub fn run(cfg: &TraceConfig) -> anyhow::Result<serde_json::Value> {
             measuring.store(true, Ordering::Relaxed);
         }
         let measured = measuring.load(Ordering::Relaxed);
+        let read_at = Instant::now();
         if let Ok(nodes) = read_fleet(&mut conn) {
-            fleet.nodes = nodes;
-            fleet.sent.clear();
+            fleet.refresh(nodes, read_at);
         }
         let region: Vec<&NodeInfo> = fleet
             .nodes
@@ -287,7 +316,7 @@ pub fn run(cfg: &TraceConfig) -> anyhow::Result<serde_json::Value> {
         if now >= retry_until {
             let mut started = 0;
             while players.len() < want && started < STARTS_PER_STEP_MAX {
-                let Some(node) = fleet.pick(&cfg.region) else {
+                let Some((node, placement)) = fleet.pick(&cfg.region) else {
                     if measured {
                         let mut s = shared.lock().expect("stats");
                         s.refused += 1;
@@ -299,6 +328,7 @@ pub fn run(cfg: &TraceConfig) -> anyhow::Result<serde_json::Value> {
                 next_name += 1;
                 players.push_back(spawn_player(
                     node.url,
+                    placement,
                     format!("tr{next_name}"),
                     cfg.input_rate_hz,
                     shared.clone(),
@@ -352,6 +382,7 @@ pub fn run(cfg: &TraceConfig) -> anyhow::Result<serde_json::Value> {
 
 fn spawn_player(
     url: String,
+    placement: Arc<Placement>,
     name: String,
     rate_hz: f64,
     shared: Arc<Mutex<Shared>>,
@@ -365,7 +396,12 @@ fn spawn_player(
             let stop = stop.clone();
             move || {
                 let period = Duration::from_secs_f64(1.0 / rate_hz);
-                if let Err(why) = player(&url, &name, period, &stop, &shared, &measuring) {
+                let placed = &placement;
+                let outcome = player(&url, &name, period, &stop, &shared, &measuring, placed);
+                if placed.connected_at.get().is_none() {
+                    placed.failed.store(true, Ordering::Relaxed);
+                }
+                if let Err(why) = outcome {
                     if measuring.load(Ordering::Relaxed) {
                         let mut s = shared.lock().expect("stats");
                         if why.starts_with("refused") {
@@ -472,8 +508,18 @@ fn player(
     stop: &AtomicBool,
     shared: &Mutex<Shared>,
     measuring: &AtomicBool,
+    placement: &Placement,
 ) -> Result<(), String> {
-    let (mut ws, token) = open(url, "/play", name, None)?;
+    // A join that fails for any reason (a reset, a timeout) is a join the
+    // player did not get: counted with the refusals.
+    let (mut ws, token) = open(url, "/play", name, None).map_err(|e| {
+        if e.starts_with("refused") {
+            e
+        } else {
+            format!("refused_join_failed: {e}")
+        }
+    })?;
+    let _ = placement.connected_at.set(Instant::now());
     // Where the seat is now (a Transfer moves it), for a resume.
     let mut seat_url = url.to_owned();
     let mut seat_path = "/play".to_owned();
@@ -701,13 +747,31 @@ mod tests {
             healthy: true,
             draining,
         };
-        let mut f = Fleet {
-            nodes: vec![node("a", 1, false), node("b", 2, false), node("c", 0, true)],
-            sent: HashMap::new(),
-        };
-        let picks: Vec<String> = (0..3).filter_map(|_| f.pick("eu")).map(|n| n.id).collect();
+        let nodes = || vec![node("a", 1, false), node("b", 2, false), node("c", 0, true)];
+        let mut f = Fleet::default();
+        let t0 = Instant::now();
+        f.refresh(nodes(), t0);
+        let placed: Vec<(NodeInfo, Arc<Placement>)> = (0..3).filter_map(|_| f.pick("eu")).collect();
+        let picks: Vec<&str> = placed.iter().map(|(n, _)| n.id.as_str()).collect();
         assert_eq!(picks, ["a", "a", "b"]);
         assert!(f.pick("eu").is_none(), "every node full or draining");
         assert!(f.pick("us").is_none());
+
+        // A fresh read that does not show them yet still counts them...
+        f.refresh(nodes(), t0 + Duration::from_millis(10));
+        assert!(
+            f.pick("eu").is_none(),
+            "placements not yet in the registry still count"
+        );
+        // ...until they connected and the entries had time to show them; a
+        // placement that failed counts no more.
+        placed[0].1.connected_at.set(t0).unwrap();
+        placed[1].1.failed.store(true, Ordering::Relaxed);
+        f.refresh(nodes(), t0 + PLACEMENT_SETTLE);
+        let again: Vec<String> = (0..3)
+            .filter_map(|_| f.pick("eu"))
+            .map(|(n, _)| n.id)
+            .collect();
+        assert_eq!(again, ["a", "a"], "b still has one pending: it is full");
     }
 }
