@@ -231,7 +231,7 @@ pub struct ServeOpts {
     #[arg(long, value_name = "open|ticket")]
     pub create_policy: Option<String>,
 
-    /// Milliseconds a shard may go without finishing a tick slot before it is stuck: reported in /health, /ready and /metrics, its listener leaves the SO_REUSEPORT group until it recovers; 0 = no watchdog. [default: 2000]
+    /// Milliseconds a shard may go without finishing a tick slot before it is stuck (time its thread waits for a CPU does not count): reported in /health, /ready and /metrics, its listener leaves the SO_REUSEPORT group until it recovers; 0 = no watchdog. [default: 2000]
     #[arg(long, value_name = "MS")]
     pub stuck_shard_ms: Option<u64>,
 
