@@ -36,8 +36,8 @@ pub use generated::shardline::protocol as fb;
 pub use client::{decode_client, ClientCmd, ClientEncoder};
 pub use error::ProtocolError;
 pub use server::{
-    decode_server, peek_state_delta, peek_state_update, CustomPart, Encoder, LimitsInfo,
-    ServerMsg, UpdateTemplate, WelcomeInfo,
+    decode_server, peek_state_delta, peek_state_update, CustomPart, Encoder, LimitsInfo, ServerMsg,
+    UpdateTemplate, WelcomeInfo,
 };
 
 /// The newest protocol version this build speaks (the server accepts

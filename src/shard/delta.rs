@@ -135,9 +135,7 @@ impl Peer {
             return Err(FullReason::NoAck);
         };
         match self.sent.front() {
-            Some(s) if s.tick == acked && tick.saturating_sub(acked) <= u64::from(history) => {
-                Ok(s)
-            }
+            Some(s) if s.tick == acked && tick.saturating_sub(acked) <= u64::from(history) => Ok(s),
             _ => Err(FullReason::TooOld),
         }
     }
@@ -156,11 +154,15 @@ impl Peer {
         self.sent.len()
     }
 
+    /// The newest update sent.
+    pub fn latest(&self) -> Option<&Sent> {
+        self.sent.back()
+    }
+
     pub fn acked(&self) -> Option<u64> {
         self.acked
     }
 }
-
 
 /// Reused buffers of [`send_deltas`] (one per shard).
 #[derive(Default)]
@@ -238,7 +240,10 @@ pub fn send_deltas(
     let whole = whole_fits(&now, interest);
     let grid = if !whole && interest.radius > 0.0 {
         let bounds = hosted.inst.bounds();
-        hosted.v2.grid.rebuild(&now.entities, bounds, interest.radius);
+        hosted
+            .v2
+            .grid
+            .rebuild(&now.entities, bounds, interest.radius);
         Some(&hosted.v2.grid)
     } else {
         None
@@ -288,7 +293,9 @@ pub fn send_deltas(
         let template = match hit {
             Some(d) => {
                 scratch.frame.clear();
-                scratch.frame.extend_from_slice(&scratch.arena[d.at.clone()]);
+                scratch
+                    .frame
+                    .extend_from_slice(&scratch.arena[d.at.clone()]);
                 d.template
             }
             None => {

@@ -54,7 +54,10 @@ impl Grid {
     pub fn rebuild(&mut self, entities: &[QEntity], bounds: (f32, f32), radius: f32) {
         let (w, h) = (bounds.0.max(1.0), bounds.1.max(1.0));
         let side_max = GRID_CELLS_PER_SIDE_MAX as f32;
-        self.cell = (radius * LEAVE_FACTOR).max(w / side_max).max(h / side_max).max(1.0);
+        self.cell = (radius * LEAVE_FACTOR)
+            .max(w / side_max)
+            .max(h / side_max)
+            .max(1.0);
         self.cols = ((w / self.cell).ceil() as usize).clamp(1, GRID_CELLS_PER_SIDE_MAX);
         self.rows = ((h / self.cell).ceil() as usize).clamp(1, GRID_CELLS_PER_SIDE_MAX);
         let n = self.cols * self.rows;
@@ -219,4 +222,211 @@ pub fn select(
 /// every entity fits the budget: then every such player shares one view.
 pub fn whole_fits(now: &Rc<View>, interest: Interest) -> bool {
     interest.radius <= 0.0 && now.entities.len() <= interest.budget
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::delta::quantize;
+
+    fn at(id: u32, x: f32, y: f32) -> QEntity {
+        QEntity {
+            id,
+            kind: 1,
+            x: quantize(x),
+            y: quantize(y),
+            ..QEntity::default()
+        }
+    }
+
+    fn view(tick: u64, entities: Vec<QEntity>) -> View {
+        View {
+            tick,
+            entities,
+            taken: Vec::new(),
+        }
+    }
+
+    fn ids(v: &View) -> Vec<u32> {
+        v.entities.iter().map(|e| e.id).collect()
+    }
+
+    fn pick(now: &View, own: u32, i: Interest, base: Option<&View>) -> (View, Selected) {
+        let mut grid = Grid::default();
+        grid.rebuild(&now.entities, (1000.0, 1000.0), i.radius);
+        let g = (i.radius > 0.0).then_some(&grid);
+        select(now, own, i, g, base, &mut SelectScratch::default())
+    }
+
+    const NEAR: Interest = Interest {
+        radius: 100.0,
+        budget: 64,
+    };
+
+    #[test]
+    fn entities_enter_within_the_radius_and_leave_beyond_its_margin() {
+        // Own at (500, 500); 2 inside, 3 just outside, 4 far away.
+        let now = view(
+            1,
+            vec![
+                at(1, 500.0, 500.0),
+                at(2, 550.0, 500.0),
+                at(3, 610.0, 500.0),
+                at(4, 900.0, 900.0),
+            ],
+        );
+        let (v1, _) = pick(&now, 1, NEAR, None);
+        assert_eq!(ids(&v1), [1, 2], "enter: only within the radius");
+        // 2 moves out to 110 (inside the 1.25 margin): it stays; 3 (held by
+        // nobody) at 110 does not enter.
+        let now = view(
+            2,
+            vec![
+                at(1, 500.0, 500.0),
+                at(2, 610.0, 500.0),
+                at(3, 610.0, 501.0),
+            ],
+        );
+        let (v2, _) = pick(&now, 1, NEAR, Some(&v1));
+        assert_eq!(ids(&v2), [1, 2]);
+        // Beyond 125: it leaves.
+        let now = view(3, vec![at(1, 500.0, 500.0), at(2, 630.0, 500.0)]);
+        let (v3, _) = pick(&now, 1, NEAR, Some(&v2));
+        assert_eq!(ids(&v3), [1]);
+        // And a whole-instance interest sees every entity.
+        let whole = Interest {
+            radius: 0.0,
+            budget: 64,
+        };
+        let now = view(4, vec![at(1, 0.0, 0.0), at(9, 999.0, 999.0)]);
+        assert_eq!(ids(&pick(&now, 1, whole, None).0), [1, 9]);
+    }
+
+    #[test]
+    fn the_budget_updates_own_first_then_nearer_then_older() {
+        let budget = Interest {
+            radius: 0.0,
+            budget: 3,
+        };
+        // Own (id 9) and six others at growing distances; nothing held.
+        let mut ents: Vec<QEntity> = (1..=6)
+            .map(|i| at(i, 500.0 + 40.0 * i as f32, 500.0))
+            .collect();
+        ents.push(at(9, 500.0, 500.0));
+        let now = view(10, ents.clone());
+        let (v, s) = pick(&now, 9, budget, None);
+        assert_eq!(ids(&v), [1, 2, 9], "own, then the two nearest enter");
+        assert_eq!((s.updated, s.deferred), (3, 4));
+        // All held, all moved: equal age, so the nearest go first; the
+        // others keep the values held.
+        let held = view(10, ents.clone());
+        let moved: Vec<QEntity> = ents.iter().map(|e| QEntity { y: e.y + 64, ..*e }).collect();
+        let now = view(11, moved.clone());
+        let (v, s) = pick(&now, 9, budget, Some(&held));
+        assert_eq!(s.deferred, 4);
+        let updated: Vec<u32> = v
+            .entities
+            .iter()
+            .zip(&moved)
+            .filter(|(a, b)| a == b)
+            .map(|(a, _)| a.id)
+            .collect();
+        assert_eq!(updated, [1, 2, 9]);
+        assert_eq!(
+            v.entities[5], held.entities[5],
+            "entity 6 keeps its held values"
+        );
+        assert_eq!(v.taken_at(5), 10);
+        // An older one beats a nearer one: entity 6 last updated at tick 1.
+        let mut old = held.clone();
+        old.taken = vec![10, 10, 10, 10, 10, 1, 10];
+        let (v, _) = pick(&now, 9, budget, Some(&old));
+        let fresh: Vec<u32> = (0..v.entities.len())
+            .filter(|&i| v.taken_at(i) == 11)
+            .map(|i| v.entities[i].id)
+            .collect();
+        assert_eq!(fresh, [1, 6, 9]);
+    }
+
+    #[test]
+    fn unchanged_entities_cost_nothing() {
+        let ents: Vec<QEntity> = (1..=50).map(|i| at(i, i as f32 * 10.0, 0.0)).collect();
+        let held = view(1, ents.clone());
+        let now = view(2, ents);
+        let (v, s) = pick(
+            &now,
+            1,
+            Interest {
+                radius: 0.0,
+                budget: 2,
+            },
+            Some(&held),
+        );
+        assert_eq!((s.updated, s.deferred), (0, 0));
+        assert_eq!(v.entities, held.entities);
+        assert!((0..50).all(|i| v.taken_at(i) == 2), "up to date");
+    }
+
+    /// 200 entities all moving every tick, a budget of 8: every one is
+    /// updated again within a bounded number of ticks (starvation-free),
+    /// and near ones more often than far ones.
+    #[test]
+    fn far_entities_update_less_often_but_never_starve() {
+        let interest = Interest {
+            radius: 0.0,
+            budget: 8,
+        };
+        let n = 200u32;
+        let place = |t: u64, i: u32| {
+            at(
+                i,
+                (i as f32 * 4.9 + t as f32) % 1000.0,
+                (i * 37 % 1000) as f32,
+            )
+        };
+        let mut base: Option<View> = None;
+        let mut last_update = vec![0u64; n as usize + 1];
+        let mut longest = vec![0u64; n as usize + 1];
+        let mut updates = vec![0u64; n as usize + 1];
+        let own = 1;
+        let own_pos = |t: u64| place(t, own);
+        let mut scratch = SelectScratch::default();
+        for t in 1..=3000u64 {
+            let now = view(t, (1..=n).map(|i| place(t, i)).collect());
+            let (v, _) = select(&now, own, interest, None, base.as_ref(), &mut scratch);
+            for (i, e) in v.entities.iter().enumerate() {
+                let held = base
+                    .as_ref()
+                    .and_then(|b| b.find(e.id).map(|j| b.entities[j]));
+                if v.taken_at(i) == t && held != Some(*e) {
+                    let id = e.id as usize;
+                    if t > 200 {
+                        longest[id] = longest[id].max(t - last_update[id]);
+                    }
+                    last_update[id] = t;
+                    updates[id] += 1;
+                }
+            }
+            // The client acknowledges every update at once.
+            base = Some(v);
+        }
+        let worst = longest.iter().max().copied().unwrap_or(0);
+        assert!(worst > 0 && worst < 400, "an entity waited {worst} ticks");
+        assert!((1..=n as usize).all(|i| updates[i] > 5), "{updates:?}");
+        // Nearest and farthest from the player (at t = 3000).
+        let me = own_pos(3000);
+        let d = |i: u32| {
+            let e = place(3000, i);
+            ((e.x - me.x) as f64).hypot((e.y - me.y) as f64)
+        };
+        let mut others: Vec<u32> = (2..=n).collect();
+        others.sort_by(|a, b| d(*a).total_cmp(&d(*b)));
+        let near: u64 = others[..20].iter().map(|&i| updates[i as usize]).sum();
+        let far: u64 = others[others.len() - 20..]
+            .iter()
+            .map(|&i| updates[i as usize])
+            .sum();
+        assert!(near > far, "near {near} updates, far {far}");
+        assert_eq!(updates[own as usize], 3000, "own entity every tick");
+    }
 }

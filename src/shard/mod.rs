@@ -54,6 +54,8 @@ pub mod world;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -674,8 +674,8 @@ impl Core {
         why: FullReason,
     ) {
         if let Some(p) = self.world.players.get_mut(&pid) {
-            p.v2 = (p.protocol >= crate::protocol::fb::ProtocolVersion::V2.0)
-                .then(|| Peer::new(why));
+            p.v2 =
+                (p.protocol >= crate::protocol::fb::ProtocolVersion::V2.0).then(|| Peer::new(why));
         }
         let Some(hosted) = self.world.instances.get_mut(instance) else {
             return;

@@ -45,7 +45,11 @@ pub fn encode_custom_patch(base: &[u8], next: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Rebuilds the custom state: `base` changed by `patch`, into `out`.
-pub fn apply_custom_patch(base: &[u8], mut patch: &[u8], out: &mut Vec<u8>) -> Result<(), DeltaError> {
+pub fn apply_custom_patch(
+    base: &[u8],
+    mut patch: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), DeltaError> {
     let p = &mut patch;
     let new_len = get_uv(p)? as usize;
     // Every byte of the new state beyond the baseline is either a zero the
@@ -107,7 +111,11 @@ mod tests {
     #[test]
     fn the_documented_bytes_and_bad_patches() {
         let mut out = Vec::new();
-        encode_custom_patch(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 9, 3, 4, 5, 6, 7, 8, 0, 4], &mut out);
+        encode_custom_patch(
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            &[1, 9, 3, 4, 5, 6, 7, 8, 0, 4],
+            &mut out,
+        );
         // len 10; run at 1 (gap 1) of 1 byte; run at 9 (gap 7) of 1 byte.
         assert_eq!(out, [10, 1, 1, 9, 7, 1, 4]);
         let mut back = Vec::new();
@@ -115,7 +123,10 @@ mod tests {
             apply_custom_patch(&[], &[2, 1, 5, 0], &mut back),
             Err(DeltaError::BadPatch("run ends beyond the new length"))
         );
-        assert_eq!(apply_custom_patch(&[], &[2, 0, 2, 7], &mut back), Err(DeltaError::Truncated));
+        assert_eq!(
+            apply_custom_patch(&[], &[2, 0, 2, 7], &mut back),
+            Err(DeltaError::Truncated)
+        );
         assert!(apply_custom_patch(&[], &[0xff, 0xff, 0xff, 0xff, 0x0f], &mut back).is_err());
         assert_eq!(apply_custom_patch(&[1, 2, 3], &[1], &mut back), Ok(()));
         assert_eq!(back, [1]);

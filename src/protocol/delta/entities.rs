@@ -310,7 +310,11 @@ mod tests {
                 id: id * 7 + rng.below(7) as u32,
                 kind: rng.below(3) as u16,
                 flags: if rng.below(4) == 0 { u16::MAX } else { 0 },
-                x: if rng.below(8) == 0 { rng.next_u64() as i32 } else { small(rng) },
+                x: if rng.below(8) == 0 {
+                    rng.next_u64() as i32
+                } else {
+                    small(rng)
+                },
                 y: small(rng),
                 z: if rng.below(2) == 0 { 0 } else { small(rng) },
                 vx: small(rng),
@@ -391,9 +395,18 @@ mod tests {
         let mut back = Vec::new();
         let e = |b: &[u8], back: &mut Vec<QEntity>| apply_entities(&base, b, back);
         assert_eq!(e(&[], &mut back), Err(DeltaError::Truncated));
-        assert_eq!(e(&[0, 1, 7, 0x01, 2], &mut back), Err(DeltaError::UnknownEntity(7)));
-        assert_eq!(e(&[1, 1, 1, 1, 0x01, 2], &mut back), Err(DeltaError::RemovedAndRecorded(1)));
-        assert_eq!(e(&[0, 2, 5, 0x01, 2, 0, 0x01, 2], &mut back), Err(DeltaError::NotAscending(5)));
+        assert_eq!(
+            e(&[0, 1, 7, 0x01, 2], &mut back),
+            Err(DeltaError::UnknownEntity(7))
+        );
+        assert_eq!(
+            e(&[1, 1, 1, 1, 0x01, 2], &mut back),
+            Err(DeltaError::RemovedAndRecorded(1))
+        );
+        assert_eq!(
+            e(&[0, 2, 5, 0x01, 2, 0, 0x01, 2], &mut back),
+            Err(DeltaError::NotAscending(5))
+        );
         assert_eq!(e(&[0, 0, 9], &mut back), Err(DeltaError::TrailingBytes(1)));
         // Unknown removed ids are ignored.
         assert_eq!(e(&[2, 2, 1, 0], &mut back), Ok(()));

@@ -161,7 +161,10 @@ mod tests {
         for _ in 0..100_000 {
             let v = (rng.next_u64() % 2_000_000) as f32 / 997.0 - 1000.0;
             let back = dequantize(quantize(v));
-            assert!((back - v).abs() <= POSITION_ERROR_MAX + 1e-4, "{v} -> {back}");
+            assert!(
+                (back - v).abs() <= POSITION_ERROR_MAX + 1e-4,
+                "{v} -> {back}"
+            );
             let facing = (rng.next_u64() % 100_000) as f32 / 100_000.0 * std::f32::consts::TAU;
             let f = dequantize_facing(quantize_facing(facing));
             let d = (f - facing).abs();

@@ -102,3 +102,157 @@ impl ClientWorld {
         Ok(self.ring.back().expect("just pushed"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::game::types::EntityView;
+    use crate::protocol::delta::{encode_custom_patch, encode_entities, POSITION_ERROR_MAX};
+    use crate::util::rng::Rng;
+
+    /// A server in miniature: random worlds (spawns, despawns, moves of
+    /// every field), deltas against the client's newest ack, updates lost
+    /// at random and acks that stall; the client's world must be the
+    /// server's within the documented precision at every tick it applied.
+    #[test]
+    fn random_worlds_acks_and_losses_rebuild_the_server_state() {
+        const HISTORY: usize = 8;
+        let mut rng = Rng::new(0xde17a);
+        let mut world: BTreeMap<u32, EntityView> = BTreeMap::new();
+        let mut custom: Vec<u8> = Vec::new();
+        let mut next_id = 1;
+        // What the server sent per tick: quantized entities and custom.
+        let mut sent: VecDeque<(u64, Vec<QEntity>, Vec<u8>)> = VecDeque::new();
+        let mut acked: Option<u64> = None;
+        let mut client = ClientWorld::new(HISTORY);
+        let (mut bytes, mut patch) = (Vec::new(), Vec::new());
+        let (mut fulls, mut deltas) = (0, 0);
+        for tick in 1..=5000u64 {
+            for _ in 0..rng.below(3) {
+                let v = |rng: &mut Rng| rng.unit_f32() * 2000.0 - 1000.0;
+                world.insert(
+                    next_id,
+                    EntityView {
+                        id: next_id,
+                        kind: rng.below(4) as u16,
+                        flags: rng.below(2) as u16,
+                        x: v(&mut rng),
+                        y: v(&mut rng),
+                        z: v(&mut rng) / 100.0,
+                        vx: v(&mut rng) / 10.0,
+                        vy: v(&mut rng) / 10.0,
+                        facing: rng.unit_f32() * std::f32::consts::TAU,
+                    },
+                );
+                next_id += 1 + rng.below(3) as u32;
+            }
+            if rng.below(2) == 0 && !world.is_empty() {
+                let ids: Vec<u32> = world.keys().copied().collect();
+                world.remove(&ids[rng.below(ids.len())]);
+            }
+            for e in world.values_mut() {
+                match rng.below(4) {
+                    0 => e.x += rng.unit_f32() - 0.5,
+                    1 => e.vy = -e.vy,
+                    2 => e.facing = rng.unit_f32() * 6.0,
+                    _ => {}
+                }
+            }
+            if rng.below(7) == 0 {
+                custom.resize(rng.below(30), 1);
+                if !custom.is_empty() {
+                    let i = rng.below(custom.len());
+                    custom[i] ^= 0x5a;
+                }
+            }
+            let now: Vec<QEntity> = world.values().map(QEntity::from_view).collect();
+            // The baseline: the newest ack, if within the history.
+            let base = acked
+                .filter(|a| tick - a <= HISTORY as u64)
+                .and_then(|a| sent.iter().find(|s| s.0 == a));
+            bytes.clear();
+            patch.clear();
+            let (baseline_tick, full, p) = match base {
+                Some((t, ents, c)) => {
+                    encode_entities(ents, &now, &mut bytes);
+                    encode_custom_patch(c, &custom, &mut patch);
+                    deltas += 1;
+                    (*t, None, Some(&patch[..]))
+                }
+                None => {
+                    encode_entities(&[], &now, &mut bytes);
+                    fulls += 1;
+                    (0, Some(&custom[..]), None)
+                }
+            };
+            let d = DeltaRef {
+                tick,
+                baseline_tick,
+                last_input_seq: 0,
+                inputs_applied: 0,
+                entities: &bytes,
+                custom_full: full,
+                custom_patch: p,
+            };
+            sent.push_back((tick, now.clone(), custom.clone()));
+            while sent.len() > HISTORY {
+                sent.pop_front();
+            }
+            if rng.below(5) == 0 {
+                continue; // lost
+            }
+            let got = client.apply(&d).expect("applies");
+            assert_eq!(got.custom, custom);
+            assert_eq!(got.entities.len(), world.len());
+            for (q, e) in got.entities.iter().zip(world.values()) {
+                let v = q.to_view();
+                assert_eq!((v.id, v.kind, v.flags), (e.id, e.kind, e.flags));
+                for (a, b) in [
+                    (v.x, e.x),
+                    (v.y, e.y),
+                    (v.z, e.z),
+                    (v.vx, e.vx),
+                    (v.vy, e.vy),
+                ] {
+                    assert!((a - b).abs() <= POSITION_ERROR_MAX + 1e-4, "{v:?} {e:?}");
+                }
+            }
+            // Acks stall one tick in three.
+            if rng.below(3) != 0 {
+                acked = Some(tick);
+            }
+        }
+        assert!(
+            fulls > 10 && deltas > 1000,
+            "fulls {fulls}, deltas {deltas}"
+        );
+    }
+
+    #[test]
+    fn a_delta_without_its_baseline_is_refused_and_changes_nothing() {
+        let mut w = ClientWorld::new(4);
+        let full = DeltaRef {
+            tick: 5,
+            baseline_tick: 0,
+            last_input_seq: 0,
+            inputs_applied: 0,
+            entities: &[0, 0],
+            custom_full: Some(&[1]),
+            custom_patch: None,
+        };
+        w.apply(&full).unwrap();
+        let orphan = DeltaRef {
+            tick: 6,
+            baseline_tick: 3,
+            ..full
+        };
+        assert_eq!(w.apply(&orphan), Err(DeltaError::UnknownBaseline(3)));
+        assert_eq!(
+            w.apply(&DeltaRef { tick: 5, ..full }),
+            Err(DeltaError::TickNotAfter { tick: 5, latest: 5 })
+        );
+        assert_eq!(w.latest().map(|l| l.tick), Some(5));
+    }
+}
