@@ -35,6 +35,10 @@ pub struct View {
     /// The tick whose values each entity has (parallel to `entities`);
     /// empty when all are `tick`'s.
     pub taken: Vec<u64>,
+    /// Entities in the area of interest that have not entered yet (the
+    /// budget held them back), by id, with the tick they started waiting:
+    /// not the client's, only for their priority.
+    pub waiting: Vec<(u32, u64)>,
 }
 
 impl View {
@@ -47,9 +51,19 @@ impl View {
         self.taken.get(i).copied().unwrap_or(self.tick)
     }
 
+    /// Since when entity `id` waits to enter, if it does.
+    pub fn waiting_since(&self, id: u32) -> Option<u64> {
+        self.waiting
+            .binary_search_by_key(&id, |w| w.0)
+            .ok()
+            .map(|i| self.waiting[i].1)
+    }
+
     /// Heap bytes held.
     pub fn bytes(&self) -> usize {
-        self.entities.capacity() * std::mem::size_of::<QEntity>() + self.taken.capacity() * 8
+        self.entities.capacity() * std::mem::size_of::<QEntity>()
+            + self.taken.capacity() * 8
+            + self.waiting.capacity() * 16
     }
 }
 
@@ -227,6 +241,7 @@ pub fn send_deltas(
             .map(QEntity::from_view)
             .collect(),
         taken: Vec::new(),
+        waiting: Vec::new(),
     };
     if !now.entities.windows(2).all(|w| w[0].id < w[1].id) {
         now.entities.sort_by_key(|e| e.id);

@@ -13,8 +13,9 @@
 //!   player's baseline got its values + 1) / (1 + distance / scale) — an
 //!   entity not updated keeps its baseline values and grows older, so its
 //!   turn comes: far entities update less often, never never;
-//! - an entity new to the player enters only when selected (it ages as if
-//!   [`ENTER_AGE`] ticks old), one that left the area is removed.
+//! - an entity new to the player enters only when selected: it starts as
+//!   if [`ENTER_AGE`] ticks old and ages while it waits (the view remembers
+//!   since when); one that left the area is removed.
 //!
 //! Pure: views in, a view out.
 
@@ -167,7 +168,10 @@ pub fn select(
             Some((q, _)) if q == *e => continue,
             _ if Some(i as usize) == own_at => f32::INFINITY,
             Some((_, taken)) => (tick.saturating_sub(taken) + 1) as f32 / (1.0 + dist(e) / scale),
-            None => (ENTER_AGE + 1) as f32 / (1.0 + dist(e) / scale),
+            None => {
+                let since = base.and_then(|b| b.waiting_since(e.id)).unwrap_or(tick);
+                (tick.saturating_sub(since) + ENTER_AGE + 1) as f32 / (1.0 + dist(e) / scale)
+            }
         };
         wanting.push((priority, i));
     }
@@ -188,6 +192,7 @@ pub fn select(
         tick,
         entities: Vec::with_capacity(near.len()),
         taken: Vec::with_capacity(near.len()),
+        waiting: Vec::new(),
     };
     for &i in near.iter() {
         let e = &ents[i as usize];
@@ -207,8 +212,11 @@ pub fn select(
                 view.entities.push(q);
                 view.taken.push(taken);
             }
-            // New and not chosen: enters later.
-            None => {}
+            // New and not chosen: enters later, older by then.
+            None => {
+                let since = base.and_then(|b| b.waiting_since(e.id)).unwrap_or(tick);
+                view.waiting.push((e.id, since));
+            }
         }
     }
     let selected = Selected {
@@ -244,6 +252,7 @@ mod tests {
             tick,
             entities,
             taken: Vec::new(),
+            waiting: Vec::new(),
         }
     }
 

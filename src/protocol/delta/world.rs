@@ -129,6 +129,7 @@ mod tests {
         let mut client = ClientWorld::new(HISTORY);
         let (mut bytes, mut patch) = (Vec::new(), Vec::new());
         let (mut fulls, mut deltas) = (0, 0);
+        let mut stall = 0;
         for tick in 1..=5000u64 {
             for _ in 0..rng.below(3) {
                 let v = |rng: &mut Rng| rng.unit_f32() * 2000.0 - 1000.0;
@@ -219,8 +220,13 @@ mod tests {
                     assert!((a - b).abs() <= POSITION_ERROR_MAX + 1e-4, "{v:?} {e:?}");
                 }
             }
-            // Acks stall one tick in three.
-            if rng.below(3) != 0 {
+            // Acks skip one tick in three, and now and then stall for
+            // longer than the history.
+            if stall > 0 {
+                stall -= 1;
+            } else if rng.below(100) == 0 {
+                stall = HISTORY + 4;
+            } else if rng.below(3) != 0 {
                 acked = Some(tick);
             }
         }
