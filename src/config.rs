@@ -1033,6 +1033,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn delta_and_interest_flags_are_checked() {
+        let c = Config::resolve(ServeOpts::default(), &[0]).unwrap();
+        assert_eq!(c.delta_history_ticks, DELTA_HISTORY_TICKS_DEFAULT);
+        assert_eq!(c.interest.radius, 0.0);
+        assert_eq!(c.interest.budget, INTEREST_BUDGET_DEFAULT);
+        let bad = |opts: ServeOpts, flag: &str| {
+            let e = Config::resolve(opts, &[0]).expect_err(flag).to_string();
+            assert!(e.contains(flag), "{e}");
+        };
+        bad(
+            ServeOpts {
+                delta_history_ticks: Some(1),
+                ..Default::default()
+            },
+            "delta-history-ticks",
+        );
+        bad(
+            ServeOpts {
+                interest_radius: Some(-1.0),
+                ..Default::default()
+            },
+            "interest-radius",
+        );
+        bad(
+            ServeOpts {
+                interest_radius: Some(f32::NAN),
+                ..Default::default()
+            },
+            "interest-radius",
+        );
+        bad(
+            ServeOpts {
+                interest_budget: Some(1),
+                ..Default::default()
+            },
+            "interest-budget",
+        );
+        // 32 ticks of a 64-entity view: ~82 KiB per player at most.
+        assert_eq!(delta_memory_bytes_per_player(32, 64), 32 * (64 * 40 + 96));
+    }
+
+    #[test]
     fn defaults_follow_the_seed() {
         let c = Config::resolve(ServeOpts::default(), &[0, 1]).unwrap();
         assert_eq!(c.shards(), 2);

@@ -257,8 +257,7 @@ fn play(interest: Option<Interest>, ticks: u64, history: u16) -> Rc<ShardMetrics
     let mut core = core(Arc::new(SwarmFactory(interest)), history);
     let metrics = core.metrics.clone();
     let mut fx = Recorded::default();
-    let v1 = join(&mut core, &mut fx, 1, 1);
-    let _ = v1;
+    join(&mut core, &mut fx, 1, 1);
     let mut clients: Vec<Lossy> = (0..2)
         .map(|i| {
             let conn = 10 + i;
