@@ -99,6 +99,7 @@ fn welcome_info() -> WelcomeInfo<'static> {
             heartbeat_ms: 25_000,
             connect_timeout_ms: 10_000,
             reconnect_grace_ms: 30_000,
+            delta_history_ticks: 32,
         },
         resumed: false,
     }

@@ -9,7 +9,7 @@ use shardline::protocol::{decode_client, ClientCmd, ErrorCode};
 /// and a decoded command holds only values the server accepts.
 pub fn decode_client_target(data: &[u8]) {
     match decode_client(data) {
-        Ok(ClientCmd::Input(input)) => {
+        Ok(ClientCmd::Input { input, .. }) => {
             assert!(input.move_x.is_finite() && (-1.0..=1.0).contains(&input.move_x));
             assert!(input.move_y.is_finite() && (-1.0..=1.0).contains(&input.move_y));
         }

@@ -24,7 +24,8 @@ usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR]
 
   --quick       fewer and shorter steps (~3-5 min instead of ~20)
   --only LIST   comma-separated subset of:
-                micro,idle,echo,game,check,snapshot,abuse,directory,profile,autoscale
+                micro,idle,echo,game,check,snapshot,abuse,directory,bandwidth,
+                profile,autoscale
                 (default: all but profile and autoscale; "game" includes
                 "check": loadgen against an independent Node.js client,
                 benches/independent-client; directory and autoscale need
@@ -45,7 +46,7 @@ EOF
 }
 
 QUICK=0
-ONLY="micro,idle,echo,game,check,snapshot,abuse,directory"
+ONLY="micro,idle,echo,game,check,snapshot,abuse,directory,bandwidth"
 OUT=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -101,6 +102,9 @@ if [[ $QUICK == 1 ]]; then
     SNAPSHOT_ROUNDS=2
     SNAPSHOT_WINDOW_S=8
     DIRECTORY_WINDOW_S=10
+    # Instances per bandwidth scenario (16 and 64 per instance) and seconds.
+    BANDWIDTH_INSTANCES=2
+    BANDWIDTH_DURATION=4s
 else
     MICRO_ARGS=(--warm-up-time 1 --measurement-time 3)
     IDLE_COUNTS=(1000 10000 19000)
@@ -118,6 +122,8 @@ else
     SNAPSHOT_ROUNDS=5
     SNAPSHOT_WINDOW_S=20
     DIRECTORY_WINDOW_S=30
+    BANDWIDTH_INSTANCES=16
+    BANDWIDTH_DURATION=15s
 fi
 # The loadgen check's player counts (independent client vs loadgen).
 CHECK_COUNTS=(200 600)
@@ -630,6 +636,27 @@ elif cmd == "record-abuse":
             rec[k] = v if k in ("case", "verdict") else float(v)
         append(rec)
 
+elif cmd == "record-bandwidth":
+    (name, proto, hz, players, per, idle, lg_path, sb, sa, pb, pa, wall, rc) = args
+    lg, before, after = load(lg_path), load(sb), load(sa)
+    d = delta(before, after)
+    sent = d.get("state_updates", 0) + d.get("state_deltas", 0)
+    errors = (lg or {}).get("errors", {}) if lg else {"loadgen failed": 1}
+    append({
+        "scenario": "bandwidth", "name": name, "protocol": int(proto), "hz": int(hz),
+        "players": int(players), "per_instance": int(per), "idle": float(idle), "rc": rc,
+        "joined": (lg or {}).get("players_joined", 0), "errors": errors,
+        "bytes_per_update": (lg or {}).get("bytes_per_update_mean"),
+        "bytes_per_player_per_s": (lg or {}).get("bytes_per_player_per_s"),
+        "i2u_p99_ms": hist(lg, "input_to_update").get("p99_ms"),
+        "server_us_per_update": round(proc_cpu_s(pb, pa) * 1e6 / sent, 2) if sent else None,
+        "updates_sent": sent, "full_states": sum(d.get(k, 0) for k in (
+            "full_states_joined", "full_states_resumed", "full_states_moved",
+            "full_states_no_ack", "full_states_too_old")),
+        "delta_encodes": d.get("delta_encodes"), "interest_deferred": d.get("interest_deferred"),
+        "ticks_overrun": d.get("ticks_overrun"),
+    })
+
 elif cmd == "report":
     recs = [json.loads(l) for l in open(os.environ["RECORDS"]) if l.strip()]
     by = lambda s: [r for r in recs if r["scenario"] == s]
@@ -727,6 +754,26 @@ elif cmd == "report":
             w(f"| {rate} | {q(s_)} | {q(b_)} | {lag(s_)} / {lag(b_)} | {s_['server_cpu_us_per_msg']} | "
               f"{b_['server_cpu_us_per_msg'] if b_ else 'n/a'} | {cpu_ok} | "
               f"{'met' if p99(s_) is not None and p99(s_) <= 1.0 else 'not met'} |")
+        w("")
+
+    bw = by("bandwidth")
+    if bw:
+        w("### Bandwidth: protocol v1 (full state) against v2 (deltas, interest), same run\n")
+        w("Bytes are update payloads as the load generator received them (StateUpdate or StateDelta, "
+          "before WebSocket framing), per update and per player per second; server CPU per update is "
+          "the process's CPU over the step divided by the updates it sent (one per player-tick); p99 is "
+          "input→update. Scenarios: arena16 = 16 per instance at 30 Hz, every player moving; "
+          "half-idle64 = 64 per instance, half of them standing still; interest1000 = one instance of "
+          "1,000 at 20 Hz with --interest-radius 150 (budget 64).\n")
+        w("| scenario | protocol | players | bytes / update | bytes / player / s | server µs / update | p99 | full states | encodes | deferred | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        fm = lambda v, f="{:.1f}": f.format(v) if v is not None else "n/a"
+        for r in sorted(bw, key=lambda r: (r["name"], r["protocol"])):
+            errs = ",".join(f"{k}={v}" for k, v in (r.get("errors") or {}).items()) or "none"
+            w(f"| {r['name']} | v{r['protocol']} | {r['joined']}/{r['players']} | {fm(r['bytes_per_update'])} | "
+              f"{fm(r['bytes_per_player_per_s'], '{:.0f}')} | {fm(r['server_us_per_update'], '{:.2f}')} | "
+              f"{fm(r['i2u_p99_ms'])} ms | {r['full_states']} | {r.get('delta_encodes') or 0} | "
+              f"{r.get('interest_deferred') or 0} | {errs} |")
         w("")
 
     game = by("game")
@@ -1092,12 +1139,14 @@ now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # start_loadgen OUT_JSON [loadgen flags]: starts the load generator pinned to
-# its core, in the background; sets LG_PID.
+# its core, in the background; sets LG_PID. Players speak protocol version 1
+# (full state: what the baseline server speaks, and what every scenario but
+# bandwidth measured) unless LG_PROTOCOL says otherwise.
 start_loadgen() {
     local out=$1
     shift
     setsid taskset -c $LOADGEN_CORE "$SHARDLINE" loadgen --threads 1 --cpus $LOADGEN_CORE \
-        --json --quiet "$@" >"$out" 2>"${out%.json}.err" &
+        --protocol-version "${LG_PROTOCOL:-1}" --json --quiet "$@" >"$out" 2>"${out%.json}.err" &
     LG_PID=$!
     PIDS+=("$LG_PID")
     boost "$LG_PID"
@@ -1522,6 +1571,38 @@ scenario_autoscale() {
     bash "$ROOT/scripts/bench-autoscale.sh" "$SHARDLINE" "$OUT" >&2
 }
 
+# Issue 13: bytes per update, protocol v1 (full state) against v2 (deltas,
+# interest), each scenario on a fresh server, v1 and v2 in the same run.
+# bandwidth_step NAME PROTOCOL HZ PLAYERS PER_INSTANCE IDLE [server flags]
+bandwidth_step() {
+    local name=$1 proto=$2 hz=$3 n=$4 per=$5 idle=$6
+    shift 6
+    local dir=$OUT/bandwidth/$name-v$proto
+    start_server shardline "$hz" "$dir" "$@"
+    local pb pa t0 t1 rc=0 ramp=500
+    admin_stats "$ADM_PORT" "$dir/stats-before.json"
+    pb=$(proc_ticks "$SRV_PID") t0=$(now_s)
+    LG_PROTOCOL=$proto start_loadgen "$dir/loadgen.json" --target "ws://127.0.0.1:$SRV_PORT/play" \
+        --players "$n" --players-per-instance "$per" --instance-prefix "bw$proto" --input-rate "$hz" \
+        --idle-fraction "$idle" --ping-interval 0 --ramp $ramp --duration $BANDWIDTH_DURATION
+    wait_loadgen || rc=$?
+    pa=$(proc_ticks "$SRV_PID") t1=$(now_s)
+    admin_stats "$ADM_PORT" "$dir/stats-after.json"
+    stop_pid "$SRV_PID"
+    py record-bandwidth "$name" "$proto" "$hz" "$n" "$per" "$idle" "$dir/loadgen.json" \
+        "$dir/stats-before.json" "$dir/stats-after.json" "$pb" "$pa" "$(elapsed "$t0" "$t1")" "$rc"
+}
+
+scenario_bandwidth() {
+    local proto
+    for proto in 1 2; do
+        bandwidth_step arena16 "$proto" 30 $((16 * BANDWIDTH_INSTANCES)) 16 0
+        bandwidth_step half-idle64 "$proto" 30 $((64 * BANDWIDTH_INSTANCES)) 64 0.5
+        bandwidth_step interest1000 "$proto" 20 1000 1000 0 \
+            --players-per-instance-max 1000 --write-buffer-bytes 32768 --interest-radius 150
+    done
+}
+
 # ---------------------------------------------------------------- main
 (($(nproc) >= 2)) || {
     echo "needs 2 cores: one for the server, one for the load generator" >&2
@@ -1532,7 +1613,7 @@ build
 started=$SECONDS
 # The game scenario's numbers are loadgen's: it comes with its check.
 [[ ",$ONLY," == *",game,"* ]] && ONLY="$ONLY,check"
-for s in micro idle echo game check snapshot abuse directory profile autoscale; do
+for s in micro idle echo game check snapshot abuse directory bandwidth profile autoscale; do
     if [[ ",$ONLY," == *",$s,"* ]]; then
         "scenario_$s"
     fi

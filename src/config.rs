@@ -56,6 +56,30 @@ pub const RECV_BUFFERS_DEFAULT: usize = 1024;
 pub const TICK_SLOTS_DEFAULT: usize = 32;
 /// Slots per tick interval, at most.
 pub const TICK_SLOTS_MAX: usize = 256;
+/// Ticks of state a version-2 client's delta may be encoded against (its
+/// acknowledged tick at most this far behind; older: a full state). Each
+/// v2 player keeps at most this many views it was sent:
+/// [`delta_memory_bytes_per_player`].
+pub const DELTA_HISTORY_TICKS_DEFAULT: u16 = 32;
+/// `--delta-history-ticks` range.
+pub const DELTA_HISTORY_TICKS_RANGE: std::ops::RangeInclusive<u16> = 2..=1024;
+/// `--interest-radius`: 0 = each player sees the whole instance.
+pub const INTEREST_RADIUS_DEFAULT: f32 = 0.0;
+/// `--interest-budget`: entities changed or entered per update (the
+/// player's own first); the rest wait, longest-unsent and nearest first.
+pub const INTEREST_BUDGET_DEFAULT: usize = 64;
+/// `--interest-budget` at most.
+pub const INTEREST_BUDGET_MAX: usize = 4096;
+
+/// Memory one v2 player's delta history may hold, worst case: a view of
+/// `view_entities` entities (32 B each, plus 8 B for when each was sent)
+/// for each of `history` ticks. Views equal to the instance's whole state
+/// are shared by its players, so a small instance costs far less.
+pub fn delta_memory_bytes_per_player(history: u16, view_entities: usize) -> usize {
+    const ENTITY_BYTES: usize = 32 + 8;
+    const VIEW_OVERHEAD_BYTES: usize = 96;
+    usize::from(history) * (view_entities * ENTITY_BYTES + VIEW_OVERHEAD_BYTES)
+}
 /// Submission entries of a shard's own io_uring (completions: 4×): one
 /// send per connection with something to write per slot, plus receives
 /// armed; more are submitted in several batches. 4,096 × 64 B + 16,384 ×
@@ -198,6 +222,18 @@ pub struct ServeOpts {
     /// Slots per tick interval: each instance steps at its own slot, spreading a shard's work over the interval. [default: 32]
     #[arg(long, value_name = "N")]
     pub tick_slots: Option<usize>,
+
+    /// Ticks a protocol-v2 client's acknowledged state stays usable as the baseline of its deltas (older: a full state, counted); each v2 player keeps at most this many views it was sent. [default: 32]
+    #[arg(long, value_name = "TICKS")]
+    pub delta_history_ticks: Option<u16>,
+
+    /// Area of interest of protocol-v2 clients, arena units around the player's entity (0 = the whole instance); a game may choose its own. [default: 0]
+    #[arg(long, value_name = "UNITS")]
+    pub interest_radius: Option<f32>,
+
+    /// Entities a protocol-v2 update changes or enters at most (the player's own first, then nearer and longer-unsent ones; the rest keep their last values until their turn); a game may choose its own. [default: 64]
+    #[arg(long, value_name = "N")]
+    pub interest_budget: Option<usize>,
 
     /// Submission queue entries of each shard's io_uring. [default: 4096]
     #[arg(long, value_name = "N")]
@@ -408,6 +444,11 @@ pub struct Config {
     pub buffers_per_shard: usize,
     pub recv_buffers: u16,
     pub tick_slots: usize,
+    /// `--delta-history-ticks`.
+    pub delta_history_ticks: u16,
+    /// `--interest-radius` and `--interest-budget`: what v2 clients see
+    /// unless the game says otherwise.
+    pub interest: crate::game::Interest,
     pub ring_entries: u32,
     /// `--io-writes`: true for one io_uring submission per slot (default),
     /// false for a plain send() per connection.
@@ -510,6 +551,9 @@ impl ServeOpts {
             buffers,
             recv_buffers,
             tick_slots,
+            delta_history_ticks,
+            interest_radius,
+            interest_budget,
             ring_entries,
             io_writes,
             reconnect_grace_ms,
@@ -670,6 +714,44 @@ impl Config {
                     ));
                 }
                 n
+            },
+            delta_history_ticks: {
+                let n = opts
+                    .delta_history_ticks
+                    .unwrap_or(DELTA_HISTORY_TICKS_DEFAULT);
+                if !DELTA_HISTORY_TICKS_RANGE.contains(&n) {
+                    return Err(invalid(
+                        "delta-history-ticks",
+                        format!(
+                            "{n}: must be from {} to {}",
+                            DELTA_HISTORY_TICKS_RANGE.start(),
+                            DELTA_HISTORY_TICKS_RANGE.end()
+                        ),
+                    ));
+                }
+                n
+            },
+            interest: {
+                let radius = opts.interest_radius.unwrap_or(INTEREST_RADIUS_DEFAULT);
+                if !radius.is_finite() || radius < 0.0 {
+                    return Err(invalid(
+                        "interest-radius",
+                        format!("{radius}: must be a finite number of units, 0 or more"),
+                    ));
+                }
+                let budget = opts.interest_budget.unwrap_or(INTEREST_BUDGET_DEFAULT);
+                let range = crate::game::Interest::BUDGET_MIN..=INTEREST_BUDGET_MAX;
+                if !range.contains(&budget) {
+                    return Err(invalid(
+                        "interest-budget",
+                        format!(
+                            "{budget}: must be from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
+                crate::game::Interest { radius, budget }
             },
             ring_entries: {
                 let n = opts.ring_entries.unwrap_or(RING_ENTRIES_DEFAULT);
@@ -949,6 +1031,48 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delta_and_interest_flags_are_checked() {
+        let c = Config::resolve(ServeOpts::default(), &[0]).unwrap();
+        assert_eq!(c.delta_history_ticks, DELTA_HISTORY_TICKS_DEFAULT);
+        assert_eq!(c.interest.radius, 0.0);
+        assert_eq!(c.interest.budget, INTEREST_BUDGET_DEFAULT);
+        let bad = |opts: ServeOpts, flag: &str| {
+            let e = Config::resolve(opts, &[0]).expect_err(flag).to_string();
+            assert!(e.contains(flag), "{e}");
+        };
+        bad(
+            ServeOpts {
+                delta_history_ticks: Some(1),
+                ..Default::default()
+            },
+            "delta-history-ticks",
+        );
+        bad(
+            ServeOpts {
+                interest_radius: Some(-1.0),
+                ..Default::default()
+            },
+            "interest-radius",
+        );
+        bad(
+            ServeOpts {
+                interest_radius: Some(f32::NAN),
+                ..Default::default()
+            },
+            "interest-radius",
+        );
+        bad(
+            ServeOpts {
+                interest_budget: Some(1),
+                ..Default::default()
+            },
+            "interest-budget",
+        );
+        // 32 ticks of a 64-entity view: ~82 KiB per player at most.
+        assert_eq!(delta_memory_bytes_per_player(32, 64), 32 * (64 * 40 + 96));
+    }
 
     #[test]
     fn defaults_follow_the_seed() {

@@ -20,7 +20,8 @@
 //!   code guarded), placement.
 //! - [`protocol`]: generated FlatBuffers code, client-message decoding and
 //!   validation, server-message encoding (an update encoded once per
-//!   instance).
+//!   instance), protocol version 2's deltas (quantization, the delta and
+//!   custom-patch formats, the client's rebuilt worlds).
 //! - [`snapshot`]: crash-safe mmap snapshot files (rkyv), restore, inspect.
 //! - [`auth`]: join tickets (HMAC-signed by the studio's backend), replay
 //!   protection, `shardline ticket issue`.

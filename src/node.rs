@@ -365,4 +365,15 @@ fn log_limits(cfg: &Config) {
         connection_memory_max_mib = cfg.connection_memory_bytes_max() >> 20,
         "buffers"
     );
+    let per_player = |entities| {
+        crate::config::delta_memory_bytes_per_player(cfg.delta_history_ticks, entities) >> 10
+    };
+    tracing::info!(
+        delta_history_ticks = cfg.delta_history_ticks,
+        interest_radius = cfg.interest.radius,
+        interest_budget = cfg.interest.budget,
+        delta_memory_per_v2_player_kib_64_entities = per_player(64),
+        delta_memory_per_v2_player_kib_full_instance = per_player(cfg.players_per_instance_max),
+        "protocol v2 deltas (a view equal to the whole instance is shared by its players)"
+    );
 }

@@ -212,6 +212,54 @@ fn loadgen_reports_against_real_server() {
     );
 }
 
+/// The newest protocol by default, version 1 on request; both report the
+/// bytes of an update, and deltas are the smaller.
+#[test]
+fn loadgen_reports_bytes_per_update_for_both_protocols() {
+    let server = Server::start("bytes");
+    let url = server.url("/play");
+    let run = |version: &str, prefix: &str| {
+        let mut args = vec![
+            "--target",
+            &url,
+            "--players",
+            "16",
+            "--players-per-instance",
+            "16",
+            "--instance-prefix",
+            prefix,
+            "--input-rate",
+            "30",
+            "--duration",
+            "2s",
+            "--json",
+        ];
+        if !version.is_empty() {
+            args.extend(["--protocol-version", version]);
+        }
+        let report = run_json(&mut loadgen(&args));
+        assert_clean(&report);
+        assert_eq!(report["players_joined"], 16, "{report:#}");
+        let bytes = report["bytes_per_update_mean"]
+            .as_f64()
+            .expect("bytes_per_update_mean");
+        let per_s = report["bytes_per_player_per_s"]
+            .as_f64()
+            .expect("bytes_per_player_per_s");
+        assert!(bytes > 0.0 && per_s > 0.0, "{report:#}");
+        (bytes, report)
+    };
+    let (v1, r1) = run("1", "bv1");
+    assert_eq!(r1["counters"]["acks_sent"], 0, "{r1:#}");
+    let (v2, r2) = run("", "bv2");
+    assert!(
+        r2["counters"]["full_states_received"].as_u64() > Some(0),
+        "{r2:#}"
+    );
+    assert!(r2["counters"]["acks_sent"].as_u64() > Some(0), "{r2:#}");
+    assert!(v2 < v1, "v2 {v2} bytes per update, v1 {v1}");
+}
+
 #[test]
 fn loadgen_sees_a_stalled_server() {
     let server = Server::start("stall");

@@ -66,6 +66,7 @@ fn hello_welcome() {
             heartbeat_ms: 7000,
             connect_timeout_ms: 4000,
             reconnect_grace_ms: 9000,
+            delta_history_ticks: 32,
         }
     );
 

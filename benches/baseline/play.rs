@@ -303,6 +303,7 @@ async fn on_command(
                     heartbeat_ms: 0,
                     connect_timeout_ms: 0,
                     reconnect_grace_ms: 0,
+                    delta_history_ticks: 0,
                 },
                 resumed: false,
             };
@@ -377,7 +378,7 @@ async fn on_command(
             }
             true
         }
-        (ClientCmd::Input(input), Some(p)) => {
+        (ClientCmd::Input { input, .. }, Some(p)) => {
             let Some(room) = &p.room else {
                 send(tx, enc.error(ErrorCode::OutOfOrder, "Input before Join")).await;
                 return false;
@@ -393,6 +394,8 @@ async fn on_command(
             send(tx, enc.pong(client_time, now_us)).await;
             true
         }
+        // The baseline speaks version 1 only: no deltas to acknowledge.
+        (ClientCmd::Ack { .. }, Some(_)) => true,
         (ClientCmd::Leave, Some(p)) => {
             match p.room.take() {
                 Some(room) => game.leave(&room, p.id, enc),

@@ -31,7 +31,8 @@ pub const ENTITY_KIND_PLAYER: u16 = 1;
 /// ring, so that players joining together do not start on top of each other.
 const SPAWN_SLOTS_PER_RING: u32 = 12;
 /// Number of rings; after `SPAWN_SLOTS_PER_RING × SPAWN_RINGS` spawns the
-/// points repeat.
+/// points scatter over the whole arena (a large instance: see
+/// `spawn_point`).
 const SPAWN_RINGS: u32 = 4;
 /// Distance between rings (and from the centre to the first), in game units.
 const SPAWN_RING_GAP: f32 = 100.0;
@@ -122,7 +123,10 @@ impl Arena {
 /// outwards ring by ring. Depends on nothing but the id, so worlds replay
 /// identically.
 fn spawn_point(id: EntityId) -> (f32, f32) {
-    let n = id.wrapping_sub(1) % (SPAWN_SLOTS_PER_RING * SPAWN_RINGS);
+    let n = id.wrapping_sub(1);
+    if n >= SPAWN_SLOTS_PER_RING * SPAWN_RINGS {
+        return scattered_point(n);
+    }
     let slot = n % SPAWN_SLOTS_PER_RING;
     let ring = n / SPAWN_SLOTS_PER_RING;
     let radius = (ring + 1) as f32 * SPAWN_RING_GAP;
@@ -133,6 +137,19 @@ fn spawn_point(id: EntityId) -> (f32, f32) {
         ARENA_WIDTH / 2.0 + radius * angle.cos(),
         ARENA_HEIGHT / 2.0 + radius * angle.sin(),
     )
+}
+
+/// The `n`-th point of the R2 low-discrepancy sequence over the area inside
+/// the walls: a crowd (an instance of a thousand players) starts spread
+/// over the arena, not stacked on the rings.
+fn scattered_point(n: u32) -> (f32, f32) {
+    // 1/g and 1/g², g the plastic number (Roberts' R2 sequence).
+    const A1: f64 = 0.754_877_666_246_692_7;
+    const A2: f64 = 0.569_840_290_998_053_3;
+    let frac = |v: f64| v - v.floor();
+    let (u, v) = (frac(0.5 + A1 * f64::from(n)), frac(0.5 + A2 * f64::from(n)));
+    let span = |size: f32, t: f64| PLAYER_RADIUS + (size - 2.0 * PLAYER_RADIUS) * t as f32;
+    (span(ARENA_WIDTH, u), span(ARENA_HEIGHT, v))
 }
 
 /// Moves `pos` by `v × dt_s` and keeps it in `[lo, hi]`; returns the new
@@ -290,6 +307,27 @@ mod tests {
                 assert!(d2 > (2.0 * PLAYER_RADIUS).powi(2), "{a:?} overlaps {b:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_thousand_players_start_spread_over_the_arena() {
+        let mut arena = Arena::new();
+        for p in 0..1000 {
+            arena.spawn(p);
+        }
+        let mut out = Vec::new();
+        arena.entities(&mut out);
+        // 10 × 10 cells of 100 units: 10 players each on average.
+        let mut cells = [0usize; 100];
+        for a in &out {
+            assert!(a.x >= PLAYER_RADIUS && a.x <= ARENA_WIDTH - PLAYER_RADIUS);
+            assert!(a.y >= PLAYER_RADIUS && a.y <= ARENA_HEIGHT - PLAYER_RADIUS);
+            let cell = |v: f32| ((v / 100.0) as usize).min(9);
+            cells[cell(a.y) * 10 + cell(a.x)] += 1;
+        }
+        let most = cells.iter().max().copied().unwrap_or(0);
+        assert!(most <= 30, "a cell holds {most} players: {cells:?}");
+        assert!(cells.iter().all(|&c| c > 0), "an empty cell: {cells:?}");
     }
 
     #[test]

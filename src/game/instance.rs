@@ -23,7 +23,9 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::rules::{Game, GameFactory};
-use super::types::{EntityId, EntityView, InstanceId, InvalidInstanceId, PlayerId, PlayerInput};
+use super::types::{
+    EntityId, EntityView, InstanceId, Interest, InvalidInstanceId, PlayerId, PlayerInput,
+};
 
 /// Bounds of one instance, set by the node's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -457,6 +459,14 @@ impl Instance {
     /// (width, height) of the world in game units ((0, 0) once failed).
     pub fn bounds(&mut self) -> (f32, f32) {
         self.call("bounds", |g| g.bounds()).unwrap_or((0.0, 0.0))
+    }
+
+    /// The game's interest settings ([`Game::interest`]), sanitized;
+    /// `defaults` once the game has failed.
+    pub fn interest(&mut self, defaults: Interest) -> Interest {
+        self.call("interest", |g| g.interest(defaults))
+            .unwrap_or(defaults)
+            .sanitized()
     }
 
     /// Appends the game's own state beyond entities to `out`.

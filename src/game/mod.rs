@@ -34,4 +34,6 @@ pub use instance::{
 };
 pub use placement::{least_loaded, new_instance_id, shard_for};
 pub use rules::{Game, GameFactory};
-pub use types::{EntityId, EntityView, InstanceId, InvalidInstanceId, PlayerId, PlayerInput};
+pub use types::{
+    EntityId, EntityView, InstanceId, Interest, InvalidInstanceId, PlayerId, PlayerInput,
+};

@@ -126,7 +126,7 @@
 //! assert!(CoinsFactory.restore(&id, b"not a world").is_err());
 //! ```
 
-use super::types::{EntityId, EntityView, InstanceId, PlayerId, PlayerInput};
+use super::types::{EntityId, EntityView, InstanceId, Interest, PlayerId, PlayerInput};
 
 /// One instance's world under one game's rules. Object safe; one
 /// `Box<dyn Game>` per instance.
@@ -161,6 +161,14 @@ pub trait Game {
 
     /// Approximate heap bytes of this world (for metrics / memory caps).
     fn state_bytes(&self) -> usize;
+
+    /// What a version-2 client is sent of this world: the radius around
+    /// its player's entity and the entities per update. `defaults` come
+    /// from the node's flags (--interest-radius, --interest-budget); the
+    /// default keeps them. Called once per tick.
+    fn interest(&self, defaults: Interest) -> Interest {
+        defaults
+    }
 
     /// Appends the whole world to `out`, in a form
     /// [`GameFactory::restore`] reads back (see [`save_archived`]).

@@ -98,6 +98,41 @@ pub struct EntityView {
     pub facing: f32,
 }
 
+/// What each player of a version-2 client is sent of its instance: the
+/// entities within `radius` of its own (0: the whole instance), at most
+/// `budget` of them changed per update, nearer and longer-unsent first
+/// (docs/protocol.md, "Interest"). The node's flags give the defaults
+/// (--interest-radius, --interest-budget); a game may choose its own
+/// ([`crate::game::Game::interest`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interest {
+    /// Arena units; 0 = every entity of the instance.
+    pub radius: f32,
+    /// Entities changed or entered per update (the player's own included),
+    /// at least 2.
+    pub budget: usize,
+}
+
+impl Interest {
+    /// Smallest budget: the player's own entity and one more, so every
+    /// other entity is sent eventually.
+    pub const BUDGET_MIN: usize = 2;
+
+    /// The same, with values a game could get wrong made safe: a negative
+    /// or non-finite radius is 0 (whole instance), a budget below
+    /// [`Self::BUDGET_MIN`] is raised to it.
+    pub fn sanitized(self) -> Interest {
+        Interest {
+            radius: if self.radius.is_finite() && self.radius > 0.0 {
+                self.radius
+            } else {
+                0.0
+            },
+            budget: self.budget.max(Self::BUDGET_MIN),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,12 @@ pub enum Mode {
         input_rate_hz: f64,
         /// Ping period per player; `None` sends no pings.
         ping_interval: Option<Duration>,
+        /// The protocol version players speak: 2 (deltas, acknowledged
+        /// every update) or 1 (full state in every StateUpdate).
+        protocol_version: u16,
+        /// This fraction of the players stand still (their inputs are
+        /// (0, 0)); spread evenly over the player indices.
+        idle_fraction: f64,
     },
     /// Echo clients on /echo: one message of `message_bytes` at `rate_hz`.
     Echo { message_bytes: usize, rate_hz: f64 },
@@ -164,6 +170,8 @@ impl LoadgenConfig {
                 instance_prefix: "lg".to_owned(),
                 input_rate_hz: 30.0,
                 ping_interval: Some(Duration::from_secs(1)),
+                protocol_version: crate::protocol::PROTOCOL_VERSION,
+                idle_fraction: 0.0,
             },
             players,
             duration: Duration::from_secs(5),
@@ -220,9 +228,18 @@ impl LoadgenConfig {
                 players_per_instance,
                 input_rate_hz,
                 instance_prefix,
+                protocol_version,
+                idle_fraction,
                 ..
             } => {
                 rate("--input-rate", *input_rate_hz)?;
+                use crate::protocol::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
+                if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION).contains(protocol_version) {
+                    bail!("--protocol-version {protocol_version}: must be {PROTOCOL_VERSION_MIN}..={PROTOCOL_VERSION}");
+                }
+                if !(0.0..=1.0).contains(idle_fraction) {
+                    bail!("--idle-fraction {idle_fraction}: must be from 0 to 1");
+                }
                 if *players_per_instance == Some(0) {
                     bail!("--players-per-instance must be at least 1");
                 }

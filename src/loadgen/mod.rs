@@ -102,6 +102,14 @@ pub struct RunOpts {
     #[arg(long, value_name = "HZ", default_value_t = 30.0)]
     pub input_rate: f64,
 
+    /// Protocol version the players speak: 2 (StateDelta against the tick each player acknowledged; every update is acknowledged and rebuilt, errors counted) or 1 (full state in every StateUpdate).
+    #[arg(long, value_name = "N", default_value_t = crate::protocol::PROTOCOL_VERSION)]
+    pub protocol_version: u16,
+
+    /// Fraction of the players that stand still (inputs of (0, 0)), spread evenly over the players, e.g. 0.5.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    pub idle_fraction: f64,
+
     /// Time between pings per player, e.g. 1s or 250ms; 0 sends none.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub ping_interval: Duration,
@@ -208,6 +216,8 @@ impl RunOpts {
                 instance_prefix: self.instance_prefix.clone(),
                 input_rate_hz: self.input_rate,
                 ping_interval: (!self.ping_interval.is_zero()).then_some(self.ping_interval),
+                protocol_version: self.protocol_version,
+                idle_fraction: self.idle_fraction,
             };
             c
         };

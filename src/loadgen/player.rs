@@ -40,6 +40,8 @@ struct Seated {
     /// The server's tick period, from Welcome.
     tick_period: Duration,
     joined_at: Instant,
+    /// Welcome's `limits.delta_history_ticks` (protocol v2).
+    delta_history: u16,
 }
 
 /// Runs one player to the end of the run; everything is recorded in the
@@ -50,12 +52,14 @@ pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
         instance_prefix,
         input_rate_hz,
         ping_interval,
+        protocol_version,
+        idle_fraction,
     } = &ctx.cfg.mode
     else {
         unreachable!("player tasks run only in play mode");
     };
     let instance = players_per_instance.map(|p| format!("{instance_prefix}-{}", plan.index / p));
-    let seated = match join(&ctx, &plan, instance.as_deref()).await {
+    let seated = match join(&ctx, &plan, instance.as_deref(), *protocol_version).await {
         Ok(s) => s,
         Err(reason) => return ctx.stats.borrow_mut().error(reason),
     };
@@ -65,7 +69,10 @@ pub async fn run(ctx: Rc<ThreadCtx>, plan: PlayerPlan) {
     let input_period = Duration::from_secs_f64(1.0 / input_rate_hz);
     let inputs = Schedule::phased(ctx.start, input_period, plan.index, seated.joined_at);
     let pings = ping_interval.map(|i| Schedule::phased(ctx.start, i, plan.index, seated.joined_at));
-    play(&ctx, seated, inputs, pings);
+    // Evenly spread: player k is idle when floor((k + 1) f) > floor(k f).
+    let k = plan.index as f64;
+    let idle = ((k + 1.0) * idle_fraction).floor() > (k * idle_fraction).floor();
+    play(&ctx, seated, inputs, pings, *protocol_version, idle);
 }
 
 /// Connect, Hello, Join; the error is the report's name for what failed.
@@ -75,6 +82,7 @@ async fn join(
     ctx: &ThreadCtx,
     plan: &PlayerPlan,
     instance: Option<&str>,
+    protocol_version: u16,
 ) -> Result<Seated, String> {
     let deadline = Instant::now() + ctx.cfg.connect_timeout;
     let url = ctx.cfg.target.request_url(instance);
@@ -86,11 +94,17 @@ async fn join(
     );
     let mut enc = ClientEncoder::new();
     let name = format!("lg{}", plan.index);
-    send(ctx, &mut ws, enc.hello(&name, None), deadline).await?;
-    let tick_period = match recv_until(ctx, &mut ws, deadline, "welcome").await? {
-        ServerMsg::Welcome { tick_rate_hz, .. } if tick_rate_hz > 0 => {
-            Duration::from_secs_f64(1.0 / f64::from(tick_rate_hz))
-        }
+    let hello = enc.hello_version(protocol_version, &name, None);
+    send(ctx, &mut ws, hello, deadline).await?;
+    let (tick_period, delta_history) = match recv_until(ctx, &mut ws, deadline, "welcome").await? {
+        ServerMsg::Welcome {
+            tick_rate_hz,
+            limits,
+            ..
+        } if tick_rate_hz > 0 => (
+            Duration::from_secs_f64(1.0 / f64::from(tick_rate_hz)),
+            limits.delta_history_ticks,
+        ),
         ServerMsg::Welcome { .. } => return Err("welcome_without_tick_rate".to_owned()),
         other => return Err(unexpected("welcome", &other)),
     };
@@ -106,6 +120,7 @@ async fn join(
                 ws,
                 tick_period,
                 joined_at,
+                delta_history,
             })
         }
         other => Err(unexpected("joined", &other)),
@@ -178,7 +193,14 @@ pub fn server_error_label(code: ErrorCode) -> String {
 
 /// Hands the joined player to the executor's drive (`drive`), which sends
 /// its inputs and reads and measures its updates.
-fn play(ctx: &ThreadCtx, seated: Seated, inputs: Schedule, pings: Option<Schedule>) {
+fn play(
+    ctx: &ThreadCtx,
+    seated: Seated,
+    inputs: Schedule,
+    pings: Option<Schedule>,
+    protocol_version: u16,
+    idle: bool,
+) {
     // Joined was a complete message: the fence holds every later byte.
     let (stream, unread) = seated.ws.into_inner().into_parts();
     let fd = match dup(&stream) {
@@ -198,6 +220,8 @@ fn play(ctx: &ThreadCtx, seated: Seated, inputs: Schedule, pings: Option<Schedul
             inputs,
             pings,
             tick_period: seated.tick_period,
+            v2_history: (protocol_version >= 2).then_some(seated.delta_history),
+            idle,
         },
     });
 }

@@ -72,6 +72,12 @@ pub struct Report {
     /// Summaries of the raw histograms, by name (µs inside, ms here).
     pub histograms: BTreeMap<String, Summary>,
     pub throughput: Throughput,
+    /// Mean payload bytes of one StateUpdate / StateDelta received.
+    #[serde(default)]
+    pub bytes_per_update_mean: f64,
+    /// Update payload bytes per joined player per second of the run.
+    #[serde(default)]
+    pub bytes_per_player_per_s: f64,
     pub counters: BTreeMap<String, u64>,
     /// Connections that could not be set up, and refused or bad messages.
     pub errors: BTreeMap<String, u64>,
@@ -128,6 +134,8 @@ impl Report {
             run_s,
             histograms: BTreeMap::new(),
             throughput: Throughput::default(),
+            bytes_per_update_mean: 0.0,
+            bytes_per_player_per_s: 0.0,
             counters,
             errors,
             disconnects,
@@ -151,6 +159,20 @@ impl Report {
             } else {
                 0.0
             }
+        };
+        let (bytes, updates) = (
+            self.counter("update_bytes"),
+            self.counter("updates_received"),
+        );
+        self.bytes_per_update_mean = if updates > 0 {
+            bytes as f64 / updates as f64
+        } else {
+            0.0
+        };
+        self.bytes_per_player_per_s = if self.players_joined > 0 {
+            per_s(bytes) / self.players_joined as f64
+        } else {
+            0.0
         };
         self.throughput = Throughput {
             msgs_out_per_s: per_s(self.counter("msgs_out")),

@@ -20,7 +20,10 @@ use super::raw::{
 };
 use super::schedule::{InputLedger, Schedule};
 use super::stats::{duration_us, Metric, ThreadStats};
-use crate::protocol::{decode_server, peek_state_update, ClientEncoder, ServerMsg};
+use crate::protocol::delta::{ClientWorld, DeltaError};
+use crate::protocol::{
+    decode_server, peek_state_delta, peek_state_update, ClientEncoder, ServerMsg,
+};
 
 /// Bytes at the start of each echo message that carry its intended send
 /// time (µs after the run's start, little-endian).
@@ -41,6 +44,11 @@ pub enum Traffic {
         inputs: Schedule,
         pings: Option<Schedule>,
         tick_period: Duration,
+        /// Protocol v2: Welcome's delta history (the worlds kept to
+        /// rebuild from deltas); `None`: protocol v1.
+        v2_history: Option<u16>,
+        /// Stands still: inputs of (0, 0).
+        idle: bool,
     },
     /// An /echo client: messages of `message_bytes` (≥ [`ECHO_STAMP_BYTES`]).
     Echo {
@@ -102,6 +110,9 @@ enum Kind {
         enc: ClientEncoder,
         ledger: InputLedger,
         last_update: Option<Instant>,
+        /// Protocol v2's state; `None`: protocol v1.
+        v2: Option<Box<V2>>,
+        idle: bool,
     },
     Echo {
         schedule: Schedule,
@@ -134,6 +145,8 @@ impl Running {
                 inputs,
                 pings,
                 tick_period,
+                v2_history,
+                idle,
             } => Kind::Play {
                 inputs,
                 pings,
@@ -141,6 +154,14 @@ impl Running {
                 enc: ClientEncoder::new(),
                 ledger: InputLedger::default(),
                 last_update: None,
+                v2: v2_history.map(|h| {
+                    Box::new(V2 {
+                        world: ClientWorld::new(usize::from(h)),
+                        applied: 0,
+                        ack_due: None,
+                    })
+                }),
+                idle,
             },
             Traffic::Echo {
                 schedule,
@@ -253,15 +274,29 @@ impl Running {
                 pings,
                 enc,
                 ledger,
+                v2,
+                idle,
                 ..
             } => {
                 while let Some(due) = inputs.take_due(now, env.end) {
                     stats.counters.inputs_sent += 1;
                     let seq = u32::try_from(inputs.sent()).unwrap_or(u32::MAX);
                     ledger.sent(seq);
-                    // A slow circle: the arena's players keep moving.
-                    let angle = seq as f32 * 0.05;
-                    push(stats, due, enc.input(seq, angle.cos(), angle.sin(), 0));
+                    let (x, y) = if *idle {
+                        (0.0, 0.0)
+                    } else {
+                        // A walk around a square-ish loop: straight runs
+                        // of TURN_EVERY inputs, then a turn, so the
+                        // arena's players keep moving and stay put.
+                        let angle = (seq / TURN_EVERY) as f32 * TURN_RADIANS;
+                        (angle.cos(), angle.sin())
+                    };
+                    // The newest tick applied rides on every input (v2).
+                    let applied = v2.as_mut().map_or(0, |v2| {
+                        v2.ack_due = None;
+                        v2.applied
+                    });
+                    push(stats, due, enc.input_ack(seq, x, y, 0, applied));
                 }
                 if let Some(p) = pings {
                     while let Some(due) = p.take_due(now, env.end) {
@@ -364,8 +399,38 @@ impl Running {
         }
     }
 
-    /// Every whole frame in the buffer; `Some` when the connection ended.
+    /// Acknowledges the newest tick applied, unless an input already did.
+    fn send_ack(&mut self, env: &mut Env<'_>) -> Option<Step> {
+        let Kind::Play {
+            v2: Some(v2), enc, ..
+        } = &mut self.kind
+        else {
+            return None;
+        };
+        let tick = v2.ack_due.take()?;
+        let frame = enc.ack(tick);
+        let len = frame.len() as u64;
+        let mut out = Vec::with_capacity(frame.len() + 8);
+        push_binary(&mut out, frame, env.keys);
+        if let Err(reason) = self.outlet.send(&out) {
+            return Some(self.disconnect(env, reason));
+        }
+        env.stats.counters.acks_sent += 1;
+        env.stats.counters.msgs_out += 1;
+        env.stats.counters.bytes_out += len;
+        None
+    }
+
+    /// Every whole frame in the buffer, then the ack of the newest update
+    /// among them; `Some` when the connection ended.
     fn handle_frames(&mut self, env: &mut Env<'_>, now: Instant) -> Option<Step> {
+        if let Some(step) = self.handle_frames_only(env, now) {
+            return Some(step);
+        }
+        self.send_ack(env)
+    }
+
+    fn handle_frames_only(&mut self, env: &mut Env<'_>, now: Instant) -> Option<Step> {
         loop {
             let parsed = if self.buf.start == self.buf.end {
                 self.buf.start = 0;
@@ -467,10 +532,28 @@ fn on_binary(kind: &mut Kind, env: &mut Env<'_>, payload: &[u8], now: Instant) {
             tick_period,
             ledger,
             last_update,
+            v2,
             ..
         } => {
-            if let Some((_tick, last_seq)) = peek_state_update(payload) {
+            let update = match v2 {
+                None => peek_state_update(payload),
+                Some(v2) => peek_state_delta(payload).map(|d| {
+                    if d.baseline_tick == 0 {
+                        stats.counters.full_states_received += 1;
+                    }
+                    match v2.world.apply(&d) {
+                        Ok(_) => {
+                            v2.applied = d.tick;
+                            v2.ack_due = Some(d.tick);
+                        }
+                        Err(e) => stats.error(delta_error_label(&e)),
+                    }
+                    (d.tick, d.last_input_seq)
+                }),
+            };
+            if let Some((_tick, last_seq)) = update {
                 stats.counters.updates_received += 1;
+                stats.counters.update_bytes += payload.len() as u64;
                 if let Some(prev) = last_update.replace(now) {
                     let gap = now.saturating_duration_since(prev);
                     stats.record(Metric::UpdateJitter, gap.abs_diff(*tick_period));
@@ -513,6 +596,32 @@ fn on_binary(kind: &mut Kind, env: &mut Env<'_>, payload: &[u8], now: Instant) {
         },
     }
 }
+
+/// The report's name for a delta that could not be applied (a protocol
+/// violation by the server: its baseline is not one this client holds, or
+/// its bytes are malformed).
+fn delta_error_label(e: &DeltaError) -> &'static str {
+    match e {
+        DeltaError::UnknownBaseline(_) => "delta_unknown_baseline",
+        DeltaError::TickNotAfter { .. } => "delta_tick_not_after",
+        _ => "delta_malformed",
+    }
+}
+
+/// A protocol-v2 player's worlds and acknowledgements.
+struct V2 {
+    /// The worlds rebuilt from deltas.
+    world: ClientWorld,
+    /// The newest tick applied, acknowledged on every input.
+    applied: u64,
+    /// A tick applied but not acknowledged yet.
+    ack_due: Option<u64>,
+}
+
+/// Inputs per straight run of a walking player.
+const TURN_EVERY: u32 = 32;
+/// How far a walking player turns after each run, radians.
+const TURN_RADIANS: f32 = 1.6;
 
 /// A read buffer that is always initialised (`data[start..end]` unread),
 /// reused for the whole connection.
@@ -652,6 +761,8 @@ mod tests {
                 inputs: Schedule::phased(rig.start, period, 0, rig.start),
                 pings: None,
                 tick_period: period,
+                v2_history: None,
+                idle: false,
             },
         });
         (running, theirs)

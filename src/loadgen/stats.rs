@@ -89,6 +89,12 @@ pub struct Counters {
     pub players_joined: u64,
     pub inputs_sent: u64,
     pub updates_received: u64,
+    /// Payload bytes of the StateUpdates / StateDeltas received.
+    pub update_bytes: u64,
+    /// Protocol v2: updates that were full states (baseline 0).
+    pub full_states_received: u64,
+    /// Protocol v2: Acks sent.
+    pub acks_sent: u64,
     pub pings_sent: u64,
     pub pongs_received: u64,
     pub echoes_sent: u64,
@@ -117,6 +123,9 @@ impl Counters {
             ("players_joined", c.players_joined),
             ("inputs_sent", c.inputs_sent),
             ("updates_received", c.updates_received),
+            ("update_bytes", c.update_bytes),
+            ("full_states_received", c.full_states_received),
+            ("acks_sent", c.acks_sent),
             ("pings_sent", c.pings_sent),
             ("pongs_received", c.pongs_received),
             ("echoes_sent", c.echoes_sent),

@@ -127,6 +127,26 @@ shard_counters! {
     slots_skipped,
     /// StateUpdates queued (one per seated, connected player per tick).
     state_updates,
+    /// StateDeltas queued (protocol v2: one per seated, connected v2 player per tick).
+    state_deltas,
+    /// Bytes of StateUpdate and StateDelta messages queued (payloads, before WebSocket framing).
+    state_bytes,
+    /// Distinct StateDeltas encoded (players with the same baseline and view share one).
+    delta_encodes,
+    /// Full states sent to v2 players as the first update after a Join.
+    full_states_joined,
+    /// Full states sent to v2 players as the first update after a resume.
+    full_states_resumed,
+    /// Full states sent to v2 players as the first update after a move between shards.
+    full_states_moved,
+    /// Full states sent to v2 players that had acknowledged no tick yet.
+    full_states_no_ack,
+    /// Full states sent to v2 players whose acknowledged tick was older than --delta-history-ticks.
+    full_states_too_old,
+    /// Acks ignored: a tick never sent to the player (or no longer held), or older than its newest ack.
+    acks_ignored,
+    /// Entity changes a v2 update left for a later one (--interest-budget reached).
+    interest_deferred,
     /// Instances created.
     instances_created,
     /// Instances disposed (idle, or stopped by a game panic).

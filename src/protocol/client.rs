@@ -2,7 +2,9 @@
 //! encoding for client-side tools ([`ClientEncoder`]).
 
 use super::error::verifier_reason;
-use super::{fb, ErrorCode, ProtocolError, PLAYER_NAME_LEN_MAX, PROTOCOL_VERSION};
+use super::{
+    fb, ErrorCode, ProtocolError, PLAYER_NAME_LEN_MAX, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
+};
 use crate::game::types::{InstanceId, PlayerInput};
 
 /// A verified, validated client message (owned; no borrows of the frame).
@@ -20,9 +22,18 @@ pub enum ClientCmd {
         create: bool,
     },
     Leave,
-    Input(PlayerInput),
+    Input {
+        input: PlayerInput,
+        /// Version 2: the newest StateDelta tick the client applied (0 =
+        /// no acknowledgement).
+        ack_tick: u64,
+    },
     Ping {
         client_time: f64,
+    },
+    /// Version 2: the newest StateDelta tick the client applied.
+    Ack {
+        tick: u64,
     },
 }
 
@@ -55,6 +66,10 @@ pub fn decode_client(frame: &[u8]) -> Result<ClientCmd, ProtocolError> {
             Ok(ClientCmd::Ping {
                 client_time: ping.client_time(),
             })
+        }
+        fb::ClientBody::Ack => {
+            let ack = msg.body_as_ack().ok_or_else(missing_body)?;
+            Ok(ClientCmd::Ack { tick: ack.tick() })
         }
         fb::ClientBody::NONE => Err(ProtocolError::bad_message(
             "not a valid ClientMessage: it has no body",
@@ -120,12 +135,15 @@ fn decode_input(input: fb::Input<'_>) -> Result<ClientCmd, ProtocolError> {
             ))
         }
     };
-    Ok(ClientCmd::Input(PlayerInput {
-        seq,
-        move_x: axis("move_x", input.move_x())?,
-        move_y: axis("move_y", input.move_y())?,
-        buttons: input.buttons(),
-    }))
+    Ok(ClientCmd::Input {
+        input: PlayerInput {
+            seq,
+            move_x: axis("move_x", input.move_x())?,
+            move_y: axis("move_y", input.move_y())?,
+            buttons: input.buttons(),
+        },
+        ack_tick: input.ack_tick(),
+    })
 }
 
 /// At most the first 64 bytes of a client-supplied string, so an error
@@ -161,8 +179,10 @@ impl ClientEncoder {
         }
     }
 
+    /// A Hello for protocol version 1 (full state in every StateUpdate);
+    /// [`ClientEncoder::hello_version`] asks for another.
     pub fn hello(&mut self, name: &str, resume_token: Option<&str>) -> &[u8] {
-        self.hello_version(PROTOCOL_VERSION, name, resume_token)
+        self.hello_version(PROTOCOL_VERSION_MIN, name, resume_token)
     }
 
     /// A Hello claiming any version, to exercise the server's refusal.
@@ -177,7 +197,7 @@ impl ClientEncoder {
         resume_token: Option<&str>,
         ticket: &str,
     ) -> &[u8] {
-        self.hello_full(PROTOCOL_VERSION, name, resume_token, Some(ticket))
+        self.hello_full(PROTOCOL_VERSION_MIN, name, resume_token, Some(ticket))
     }
 
     fn hello_full(
@@ -228,6 +248,19 @@ impl ClientEncoder {
 
     /// Axes go out as given (NaN included), so tests can send bad input.
     pub fn input(&mut self, seq: u32, move_x: f32, move_y: f32, buttons: u32) -> &[u8] {
+        self.input_ack(seq, move_x, move_y, buttons, 0)
+    }
+
+    /// An Input that also acknowledges StateDelta tick `ack_tick` (version
+    /// 2; 0 = none).
+    pub fn input_ack(
+        &mut self,
+        seq: u32,
+        move_x: f32,
+        move_y: f32,
+        buttons: u32,
+        ack_tick: u64,
+    ) -> &[u8] {
         self.fbb.reset();
         let body = fb::Input::create(
             &mut self.fbb,
@@ -236,10 +269,17 @@ impl ClientEncoder {
                 move_x,
                 move_y,
                 buttons,
-                ack_tick: 0,
+                ack_tick,
             },
         );
         self.finish(fb::ClientBody::Input, body.as_union_value())
+    }
+
+    /// Acknowledges StateDelta tick `tick` (version 2).
+    pub fn ack(&mut self, tick: u64) -> &[u8] {
+        self.fbb.reset();
+        let body = fb::Ack::create(&mut self.fbb, &fb::AckArgs { tick });
+        self.finish(fb::ClientBody::Ack, body.as_union_value())
     }
 
     pub fn ping(&mut self, client_time: f64) -> &[u8] {
@@ -299,8 +339,11 @@ mod tests {
 
     #[test]
     fn protocol_version_is_the_schema_default() {
-        assert_eq!(PROTOCOL_VERSION, 1);
-        assert_eq!(fb::HelloArgs::default().protocol_version, PROTOCOL_VERSION);
+        assert_eq!((PROTOCOL_VERSION_MIN, PROTOCOL_VERSION), (1, 2));
+        assert_eq!(
+            fb::HelloArgs::default().protocol_version,
+            PROTOCOL_VERSION_MIN
+        );
     }
 
     #[test]
@@ -309,7 +352,7 @@ mod tests {
         assert_eq!(
             decode(enc.hello("alice", Some("00ff"))),
             ClientCmd::Hello {
-                protocol_version: PROTOCOL_VERSION,
+                protocol_version: PROTOCOL_VERSION_MIN,
                 player_name: "alice".into(),
                 resume_token: Some("00ff".into()),
                 ticket: None,
@@ -367,13 +410,29 @@ mod tests {
         assert_eq!(decode(enc.leave()), ClientCmd::Leave);
         assert_eq!(
             decode(enc.input(42, 0.5, -0.25, 0b101)),
-            ClientCmd::Input(PlayerInput {
-                seq: 42,
-                move_x: 0.5,
-                move_y: -0.25,
-                buttons: 0b101,
-            })
+            ClientCmd::Input {
+                input: PlayerInput {
+                    seq: 42,
+                    move_x: 0.5,
+                    move_y: -0.25,
+                    buttons: 0b101,
+                },
+                ack_tick: 0,
+            }
         );
+        assert_eq!(
+            decode(enc.input_ack(43, 0.0, 1.0, 0, u64::MAX)),
+            ClientCmd::Input {
+                input: PlayerInput {
+                    seq: 43,
+                    move_x: 0.0,
+                    move_y: 1.0,
+                    buttons: 0,
+                },
+                ack_tick: u64::MAX,
+            }
+        );
+        assert_eq!(decode(enc.ack(77)), ClientCmd::Ack { tick: 77 });
         assert_eq!(
             decode(enc.ping(12345.678)),
             ClientCmd::Ping {
@@ -470,12 +529,15 @@ mod tests {
         let mut enc = ClientEncoder::new();
         assert_eq!(
             decode(enc.input(1, 5.0, -1e30, 0)),
-            ClientCmd::Input(PlayerInput {
-                seq: 1,
-                move_x: 1.0,
-                move_y: -1.0,
-                buttons: 0,
-            })
+            ClientCmd::Input {
+                input: PlayerInput {
+                    seq: 1,
+                    move_x: 1.0,
+                    move_y: -1.0,
+                    buttons: 0,
+                },
+                ack_tick: 0,
+            }
         );
     }
 

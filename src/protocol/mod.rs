@@ -26,6 +26,7 @@ pub mod generated {
 
 pub use crate::util::close;
 mod client;
+pub mod delta;
 mod error;
 mod server;
 
@@ -35,13 +36,19 @@ pub use generated::shardline::protocol as fb;
 pub use client::{decode_client, ClientCmd, ClientEncoder};
 pub use error::ProtocolError;
 pub use server::{
-    decode_server, peek_state_update, Encoder, LimitsInfo, ServerMsg, UpdateTemplate, WelcomeInfo,
+    decode_server, peek_state_delta, peek_state_update, CustomPart, Encoder, LimitsInfo, ServerMsg,
+    UpdateTemplate, WelcomeInfo,
 };
 
-/// The protocol version this build speaks, sent in `Hello`.
+/// The newest protocol version this build speaks (the server accepts
+/// [`PROTOCOL_VERSION_MIN`]`..=PROTOCOL_VERSION` in Hello).
 ///
 /// Taken from the schema so the two cannot drift apart.
-pub const PROTOCOL_VERSION: u16 = fb::ProtocolVersion::V1.0;
+pub const PROTOCOL_VERSION: u16 = fb::ProtocolVersion::V2.0;
+
+/// The oldest version still served: version 1, full state in every
+/// StateUpdate, exactly as before version 2 existed.
+pub const PROTOCOL_VERSION_MIN: u16 = fb::ProtocolVersion::V1.0;
 
 /// Longest accepted `Hello.player_name`, in bytes of UTF-8. Names are shown to
 /// other players and logged, so they stay short.

@@ -3,6 +3,7 @@
 
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, Vector, WIPOffset};
 
+use super::delta::DeltaRef;
 use super::error::verifier_reason;
 use super::{fb, ErrorCode, LeaveReason, ProtocolError};
 use crate::game::types::EntityView;
@@ -16,6 +17,8 @@ pub struct LimitsInfo {
     pub heartbeat_ms: u32,
     pub connect_timeout_ms: u32,
     pub reconnect_grace_ms: u32,
+    /// Ticks of history a delta may be encoded against (version 2).
+    pub delta_history_ticks: u16,
 }
 
 /// Everything a `Welcome` carries.
@@ -74,6 +77,7 @@ impl Encoder {
                 heartbeat_ms: l.heartbeat_ms,
                 connect_timeout_ms: l.connect_timeout_ms,
                 reconnect_grace_ms: l.reconnect_grace_ms,
+                delta_history_ticks: l.delta_history_ticks,
                 ..Default::default()
             },
         );
@@ -180,6 +184,49 @@ impl Encoder {
         (bytes, template)
     }
 
+    /// A StateDelta (version 2) shared by the players whose baseline and
+    /// view are the same: as [`Encoder::state_update_shared`], each
+    /// player's copy is patched with its own `last_input_seq` and
+    /// `inputs_applied` ([`UpdateTemplate::patch`]). `entities` are the
+    /// delta's bytes ([`super::delta::encode_entities`]).
+    pub fn state_delta_shared(
+        &mut self,
+        tick: u64,
+        baseline_tick: u64,
+        entities: &[u8],
+        custom: CustomPart<'_>,
+    ) -> (&[u8], UpdateTemplate) {
+        self.fbb.reset();
+        let entities = self.fbb.create_vector(entities);
+        let (custom_full, custom_patch) = match custom {
+            CustomPart::Unchanged => (None, None),
+            CustomPart::Full(b) => (Some(self.fbb.create_vector(b)), None),
+            CustomPart::Patch(b) => (None, Some(self.fbb.create_vector(b))),
+        };
+        let body = {
+            let fbb = &mut self.fbb;
+            let start = fbb.start_table();
+            fbb.push_slot_always(fb::StateDelta::VT_TICK, tick);
+            if baseline_tick != 0 {
+                fbb.push_slot_always(fb::StateDelta::VT_BASELINE_TICK, baseline_tick);
+            }
+            fbb.push_slot_always(fb::StateDelta::VT_ENTITIES, entities);
+            if let Some(c) = custom_full {
+                fbb.push_slot_always(fb::StateDelta::VT_CUSTOM_FULL, c);
+            }
+            if let Some(c) = custom_patch {
+                fbb.push_slot_always(fb::StateDelta::VT_CUSTOM_PATCH, c);
+            }
+            fbb.push_slot_always(fb::StateDelta::VT_LAST_INPUT_SEQ, 0u32);
+            fbb.push_slot_always(fb::StateDelta::VT_INPUTS_APPLIED, 0u32);
+            let o = fbb.end_table(start);
+            flatbuffers::WIPOffset::<fb::StateDelta>::new(o.value())
+        };
+        let bytes = self.finish(fb::ServerBody::StateDelta, body.as_union_value());
+        let template = UpdateTemplate::locate(bytes);
+        (bytes, template)
+    }
+
     pub fn player_joined(&mut self, player_id: u64, entity_id: u32, name: &str) -> &[u8] {
         self.fbb.reset();
         let name = self.fbb.create_string(name);
@@ -276,8 +323,19 @@ impl Encoder {
     }
 }
 
-/// Where one StateUpdate's per-player fields sit in its bytes (see
-/// [`Encoder::state_update_shared`]).
+/// The custom state of a StateDelta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomPart<'a> {
+    /// Neither field: the baseline's custom state holds.
+    Unchanged,
+    /// `custom_full`.
+    Full(&'a [u8]),
+    /// `custom_patch` ([`super::delta::encode_custom_patch`]).
+    Patch(&'a [u8]),
+}
+
+/// Where one StateUpdate's or StateDelta's per-player fields sit in its
+/// bytes (see [`Encoder::state_update_shared`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpdateTemplate {
     last_input_seq_at: usize,
@@ -290,10 +348,24 @@ impl UpdateTemplate {
     fn locate(bytes: &[u8]) -> UpdateTemplate {
         // SAFETY: `bytes` is a ServerMessage this encoder just finished.
         let msg = unsafe { flatbuffers::root_unchecked::<fb::ServerMessage>(bytes) };
-        let update = msg
-            .body_as_state_update()
-            .expect("the body just built is a StateUpdate");
-        let table = update._tab;
+        let (table, fields) = match msg.body_as_state_update() {
+            Some(update) => (
+                update._tab,
+                (
+                    fb::StateUpdate::VT_LAST_INPUT_SEQ,
+                    fb::StateUpdate::VT_INPUTS_APPLIED,
+                ),
+            ),
+            None => (
+                msg.body_as_state_delta()
+                    .expect("the body just built is a StateUpdate or a StateDelta")
+                    ._tab,
+                (
+                    fb::StateDelta::VT_LAST_INPUT_SEQ,
+                    fb::StateDelta::VT_INPUTS_APPLIED,
+                ),
+            ),
+        };
         let vtable = table.vtable();
         let at = |field| {
             let off = vtable.get(field);
@@ -301,8 +373,8 @@ impl UpdateTemplate {
             table.loc() + usize::from(off)
         };
         UpdateTemplate {
-            last_input_seq_at: at(fb::StateUpdate::VT_LAST_INPUT_SEQ),
-            inputs_applied_at: at(fb::StateUpdate::VT_INPUTS_APPLIED),
+            last_input_seq_at: at(fields.0),
+            inputs_applied_at: at(fields.1),
         }
     }
 
@@ -365,6 +437,16 @@ pub enum ServerMsg {
         inputs_applied: u32,
         entities: Vec<EntityView>,
         custom: Vec<u8>,
+    },
+    /// Version 2 (docs/protocol.md, "Delta format").
+    StateDelta {
+        tick: u64,
+        baseline_tick: u64,
+        last_input_seq: u32,
+        inputs_applied: u32,
+        entities: Vec<u8>,
+        custom_full: Option<Vec<u8>>,
+        custom_patch: Option<Vec<u8>>,
     },
     PlayerJoined {
         player_id: u64,
@@ -446,6 +528,18 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, ProtocolError> {
                 custom: s.custom().map(|c| c.bytes().to_vec()).unwrap_or_default(),
             }
         }
+        fb::ServerBody::StateDelta => {
+            let d = msg.body_as_state_delta().ok_or_else(missing)?;
+            ServerMsg::StateDelta {
+                tick: d.tick(),
+                baseline_tick: d.baseline_tick(),
+                last_input_seq: d.last_input_seq(),
+                inputs_applied: d.inputs_applied(),
+                entities: d.entities().map(|v| v.bytes().to_vec()).unwrap_or_default(),
+                custom_full: d.custom_full().map(|v| v.bytes().to_vec()),
+                custom_patch: d.custom_patch().map(|v| v.bytes().to_vec()),
+            }
+        }
         fb::ServerBody::PlayerJoined => {
             let p = msg.body_as_player_joined().ok_or_else(missing)?;
             ServerMsg::PlayerJoined {
@@ -514,6 +608,23 @@ pub fn peek_state_update(frame: &[u8]) -> Option<(u64, u32)> {
     Some((update.tick(), update.last_input_seq()))
 }
 
+/// The fields of a verified StateDelta frame, borrowed from it; `None`
+/// for any other frame. Allocates nothing, for the load generator.
+pub fn peek_state_delta(frame: &[u8]) -> Option<DeltaRef<'_>> {
+    let d = flatbuffers::root::<fb::ServerMessage>(frame)
+        .ok()?
+        .body_as_state_delta()?;
+    Some(DeltaRef {
+        tick: d.tick(),
+        baseline_tick: d.baseline_tick(),
+        last_input_seq: d.last_input_seq(),
+        inputs_applied: d.inputs_applied(),
+        entities: d.entities().map(|v| v.bytes()).unwrap_or_default(),
+        custom_full: d.custom_full().map(|v| v.bytes()),
+        custom_patch: d.custom_patch().map(|v| v.bytes()),
+    })
+}
+
 fn limits_from_fb(l: fb::Limits<'_>) -> LimitsInfo {
     LimitsInfo {
         max_payload_bytes: l.max_payload_bytes(),
@@ -522,6 +633,7 @@ fn limits_from_fb(l: fb::Limits<'_>) -> LimitsInfo {
         heartbeat_ms: l.heartbeat_ms(),
         connect_timeout_ms: l.connect_timeout_ms(),
         reconnect_grace_ms: l.reconnect_grace_ms(),
+        delta_history_ticks: l.delta_history_ticks(),
     }
 }
 
@@ -584,6 +696,7 @@ mod tests {
         heartbeat_ms: 5000,
         connect_timeout_ms: 3000,
         reconnect_grace_ms: 10_000,
+        delta_history_ticks: 32,
     };
 
     const WELCOME: WelcomeInfo<'static> = WelcomeInfo {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::delta::FullReason;
 use super::effects::{Ask, Effects};
 use super::world::{Migration, Player};
 use super::{ConnId, Core};
@@ -417,7 +418,7 @@ impl Core {
         }
         match self.seat_locally(fx, t.player, Some(to.clone()), create, now) {
             Ok(instance) => {
-                self.send_joined(fx, conn, &instance, t.player);
+                self.send_joined(fx, conn, &instance, t.player, FullReason::Moved);
                 let url = self.shared.public_url.as_deref().unwrap_or("").to_owned();
                 let node = self.shared.cfg.node_id.clone();
                 let outcome = self.moved_json(t.player, &node, &url, &to, t.player);

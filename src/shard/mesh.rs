@@ -21,6 +21,8 @@ pub struct PlayerCard {
     /// Its right to create instances and its creation budget, which follow
     /// it (hopping between shards refills nothing).
     pub creation: crate::shard::world::Creation,
+    /// The protocol version its connection speaks.
+    pub protocol: u16,
 }
 
 #[derive(Debug)]
@@ -44,6 +46,9 @@ pub enum ShardMsg {
         token: String,
         from: usize,
         conn: u64,
+        /// The protocol version the resuming connection speaks (the seat's
+        /// player takes it: the connection follows).
+        protocol: u16,
     },
     SeatFound {
         conn: u64,

@@ -15,7 +15,11 @@
 //! # Layout
 //! - [`mesh`]: `ShardMsg`, what shard cores send each other.
 //! - [`world`]: the shard's instances, players and tokens (plain data).
-//! - [`players`]: what a client message does (Hello, Join, Leave, Input, Ping).
+//! - [`players`]: what a client message does (Hello, Join, Leave, Input, Ping, Ack).
+//! - [`delta`]: protocol v2: each player's sent views and acks, the
+//!   baseline of its next delta.
+//! - [`interest`]: areas of interest: the grid, and which entities a v2
+//!   update carries (radius, budget, priority).
 //! - [`limits`]: who may create an instance, how often (per connection, per
 //!   client address), and what an abandoned one costs.
 //! - [`moves`]: moving a connection to another shard, resume look-ups,
@@ -31,11 +35,13 @@
 //!   nodes, take-overs).
 //! - [`effects`]: the [`Effects`] sink and the recording one for tests.
 
+pub mod delta;
 pub mod effects;
 pub mod evacuate;
 pub mod failure;
 pub mod fleet;
 pub mod handover;
+pub mod interest;
 pub mod limits;
 pub mod mesh;
 pub mod moves;
@@ -48,6 +54,8 @@ pub mod world;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -100,6 +108,8 @@ pub struct Session {
     /// The client's address (for the per-IP creation limit); `None` when
     /// the runtime does not know it.
     pub peer_ip: Option<std::net::IpAddr>,
+    /// The protocol version its Hello asked for (version 1 until then).
+    pub protocol: u16,
 }
 
 /// Pending resume-token look-ups on other shards, per asking connection.
@@ -226,6 +236,7 @@ impl Core {
             heartbeat_ms: self.settings.heartbeat.as_millis() as u32,
             connect_timeout_ms: cfg.connect_timeout.as_millis() as u32,
             reconnect_grace_ms: cfg.reconnect_grace.as_millis() as u32,
+            delta_history_ticks: cfg.delta_history_ticks,
         }
     }
 
@@ -245,6 +256,7 @@ impl Core {
                 paused_since: None,
                 closing: false,
                 peer_ip,
+                protocol: crate::protocol::PROTOCOL_VERSION_MIN,
             },
         );
     }

@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::delta::FullReason;
 use super::effects::Effects;
 use super::mesh::{PlayerCard, ShardMsg};
 use super::players::Refusal;
@@ -64,6 +65,7 @@ impl Core {
             token: p.token.clone(),
             allowed_instance: p.allowed_instance.clone(),
             creation,
+            protocol: p.protocol,
         };
         self.pause(fx, conn, now);
         fx.mesh(
@@ -113,6 +115,7 @@ impl Core {
             now,
         );
         player.creation = card.creation;
+        player.protocol = card.protocol;
         self.world.add_player(player);
         match self.seat_locally(fx, card.id, Some(instance), create, now) {
             Ok(_) => {
@@ -269,6 +272,10 @@ impl Core {
         token: &str,
     ) {
         self.pause(fx, conn, now);
+        let protocol = self
+            .sessions
+            .get(&conn)
+            .map_or(crate::protocol::PROTOCOL_VERSION_MIN, |s| s.protocol);
         self.lookups.insert(
             conn,
             SeatLookup {
@@ -283,6 +290,7 @@ impl Core {
                     token: token.to_owned(),
                     from: self.id,
                     conn,
+                    protocol,
                 },
             );
         }
@@ -360,7 +368,12 @@ impl Core {
             self.send_welcome(fx, conn, pid, true);
         }
         if let Some(instance) = self.world.players[&pid].instance.clone() {
-            self.send_joined(fx, conn, &instance, pid);
+            let why = if resume {
+                FullReason::Resumed
+            } else {
+                FullReason::Moved
+            };
+            self.send_joined(fx, conn, &instance, pid, why);
         }
         let _ = now;
     }
@@ -411,16 +424,25 @@ impl Core {
             ShardMsg::MigrateResult { player, result } => {
                 self.on_migrate_result(fx, player, result, now)
             }
-            ShardMsg::FindSeat { token, from, conn } => {
-                let w = &self.world;
+            ShardMsg::FindSeat {
+                token,
+                from,
+                conn,
+                protocol,
+            } => {
+                let w = &mut self.world;
                 let found = w
                     .tokens
                     .get(&token)
-                    .and_then(|id| w.players.get(id))
+                    .and_then(|id| w.players.get_mut(id))
                     .filter(|p| {
                         !matches!(p.migration, Migration::Out { .. }) && p.instance.is_some()
                     })
-                    .map(|p| p.id);
+                    .map(|p| {
+                        // Its connection comes here next, speaking this.
+                        p.protocol = protocol;
+                        p.id
+                    });
                 fx.mesh(
                     from,
                     ShardMsg::SeatFound {

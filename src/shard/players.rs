@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use super::delta::{AckOutcome, FullReason, Peer};
 use super::effects::{Ask, Effects};
 use super::world::{Creation, Hosted, Migration, Player, World};
 use super::{ConnId, Core};
@@ -103,7 +104,13 @@ impl Core {
                 Some(p),
             ) => self.on_join(fx, now, conn, p, instance_id, create),
             (ClientCmd::Leave, Some(p)) => self.on_leave(fx, now, conn, p),
-            (ClientCmd::Input(input), Some(p)) => self.on_input(fx, now, conn, p, input),
+            (ClientCmd::Input { input, ack_tick }, Some(p)) => {
+                if ack_tick != 0 {
+                    self.on_ack(p, ack_tick);
+                }
+                self.on_input(fx, now, conn, p, input)
+            }
+            (ClientCmd::Ack { tick }, Some(p)) => self.on_ack(p, tick),
             (ClientCmd::Ping { client_time }, Some(_)) => {
                 let server_time_us = self.unix_us(now);
                 let bytes = self.enc.pong(client_time, server_time_us);
@@ -151,18 +158,22 @@ impl Core {
         token: Option<String>,
         ticket: Option<String>,
     ) {
-        if version != crate::protocol::PROTOCOL_VERSION {
+        use crate::protocol::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
+        if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION).contains(&version) {
             self.send_error(
                 fx,
                 conn,
                 ErrorCode::UnsupportedVersion,
                 &format!(
-                    "protocol version {version} is not supported; this server speaks {}",
-                    crate::protocol::PROTOCOL_VERSION
+                    "protocol version {version} is not supported; this server speaks \
+                     {PROTOCOL_VERSION_MIN} to {PROTOCOL_VERSION}"
                 ),
             );
             self.close(fx, conn, CloseReason::PolicyViolation);
             return;
+        }
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.protocol = version;
         }
         if self.stopping {
             self.send_error(fx, conn, ErrorCode::ShuttingDown, "server is shutting down");
@@ -243,9 +254,11 @@ impl Core {
         let id = self.new_player_id();
         let token = new_resume_token();
         let mut peer_ip = None;
+        let mut protocol = crate::protocol::PROTOCOL_VERSION_MIN;
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.player = Some(id);
             peer_ip = s.peer_ip;
+            protocol = s.protocol;
         }
         self.world.add_player(Player {
             id,
@@ -264,6 +277,8 @@ impl Core {
                 granted: admitted.create,
                 bucket: None,
             },
+            protocol,
+            v2: None,
         });
         self.send_welcome(fx, conn, id, false);
     }
@@ -333,6 +348,9 @@ impl Core {
         }
         let old = p.conn.replace(conn);
         p.detached_at = None;
+        if let Some(s) = self.sessions.get(&conn) {
+            p.protocol = s.protocol;
+        }
         if let Some(ip) = self.sessions.get(&conn).and_then(|s| s.peer_ip) {
             // The per-IP limit follows the player to its new address; its
             // own budget is kept (a reconnect does not refill it).
@@ -350,7 +368,7 @@ impl Core {
         self.metrics.players_resumed.inc();
         self.send_welcome(fx, conn, id, true);
         if let Some(instance) = self.world.players[&id].instance.clone() {
-            self.send_joined(fx, conn, &instance, id);
+            self.send_joined(fx, conn, &instance, id, FullReason::Resumed);
         }
     }
 
@@ -442,7 +460,7 @@ impl Core {
             }
         }
         match self.seat_locally(fx, pid, target, create, now) {
-            Ok(instance) => self.send_joined(fx, conn, &instance, pid),
+            Ok(instance) => self.send_joined(fx, conn, &instance, pid, FullReason::Joined),
             Err((code, msg)) => self.send_error(fx, conn, code, &msg),
         }
     }
@@ -586,6 +604,7 @@ impl Core {
                 slot,
                 next_due,
                 overruns: 0,
+                v2: Default::default(),
             },
         );
         self.metrics.instances_created.inc();
@@ -643,14 +662,21 @@ impl Core {
         }
     }
 
-    /// Sends the player its Joined (entity and full state).
+    /// Sends the player its Joined (entity and full state). A v2 player's
+    /// deltas start over: its next update is a full state, counted as
+    /// `why`.
     pub(crate) fn send_joined(
         &mut self,
         fx: &mut dyn Effects,
         conn: ConnId,
         instance: &InstanceId,
         pid: PlayerId,
+        why: FullReason,
     ) {
+        if let Some(p) = self.world.players.get_mut(&pid) {
+            p.v2 =
+                (p.protocol >= crate::protocol::fb::ProtocolVersion::V2.0).then(|| Peer::new(why));
+        }
         let Some(hosted) = self.world.instances.get_mut(instance) else {
             return;
         };
@@ -674,6 +700,20 @@ impl Core {
         );
         self.metrics.messages_out.inc();
         fx.send(conn, bytes);
+    }
+
+    /// A v2 client applied StateDelta `tick`: its next deltas are encoded
+    /// against it. Anything else is ignored and counted.
+    fn on_ack(&mut self, pid: PlayerId, tick: u64) {
+        let outcome = self
+            .world
+            .players
+            .get_mut(&pid)
+            .and_then(|p| p.v2.as_mut())
+            .map_or(AckOutcome::Ignored, |peer| peer.ack(tick));
+        if outcome == AckOutcome::Ignored {
+            self.metrics.acks_ignored.inc();
+        }
     }
 
     fn on_leave(&mut self, fx: &mut dyn Effects, now: Instant, conn: ConnId, pid: PlayerId) {

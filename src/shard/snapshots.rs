@@ -118,6 +118,7 @@ impl Core {
                     slot,
                     next_due,
                     overruns: 0,
+                    v2: Default::default(),
                 },
             );
             instances += 1;

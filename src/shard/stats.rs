@@ -69,7 +69,7 @@ impl Core {
             .max(1e-3);
         s.cpu = cpu;
         let ticks = self.metrics.ticks.get();
-        let updates = self.metrics.state_updates.get();
+        let updates = self.metrics.state_updates.get() + self.metrics.state_deltas.get();
         let overrun = self.metrics.ticks_overrun.get();
         s.tick_rate = (ticks - s.last_ticks) as f64 / secs;
         s.update_rate = (updates - s.last_updates) as f64 / secs;

@@ -2,13 +2,15 @@
 //!
 //! At its slot, each due instance applies its queued inputs and steps once
 //! (`game::Instance::step`); its StateUpdate is encoded once, and each
-//! connected player gets a copy with its own two fields patched in
-//! (`protocol::UpdateTemplate`): O(players) bytes of copying per instance
-//! instead of O(players²) of encoding. The driver writes each player's
-//! frames of the slot with one write.
+//! connected version-1 player gets a copy with its own two fields patched
+//! in (`protocol::UpdateTemplate`): O(players) bytes of copying per instance
+//! instead of O(players²) of encoding. Version-2 players get StateDeltas
+//! (`shard::delta`), shared the same way where their baseline and view
+//! are. The driver writes each player's frames of the slot with one write.
 
 use std::time::{Duration, Instant};
 
+use super::delta::{send_deltas, DeltaScratch, DeltaSettings};
 use super::effects::Effects;
 use super::world::World;
 use super::Core;
@@ -25,6 +27,8 @@ pub struct Scratch {
     pub(crate) custom: Vec<u8>,
     /// One player's copy of the shared update.
     update: Vec<u8>,
+    /// Protocol v2's buffers.
+    v2: DeltaScratch,
 }
 
 /// What one slot did.
@@ -50,6 +54,10 @@ impl Core {
         clock: &dyn Fn() -> Instant,
     ) -> SlotReport {
         let dt_s = self.cfg().tick_interval().as_secs_f32();
+        let v2_settings = DeltaSettings {
+            history: self.cfg().delta_history_ticks,
+            interest: self.cfg().interest,
+        };
         let interval = self.slots.interval();
         // A timer may fire a little early or late; an instance due within
         // half a slot steps now.
@@ -125,27 +133,61 @@ impl Core {
                 scratch.failed.push(id.clone());
                 continue;
             }
-            let entities = hosted.inst.entities();
-            let (shared, template) = enc.state_update_shared(tick, entities, &scratch.custom);
-            scratch.update.clear();
-            scratch.update.extend_from_slice(shared);
+            let (mut v1, mut v2) = (false, false);
             for seat in hosted.inst.seats() {
                 let Some(p) = players.get_mut(&seat.player) else {
                     continue;
                 };
-                let Some(conn) = p.conn else {
+                if p.conn.is_none() {
                     p.inputs_pending_since.clear();
-                    continue;
-                };
-                template.patch(
-                    &mut scratch.update,
-                    seat.last_input_seq,
-                    seat.inputs_applied,
+                } else if p.v2.is_some() {
+                    v2 = true;
+                } else {
+                    v1 = true;
+                }
+            }
+            if v1 {
+                // Version 1: one StateUpdate with every entity, shared.
+                let entities = hosted.inst.entities();
+                let (shared, template) = enc.state_update_shared(tick, entities, &scratch.custom);
+                scratch.update.clear();
+                scratch.update.extend_from_slice(shared);
+                for seat in hosted.inst.seats() {
+                    let Some(p) = players.get_mut(&seat.player) else {
+                        continue;
+                    };
+                    let (Some(conn), None) = (p.conn, &p.v2) else {
+                        continue;
+                    };
+                    template.patch(
+                        &mut scratch.update,
+                        seat.last_input_seq,
+                        seat.inputs_applied,
+                    );
+                    // The inputs applied in this step are reflected in this
+                    // update: their latency ends when it reaches the socket.
+                    fx.send_update(conn, &scratch.update, &mut p.inputs_pending_since);
+                    metrics.state_bytes.add(scratch.update.len() as u64);
+                    metrics.state_updates.inc();
+                    report.updates += 1;
+                }
+            }
+            if v2 {
+                report.updates += send_deltas(
+                    fx,
+                    hosted,
+                    players,
+                    enc,
+                    metrics,
+                    &mut scratch.v2,
+                    &scratch.custom,
+                    v2_settings,
                 );
-                // The inputs applied in this step are reflected in this
-                // update: their latency ends when it reaches the socket.
-                fx.send_update(conn, &scratch.update, &mut p.inputs_pending_since);
-                report.updates += 1;
+                if hosted.inst.failed() {
+                    // The game's interest() panicked.
+                    scratch.failed.push(id.clone());
+                    continue;
+                }
             }
             let took_us = clock().saturating_duration_since(started).as_micros();
             hosted
@@ -158,7 +200,6 @@ impl Core {
             metrics.ticks_overrun.inc();
         }
         metrics.messages_out.add(report.updates as u64);
-        metrics.state_updates.add(report.updates as u64);
         let failed = std::mem::take(&mut scratch.failed);
         for id in &failed {
             self.game_failed(fx, id);

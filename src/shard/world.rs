@@ -32,6 +32,27 @@ pub struct Hosted {
     pub next_due: Instant,
     /// Steps that started a whole interval late (its overruns).
     pub overruns: u64,
+    /// Its protocol-v2 state: the custom state last sent, the grid of its
+    /// entities.
+    pub v2: InstanceV2,
+}
+
+/// What an instance keeps for its version-2 players between ticks.
+#[derive(Debug)]
+pub struct InstanceV2 {
+    /// The custom state of the last tick that had v2 players, shared by
+    /// their views while it does not change.
+    pub custom: std::rc::Rc<[u8]>,
+    pub grid: super::interest::Grid,
+}
+
+impl Default for InstanceV2 {
+    fn default() -> Self {
+        InstanceV2 {
+            custom: std::rc::Rc::from(&[][..]),
+            grid: Default::default(),
+        }
+    }
 }
 
 /// Ticks of history kept per instance for its tick-time p99 (4 B each).
@@ -116,6 +137,12 @@ pub struct Player {
     /// What the player may create, and its creation budget (travels with
     /// the player between shards).
     pub creation: Creation,
+    /// The protocol version its connection speaks (Hello; a resume may
+    /// change it).
+    pub protocol: u16,
+    /// Version 2: what it was sent and acknowledged (`None` for version 1
+    /// or before its first Joined).
+    pub v2: Option<super::delta::Peer>,
 }
 
 /// A player's right to create instances and what it has spent of it
@@ -156,6 +183,8 @@ impl Player {
             inputs_pending_since: Vec::new(),
             allowed_instance,
             creation: Creation::default(),
+            protocol: crate::protocol::PROTOCOL_VERSION_MIN,
+            v2: None,
         }
     }
 }
