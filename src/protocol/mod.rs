@@ -38,10 +38,19 @@ pub use server::{
     decode_server, peek_state_update, Encoder, LimitsInfo, ServerMsg, UpdateTemplate, WelcomeInfo,
 };
 
-/// The protocol version this build speaks, sent in `Hello`.
+/// The newest protocol version this build speaks, sent in `Hello` by its
+/// client-side tools.
 ///
 /// Taken from the schema so the two cannot drift apart.
-pub const PROTOCOL_VERSION: u16 = fb::ProtocolVersion::V1.0;
+pub const PROTOCOL_VERSION: u16 = fb::ProtocolVersion::V2.0;
+
+/// Every version the server accepts in `Hello`: version 1 clients get
+/// exactly what they always got (no GameEvent).
+pub const PROTOCOL_VERSIONS: std::ops::RangeInclusive<u16> =
+    fb::ProtocolVersion::V1.0..=fb::ProtocolVersion::V2.0;
+
+/// The first version that receives `GameEvent`s.
+pub const GAME_EVENTS_VERSION: u16 = fb::ProtocolVersion::V2.0;
 
 /// Longest accepted `Hello.player_name`, in bytes of UTF-8. Names are shown to
 /// other players and logged, so they stay short.

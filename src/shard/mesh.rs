@@ -21,6 +21,10 @@ pub struct PlayerCard {
     /// Its right to create instances and its creation budget, which follow
     /// it (hopping between shards refills nothing).
     pub creation: crate::shard::world::Creation,
+    /// The protocol version of its connection.
+    pub protocol_version: u16,
+    /// Its join ticket's claims.
+    pub claims: std::sync::Arc<crate::game::Claims>,
 }
 
 #[derive(Debug)]
@@ -75,6 +79,11 @@ pub enum ShardMsg {
     Configure(RuntimeSettings),
     /// Stop placing new players (POST /drain); running games go on.
     Drain,
+    /// A game's message to an instance this shard owns (`Outbox::to_instance`).
+    InstanceMail {
+        to: InstanceId,
+        mail: crate::game::InstanceMail,
+    },
 }
 
 /// Settings that may change while the node runs.

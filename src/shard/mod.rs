@@ -25,6 +25,8 @@
 //! - [`tick`]: stepping a slot's instances and encoding each update once;
 //!   the sweeps (seats, idle instances, timeouts).
 //! - [`failure`]: disposing an instance whose game code panicked.
+//! - [`game_io`]: game messages from clients, the game's events to them,
+//!   and messages between instances (mesh, directory).
 //! - [`stats`]: figures, instance inspection, load shedding.
 //! - [`snapshots`]: capturing instances and rebuilding them after a restart.
 //! - [`fleet`]: directory events and answers (fleet orders, moves between
@@ -35,6 +37,7 @@ pub mod effects;
 pub mod evacuate;
 pub mod failure;
 pub mod fleet;
+pub mod game_io;
 pub mod handover;
 pub mod limits;
 pub mod mesh;
@@ -100,6 +103,8 @@ pub struct Session {
     /// The client's address (for the per-IP creation limit); `None` when
     /// the runtime does not know it.
     pub peer_ip: Option<std::net::IpAddr>,
+    /// The version its Hello spoke (1 until then).
+    pub protocol_version: u16,
 }
 
 /// Pending resume-token look-ups on other shards, per asking connection.
@@ -215,6 +220,19 @@ impl Core {
         now.saturating_duration_since(self.started_at).as_micros() as u64
     }
 
+    /// Bounds of game messages, events and instance messages for this
+    /// shard's instances.
+    pub fn message_limits(&self) -> crate::game::MessageLimits {
+        let cfg = self.cfg();
+        crate::game::MessageLimits {
+            message_bytes_max: cfg.message_bytes_max,
+            messages_per_tick_max: cfg.messages_per_tick_max,
+            events_per_tick_max: cfg.events_per_tick_max,
+            instance_messages_per_tick_max: cfg.instance_messages_per_tick_max,
+            instance_inbox_max: cfg.instance_inbox_max,
+        }
+    }
+
     /// The limits in force now (sent in every Welcome): run-time changes
     /// included.
     pub fn limits_info(&self) -> LimitsInfo {
@@ -226,6 +244,8 @@ impl Core {
             heartbeat_ms: self.settings.heartbeat.as_millis() as u32,
             connect_timeout_ms: cfg.connect_timeout.as_millis() as u32,
             reconnect_grace_ms: cfg.reconnect_grace.as_millis() as u32,
+            message_bytes_max: cfg.message_bytes_max as u32,
+            messages_per_tick_max: cfg.messages_per_tick_max.min(usize::from(u16::MAX)) as u16,
         }
     }
 
@@ -245,6 +265,7 @@ impl Core {
                 paused_since: None,
                 closing: false,
                 peer_ip,
+                protocol_version: 1,
             },
         );
     }

@@ -64,6 +64,8 @@ impl Core {
             token: p.token.clone(),
             allowed_instance: p.allowed_instance.clone(),
             creation,
+            protocol_version: p.protocol_version,
+            claims: p.claims.clone(),
         };
         self.pause(fx, conn, now);
         fx.mesh(
@@ -113,6 +115,8 @@ impl Core {
             now,
         );
         player.creation = card.creation;
+        player.protocol_version = card.protocol_version;
+        player.claims = card.claims;
         self.world.add_player(player);
         match self.seat_locally(fx, card.id, Some(instance), create, now) {
             Ok(_) => {
@@ -360,9 +364,10 @@ impl Core {
             self.send_welcome(fx, conn, pid, true);
         }
         if let Some(instance) = self.world.players[&pid].instance.clone() {
-            self.send_joined(fx, conn, &instance, pid);
+            if !resume || self.game_rejoin(fx, now, conn, pid, &instance) {
+                self.send_joined(fx, conn, &instance, pid);
+            }
         }
-        let _ = now;
     }
 
     /// The connection is gone (any reason but a hand-over). A player whose
@@ -411,6 +416,7 @@ impl Core {
             ShardMsg::MigrateResult { player, result } => {
                 self.on_migrate_result(fx, player, result, now)
             }
+            ShardMsg::InstanceMail { to, mail } => self.deliver_mail(to, mail),
             ShardMsg::FindSeat { token, from, conn } => {
                 let w = &self.world;
                 let found = w

@@ -39,6 +39,8 @@ struct Admitted {
     instance: Option<InstanceId>,
     /// It may create instances (needed with --create-policy ticket).
     create: bool,
+    /// The ticket's claims, for `Game::on_join`.
+    claims: std::sync::Arc<crate::game::Claims>,
 }
 
 impl Core {
@@ -104,6 +106,9 @@ impl Core {
             ) => self.on_join(fx, now, conn, p, instance_id, create),
             (ClientCmd::Leave, Some(p)) => self.on_leave(fx, now, conn, p),
             (ClientCmd::Input(input), Some(p)) => self.on_input(fx, now, conn, p, input),
+            (ClientCmd::Message { kind, body }, Some(p)) => {
+                self.on_game_message(fx, now, conn, p, kind, &body)
+            }
             (ClientCmd::Ping { client_time }, Some(_)) => {
                 let server_time_us = self.unix_us(now);
                 let bytes = self.enc.pong(client_time, server_time_us);
@@ -151,14 +156,15 @@ impl Core {
         token: Option<String>,
         ticket: Option<String>,
     ) {
-        if version != crate::protocol::PROTOCOL_VERSION {
+        if !crate::protocol::PROTOCOL_VERSIONS.contains(&version) {
             self.send_error(
                 fx,
                 conn,
                 ErrorCode::UnsupportedVersion,
                 &format!(
-                    "protocol version {version} is not supported; this server speaks {}",
-                    crate::protocol::PROTOCOL_VERSION
+                    "protocol version {version} is not supported; this server speaks {} to {}",
+                    crate::protocol::PROTOCOL_VERSIONS.start(),
+                    crate::protocol::PROTOCOL_VERSIONS.end()
                 ),
             );
             self.close(fx, conn, CloseReason::PolicyViolation);
@@ -171,7 +177,14 @@ impl Core {
         }
         match token {
             // The resume token is the credential of a player already admitted.
-            Some(token) => self.resume(fx, now, conn, &token),
+            Some(token) => {
+                // Read by the resume wherever the seat is found (this
+                // shard, another shard, another node).
+                if let Some(s) = self.sessions.get_mut(&conn) {
+                    s.protocol_version = version;
+                }
+                self.resume(fx, now, conn, &token)
+            }
             None => {
                 let admitted = match self.check_ticket(ticket.as_deref(), now) {
                     Ok(admitted) => admitted,
@@ -187,7 +200,7 @@ impl Core {
                         return;
                     }
                 };
-                self.new_player(fx, conn, name, admitted)
+                self.new_player(fx, conn, name, admitted, version)
             }
         }
     }
@@ -227,19 +240,32 @@ impl Core {
             }
         }
         let instance =
-            match grant.instance {
+            match &grant.instance {
                 None => None,
-                Some(i) => Some(InstanceId::parse(&i).map_err(|e| {
+                Some(i) => Some(InstanceId::parse(i).map_err(|e| {
                     refusal(ErrorCode::TicketInvalid, format!("ticket instance: {e}"))
                 })?),
             };
         Ok(Admitted {
             instance,
             create: grant.create,
+            claims: std::sync::Arc::new(crate::game::Claims {
+                player: grant.player,
+                instance: grant.instance,
+                create: grant.create,
+                extra: Vec::new(),
+            }),
         })
     }
 
-    fn new_player(&mut self, fx: &mut dyn Effects, conn: ConnId, name: String, admitted: Admitted) {
+    fn new_player(
+        &mut self,
+        fx: &mut dyn Effects,
+        conn: ConnId,
+        name: String,
+        admitted: Admitted,
+        protocol_version: u16,
+    ) {
         let id = self.new_player_id();
         let token = new_resume_token();
         let mut peer_ip = None;
@@ -264,6 +290,9 @@ impl Core {
                 granted: admitted.create,
                 bucket: None,
             },
+            protocol_version,
+            claims: admitted.claims,
+            message_bucket: None,
         });
         self.send_welcome(fx, conn, id, false);
     }
@@ -333,6 +362,9 @@ impl Core {
         }
         let old = p.conn.replace(conn);
         p.detached_at = None;
+        if let Some(s) = self.sessions.get(&conn) {
+            p.protocol_version = s.protocol_version;
+        }
         if let Some(ip) = self.sessions.get(&conn).and_then(|s| s.peer_ip) {
             // The per-IP limit follows the player to its new address; its
             // own budget is kept (a reconnect does not refill it).
@@ -350,7 +382,9 @@ impl Core {
         self.metrics.players_resumed.inc();
         self.send_welcome(fx, conn, id, true);
         if let Some(instance) = self.world.players[&id].instance.clone() {
-            self.send_joined(fx, conn, &instance, id);
+            if self.game_rejoin(fx, now, conn, id, &instance) {
+                self.send_joined(fx, conn, &instance, id);
+            }
         }
     }
 
@@ -495,8 +529,12 @@ impl Core {
         self.unseat(fx, pid, LeaveReason::Moved, now);
         let p = self.world.players.get_mut(&pid).expect("player exists");
         let hosted = self.world.instances.get_mut(&id).expect("instance exists");
-        let entity = match hosted.inst.join(pid, &p.name) {
+        let entity = match hosted.inst.join_with(pid, &p.name, &p.claims) {
             Ok(seat) => seat.entity,
+            Err(JoinError::Refused(why)) => {
+                self.metrics.joins_refused.inc();
+                return Err(refusal(ErrorCode::JoinRefused, cut_reason(why.0)));
+            }
             Err(JoinError::GameFailed(_)) => {
                 self.game_failed(fx, &id);
                 return Err(refusal(
@@ -558,7 +596,7 @@ impl Core {
             players_max: self.settings.players_per_instance_max,
             inputs_per_tick_max: self.cfg().inputs_per_tick_max,
         };
-        let inst = match crate::game::Instance::create(
+        let mut inst = match crate::game::Instance::create(
             self.shared.factory.as_ref(),
             id.clone(),
             limits,
@@ -573,6 +611,7 @@ impl Core {
                 ));
             }
         };
+        inst.set_message_limits(self.message_limits());
         let (slot, next_due) = self.slots.assign(&id, now);
         self.world.instances.insert(
             id,
@@ -627,7 +666,7 @@ impl Core {
         let Some(hosted) = self.world.instances.get_mut(&id) else {
             return;
         };
-        let left = hosted.inst.leave(pid);
+        let left = hosted.inst.leave_with(pid, leave_cause(reason));
         let failed = hosted.inst.failed();
         if let Some(seat) = left {
             self.slots.player_left(hosted.slot);
@@ -739,6 +778,28 @@ fn push_input(
         PushInput::DroppedFull => metrics.inputs_dropped_full.inc(),
         PushInput::DroppedStale | PushInput::NotSeated => metrics.inputs_dropped_stale.inc(),
     }
+}
+
+/// What the game is told about a leave.
+pub(crate) fn leave_cause(reason: LeaveReason) -> crate::game::LeaveCause {
+    use crate::game::LeaveCause;
+    match reason {
+        LeaveReason::TimedOut => LeaveCause::TimedOut,
+        LeaveReason::Moved => LeaveCause::Moved,
+        LeaveReason::Kicked => LeaveCause::Kicked,
+        _ => LeaveCause::Left,
+    }
+}
+
+/// A game's refusal reason as sent to the client: at most
+/// `game::hooks::REFUSAL_LEN_MAX` bytes.
+pub(crate) fn cut_reason(mut why: String) -> String {
+    let mut end = why.len().min(crate::game::hooks::REFUSAL_LEN_MAX);
+    while !why.is_char_boundary(end) {
+        end -= 1;
+    }
+    why.truncate(end);
+    why
 }
 
 pub(crate) fn new_resume_token() -> String {

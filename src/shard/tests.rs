@@ -888,3 +888,5 @@ fn with_the_ticket_policy_only_a_ticket_that_grants_it_creates() {
         "joining needs no grant"
     );
 }
+
+mod game_io;

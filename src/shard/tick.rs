@@ -164,6 +164,10 @@ impl Core {
             self.game_failed(fx, id);
         }
         self.scratch.failed = failed;
+        // The tick's events go after its state messages.
+        let ids = std::mem::take(&mut self.scratch.ids);
+        self.flush_game_output(fx, &ids);
+        self.scratch.ids = ids;
         if slot == 0 {
             self.metrics.ticks.inc();
         }

@@ -116,6 +116,15 @@ pub struct Player {
     /// What the player may create, and its creation budget (travels with
     /// the player between shards).
     pub creation: Creation,
+    /// The protocol version its Hello (or resume) spoke: 2 and up get
+    /// GameEvents.
+    pub protocol_version: u16,
+    /// Its join ticket's verified claims (empty without --join-secret),
+    /// for `Game::on_join`. Travel with the player between shards; not
+    /// kept in snapshots or across nodes (a restored seat has none).
+    pub claims: std::sync::Arc<crate::game::Claims>,
+    /// --game-messages-per-second-max; `None` until its first Message.
+    pub message_bucket: Option<crate::util::rate::TokenBucket>,
 }
 
 /// A player's right to create instances and what it has spent of it
@@ -156,6 +165,9 @@ impl Player {
             inputs_pending_since: Vec::new(),
             allowed_instance,
             creation: Creation::default(),
+            protocol_version: 1,
+            claims: Default::default(),
+            message_bucket: None,
         }
     }
 }
