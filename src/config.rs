@@ -197,6 +197,16 @@ pub struct ServeOpts {
     #[arg(long, value_name = "N")]
     pub inputs_per_tick_max: Option<usize>,
 
+    /// A setting of the game, KEY=VALUE (repeatable; wins over the `[game]` table of --config FILE). The reference arena reads width, height, speed, radius (game units), spawn (rings, centre or scatter) and walls (solid or wrap). [default: the game's own]
+    #[arg(long = "game", value_name = "KEY=VALUE")]
+    #[serde(skip)]
+    pub game_settings: Vec<String>,
+
+    /// The `[game]` table of --config FILE: the game's own settings.
+    #[arg(skip)]
+    #[serde(default)]
+    pub game: Option<toml::Table>,
+
     /// Largest game message body (client Message, game event, message between instances), bytes; a larger Message gets Error(MessageTooLarge). [default: 1024]
     #[arg(long, value_name = "BYTES")]
     pub message_bytes_max: Option<usize>,
@@ -445,6 +455,9 @@ pub struct Config {
     pub instances_per_shard_max: usize,
     pub inputs_per_tick_max: usize,
     pub messages_per_second_max: u32,
+    /// The game's own settings: the `[game]` table of the config file with
+    /// every `--game KEY=VALUE` applied over it.
+    pub game: toml::Table,
     pub message_bytes_max: usize,
     pub messages_per_tick_max: usize,
     /// 0: no limit.
@@ -523,6 +536,8 @@ macro_rules! merge_opts {
     ($flags:expr, $file:expr, $($field:ident),* $(,)?) => {
         ServeOpts {
             config: $flags.config,
+            game_settings: $flags.game_settings,
+            game: $flags.game.or($file.game),
             no_restore: $flags.no_restore || $file.no_restore,
             stuck_shard_exit: $flags.stuck_shard_exit || $file.stuck_shard_exit,
             $($field: $flags.$field.or($file.$field),)*
@@ -612,6 +627,29 @@ impl ServeOpts {
             source: Box::new(source),
         })
     }
+}
+
+/// The `[game]` table with each `KEY=VALUE` flag set over it. A value that
+/// reads as TOML (a number, `true`, a quoted string) is that; any other
+/// text is a string (`walls=wrap`).
+fn game_table(mut table: toml::Table, flags: &[String]) -> Result<toml::Table, ConfigError> {
+    for flag in flags {
+        let Some((key, value)) = flag.split_once('=') else {
+            return Err(invalid("game", format!("{flag:?} is not KEY=VALUE")));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(invalid("game", format!("{flag:?} has an empty key")));
+        }
+        let value = value.trim();
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+        table.insert(key.to_owned(), parsed);
+    }
+    Ok(table)
 }
 
 impl Config {
@@ -704,6 +742,7 @@ impl Config {
             messages_per_second_max: opts
                 .messages_per_second_max
                 .unwrap_or(MESSAGES_PER_SECOND_MAX_DEFAULT),
+            game: game_table(opts.game.clone().unwrap_or_default(), &opts.game_settings)?,
             message_bytes_max: opts.message_bytes_max.unwrap_or(MESSAGE_BYTES_MAX_DEFAULT),
             messages_per_tick_max: opts
                 .messages_per_tick_max

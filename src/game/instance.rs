@@ -403,6 +403,21 @@ impl Instance {
         }
     }
 
+    /// `Game::on_join`, guarded like [`Self::call`], with the outbox.
+    fn hook_on_join(
+        &mut self,
+        player: PlayerId,
+        info: &JoinInfo<'_>,
+    ) -> Result<Result<(), Refusal>, GameFailure> {
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
+        }
+        let (game, outbox) = (self.game.as_mut(), &mut self.outbox);
+        guarded("on_join", || game.on_join(player, info, outbox)).inspect_err(|e| {
+            self.failure = Some(e.clone());
+        })
+    }
+
     pub fn id(&self) -> &InstanceId {
         &self.id
     }
@@ -458,7 +473,7 @@ impl Instance {
             claims,
             resumed: false,
         };
-        self.call("on_join", |g| g.on_join(player, &info))?
+        self.hook_on_join(player, &info)?
             .map_err(JoinError::Refused)?;
         let entity = self.call("spawn", |g| g.spawn(player))?;
         let seat = Seat {
@@ -492,7 +507,7 @@ impl Instance {
             claims,
             resumed: true,
         };
-        self.call("on_join", |g| g.on_join(player, &info))?
+        self.hook_on_join(player, &info)?
             .map_err(JoinError::Refused)
     }
 

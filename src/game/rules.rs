@@ -189,8 +189,14 @@ pub trait Game {
     /// (`info.resumed == true`). `Err` refuses it: the client gets
     /// `Error(JoinRefused)` with the reason, a new player is not seated, a
     /// returning one loses its seat ([`on_leave`](Game::on_leave) follows
-    /// with [`LeaveCause::Kicked`]). Default: everyone is welcome.
-    fn on_join(&mut self, _player: PlayerId, _info: &JoinInfo<'_>) -> Result<(), Refusal> {
+    /// with [`LeaveCause::Kicked`]). Events it emits go out after the
+    /// next tick's state. Default: everyone is welcome.
+    fn on_join(
+        &mut self,
+        _player: PlayerId,
+        _info: &JoinInfo<'_>,
+        _out: &mut Outbox,
+    ) -> Result<(), Refusal> {
         Ok(())
     }
 

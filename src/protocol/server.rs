@@ -47,6 +47,9 @@ pub struct Encoder {
     // one pass; kept to reuse its capacity.
     entities: Vec<fb::EntityState>,
     poses: Vec<fb::EntityPose>,
+    /// Write `poses` in full states when an entity has them (on by
+    /// default; off for protocol version 1 clients).
+    poses_on: bool,
 }
 
 impl Default for Encoder {
@@ -61,7 +64,15 @@ impl Encoder {
             fbb: FlatBufferBuilder::with_capacity(4096),
             entities: Vec::new(),
             poses: Vec::new(),
+            poses_on: true,
         }
+    }
+
+    /// Whether Joined and StateUpdate carry `poses` (z, facing) when some
+    /// entity has them: on by default; a protocol version 1 client gets
+    /// its messages with it off, exactly as before poses existed.
+    pub fn set_poses(&mut self, on: bool) {
+        self.poses_on = on;
     }
 
     pub fn welcome(&mut self, w: &WelcomeInfo<'_>) -> &[u8] {
@@ -112,7 +123,7 @@ impl Encoder {
     ) -> &[u8] {
         self.fbb.reset();
         let instance_id = self.fbb.create_string(instance_id);
-        let poses = write_poses(&mut self.fbb, &mut self.poses, entities);
+        let poses = write_poses(&mut self.fbb, &mut self.poses, entities, self.poses_on);
         let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
         let custom = write_custom(&mut self.fbb, custom);
         let body = fb::Joined::create(
@@ -140,7 +151,7 @@ impl Encoder {
         custom: &[u8],
     ) -> &[u8] {
         self.fbb.reset();
-        let poses = write_poses(&mut self.fbb, &mut self.poses, entities);
+        let poses = write_poses(&mut self.fbb, &mut self.poses, entities, self.poses_on);
         let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
         let custom = write_custom(&mut self.fbb, custom);
         let body = fb::StateUpdate::create(
@@ -170,7 +181,7 @@ impl Encoder {
         custom: &[u8],
     ) -> (&[u8], UpdateTemplate) {
         self.fbb.reset();
-        let poses = write_poses(&mut self.fbb, &mut self.poses, entities);
+        let poses = write_poses(&mut self.fbb, &mut self.poses, entities, self.poses_on);
         let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
         let custom = write_custom(&mut self.fbb, custom);
         self.fbb.force_defaults(true);
@@ -355,8 +366,9 @@ fn write_poses<'fbb>(
     fbb: &mut FlatBufferBuilder<'fbb>,
     scratch: &mut Vec<fb::EntityPose>,
     views: &[EntityView],
+    on: bool,
 ) -> Option<WIPOffset<Vector<'fbb, fb::EntityPose>>> {
-    if views.iter().all(|e| e.z == 0.0 && e.facing == 0.0) {
+    if !on || views.iter().all(|e| e.z == 0.0 && e.facing == 0.0) {
         return None;
     }
     scratch.clear();

@@ -253,7 +253,7 @@ impl Core {
                 player: grant.player,
                 instance: grant.instance,
                 create: grant.create,
-                extra: Vec::new(),
+                extra: grant.claims,
             }),
         })
     }
@@ -703,6 +703,13 @@ impl Core {
             self.game_failed(fx, &instance.clone());
             return;
         };
+        // Version 1 gets exactly what it always got: no poses.
+        let v1 = self
+            .world
+            .players
+            .get(&pid)
+            .is_some_and(|p| p.protocol_version < crate::protocol::GAME_EVENTS_VERSION);
+        self.enc.set_poses(!v1);
         let bytes = self.enc.joined(
             instance.as_str(),
             entity,
@@ -713,6 +720,7 @@ impl Core {
         );
         self.metrics.messages_out.inc();
         fx.send(conn, bytes);
+        self.enc.set_poses(true);
     }
 
     fn on_leave(&mut self, fx: &mut dyn Effects, now: Instant, conn: ConnId, pid: PlayerId) {

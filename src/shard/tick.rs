@@ -14,7 +14,7 @@ use super::world::World;
 use super::Core;
 use crate::game::InstanceId;
 use crate::protocol::close::CloseReason;
-use crate::protocol::LeaveReason;
+use crate::protocol::{LeaveReason, GAME_EVENTS_VERSION};
 
 /// Reused per-slot buffers (allocated once per shard, grown to the largest
 /// world).
@@ -25,6 +25,9 @@ pub struct Scratch {
     pub(crate) custom: Vec<u8>,
     /// One player's copy of the shared update.
     update: Vec<u8>,
+    /// The same for version 1 players when the world has poses (z,
+    /// facing), which version 1 never gets.
+    update_flat: Vec<u8>,
 }
 
 /// What one slot did.
@@ -126,9 +129,27 @@ impl Core {
                 continue;
             }
             let entities = hosted.inst.entities();
+            let posed = entities.iter().any(|e| e.z != 0.0 || e.facing != 0.0);
             let (shared, template) = enc.state_update_shared(tick, entities, &scratch.custom);
             scratch.update.clear();
             scratch.update.extend_from_slice(shared);
+            // Version 1 players get exactly what they always got: no poses.
+            let flat_needed = posed
+                && hosted.inst.seats().any(|s| {
+                    players
+                        .get(&s.player)
+                        .is_some_and(|p| p.protocol_version < GAME_EVENTS_VERSION)
+                });
+            let mut template_flat = template;
+            if flat_needed {
+                let entities = hosted.inst.entities();
+                enc.set_poses(false);
+                let (flat, t) = enc.state_update_shared(tick, entities, &scratch.custom);
+                scratch.update_flat.clear();
+                scratch.update_flat.extend_from_slice(flat);
+                template_flat = t;
+                enc.set_poses(true);
+            }
             for seat in hosted.inst.seats() {
                 let Some(p) = players.get_mut(&seat.player) else {
                     continue;
@@ -137,14 +158,15 @@ impl Core {
                     p.inputs_pending_since.clear();
                     continue;
                 };
-                template.patch(
-                    &mut scratch.update,
-                    seat.last_input_seq,
-                    seat.inputs_applied,
-                );
+                let (bytes, template) = if flat_needed && p.protocol_version < GAME_EVENTS_VERSION {
+                    (&mut scratch.update_flat, template_flat)
+                } else {
+                    (&mut scratch.update, template)
+                };
+                template.patch(bytes, seat.last_input_seq, seat.inputs_applied);
                 // The inputs applied in this step are reflected in this
                 // update: their latency ends when it reaches the socket.
-                fx.send_update(conn, &scratch.update, &mut p.inputs_pending_since);
+                fx.send_update(conn, bytes, &mut p.inputs_pending_since);
                 report.updates += 1;
             }
             let took_us = clock().saturating_duration_since(started).as_micros();

@@ -47,7 +47,12 @@ impl Game for Chat {
         0
     }
     fn save(&self, _out: &mut Vec<u8>) {}
-    fn on_join(&mut self, _player: PlayerId, info: &JoinInfo<'_>) -> Result<(), Refusal> {
+    fn on_join(
+        &mut self,
+        _player: PlayerId,
+        info: &JoinInfo<'_>,
+        _out: &mut Outbox,
+    ) -> Result<(), Refusal> {
         if info.name == "mallory" {
             return Err(Refusal::new("no mallory here"));
         }
