@@ -99,6 +99,8 @@ fn welcome_info() -> WelcomeInfo<'static> {
             heartbeat_ms: 25_000,
             connect_timeout_ms: 10_000,
             reconnect_grace_ms: 30_000,
+            message_bytes_max: 1024,
+            messages_per_tick_max: 8,
         },
         resumed: false,
     }

@@ -160,9 +160,8 @@ mod tests {
         let fixed = Server::builder().game(crate::game::ArenaFactory);
         assert!((fixed.make)(&toml::Table::new()).is_ok());
         let table: toml::Table = "speed = 3".parse().unwrap();
-        assert!((fixed.make)(&table)
-            .unwrap_err()
-            .contains("takes no settings"));
+        let refused = (fixed.make)(&table).err().expect("settings refused");
+        assert!(refused.contains("takes no settings"), "{refused}");
         let with = Server::builder().game_with(|t: &toml::Table| {
             crate::game::arena::ArenaSettings::from_table(t).map(crate::game::ArenaFactory::with)
         });

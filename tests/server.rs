@@ -66,6 +66,8 @@ fn hello_welcome() {
             heartbeat_ms: 7000,
             connect_timeout_ms: 4000,
             reconnect_grace_ms: 9000,
+            message_bytes_max: 1024,
+            messages_per_tick_max: 8,
         }
     );
 
