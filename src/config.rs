@@ -43,6 +43,9 @@ pub const MESSAGES_PER_SECOND_MAX_DEFAULT: u32 = 240;
 /// message between instances), bytes. Costs at most this × the per-tick
 /// counts below of queue memory per seat and per instance.
 pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1024;
+/// Room a game message or event takes beyond its body (FlatBuffers tables
+/// and the WebSocket frame header), bytes.
+pub const MESSAGE_HEADER_BYTES_MAX: usize = 64;
 /// Game messages one player may queue per tick (arrival order with its
 /// inputs); more are dropped and counted. 8 × 1 KiB per seat at worst.
 pub const MESSAGES_PER_TICK_MAX_DEFAULT: usize = 8;
@@ -743,7 +746,14 @@ impl Config {
                 .messages_per_second_max
                 .unwrap_or(MESSAGES_PER_SECOND_MAX_DEFAULT),
             game: game_table(opts.game.clone().unwrap_or_default(), &opts.game_settings)?,
-            message_bytes_max: opts.message_bytes_max.unwrap_or(MESSAGE_BYTES_MAX_DEFAULT),
+            // The default leaves room for a message's header under a
+            // small --max-payload or --write-buffer-bytes; a value given
+            // explicitly is checked as it is.
+            message_bytes_max: opts.message_bytes_max.unwrap_or(
+                MESSAGE_BYTES_MAX_DEFAULT
+                    .min(max_payload_bytes.saturating_sub(MESSAGE_HEADER_BYTES_MAX))
+                    .min(write_buffer_bytes.saturating_sub(MESSAGE_HEADER_BYTES_MAX)),
+            ),
             messages_per_tick_max: opts
                 .messages_per_tick_max
                 .unwrap_or(MESSAGES_PER_TICK_MAX_DEFAULT),
@@ -918,16 +928,16 @@ impl Config {
             self.instance_messages_per_tick_max,
         )?;
         positive("instance-inbox-max", self.instance_inbox_max)?;
-        if self.message_bytes_max >= self.max_payload_bytes {
+        if self.message_bytes_max + MESSAGE_HEADER_BYTES_MAX > self.max_payload_bytes {
             return Err(invalid(
                 "message-bytes-max",
                 format!(
-                    "{} must be below --max-payload ({}): a Message carries its body plus a header",
+                    "{} does not leave room for a Message's header under --max-payload ({})",
                     self.message_bytes_max, self.max_payload_bytes
                 ),
             ));
         }
-        if self.message_bytes_max + 64 > self.write_buffer_bytes {
+        if self.message_bytes_max + MESSAGE_HEADER_BYTES_MAX > self.write_buffer_bytes {
             return Err(invalid(
                 "message-bytes-max",
                 format!(

@@ -345,3 +345,43 @@ fn instances_talk_across_shards_and_v1_clients_see_no_events_or_poses() {
         }
     }
 }
+
+#[test]
+fn instances_talk_across_nodes_through_the_directory() {
+    let bin = coins_binary();
+    let redis = common::redis::Redis::start();
+    let url = redis.url();
+    let node = |id: &str| {
+        Server::start_program(
+            bin,
+            &[
+                "--directory",
+                &url,
+                "--node-id",
+                id,
+                "--region",
+                "eu",
+                "--directory-heartbeat-ms",
+                "200",
+                "--directory-ttl-ms",
+                "5000",
+            ],
+        )
+    };
+    let (a, b) = (node("coins-a"), node("coins-b"));
+    // Each player's join claims its instance for the node it is on.
+    let mut p = Client::connect(&a.play_url("lobby-x"));
+    p.hello("p");
+    p.join(Some("lobby-x"));
+    let mut q = Client::connect(&b.play_url("match-y"));
+    q.hello("q");
+    q.join(Some("match-y"));
+    // lobby-x (node a) tells match-y (node b) through the directory.
+    send_message(&mut p, MSG_ANNOUNCE, b"match-y\nround two");
+    let (_, got) = event(&mut q, "announcement from another node", &[EV_ANNOUNCED]);
+    assert_eq!(got, b"lobby-x\nround two");
+    // To an instance no node runs: dropped (counted), nothing else happens.
+    send_message(&mut p, MSG_ANNOUNCE, b"nowhere\nhello?");
+    send_message(&mut p, MSG_CHAT, b"still here");
+    event(&mut p, "chat after the lost message", &[EV_CHAT]);
+}

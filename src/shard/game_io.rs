@@ -19,6 +19,7 @@ use super::effects::Effects;
 use super::mesh::ShardMsg;
 use super::world::World;
 use super::{ConnId, Core};
+use crate::directory::ToAgent;
 use crate::game::JoinError;
 use crate::game::{shard_for, Audience, EntityId, InstanceId, InstanceMail, PlayerId, PushMessage};
 use crate::protocol::close::CloseReason;
@@ -192,7 +193,7 @@ impl Core {
         self.metrics.instance_messages_sent.inc();
         let owner = shard_for(&to, self.shards);
         if owner == self.id {
-            self.deliver_mail(to, mail);
+            self.deliver_mail(fx, to, mail);
         } else {
             fx.mesh(owner, ShardMsg::InstanceMail { to, mail });
         }
@@ -202,7 +203,25 @@ impl Core {
     /// for its next tick, or dropped and counted when it is not here
     /// (`instance_messages_dropped_gone`) or its inbox is full
     /// (`instance_messages_dropped_full`). At most once: never retried.
-    pub(crate) fn deliver_mail(&mut self, to: InstanceId, mail: InstanceMail) {
+    pub(crate) fn deliver_mail(
+        &mut self,
+        fx: &mut dyn Effects,
+        to: InstanceId,
+        mail: InstanceMail,
+    ) {
+        if !self.world.instances.contains_key(&to) && self.shared.public_url.is_some() {
+            // In a fleet: another node may run it; the directory finds it.
+            if !fx.directory(ToAgent::Mail { to, mail }) {
+                self.metrics.instance_messages_dropped_full.inc();
+            }
+            return;
+        }
+        self.deliver_mail_from_fleet(to, mail);
+    }
+
+    /// An instance message for `to` that is not forwarded again (it came
+    /// from another node, or there is no fleet).
+    pub(crate) fn deliver_mail_from_fleet(&mut self, to: InstanceId, mail: InstanceMail) {
         match self.world.instances.get_mut(&to) {
             Some(hosted) => {
                 if hosted.inst.deliver(mail) {

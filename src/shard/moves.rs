@@ -416,7 +416,7 @@ impl Core {
             ShardMsg::MigrateResult { player, result } => {
                 self.on_migrate_result(fx, player, result, now)
             }
-            ShardMsg::InstanceMail { to, mail } => self.deliver_mail(to, mail),
+            ShardMsg::InstanceMail { to, mail } => self.deliver_mail(fx, to, mail),
             ShardMsg::FindSeat { token, from, conn } => {
                 let w = &self.world;
                 let found = w
