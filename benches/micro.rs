@@ -100,6 +100,8 @@ fn welcome_info() -> WelcomeInfo<'static> {
             connect_timeout_ms: 10_000,
             reconnect_grace_ms: 30_000,
             delta_history_ticks: 32,
+            message_bytes_max: 1024,
+            messages_per_tick_max: 8,
         },
         resumed: false,
     }

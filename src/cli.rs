@@ -6,8 +6,21 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ServeOpts};
-use crate::game::ArenaFactory;
+use crate::game::arena::ArenaSettings;
+use crate::game::{ArenaFactory, GameFactory};
 use crate::node::Node;
+
+/// Makes the node's game from its settings (`Config::game`: the `[game]`
+/// table of the config file and `--game KEY=VALUE` flags); `Err` is a
+/// reason the operator reads.
+pub type MakeGame = dyn Fn(&toml::Table) -> Result<Arc<dyn GameFactory>, String> + Send + Sync;
+
+/// The reference arena, configured by `[game]` ([`ArenaSettings::from_table`]).
+pub fn arena(settings: &toml::Table) -> Result<Arc<dyn GameFactory>, String> {
+    Ok(Arc::new(ArenaFactory::with(ArenaSettings::from_table(
+        settings,
+    )?)))
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,9 +54,14 @@ pub enum Command {
 }
 
 pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    run(Cli::parse(), &arena)
+}
+
+/// Runs one command of the command line, serving the game `game` makes
+/// (`shardline::Server::builder` uses this for a studio's own binary).
+pub fn run(cli: Cli, game: &MakeGame) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(opts) => serve(*opts),
+        Command::Serve(opts) => serve(*opts, game),
         Command::Stats(c) => crate::admin::stats_cli::run(c),
         Command::Snapshot(c) => crate::snapshot::run(c),
         Command::Ticket(c) => crate::auth::cli::run(c),
@@ -61,9 +79,10 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-fn serve(opts: ServeOpts) -> anyhow::Result<()> {
+fn serve(opts: ServeOpts, game: &MakeGame) -> anyhow::Result<()> {
     let cores = available_cores();
     let cfg = Config::resolve(opts, &cores)?;
+    let factory = game(&cfg.game).map_err(|e| anyhow::anyhow!("--game / [game]: {e}"))?;
     init_logging(cfg.log_level.as_deref())?;
     for warning in
         crate::tune::startup_warnings(cfg.max_connections, cfg.shards(), cfg.io_memory_bytes)
@@ -77,7 +96,7 @@ fn serve(opts: ServeOpts) -> anyhow::Result<()> {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])?;
-    let node = Node::start(cfg, Arc::new(ArenaFactory))?;
+    let node = Node::start(cfg, factory)?;
     install_signal_handlers(signals, node.shutdown_handle())?;
     let exits = node.wait()?;
     let cut: usize = exits.iter().map(|e| e.cut_connections).sum();

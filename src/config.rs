@@ -39,6 +39,27 @@ pub const INPUTS_PER_TICK_MAX_DEFAULT: usize = 4;
 /// Frames per second one /play connection may send: 4× a 60 Hz client's
 /// inputs plus its pings. Above it the connection is closed (1008).
 pub const MESSAGES_PER_SECOND_MAX_DEFAULT: u32 = 240;
+/// Largest body of a game message (a client's Message, a game's event, a
+/// message between instances), bytes. Costs at most this × the per-tick
+/// counts below of queue memory per seat and per instance.
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1024;
+/// Room a game message or event takes beyond its body (FlatBuffers tables
+/// and the WebSocket frame header), bytes.
+pub const MESSAGE_HEADER_BYTES_MAX: usize = 64;
+/// Game messages one player may queue per tick (arrival order with its
+/// inputs); more are dropped and counted. 8 × 1 KiB per seat at worst.
+pub const MESSAGES_PER_TICK_MAX_DEFAULT: usize = 8;
+/// Game messages one player may send per second, in bursts of as many;
+/// faster: Error(MessageFlood), close 1008. 4 per tick at 30 Hz.
+pub const GAME_MESSAGES_PER_SECOND_MAX_DEFAULT: u32 = 120;
+/// Events one instance may emit per tick; more are dropped and counted.
+/// 256 × 1 KiB per instance at worst.
+pub const EVENTS_PER_TICK_MAX_DEFAULT: usize = 256;
+/// Messages to other instances one instance may send per tick.
+pub const INSTANCE_MESSAGES_PER_TICK_MAX_DEFAULT: usize = 16;
+/// Messages from other instances waiting for one instance's next tick;
+/// more are dropped and counted. 256 × 1 KiB per instance at worst.
+pub const INSTANCE_INBOX_MAX_DEFAULT: usize = 256;
 /// Bytes of one receive buffer of a shard's io_uring: one read of one
 /// connection takes at most this many (a larger message arrives in several).
 /// The buffers are shared by the shard's connections, not held by each:
@@ -202,6 +223,40 @@ pub struct ServeOpts {
     /// Inputs applied per player per tick; the excess is dropped and counted. [default: 4]
     #[arg(long, value_name = "N")]
     pub inputs_per_tick_max: Option<usize>,
+
+    /// A setting of the game, KEY=VALUE (repeatable; wins over the `[game]` table of --config FILE). The reference arena reads width, height, speed, radius (game units), spawn (rings, centre or scatter) and walls (solid or wrap). [default: the game's own]
+    #[arg(long = "game", value_name = "KEY=VALUE")]
+    #[serde(skip)]
+    pub game_settings: Vec<String>,
+
+    /// The `[game]` table of --config FILE: the game's own settings.
+    #[arg(skip)]
+    #[serde(default)]
+    pub game: Option<toml::Table>,
+
+    /// Largest game message body (client Message, game event, message between instances), bytes; a larger Message gets Error(MessageTooLarge). [default: 1024]
+    #[arg(long, value_name = "BYTES")]
+    pub message_bytes_max: Option<usize>,
+
+    /// Game messages (Message) one player may queue per tick; the excess is dropped and counted. [default: 8]
+    #[arg(long, value_name = "N")]
+    pub messages_per_tick_max: Option<usize>,
+
+    /// Game messages one player may send per second (bursts of as many); faster: Error(MessageFlood) and close 1008; 0 = no limit. [default: 120]
+    #[arg(long, value_name = "N")]
+    pub game_messages_per_second_max: Option<u32>,
+
+    /// Events one instance's game may emit per tick; the excess is dropped and counted. [default: 256]
+    #[arg(long, value_name = "N")]
+    pub events_per_tick_max: Option<usize>,
+
+    /// Messages to other instances one instance may send per tick; the excess is dropped and counted. [default: 16]
+    #[arg(long, value_name = "N")]
+    pub instance_messages_per_tick_max: Option<usize>,
+
+    /// Messages from other instances waiting for one instance's next tick; more are dropped and counted. [default: 256]
+    #[arg(long, value_name = "N")]
+    pub instance_inbox_max: Option<usize>,
 
     /// Bytes of each receive buffer of a shard's io_uring (one read of one connection; shared buffers, not per connection). [default: 1024]
     #[arg(long, value_name = "BYTES")]
@@ -439,6 +494,16 @@ pub struct Config {
     pub instances_per_shard_max: usize,
     pub inputs_per_tick_max: usize,
     pub messages_per_second_max: u32,
+    /// The game's own settings: the `[game]` table of the config file with
+    /// every `--game KEY=VALUE` applied over it.
+    pub game: toml::Table,
+    pub message_bytes_max: usize,
+    pub messages_per_tick_max: usize,
+    /// 0: no limit.
+    pub game_messages_per_second_max: u32,
+    pub events_per_tick_max: usize,
+    pub instance_messages_per_tick_max: usize,
+    pub instance_inbox_max: usize,
     pub read_buffer_bytes: usize,
     pub write_buffer_bytes: usize,
     pub buffers_per_shard: usize,
@@ -515,6 +580,8 @@ macro_rules! merge_opts {
     ($flags:expr, $file:expr, $($field:ident),* $(,)?) => {
         ServeOpts {
             config: $flags.config,
+            game_settings: $flags.game_settings,
+            game: $flags.game.or($file.game),
             no_restore: $flags.no_restore || $file.no_restore,
             stuck_shard_exit: $flags.stuck_shard_exit || $file.stuck_shard_exit,
             $($field: $flags.$field.or($file.$field),)*
@@ -546,6 +613,12 @@ impl ServeOpts {
             instances_per_shard_max,
             inputs_per_tick_max,
             messages_per_second_max,
+            message_bytes_max,
+            messages_per_tick_max,
+            game_messages_per_second_max,
+            events_per_tick_max,
+            instance_messages_per_tick_max,
+            instance_inbox_max,
             read_buffer_bytes,
             write_buffer_bytes,
             buffers,
@@ -601,6 +674,29 @@ impl ServeOpts {
             source: Box::new(source),
         })
     }
+}
+
+/// The `[game]` table with each `KEY=VALUE` flag set over it. A value that
+/// reads as TOML (a number, `true`, a quoted string) is that; any other
+/// text is a string (`walls=wrap`).
+fn game_table(mut table: toml::Table, flags: &[String]) -> Result<toml::Table, ConfigError> {
+    for flag in flags {
+        let Some((key, value)) = flag.split_once('=') else {
+            return Err(invalid("game", format!("{flag:?} is not KEY=VALUE")));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(invalid("game", format!("{flag:?} has an empty key")));
+        }
+        let value = value.trim();
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+        table.insert(key.to_owned(), parsed);
+    }
+    Ok(table)
 }
 
 impl Config {
@@ -693,6 +789,30 @@ impl Config {
             messages_per_second_max: opts
                 .messages_per_second_max
                 .unwrap_or(MESSAGES_PER_SECOND_MAX_DEFAULT),
+            game: game_table(opts.game.clone().unwrap_or_default(), &opts.game_settings)?,
+            // The default leaves room for a message's header under a
+            // small --max-payload or --write-buffer-bytes; a value given
+            // explicitly is checked as it is.
+            message_bytes_max: opts.message_bytes_max.unwrap_or(
+                MESSAGE_BYTES_MAX_DEFAULT
+                    .min(max_payload_bytes.saturating_sub(MESSAGE_HEADER_BYTES_MAX))
+                    .min(write_buffer_bytes.saturating_sub(MESSAGE_HEADER_BYTES_MAX)),
+            ),
+            messages_per_tick_max: opts
+                .messages_per_tick_max
+                .unwrap_or(MESSAGES_PER_TICK_MAX_DEFAULT),
+            game_messages_per_second_max: opts
+                .game_messages_per_second_max
+                .unwrap_or(GAME_MESSAGES_PER_SECOND_MAX_DEFAULT),
+            events_per_tick_max: opts
+                .events_per_tick_max
+                .unwrap_or(EVENTS_PER_TICK_MAX_DEFAULT),
+            instance_messages_per_tick_max: opts
+                .instance_messages_per_tick_max
+                .unwrap_or(INSTANCE_MESSAGES_PER_TICK_MAX_DEFAULT),
+            instance_inbox_max: opts
+                .instance_inbox_max
+                .unwrap_or(INSTANCE_INBOX_MAX_DEFAULT),
             read_buffer_bytes: opts.read_buffer_bytes.unwrap_or(READ_BUFFER_BYTES_DEFAULT),
             recv_buffers: {
                 let n = opts.recv_buffers.unwrap_or(RECV_BUFFERS_DEFAULT);
@@ -883,6 +1003,31 @@ impl Config {
     fn checked(self) -> Result<Config, ConfigError> {
         positive("instances-per-shard-max", self.instances_per_shard_max)?;
         positive("inputs-per-tick-max", self.inputs_per_tick_max)?;
+        positive("messages-per-tick-max", self.messages_per_tick_max)?;
+        positive("events-per-tick-max", self.events_per_tick_max)?;
+        positive(
+            "instance-messages-per-tick-max",
+            self.instance_messages_per_tick_max,
+        )?;
+        positive("instance-inbox-max", self.instance_inbox_max)?;
+        if self.message_bytes_max + MESSAGE_HEADER_BYTES_MAX > self.max_payload_bytes {
+            return Err(invalid(
+                "message-bytes-max",
+                format!(
+                    "{} does not leave room for a Message's header under --max-payload ({})",
+                    self.message_bytes_max, self.max_payload_bytes
+                ),
+            ));
+        }
+        if self.message_bytes_max + MESSAGE_HEADER_BYTES_MAX > self.write_buffer_bytes {
+            return Err(invalid(
+                "message-bytes-max",
+                format!(
+                    "{} does not leave room for one GameEvent in --write-buffer-bytes ({})",
+                    self.message_bytes_max, self.write_buffer_bytes
+                ),
+            ));
+        }
         if self.read_buffer_bytes < 256 {
             return Err(invalid("read-buffer-bytes", "must be at least 256 bytes"));
         }

@@ -56,6 +56,8 @@
 //!   the directory, orders evacuations through it): per-region policies,
 //!   forecast, decisions, providers, the Agones webhook.
 //! - [`cli`]: the `shardline` command line (`serve`, …).
+//! - [`server`]: a studio's own binary: `Server::builder()` with its game,
+//!   and every command and flag of `shardline`.
 
 pub mod util;
 
@@ -92,3 +94,12 @@ pub mod tune;
 pub mod autoscale;
 
 pub mod cli;
+
+pub mod server;
+
+pub use server::Server;
+
+/// README.md's Rust snippets ("Your own game") are doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

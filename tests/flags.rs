@@ -223,6 +223,7 @@ fn join_secret_file_supplies_the_ticket_secret() {
             expires_unix_s: now_s() + 300,
             nonce: "0123456789abcdef".into(),
             create: false,
+            claims: Vec::new(),
         },
     );
     let mut c = Client::connect(&server.url("/play"));

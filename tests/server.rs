@@ -67,6 +67,8 @@ fn hello_welcome() {
             connect_timeout_ms: 4000,
             reconnect_grace_ms: 9000,
             delta_history_ticks: 32,
+            message_bytes_max: 1024,
+            messages_per_tick_max: 8,
         }
     );
 

@@ -41,6 +41,7 @@ fn mint(secret: &str, player: &str, instance: Option<&str>, expires_unix_s: u64)
             expires_unix_s,
             nonce: nonce(),
             create: false,
+            claims: Vec::new(),
         },
     )
 }
@@ -300,6 +301,7 @@ fn creating(player: &str, instance: Option<&str>) -> String {
             expires_unix_s: now_s() + 300,
             nonce: nonce(),
             create: true,
+            claims: Vec::new(),
         },
     )
 }

@@ -304,6 +304,9 @@ async fn on_command(
                     connect_timeout_ms: 0,
                     reconnect_grace_ms: 0,
                     delta_history_ticks: 0,
+                    // The baseline takes no game messages.
+                    message_bytes_max: 0,
+                    messages_per_tick_max: 0,
                 },
                 resumed: false,
             };
@@ -409,5 +412,8 @@ async fn on_command(
             }
             true
         }
+        // The baseline plays the arena's inputs only: game messages are
+        // dropped (its clients, the load generator's, never send them).
+        (ClientCmd::Message { .. }, Some(_)) => true,
     }
 }

@@ -40,6 +40,9 @@ pub enum TicketCommand {
         /// Grant creating the instance (or any instance, with --instance any): a v2 ticket, needed with the server's --create-policy ticket.
         #[arg(long)]
         create: bool,
+        /// A claim about the player for the game (Game::on_join), KEY=VALUE, each 1-64 bytes of [A-Za-z0-9_-]; repeatable, at most 16: a v3 ticket.
+        #[arg(long = "claim", value_name = "KEY=VALUE")]
+        claims: Vec<String>,
     },
 }
 
@@ -52,7 +55,16 @@ pub fn run(cli: TicketCli) -> anyhow::Result<()> {
             instance,
             ttl_s,
             create,
+            claims,
         } => {
+            let claims = claims
+                .iter()
+                .map(|c| {
+                    c.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .with_context(|| format!("--claim {c:?} is not KEY=VALUE"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let secret = load_secret(secret, secret_file.as_deref())?
                 .context("give --secret or --secret-file")?;
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
@@ -64,8 +76,13 @@ pub fn run(cli: TicketCli) -> anyhow::Result<()> {
                 expires_unix_s: now + ttl_s,
                 nonce: nonce.iter().map(|b| format!("{b:02x}")).collect(),
                 create,
+                claims,
             };
-            println!("{}", issue(secret.as_bytes(), &grant));
+            let ticket = issue(secret.as_bytes(), &grant);
+            // Checked as the server will: a bad claim fails here, not at Hello.
+            crate::auth::ticket::verify(secret.as_bytes(), &ticket, now)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{ticket}");
             Ok(())
         }
     }

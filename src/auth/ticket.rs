@@ -14,6 +14,12 @@
 //! or `join` (the same as a v1 ticket). v1 tickets stay valid and grant
 //! no creation.
 //!
+//! A ticket that also carries the backend's own claims about the player
+//! (its team, rank, cosmetics…, handed to `Game::on_join`) is
+//! `v3.<player>.<instance>.<expires>.<nonce>.<rights>.<claims>.<mac>`,
+//! `claims` being `key=value` pairs joined by `,` (each key and value
+//! 1–64 bytes of `[A-Za-z0-9_-]`, at most 16 pairs, keys unique).
+//!
 //! The backend mints tickets (`shardline ticket issue` shows how); the
 //! server verifies them without calling anyone. Pure code: time is a
 //! parameter.
@@ -30,8 +36,13 @@ pub const TICKET_VERSION_RIGHTS: &str = "v2";
 pub const RIGHT_CREATE: &str = "create";
 /// Join only (as v1).
 pub const RIGHT_JOIN: &str = "join";
+/// The version whose tickets carry claims.
+pub const TICKET_VERSION_CLAIMS: &str = "v3";
 /// Longest ticket accepted, bytes (bounds parsing work per Hello).
-pub const TICKET_LEN_MAX: usize = 512;
+pub const TICKET_LEN_MAX: usize = 1024;
+/// Claims one ticket may carry.
+pub const CLAIMS_MAX: usize = 16;
+const CLAIM_PART_LEN_MAX: usize = 64;
 const PLAYER_LEN_MAX: usize = 64;
 const NONCE_HEX_MIN: usize = 16;
 const NONCE_HEX_MAX: usize = 64;
@@ -47,6 +58,8 @@ pub struct Grant {
     /// It may create instances (`instance`, or any): a v2 ticket with the
     /// `create` right.
     pub create: bool,
+    /// The backend's claims (a v3 ticket), in the ticket's order.
+    pub claims: Vec<(String, String)>,
 }
 
 impl Grant {
@@ -75,7 +88,22 @@ pub fn issue(secret: &[u8], grant: &Grant) -> String {
         grant.expires_unix_s,
         grant.nonce
     );
-    let body = if grant.create {
+    let rights = if grant.create {
+        RIGHT_CREATE
+    } else {
+        RIGHT_JOIN
+    };
+    let body = if !grant.claims.is_empty() {
+        let claims: Vec<String> = grant
+            .claims
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "{TICKET_VERSION_CLAIMS}.{common}.{rights}.{}",
+            claims.join(",")
+        )
+    } else if grant.create {
         format!("{TICKET_VERSION_RIGHTS}.{common}.{RIGHT_CREATE}")
     } else {
         format!("{TICKET_VERSION}.{common}")
@@ -86,25 +114,30 @@ pub fn issue(secret: &[u8], grant: &Grant) -> String {
 /// Checks a ticket's form, signature and expiry at `now_unix_s`.
 pub fn verify(secret: &[u8], ticket: &str, now_unix_s: u64) -> Result<Grant, TicketError> {
     if ticket.len() > TICKET_LEN_MAX {
-        return Err(TicketError::Malformed("longer than 512 bytes"));
+        return Err(TicketError::Malformed("longer than 1024 bytes"));
     }
     let (body, mac_hex) = ticket
         .rsplit_once('.')
         .ok_or(TicketError::Malformed("no signature"))?;
     let parts: Vec<&str> = body.split('.').collect();
-    let (player, instance, expires, nonce, rights) = match parts[..] {
+    let (player, instance, expires, nonce, rights, claims) = match parts[..] {
         [v, player, instance, expires, nonce] if v == TICKET_VERSION => {
-            (player, instance, expires, nonce, RIGHT_JOIN)
+            (player, instance, expires, nonce, RIGHT_JOIN, "")
         }
         [v, player, instance, expires, nonce, rights] if v == TICKET_VERSION_RIGHTS => {
-            (player, instance, expires, nonce, rights)
+            (player, instance, expires, nonce, rights, "")
         }
-        [v, ..] if v != TICKET_VERSION && v != TICKET_VERSION_RIGHTS => {
+        [v, player, instance, expires, nonce, rights, claims] if v == TICKET_VERSION_CLAIMS => {
+            (player, instance, expires, nonce, rights, claims)
+        }
+        [v, ..]
+            if v != TICKET_VERSION && v != TICKET_VERSION_RIGHTS && v != TICKET_VERSION_CLAIMS =>
+        {
             return Err(TicketError::Malformed("unknown version"))
         }
         _ => {
             return Err(TicketError::Malformed(
-                "expected v1.player.instance.expires.nonce.mac or v2.player.instance.expires.nonce.rights.mac",
+                "expected v1.player.instance.expires.nonce.mac, v2.player.instance.expires.nonce.rights.mac or v3.player.instance.expires.nonce.rights.claims.mac",
             ))
         }
     };
@@ -142,13 +175,46 @@ pub fn verify(secret: &[u8], ticket: &str, now_unix_s: u64) -> Result<Grant, Tic
             now: now_unix_s,
         });
     }
+    let claims = parse_claims(claims)?;
     Ok(Grant {
         player: player.to_owned(),
         instance: (instance != "*").then(|| instance.to_owned()),
         expires_unix_s,
         nonce: nonce.to_ascii_lowercase(),
         create,
+        claims,
     })
+}
+
+/// `k=v,k=v` ("" for none): see the module doc for the rules.
+fn parse_claims(text: &str) -> Result<Vec<(String, String)>, TicketError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let part_ok = |s: &str| {
+        (1..=CLAIM_PART_LEN_MAX).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let mut claims: Vec<(String, String)> = Vec::new();
+    for pair in text.split(',') {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or(TicketError::Malformed("a claim is not key=value"))?;
+        if !part_ok(k) || !part_ok(v) {
+            return Err(TicketError::Malformed(
+                "claim keys and values are 1-64 bytes of [A-Za-z0-9_-]",
+            ));
+        }
+        if claims.iter().any(|(seen, _)| seen == k) {
+            return Err(TicketError::Malformed("a claim key appears twice"));
+        }
+        if claims.len() == CLAIMS_MAX {
+            return Err(TicketError::Malformed("more than 16 claims"));
+        }
+        claims.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(claims)
 }
 
 fn mac(secret: &[u8], body: &[u8]) -> [u8; 32] {
@@ -184,6 +250,32 @@ mod tests {
             expires_unix_s: 1_000,
             nonce: "0123456789abcdef".into(),
             create: false,
+            claims: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn v3_tickets_carry_signed_claims() {
+        let mut g = grant(Some("arena-1"));
+        g.claims = vec![("team".into(), "red".into()), ("rank".into(), "7".into())];
+        let t = issue(b"secret", &g);
+        assert!(
+            t.starts_with("v3.") && t.contains(".join.team=red,rank=7."),
+            "{t}"
+        );
+        assert_eq!(verify(b"secret", &t, 999).unwrap(), g);
+        let tampered = t.replace("team=red", "team=blu");
+        assert_eq!(
+            verify(b"secret", &tampered, 0),
+            Err(TicketError::BadSignature)
+        );
+        for claims in ["team", "team=", "a=b,a=c", "t=r.d", "t=r d"] {
+            let body = format!("v3.acct.*.1000.0123456789abcdef.join.{claims}");
+            let t = format!("{body}.{}", hex(&mac(b"secret", body.as_bytes())));
+            assert!(
+                matches!(verify(b"secret", &t, 0), Err(TicketError::Malformed(_))),
+                "{claims}"
+            );
         }
     }
 
@@ -243,7 +335,7 @@ mod tests {
             "",
             "v1.a.b",
             "v1.a.*.1.0123456789abcdef.zz",
-            &"x".repeat(600),
+            &"x".repeat(1100),
         ] {
             assert!(
                 matches!(verify(b"secret", bad, 0), Err(TicketError::Malformed(_))),

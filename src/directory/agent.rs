@@ -501,6 +501,7 @@ impl Agent {
             ToAgent::HandedOver(r) => self.handed_over(r),
             ToAgent::Evacuating(h) => self.evacuate_out(h),
             ToAgent::Adopt(offer) => self.adopt(offer),
+            ToAgent::Mail { to, mail } => self.forward_mail(to, mail),
             ToAgent::MoveDone { move_id, outcome } => {
                 let key = keys::move_result(&move_id);
                 let line = outcome.to_string();
@@ -513,6 +514,33 @@ impl Agent {
                         .query::<()>(c)
                 });
             }
+        }
+    }
+
+    /// A game's message to an instance this node does not run: published
+    /// to its owner's channel, once; dropped (counted) when nobody owns it,
+    /// this node does (it is gone here), or Redis does not answer.
+    fn forward_mail(&mut self, to: InstanceId, mail: crate::game::InstanceMail) {
+        use base64::Engine;
+        let owner: Option<Option<String>> =
+            self.redis(Op::Route, 1, |c| c.get(keys::instance(&to)));
+        let Some(Some(owner)) = owner else {
+            self.metrics.instance_mail_dropped.inc();
+            return;
+        };
+        if owner == self.me() {
+            self.metrics.instance_mail_dropped.inc();
+            return;
+        }
+        let msg = FleetMsg::Mail {
+            to: to.as_str().to_owned(),
+            from: mail.from.as_str().to_owned(),
+            message_kind: mail.kind,
+            body: base64::engine::general_purpose::STANDARD.encode(&mail.body),
+        };
+        match self.publish(&owner, &msg) {
+            Some(heard) if heard > 0 => self.metrics.instance_mail_sent.inc(),
+            _ => self.metrics.instance_mail_dropped.inc(),
         }
     }
 

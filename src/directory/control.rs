@@ -63,6 +63,14 @@ pub enum FleetMsg {
     Adopt(evacuate::Offer),
     /// To the evacuating node: how the hand-over went.
     Adopted(evacuate::Done),
+    /// To the node owning `to`: a game's message from instance `from`
+    /// (`body` in base64).
+    Mail {
+        to: String,
+        from: String,
+        message_kind: u16,
+        body: String,
+    },
 }
 
 impl FleetConfig {
@@ -224,6 +232,30 @@ fn apply(
         FleetMsg::HandedOver(r) => {
             let shard = r.shard.min(shards.len() - 1);
             send_to_shard(shards, shard, ToShard::HandedOver(r), metrics);
+        }
+        FleetMsg::Mail {
+            to,
+            from,
+            message_kind,
+            body,
+        } => {
+            use base64::Engine;
+            let (Ok(to), Ok(from), Ok(body)) = (
+                InstanceId::parse(&to),
+                InstanceId::parse(&from),
+                base64::engine::general_purpose::STANDARD.decode(body),
+            ) else {
+                tracing::warn!("unreadable instance message ignored");
+                metrics.instance_mail_dropped.inc();
+                return;
+            };
+            let shard = shard_for(&to, shards.len());
+            let mail = crate::game::InstanceMail {
+                from,
+                kind: message_kind,
+                body,
+            };
+            send_to_shard(shards, shard, ToShard::Mail { to, mail }, metrics);
         }
     }
     metrics.fleet_messages.inc();

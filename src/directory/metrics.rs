@@ -95,6 +95,8 @@ directory_metrics! {
     evacuations_failed: "counter", "Evacuation hand-overs that failed (the instance ran on here and was tried again).";
     instances_adopted: "counter", "Instances another node of the region handed over to this node (an evacuation).";
     seats_ended: "counter", "Seats removed from the directory because they ended here (the player left, or its grace ran out).";
+    instance_mail_sent: "counter", "Messages between instances published to the node that owns their target.";
+    instance_mail_dropped: "counter", "Messages between instances dropped: no node owns the target, the owner is this node (the instance is gone), or Redis did not answer.";
 }
 
 /// The kinds of Redis commands the agent sends.

@@ -145,6 +145,12 @@ pub enum ToAgent {
     Evacuating(evacuate::Outgoing),
     /// Another node gives this node an instance: rebuild it and answer.
     Adopt(evacuate::Offer),
+    /// A game's message to an instance this node does not run: to the
+    /// node that owns it (pub/sub), at most once.
+    Mail {
+        to: InstanceId,
+        mail: crate::game::InstanceMail,
+    },
 }
 
 /// Where the directory places a resume token's seat.
@@ -243,6 +249,11 @@ pub enum ToShard {
     Offer(evacuate::Offer),
     /// How a hand-over of this shard's went.
     Adopted(evacuate::Done),
+    /// A game's message from another node for an instance of this shard.
+    Mail {
+        to: InstanceId,
+        mail: crate::game::InstanceMail,
+    },
 }
 
 /// Every shard's handle on the directory (in `NodeShared`).

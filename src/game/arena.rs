@@ -10,6 +10,16 @@
 //! the id counter); restoring validates the archive and the world's own
 //! invariants (sorted unique ids, none above the counter, finite positions
 //! inside the walls), so a bad snapshot is refused rather than half-trusted.
+//!
+//! # Settings
+//!
+//! Size, speed, disc radius, where players spawn and what the walls do are
+//! [`ArenaSettings`], read from the `[game]` table of the config file or
+//! `--game KEY=VALUE` flags ([`ArenaSettings::from_table`]), so a benchmark
+//! can match another framework's scenario. The defaults are the constants
+//! below. Settings are the server's, not the world's: a snapshot keeps the
+//! discs only, and a restored world takes the settings in force (a disc
+//! outside smaller walls is refused).
 
 use std::f32::consts::TAU;
 
@@ -43,6 +53,161 @@ const _: () = assert!(
         && (SPAWN_RINGS as f32) * SPAWN_RING_GAP + PLAYER_RADIUS <= ARENA_HEIGHT / 2.0
 );
 
+/// Where players appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Spawn {
+    /// On concentric rings around the centre (12 per ring, 4 rings).
+    #[default]
+    Rings,
+    /// All at the centre.
+    Centre,
+    /// Scattered over the arena (a hash of the entity id: deterministic).
+    Scatter,
+}
+
+/// What the walls do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Walls {
+    /// Stop a disc (its velocity component into the wall becomes 0).
+    #[default]
+    Solid,
+    /// A disc leaving one side comes back on the other.
+    Wrap,
+}
+
+/// The arena's rules: size, speed, disc radius, spawn, walls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArenaSettings {
+    /// Game units.
+    pub width: f32,
+    pub height: f32,
+    /// Game units per second at full stick.
+    pub speed: f32,
+    /// Disc radius, game units.
+    pub radius: f32,
+    pub spawn: Spawn,
+    pub walls: Walls,
+}
+
+impl Default for ArenaSettings {
+    fn default() -> Self {
+        Self {
+            width: ARENA_WIDTH,
+            height: ARENA_HEIGHT,
+            speed: PLAYER_SPEED_PER_S,
+            radius: PLAYER_RADIUS,
+            spawn: Spawn::Rings,
+            walls: Walls::Solid,
+        }
+    }
+}
+
+impl ArenaSettings {
+    /// Settings from a `[game]` table: `width`, `height`, `speed`,
+    /// `radius` (numbers), `spawn` (`rings`, `centre`, `scatter`), `walls`
+    /// (`solid`, `wrap`); a missing key keeps its default, an unknown key
+    /// or a bad value is an error naming it.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let mut s = Self::default();
+        for (key, value) in table {
+            let number = || -> Result<f32, String> {
+                let v = value
+                    .as_float()
+                    .or_else(|| value.as_integer().map(|i| i as f64))
+                    .ok_or_else(|| format!("game setting {key}: {value} is not a number"))?;
+                let v = v as f32;
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(format!("game setting {key}: must be a positive number"));
+                }
+                Ok(v)
+            };
+            let word = || value.as_str().unwrap_or_default();
+            match key.as_str() {
+                "width" => s.width = number()?,
+                "height" => s.height = number()?,
+                "speed" => s.speed = number()?,
+                "radius" => s.radius = number()?,
+                "spawn" => {
+                    s.spawn = match word() {
+                        "rings" => Spawn::Rings,
+                        "centre" | "center" => Spawn::Centre,
+                        "scatter" => Spawn::Scatter,
+                        _ => {
+                            return Err(format!(
+                                "game setting spawn: {value} is not rings, centre or scatter"
+                            ))
+                        }
+                    }
+                }
+                "walls" => {
+                    s.walls = match word() {
+                        "solid" => Walls::Solid,
+                        "wrap" => Walls::Wrap,
+                        _ => return Err(format!("game setting walls: {value} is not solid or wrap")),
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown game setting {key:?} (the arena has width, height, speed, radius, spawn, walls)"
+                    ))
+                }
+            }
+        }
+        if 2.0 * s.radius >= s.width.min(s.height) {
+            return Err(format!(
+                "game settings: a disc of radius {} does not fit a {} × {} arena",
+                s.radius, s.width, s.height
+            ));
+        }
+        Ok(s)
+    }
+
+    /// Where entity `id` appears. Depends on nothing but the id (and the
+    /// settings), so worlds replay identically.
+    fn spawn_point(&self, id: EntityId) -> (f32, f32) {
+        let (cx, cy) = (self.width / 2.0, self.height / 2.0);
+        match self.spawn {
+            Spawn::Centre => (cx, cy),
+            Spawn::Rings if id.wrapping_sub(1) >= SPAWN_SLOTS_PER_RING * SPAWN_RINGS => {
+                // Past the rings (a large instance): spread over the arena.
+                scattered_point(id.wrapping_sub(1), self.width, self.height, self.radius)
+            }
+            Spawn::Rings => {
+                // The default arena's rings are 100 apart; a smaller arena
+                // draws them closer so the outermost stays inside.
+                let room = (self.width.min(self.height) / 2.0 - self.radius) / SPAWN_RINGS as f32;
+                let (x, y) = spawn_point(id, SPAWN_RING_GAP.min(room));
+                (cx + x, cy + y)
+            }
+            Spawn::Scatter => {
+                let mut h = crate::util::rng::Rng::new(u64::from(id) ^ 0x9E37_79B9_7F4A_7C15);
+                let unit = |v: u64| (v >> 11) as f32 / (1u64 << 53) as f32;
+                let span = |len: f32| len - 2.0 * self.radius;
+                (
+                    self.radius + unit(h.next_u64()) * span(self.width),
+                    self.radius + unit(h.next_u64()) * span(self.height),
+                )
+            }
+        }
+    }
+
+    /// Moves one coordinate by `v × dt_s` within `[0, len]`.
+    fn advance(&self, pos: f32, v: f32, dt_s: f32, len: f32) -> (f32, f32) {
+        match self.walls {
+            Walls::Solid => advance(pos, v, dt_s, self.radius, len - self.radius),
+            Walls::Wrap => ((pos + v * dt_s).rem_euclid(len), v),
+        }
+    }
+
+    /// Where a disc's centre may be, on an axis of length `len`.
+    fn range(&self, len: f32) -> std::ops::RangeInclusive<f32> {
+        match self.walls {
+            Walls::Solid => self.radius..=len - self.radius,
+            Walls::Wrap => 0.0..=len,
+        }
+    }
+}
+
 /// One player's disc.
 #[derive(Debug, Clone, Copy, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct Disc {
@@ -65,11 +230,23 @@ pub struct Arena {
     /// Last id handed out; ids start at 1 and are never reused, so a late
     /// input for a despawned disc cannot steer a newer one.
     entity_last: EntityId,
+    /// The rules in force (the server's settings, not saved: see the
+    /// module doc).
+    #[rkyv(with = rkyv::with::Skip)]
+    settings: ArenaSettings,
 }
 
 impl Arena {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty arena under `settings`.
+    pub fn with(settings: ArenaSettings) -> Self {
+        Self {
+            settings,
+            ..Self::default()
+        }
     }
 
     /// Number of discs in the world.
@@ -91,8 +268,8 @@ impl Arena {
     /// `entity_last` (ids never reused), positions finite and inside the
     /// walls, velocities finite.
     fn check(&self) -> Result<(), String> {
-        let x_range = PLAYER_RADIUS..=ARENA_WIDTH - PLAYER_RADIUS;
-        let y_range = PLAYER_RADIUS..=ARENA_HEIGHT - PLAYER_RADIUS;
+        let x_range = self.settings.range(self.settings.width);
+        let y_range = self.settings.range(self.settings.height);
         let mut id_prev = 0;
         for d in &self.discs {
             if d.id <= id_prev {
@@ -119,37 +296,31 @@ impl Arena {
     }
 }
 
-/// Where entity `id` appears: slot `id` on a ring around the centre, walking
-/// outwards ring by ring. Depends on nothing but the id, so worlds replay
-/// identically.
-fn spawn_point(id: EntityId) -> (f32, f32) {
-    let n = id.wrapping_sub(1);
-    if n >= SPAWN_SLOTS_PER_RING * SPAWN_RINGS {
-        return scattered_point(n);
-    }
+/// Where entity `id` appears, from the centre: slot `id` on a ring around
+/// it, rings `gap` apart, walking outwards ring by ring. Only for the first
+/// `SPAWN_SLOTS_PER_RING × SPAWN_RINGS` ids (later ones scatter).
+fn spawn_point(id: EntityId, gap: f32) -> (f32, f32) {
+    let n = id.wrapping_sub(1) % (SPAWN_SLOTS_PER_RING * SPAWN_RINGS);
     let slot = n % SPAWN_SLOTS_PER_RING;
     let ring = n / SPAWN_SLOTS_PER_RING;
-    let radius = (ring + 1) as f32 * SPAWN_RING_GAP;
+    let radius = (ring + 1) as f32 * gap;
     // Offset alternate rings by half a slot so rings do not line up.
     let turns = (slot as f32 + 0.5 * (ring % 2) as f32) / SPAWN_SLOTS_PER_RING as f32;
     let angle = turns * TAU;
-    (
-        ARENA_WIDTH / 2.0 + radius * angle.cos(),
-        ARENA_HEIGHT / 2.0 + radius * angle.sin(),
-    )
+    (radius * angle.cos(), radius * angle.sin())
 }
 
 /// The `n`-th point of the R2 low-discrepancy sequence over the area inside
 /// the walls: a crowd (an instance of a thousand players) starts spread
 /// over the arena, not stacked on the rings.
-fn scattered_point(n: u32) -> (f32, f32) {
+fn scattered_point(n: u32, width: f32, height: f32, radius: f32) -> (f32, f32) {
     // 1/g and 1/g², g the plastic number (Roberts' R2 sequence).
     const A1: f64 = 0.754_877_666_246_692_7;
     const A2: f64 = 0.569_840_290_998_053_3;
     let frac = |v: f64| v - v.floor();
     let (u, v) = (frac(0.5 + A1 * f64::from(n)), frac(0.5 + A2 * f64::from(n)));
-    let span = |size: f32, t: f64| PLAYER_RADIUS + (size - 2.0 * PLAYER_RADIUS) * t as f32;
-    (span(ARENA_WIDTH, u), span(ARENA_HEIGHT, v))
+    let span = |size: f32, t: f64| radius + (size - 2.0 * radius) * t as f32;
+    (span(width, u), span(height, v))
 }
 
 /// Moves `pos` by `v × dt_s` and keeps it in `[lo, hi]`; returns the new
@@ -172,7 +343,7 @@ impl Game for Arena {
             .checked_add(1)
             .expect("arena entity ids exhausted");
         let id = self.entity_last;
-        let (x, y) = spawn_point(id);
+        let (x, y) = self.settings.spawn_point(id);
         self.discs.push(Disc {
             id,
             x,
@@ -190,6 +361,7 @@ impl Game for Arena {
     }
 
     fn apply_input(&mut self, entity: EntityId, input: &PlayerInput) {
+        let speed = self.settings.speed;
         let Some(disc) = self.disc_mut(entity) else {
             return;
         };
@@ -199,14 +371,15 @@ impl Game for Arena {
             dx /= len;
             dy /= len;
         }
-        disc.vx = dx * PLAYER_SPEED_PER_S;
-        disc.vy = dy * PLAYER_SPEED_PER_S;
+        disc.vx = dx * speed;
+        disc.vy = dy * speed;
     }
 
     fn step(&mut self, dt_s: f32) {
+        let s = self.settings;
         for d in &mut self.discs {
-            (d.x, d.vx) = advance(d.x, d.vx, dt_s, PLAYER_RADIUS, ARENA_WIDTH - PLAYER_RADIUS);
-            (d.y, d.vy) = advance(d.y, d.vy, dt_s, PLAYER_RADIUS, ARENA_HEIGHT - PLAYER_RADIUS);
+            (d.x, d.vx) = s.advance(d.x, d.vx, dt_s, s.width);
+            (d.y, d.vy) = s.advance(d.y, d.vy, dt_s, s.height);
         }
     }
 
@@ -224,7 +397,7 @@ impl Game for Arena {
     }
 
     fn bounds(&self) -> (f32, f32) {
-        (ARENA_WIDTH, ARENA_HEIGHT)
+        (self.settings.width, self.settings.height)
     }
 
     fn state_bytes(&self) -> usize {
@@ -236,9 +409,32 @@ impl Game for Arena {
     }
 }
 
-/// Makes [`Arena`] worlds; every instance gets the same empty arena.
+/// Makes [`Arena`] worlds; every instance gets the same empty arena under
+/// the factory's settings.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ArenaFactory;
+pub struct ArenaFactory {
+    pub settings: ArenaSettings,
+}
+
+/// The arena with its default settings, usable as a value where a unit
+/// struct was (`Arc::new(ArenaFactory)`).
+#[allow(non_upper_case_globals)]
+pub const ArenaFactory: ArenaFactory = ArenaFactory {
+    settings: ArenaSettings {
+        width: ARENA_WIDTH,
+        height: ARENA_HEIGHT,
+        speed: PLAYER_SPEED_PER_S,
+        radius: PLAYER_RADIUS,
+        spawn: Spawn::Rings,
+        walls: Walls::Solid,
+    },
+};
+
+impl ArenaFactory {
+    pub fn with(settings: ArenaSettings) -> Self {
+        Self { settings }
+    }
+}
 
 impl GameFactory for ArenaFactory {
     fn name(&self) -> &'static str {
@@ -246,11 +442,12 @@ impl GameFactory for ArenaFactory {
     }
 
     fn create(&self, _instance: &InstanceId) -> Box<dyn Game> {
-        Box::new(Arena::new())
+        Box::new(Arena::with(self.settings))
     }
 
     fn restore(&self, _instance: &InstanceId, bytes: &[u8]) -> Result<Box<dyn Game>, String> {
-        let arena: Arena = restore_archived(bytes)?;
+        let mut arena: Arena = restore_archived(bytes)?;
+        arena.settings = self.settings;
         arena.check()?;
         Ok(Box::new(arena))
     }
@@ -599,5 +796,79 @@ mod tests {
         let mut custom = Vec::new();
         world.custom_state(&mut custom);
         assert!(custom.is_empty());
+    }
+
+    #[test]
+    fn settings_come_from_the_game_table_and_change_the_rules() {
+        let table: toml::Table =
+            "width = 200\nheight = 100.0\nspeed = 50\nradius = 5\nspawn = 'centre'\nwalls = 'wrap'"
+                .parse()
+                .unwrap();
+        let s = ArenaSettings::from_table(&table).unwrap();
+        assert_eq!(
+            (s.width, s.height, s.speed, s.radius),
+            (200.0, 100.0, 50.0, 5.0)
+        );
+        assert_eq!((s.spawn, s.walls), (Spawn::Centre, Walls::Wrap));
+        assert_eq!(
+            ArenaSettings::from_table(&toml::Table::new()),
+            Ok(ArenaSettings::default())
+        );
+        for bad in [
+            "colour = 'red'",
+            "speed = -1",
+            "walls = 'glass'",
+            "radius = 60\nheight = 100",
+        ] {
+            assert!(
+                ArenaSettings::from_table(&bad.parse().unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+        let mut arena = Arena::with(s);
+        let e = arena.spawn(1);
+        assert_eq!(
+            (view(&arena, e).x, view(&arena, e).y),
+            (100.0, 50.0),
+            "centre"
+        );
+        assert_eq!(arena.bounds(), (200.0, 100.0));
+        arena.apply_input(e, &input(1, 1.0, 0.0));
+        for _ in 0..150 {
+            arena.step(DT_S);
+        }
+        // 150 steps of 1/60 s at 50 units/s: 125 units right of 100,
+        // wrapped around a 200-wide arena.
+        let v = view(&arena, e);
+        assert!(close(v.x, 25.0), "wrapped to {}", v.x);
+        assert_eq!(v.vx, 50.0, "wrapping keeps the velocity");
+        // A restored world takes the factory's settings.
+        let mut saved = Vec::new();
+        arena.save(&mut saved);
+        let id = InstanceId::parse("a").unwrap();
+        assert!(ArenaFactory::with(s).restore(&id, &saved).is_ok());
+        let small = ArenaSettings { width: 20.0, ..s };
+        assert!(
+            ArenaFactory::with(small).restore(&id, &saved).is_err(),
+            "disc outside"
+        );
+    }
+
+    #[test]
+    fn default_settings_spawn_where_the_constants_always_did() {
+        let mut arena = Arena::new();
+        let e = arena.spawn(1);
+        let v = view(&arena, e);
+        assert!(close(v.x, ARENA_WIDTH / 2.0 + SPAWN_RING_GAP) && close(v.y, ARENA_HEIGHT / 2.0));
+        let mut scattered = Arena::with(ArenaSettings {
+            spawn: Spawn::Scatter,
+            ..Default::default()
+        });
+        for p in 0..50 {
+            let e = scattered.spawn(p);
+            let v = view(&scattered, e);
+            assert!((PLAYER_RADIUS..=ARENA_WIDTH - PLAYER_RADIUS).contains(&v.x));
+            assert!((PLAYER_RADIUS..=ARENA_HEIGHT - PLAYER_RADIUS).contains(&v.y));
+        }
     }
 }

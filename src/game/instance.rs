@@ -22,10 +22,25 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use std::sync::Arc;
+
+use super::hooks::{Claims, JoinInfo, LeaveCause, Refusal};
+use super::outbox::{InstanceMail, MessageLimits, Outbox};
 use super::rules::{Game, GameFactory};
 use super::types::{
     EntityId, EntityView, InstanceId, Interest, InvalidInstanceId, PlayerId, PlayerInput,
 };
+
+/// One thing a player sent for the next tick, kept in arrival order.
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Input(PlayerInput),
+    Message { kind: u16, body: Box<[u8]> },
+}
+
+/// Distinct input-refusal reasons one instance tracks between two reads
+/// by its shard; further reasons are counted as `"other"`.
+pub const REFUSAL_REASONS_MAX: usize = 16;
 
 /// Bounds of one instance, set by the node's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +60,12 @@ pub struct Seat {
     pub entity: EntityId,
     /// Display name, as given at join.
     pub name: String,
-    /// Inputs waiting for the next tick, in seq order; capacity
-    /// `inputs_per_tick_max`, allocated at join and never grown.
-    queue: VecDeque<PlayerInput>,
+    /// Inputs and game messages waiting for the next tick, in arrival
+    /// order (inputs also in seq order); at most `inputs_per_tick_max`
+    /// inputs and `messages_per_tick_max` messages.
+    queue: VecDeque<Action>,
+    inputs_queued: usize,
+    messages_queued: usize,
     /// Highest seq queued or applied, `None` before the first input. An
     /// input at or below it is stale (a duplicate or reordered), so the
     /// world never sees inputs out of order.
@@ -62,7 +80,12 @@ pub struct Seat {
 impl Seat {
     /// Inputs waiting for the next tick.
     pub fn inputs_queued(&self) -> usize {
-        self.queue.len()
+        self.inputs_queued
+    }
+
+    /// Game messages waiting for the next tick.
+    pub fn messages_queued(&self) -> usize {
+        self.messages_queued
     }
 }
 
@@ -79,11 +102,30 @@ pub enum PushInput {
     NotSeated,
 }
 
+/// What happened to a pushed game message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushMessage {
+    /// Will reach `Game::on_message` at the next tick.
+    Queued,
+    /// The player already queued `messages_per_tick_max` for this tick.
+    DroppedFull,
+    /// Over `message_bytes_max` (the protocol layer refuses these first).
+    TooLarge,
+    /// The player has no seat here.
+    NotSeated,
+}
+
 /// What one tick did, for the shard's metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct TickReport {
     /// Inputs applied to the world in this tick, over all seats.
     pub inputs_applied: u32,
+    /// Inputs the game refused (`Game::validate_input`).
+    pub inputs_refused: u32,
+    /// Game messages handed to `Game::on_message`.
+    pub messages_applied: u32,
+    /// Messages from other instances handed to the game.
+    pub instance_messages_applied: u32,
 }
 
 /// Why a player could not be seated.
@@ -93,6 +135,8 @@ pub enum JoinError {
     Full(InstanceId, usize),
     #[error("player already seated")]
     AlreadySeated,
+    #[error("the game refused the player: {}", .0.0)]
+    Refused(Refusal),
     #[error(transparent)]
     GameFailed(#[from] GameFailure),
 }
@@ -250,6 +294,15 @@ pub struct Instance {
     views_stale: bool,
     /// The game panicked in some call: no game code is called again.
     failure: Option<GameFailure>,
+    msg_limits: MessageLimits,
+    /// What the game emitted this tick; the shard drains it after step.
+    outbox: Outbox,
+    /// Messages from other instances for the next tick (at most
+    /// `instance_inbox_max`).
+    inbox: VecDeque<InstanceMail>,
+    /// Inputs refused since the shard last read them, per reason (at most
+    /// [`REFUSAL_REASONS_MAX`] entries).
+    refusals: Vec<(&'static str, u64)>,
 }
 
 impl Instance {
@@ -272,7 +325,45 @@ impl Instance {
             views: Vec::with_capacity(limits.players_max),
             views_stale: true,
             failure: None,
+            msg_limits: MessageLimits::default(),
+            outbox: Outbox::new(MessageLimits::default()),
+            inbox: VecDeque::new(),
+            refusals: Vec::new(),
         }
+    }
+
+    /// Sets the bounds of game messages, events and instance messages
+    /// (the shard does this right after creating or restoring).
+    pub fn set_message_limits(&mut self, limits: MessageLimits) {
+        self.msg_limits = limits;
+        self.outbox.set_limits(limits);
+    }
+
+    pub fn message_limits(&self) -> MessageLimits {
+        self.msg_limits
+    }
+
+    /// What the game emitted (events, instance messages) since the shard
+    /// last drained it.
+    pub fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+
+    /// Inputs refused since the last call, per reason.
+    pub fn take_refusals(&mut self) -> std::vec::Drain<'_, (&'static str, u64)> {
+        self.refusals.drain(..)
+    }
+
+    /// Queues a message from another instance for the next tick; `false`
+    /// when the inbox is full (the message is dropped) or too large.
+    pub fn deliver(&mut self, mail: InstanceMail) -> bool {
+        if self.inbox.len() >= self.msg_limits.instance_inbox_max
+            || mail.body.len() > self.msg_limits.message_bytes_max
+        {
+            return false;
+        }
+        self.inbox.push_back(mail);
+        true
     }
 
     /// A fresh instance from `factory` ([`GameFactory::create`], guarded).
@@ -314,6 +405,21 @@ impl Instance {
         }
     }
 
+    /// `Game::on_join`, guarded like [`Self::call`], with the outbox.
+    fn hook_on_join(
+        &mut self,
+        player: PlayerId,
+        info: &JoinInfo<'_>,
+    ) -> Result<Result<(), Refusal>, GameFailure> {
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
+        }
+        let (game, outbox) = (self.game.as_mut(), &mut self.outbox);
+        guarded("on_join", || game.on_join(player, info, outbox)).inspect_err(|e| {
+            self.failure = Some(e.clone());
+        })
+    }
+
     pub fn id(&self) -> &InstanceId {
         &self.id
     }
@@ -345,20 +451,42 @@ impl Instance {
     }
 
     /// Seats the player and spawns its entity now (the shard sends Joined
-    /// right after).
+    /// right after), for a player nobody vouched for (no ticket claims).
     pub fn join(&mut self, player: PlayerId, name: &str) -> Result<&Seat, JoinError> {
+        self.join_with(player, name, &Arc::new(Claims::default()))
+    }
+
+    /// Seats the player if the game accepts it (`Game::on_join` with its
+    /// ticket's `claims`), then spawns its entity.
+    pub fn join_with(
+        &mut self,
+        player: PlayerId,
+        name: &str,
+        claims: &Arc<Claims>,
+    ) -> Result<&Seat, JoinError> {
         let Err(at) = self.seat_index(player) else {
             return Err(JoinError::AlreadySeated);
         };
         if !self.has_room() {
             return Err(JoinError::Full(self.id.clone(), self.limits.players_max));
         }
+        let info = JoinInfo {
+            name,
+            claims,
+            resumed: false,
+        };
+        self.hook_on_join(player, &info)?
+            .map_err(JoinError::Refused)?;
         let entity = self.call("spawn", |g| g.spawn(player))?;
         let seat = Seat {
             player,
             entity,
             name: name.to_owned(),
-            queue: VecDeque::with_capacity(self.limits.inputs_per_tick_max),
+            queue: VecDeque::with_capacity(
+                self.limits.inputs_per_tick_max + self.msg_limits.messages_per_tick_max,
+            ),
+            inputs_queued: 0,
+            messages_queued: 0,
             seq_seen_max: None,
             last_input_seq: 0,
             inputs_applied: 0,
@@ -368,13 +496,43 @@ impl Instance {
         Ok(&self.seats[at])
     }
 
+    /// A seated player came back (`Game::on_join` with `resumed`): `Err`
+    /// when the game refuses it (the caller then removes the seat with
+    /// [`LeaveCause::Kicked`]) or fails.
+    pub fn rejoin(&mut self, player: PlayerId, claims: &Arc<Claims>) -> Result<(), JoinError> {
+        let Ok(at) = self.seat_index(player) else {
+            return Ok(());
+        };
+        let name = self.seats[at].name.clone();
+        let info = JoinInfo {
+            name: &name,
+            claims,
+            resumed: true,
+        };
+        self.hook_on_join(player, &info)?
+            .map_err(JoinError::Refused)
+    }
+
     /// Removes the seat and despawns the entity; returns the seat. Inputs
     /// still queued are discarded with it. A panic in `despawn` still
     /// removes the seat, and marks the instance failed ([`Self::failed`]).
     pub fn leave(&mut self, player: PlayerId) -> Option<Seat> {
+        self.leave_with(player, LeaveCause::Left)
+    }
+
+    /// [`Self::leave`], telling the game why (`Game::on_leave`, before the
+    /// despawn).
+    pub fn leave_with(&mut self, player: PlayerId, cause: LeaveCause) -> Option<Seat> {
         let at = self.seat_index(player).ok()?;
         let seat = self.seats.remove(at);
         let entity = seat.entity;
+        let outbox = &mut self.outbox;
+        if self.failure.is_none() {
+            let game = self.game.as_mut();
+            if let Err(e) = guarded("on_leave", || game.on_leave(player, entity, cause, outbox)) {
+                self.failure = Some(e);
+            }
+        }
         let _ = self.call("despawn", |g| g.despawn(entity));
         self.views_stale = true;
         Some(seat)
@@ -401,13 +559,35 @@ impl Instance {
         if seat.seq_seen_max.is_some_and(|max| input.seq <= max) {
             return PushInput::DroppedStale;
         }
-        if seat.queue.len() >= self.limits.inputs_per_tick_max {
+        if seat.inputs_queued >= self.limits.inputs_per_tick_max {
             // Not recorded as seen: the client may send this seq again.
             return PushInput::DroppedFull;
         }
-        seat.queue.push_back(input);
+        seat.queue.push_back(Action::Input(input));
+        seat.inputs_queued += 1;
         seat.seq_seen_max = Some(input.seq);
         PushInput::Queued
+    }
+
+    /// Queues a game message for the next tick, after whatever the player
+    /// queued before it.
+    pub fn push_message(&mut self, player: PlayerId, kind: u16, body: &[u8]) -> PushMessage {
+        let Ok(at) = self.seat_index(player) else {
+            return PushMessage::NotSeated;
+        };
+        if body.len() > self.msg_limits.message_bytes_max {
+            return PushMessage::TooLarge;
+        }
+        let seat = &mut self.seats[at];
+        if seat.messages_queued >= self.msg_limits.messages_per_tick_max {
+            return PushMessage::DroppedFull;
+        }
+        seat.queue.push_back(Action::Message {
+            kind,
+            body: body.into(),
+        });
+        seat.messages_queued += 1;
+        PushMessage::Queued
     }
 
     /// One fixed step: for every seat apply its queued inputs in order
@@ -418,15 +598,47 @@ impl Instance {
             return Err(f.clone());
         }
         let mut report = TickReport::default();
-        let (seats, game) = (&mut self.seats, self.game.as_mut());
+        let (seats, game, outbox, inbox, refusals) = (
+            &mut self.seats,
+            self.game.as_mut(),
+            &mut self.outbox,
+            &mut self.inbox,
+            &mut self.refusals,
+        );
+        let mail = guarded("on_instance_message", || {
+            while let Some(mail) = inbox.pop_front() {
+                game.on_instance_message(&mail, outbox);
+                report.instance_messages_applied += 1;
+            }
+        });
+        if let Err(e) = mail {
+            self.failure = Some(e.clone());
+            return Err(e);
+        }
         let applied = guarded("apply_input", || {
             for seat in seats.iter_mut() {
-                // Bounded: the queue never holds more than inputs_per_tick_max.
-                while let Some(input) = seat.queue.pop_front() {
-                    game.apply_input(seat.entity, &input);
-                    seat.last_input_seq = input.seq;
-                    seat.inputs_applied = seat.inputs_applied.saturating_add(1);
-                    report.inputs_applied += 1;
+                // Bounded: the queue never holds more than inputs_per_tick_max
+                // inputs and messages_per_tick_max messages.
+                while let Some(action) = seat.queue.pop_front() {
+                    match action {
+                        Action::Input(input) => {
+                            seat.inputs_queued -= 1;
+                            seat.last_input_seq = input.seq;
+                            if let Err(reason) = game.validate_input(seat.entity, &input) {
+                                count_refusal(refusals, reason);
+                                report.inputs_refused += 1;
+                                continue;
+                            }
+                            game.apply_input(seat.entity, &input);
+                            seat.inputs_applied = seat.inputs_applied.saturating_add(1);
+                            report.inputs_applied += 1;
+                        }
+                        Action::Message { kind, body } => {
+                            seat.messages_queued -= 1;
+                            game.on_message(seat.player, seat.entity, kind, &body, outbox);
+                            report.messages_applied += 1;
+                        }
+                    }
                 }
             }
         });
@@ -435,6 +647,14 @@ impl Instance {
             return Err(e);
         }
         self.call("step", |g| g.step(dt_s))?;
+        let outbox = &mut self.outbox;
+        if self.failure.is_none() {
+            let game = self.game.as_mut();
+            if let Err(e) = guarded("after_step", || game.after_step(outbox)) {
+                self.failure = Some(e.clone());
+                return Err(e);
+            }
+        }
         self.tick += 1;
         self.views_stale = true;
         Ok(report)
@@ -583,7 +803,11 @@ impl Instance {
                 player: s.player,
                 entity: s.entity,
                 name: s.name.clone(),
-                queue: VecDeque::with_capacity(limits.inputs_per_tick_max),
+                queue: VecDeque::with_capacity(
+                    limits.inputs_per_tick_max + inst.msg_limits.messages_per_tick_max,
+                ),
+                inputs_queued: 0,
+                messages_queued: 0,
                 seq_seen_max: (s.inputs_applied > 0).then_some(s.last_input_seq),
                 last_input_seq: s.last_input_seq,
                 inputs_applied: s.inputs_applied,
@@ -613,6 +837,23 @@ impl Instance {
                 reason,
             })?;
         Self::restore(snap, game, limits)
+    }
+}
+
+/// Adds one refusal of `reason` (bounded: see [`REFUSAL_REASONS_MAX`]).
+fn count_refusal(refusals: &mut Vec<(&'static str, u64)>, reason: &'static str) {
+    if let Some(r) = refusals.iter_mut().find(|r| r.0 == reason) {
+        r.1 += 1;
+        return;
+    }
+    let reason = if refusals.len() + 1 >= REFUSAL_REASONS_MAX {
+        "other"
+    } else {
+        reason
+    };
+    match refusals.iter_mut().find(|r| r.0 == reason) {
+        Some(r) => r.1 += 1,
+        None => refusals.push((reason, 1)),
     }
 }
 

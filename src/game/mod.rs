@@ -17,21 +17,29 @@
 //!   plugs in its own game.
 //! - [`arena`]: the reference game, a 2D arena where players move and are
 //!   stopped by walls.
+//! - [`hooks`]: what the game's hooks learn about players (ticket claims,
+//!   leave causes) and how a game refuses one.
+//! - [`outbox`]: events and instance messages a game emits, bounded.
 //! - [`instance`]: one instance: a world, its seats and their bounded input
 //!   queues.
 //! - [`placement`]: which shard owns an instance, which instance a player
 //!   joins, how fresh instance ids are made.
 
 pub mod arena;
+pub mod hooks;
 pub mod instance;
+pub mod outbox;
 pub mod placement;
 pub mod rules;
 pub mod types;
 
 pub use arena::{Arena, ArenaFactory};
+pub use hooks::{Claims, JoinInfo, LeaveCause, Refusal};
 pub use instance::{
-    guarded, GameFailure, Instance, InstanceLimits, JoinError, PushInput, Seat, TickReport,
+    guarded, GameFailure, Instance, InstanceLimits, JoinError, PushInput, PushMessage, Seat,
+    TickReport,
 };
+pub use outbox::{Audience, Event, InstanceMail, Mail, MessageLimits, Outbox};
 pub use placement::{least_loaded, new_instance_id, shard_for};
 pub use rules::{Game, GameFactory};
 pub use types::{

@@ -126,15 +126,28 @@
 //! assert!(CoinsFactory.restore(&id, b"not a world").is_err());
 //! ```
 
+use super::hooks::{JoinInfo, LeaveCause, Refusal};
+use super::outbox::{InstanceMail, Outbox};
 use super::types::{EntityId, EntityView, InstanceId, Interest, PlayerId, PlayerInput};
 
 /// One instance's world under one game's rules. Object safe; one
 /// `Box<dyn Game>` per instance.
 ///
-/// The instance calls it in a fixed order each tick: every seat's queued
-/// inputs through [`apply_input`](Game::apply_input) (seats in a stable
-/// order, each seat's inputs in seq order), then [`step`](Game::step) once.
+/// The instance calls it in a fixed order each tick: messages from other
+/// instances ([`on_instance_message`](Game::on_instance_message), in
+/// arrival order), then every seat's queued inputs and game messages in the
+/// order they arrived ([`validate_input`](Game::validate_input) then
+/// [`apply_input`](Game::apply_input) for an input,
+/// [`on_message`](Game::on_message) for a message; seats in a stable order),
+/// then [`step`](Game::step) once, then [`after_step`](Game::after_step).
 /// Given the same calls, a world must end in the same state.
+///
+/// Only the first eight methods are required; the hooks after them
+/// ([`on_join`](Game::on_join), [`on_leave`](Game::on_leave),
+/// [`validate_input`](Game::validate_input), [`on_message`](Game::on_message),
+/// [`on_instance_message`](Game::on_instance_message),
+/// [`after_step`](Game::after_step)) default to doing nothing. Every call is
+/// guarded: a panic in any of them stops this instance only.
 pub trait Game {
     /// Adds the player's entity and returns its id.
     fn spawn(&mut self, player: PlayerId) -> EntityId;
@@ -178,6 +191,61 @@ pub trait Game {
     /// must be in it, including its own id counters: restored seats keep
     /// their entity ids, and new entities must not reuse them.
     fn save(&self, out: &mut Vec<u8>);
+
+    /// A player asks for a seat (`info.resumed == false`, before its
+    /// entity is spawned) or comes back to the seat it held
+    /// (`info.resumed == true`). `Err` refuses it: the client gets
+    /// `Error(JoinRefused)` with the reason, a new player is not seated, a
+    /// returning one loses its seat ([`on_leave`](Game::on_leave) follows
+    /// with [`LeaveCause::Kicked`]). Events it emits go out after the
+    /// next tick's state. Default: everyone is welcome.
+    fn on_join(
+        &mut self,
+        _player: PlayerId,
+        _info: &JoinInfo<'_>,
+        _out: &mut Outbox,
+    ) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    /// The player left its seat (before its entity is despawned).
+    fn on_leave(
+        &mut self,
+        _player: PlayerId,
+        _entity: EntityId,
+        _cause: LeaveCause,
+        _out: &mut Outbox,
+    ) {
+    }
+
+    /// Anti-cheat: `Err(reason)` refuses an input as impossible; it is
+    /// not applied (its seq still counts as handled) and the refusal is
+    /// counted per reason (`shardline_inputs_refused_total{reason}`; a
+    /// game should use a handful of fixed reasons). Default: every input
+    /// is possible.
+    fn validate_input(&self, _entity: EntityId, _input: &PlayerInput) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    /// A game message from `player` (a client's `Message{kind, body}`),
+    /// in arrival order with its inputs. `body` is at most
+    /// `--message-bytes-max` bytes and otherwise unchecked.
+    fn on_message(
+        &mut self,
+        _player: PlayerId,
+        _entity: EntityId,
+        _kind: u16,
+        _body: &[u8],
+        _out: &mut Outbox,
+    ) {
+    }
+
+    /// A message another instance sent with [`Outbox::to_instance`].
+    fn on_instance_message(&mut self, _mail: &InstanceMail, _out: &mut Outbox) {}
+
+    /// Called once per tick after [`step`](Game::step): emit what the
+    /// step produced (events, instance messages).
+    fn after_step(&mut self, _out: &mut Outbox) {}
 }
 
 /// Makes worlds; one per node, shared read-only by all shards (hence

@@ -61,6 +61,9 @@ macro_rules! shard_counters {
             pub closed: [Counter; CloseReason::ALL.len()],
             /// Open WebSocket connections (play and echo).
             pub connections_open: Gauge,
+            /// Inputs refused by the game, per reason (at most
+            /// [`REFUSAL_REASONS_TRACKED_MAX`] reasons, then "other").
+            pub inputs_refused_by_reason: std::cell::RefCell<Vec<(&'static str, u64)>>,
             pub hist: ShardHistograms,
         }
 
@@ -181,13 +184,61 @@ shard_counters! {
     flooders_closed,
     /// Join tickets refused: missing, forged, expired, replayed, wrong instance.
     tickets_refused,
+    /// Game messages (Message) received from clients.
+    game_messages_received,
+    /// Game messages dropped: more than --messages-per-tick-max in one tick.
+    game_messages_dropped_full,
+    /// Game messages refused: body over --message-bytes-max (Error(MessageTooLarge)).
+    game_messages_too_large,
+    /// Game messages dropped: the player had left its instance.
+    game_messages_dropped_unseated,
+    /// Connections closed (1008) for sending more than --game-messages-per-second-max (Error(MessageFlood)).
+    game_message_flooders_closed,
+    /// GameEvents queued to clients (protocol version 2 and up).
+    game_events_sent,
+    /// Events a game emitted over --events-per-tick-max or --message-bytes-max (not sent).
+    game_events_dropped,
+    /// Joins the game refused (Game::on_join; Error(JoinRefused)).
+    joins_refused,
+    /// Inputs the game refused as impossible (Game::validate_input; per reason: shardline_inputs_refused_by_reason_total).
+    inputs_refused,
+    /// Messages between instances sent by this shard's games.
+    instance_messages_sent,
+    /// Messages between instances put in their target's inbox.
+    instance_messages_delivered,
+    /// Messages between instances dropped: the target instance does not run where it should.
+    instance_messages_dropped_gone,
+    /// Messages between instances dropped: the target's inbox was full (--instance-inbox-max).
+    instance_messages_dropped_full,
+    /// Messages between instances a game sent over --instance-messages-per-tick-max or --message-bytes-max (not sent).
+    instance_messages_dropped_outbox,
     /// Snapshots written durably.
     snapshots_written,
     /// Snapshot writes that failed (disk full, permissions, …).
     snapshot_failures,
 }
 
+/// Distinct input-refusal reasons a shard counts apart; the rest are
+/// counted as "other" (the reasons are the game's own fixed strings).
+pub const REFUSAL_REASONS_TRACKED_MAX: usize = 32;
+
 impl ShardMetrics {
+    /// `n` inputs refused by the game for `reason`.
+    pub fn input_refused(&self, reason: &'static str, n: u64) {
+        self.inputs_refused.add(n);
+        let mut by = self.inputs_refused_by_reason.borrow_mut();
+        let known = by.iter().any(|r| r.0 == reason);
+        let reason = if known || by.len() + 1 < REFUSAL_REASONS_TRACKED_MAX {
+            reason
+        } else {
+            "other"
+        };
+        match by.iter_mut().find(|r| r.0 == reason) {
+            Some(r) => r.1 += n,
+            None => by.push((reason, n)),
+        }
+    }
+
     pub fn closed(&self, reason: CloseReason) {
         self.closed[reason.index()].inc();
     }

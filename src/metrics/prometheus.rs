@@ -16,6 +16,7 @@ pub fn render(stats: &NodeStats) -> String {
     let node = &stats.node_id;
     counters(&mut out, stats);
     closed(&mut out, stats);
+    refusals(&mut out, stats);
     shard_gauges(&mut out, stats);
     node_gauges(&mut out, stats, node);
     summaries(&mut out, stats);
@@ -54,6 +55,28 @@ fn closed(out: &mut String, stats: &NodeStats) {
             let _ = writeln!(
                 out,
                 "{PREFIX}_connections_closed_total{{shard=\"{}\",reason=\"{label}\"}} {v}",
+                s.shard
+            );
+        }
+    }
+}
+
+fn refusals(out: &mut String, stats: &NodeStats) {
+    header(
+        out,
+        "inputs_refused_by_reason_total",
+        "counter",
+        "Inputs the game refused as impossible (Game::validate_input), by the game's reason",
+    );
+    for s in &stats.shards {
+        for (reason, v) in &s.inputs_refused_by_reason {
+            let reason = reason
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = writeln!(
+                out,
+                "{PREFIX}_inputs_refused_by_reason_total{{shard=\"{}\",reason=\"{reason}\"}} {v}",
                 s.shard
             );
         }

@@ -40,6 +40,8 @@ pub struct ShardStats {
     pub counter_help: BTreeMap<&'static str, &'static str>,
     /// close reason label → connections closed for it.
     pub closed: BTreeMap<&'static str, u64>,
+    /// The game's reason → inputs it refused for it (`Game::validate_input`).
+    pub inputs_refused_by_reason: BTreeMap<&'static str, u64>,
     pub connections_open: i64,
     pub players_connected: usize,
     /// Players who sent an input in the last few seconds.

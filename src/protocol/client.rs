@@ -35,6 +35,12 @@ pub enum ClientCmd {
     Ack {
         tick: u64,
     },
+    /// A game message (`Message{kind, body}`), for `Game::on_message`.
+    /// Its size is bounded by the shard (--message-bytes-max), not here.
+    Message {
+        kind: u16,
+        body: Vec<u8>,
+    },
 }
 
 /// Verifies `frame` as a `ClientMessage` (checked access: no offset is
@@ -70,6 +76,13 @@ pub fn decode_client(frame: &[u8]) -> Result<ClientCmd, ProtocolError> {
         fb::ClientBody::Ack => {
             let ack = msg.body_as_ack().ok_or_else(missing_body)?;
             Ok(ClientCmd::Ack { tick: ack.tick() })
+        }
+        fb::ClientBody::Message => {
+            let m = msg.body_as_message().ok_or_else(missing_body)?;
+            Ok(ClientCmd::Message {
+                kind: m.kind(),
+                body: m.body().map(|b| b.bytes().to_vec()).unwrap_or_default(),
+            })
         }
         fb::ClientBody::NONE => Err(ProtocolError::bad_message(
             "not a valid ClientMessage: it has no body",
@@ -282,6 +295,14 @@ impl ClientEncoder {
         self.finish(fb::ClientBody::Ack, body.as_union_value())
     }
 
+    /// A game message.
+    pub fn message(&mut self, kind: u16, body: &[u8]) -> &[u8] {
+        self.fbb.reset();
+        let body = Some(self.fbb.create_vector(body));
+        let body = fb::Message::create(&mut self.fbb, &fb::MessageArgs { kind, body });
+        self.finish(fb::ClientBody::Message, body.as_union_value())
+    }
+
     pub fn ping(&mut self, client_time: f64) -> &[u8] {
         self.fbb.reset();
         let body = fb::Ping::create(&mut self.fbb, &fb::PingArgs { client_time });
@@ -338,11 +359,30 @@ mod tests {
     }
 
     #[test]
-    fn protocol_version_is_the_schema_default() {
-        assert_eq!((PROTOCOL_VERSION_MIN, PROTOCOL_VERSION), (1, 2));
+    fn protocol_versions_come_from_the_schema() {
+        assert_eq!(PROTOCOL_VERSION, 2);
+        // A Hello without the field is a version 1 client.
+        assert_eq!(fb::HelloArgs::default().protocol_version, 1);
+        assert!(super::super::PROTOCOL_VERSIONS.contains(&1));
+        assert!(super::super::PROTOCOL_VERSIONS.contains(&PROTOCOL_VERSION));
+    }
+
+    #[test]
+    fn message_round_trips() {
+        let mut enc = ClientEncoder::new();
         assert_eq!(
-            fb::HelloArgs::default().protocol_version,
-            PROTOCOL_VERSION_MIN
+            decode(enc.message(7, b"cast at 12")),
+            ClientCmd::Message {
+                kind: 7,
+                body: b"cast at 12".to_vec(),
+            }
+        );
+        assert_eq!(
+            decode(enc.message(0, b"")),
+            ClientCmd::Message {
+                kind: 0,
+                body: Vec::new(),
+            }
         );
     }
 

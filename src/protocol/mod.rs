@@ -50,6 +50,14 @@ pub const PROTOCOL_VERSION: u16 = fb::ProtocolVersion::V2.0;
 /// StateUpdate, exactly as before version 2 existed.
 pub const PROTOCOL_VERSION_MIN: u16 = fb::ProtocolVersion::V1.0;
 
+/// Every version the server accepts in `Hello`: version 1 clients get
+/// exactly what they always got (full state, no GameEvent, no poses).
+pub const PROTOCOL_VERSIONS: std::ops::RangeInclusive<u16> =
+    PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION;
+
+/// The first version that receives `GameEvent`s.
+pub const GAME_EVENTS_VERSION: u16 = fb::ProtocolVersion::V2.0;
+
 /// Longest accepted `Hello.player_name`, in bytes of UTF-8. Names are shown to
 /// other players and logged, so they stay short.
 pub const PLAYER_NAME_LEN_MAX: usize = 32;

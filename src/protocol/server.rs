@@ -19,6 +19,10 @@ pub struct LimitsInfo {
     pub reconnect_grace_ms: u32,
     /// Ticks of history a delta may be encoded against (version 2).
     pub delta_history_ticks: u16,
+    /// --message-bytes-max.
+    pub message_bytes_max: u32,
+    /// --messages-per-tick-max.
+    pub messages_per_tick_max: u16,
 }
 
 /// Everything a `Welcome` carries.
@@ -45,6 +49,10 @@ pub struct Encoder {
     // Entities are converted here first so `create_vector` can copy them in
     // one pass; kept to reuse its capacity.
     entities: Vec<fb::EntityState>,
+    poses: Vec<fb::EntityPose>,
+    /// Write `poses` in full states when an entity has them (on by
+    /// default; off for protocol version 1 clients).
+    poses_on: bool,
 }
 
 impl Default for Encoder {
@@ -58,7 +66,16 @@ impl Encoder {
         Self {
             fbb: FlatBufferBuilder::with_capacity(4096),
             entities: Vec::new(),
+            poses: Vec::new(),
+            poses_on: true,
         }
+    }
+
+    /// Whether Joined and StateUpdate carry `poses` (z, facing) when some
+    /// entity has them: on by default; a protocol version 1 client gets
+    /// its messages with it off, exactly as before poses existed.
+    pub fn set_poses(&mut self, on: bool) {
+        self.poses_on = on;
     }
 
     pub fn welcome(&mut self, w: &WelcomeInfo<'_>) -> &[u8] {
@@ -78,6 +95,8 @@ impl Encoder {
                 connect_timeout_ms: l.connect_timeout_ms,
                 reconnect_grace_ms: l.reconnect_grace_ms,
                 delta_history_ticks: l.delta_history_ticks,
+                message_bytes_max: l.message_bytes_max,
+                messages_per_tick_max: l.messages_per_tick_max,
                 ..Default::default()
             },
         );
@@ -108,6 +127,7 @@ impl Encoder {
     ) -> &[u8] {
         self.fbb.reset();
         let instance_id = self.fbb.create_string(instance_id);
+        let poses = write_poses(&mut self.fbb, &mut self.poses, entities, self.poses_on);
         let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
         let custom = write_custom(&mut self.fbb, custom);
         let body = fb::Joined::create(
@@ -120,7 +140,7 @@ impl Encoder {
                 arena_height: arena.1,
                 entities: Some(entities),
                 custom,
-                poses: None,
+                poses,
             },
         );
         self.finish(fb::ServerBody::Joined, body.as_union_value())
@@ -135,6 +155,7 @@ impl Encoder {
         custom: &[u8],
     ) -> &[u8] {
         self.fbb.reset();
+        let poses = write_poses(&mut self.fbb, &mut self.poses, entities, self.poses_on);
         let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
         let custom = write_custom(&mut self.fbb, custom);
         let body = fb::StateUpdate::create(
@@ -145,7 +166,7 @@ impl Encoder {
                 inputs_applied,
                 entities: Some(entities),
                 custom,
-                poses: None,
+                poses,
             },
         );
         self.finish(fb::ServerBody::StateUpdate, body.as_union_value())
@@ -164,6 +185,7 @@ impl Encoder {
         custom: &[u8],
     ) -> (&[u8], UpdateTemplate) {
         self.fbb.reset();
+        let poses = write_poses(&mut self.fbb, &mut self.poses, entities, self.poses_on);
         let entities = write_entities(&mut self.fbb, &mut self.entities, entities);
         let custom = write_custom(&mut self.fbb, custom);
         self.fbb.force_defaults(true);
@@ -175,7 +197,7 @@ impl Encoder {
                 inputs_applied: 0,
                 entities: Some(entities),
                 custom,
-                poses: None,
+                poses,
             },
         );
         self.fbb.force_defaults(false);
@@ -277,6 +299,15 @@ impl Encoder {
             },
         );
         self.finish(fb::ServerBody::Error, body.as_union_value())
+    }
+
+    /// An event from the game (protocol version 2 clients only), sent
+    /// after the state of `tick`.
+    pub fn game_event(&mut self, tick: u64, kind: u16, body: &[u8]) -> &[u8] {
+        self.fbb.reset();
+        let body = write_custom(&mut self.fbb, body);
+        let event = fb::GameEvent::create(&mut self.fbb, &fb::GameEventArgs { tick, kind, body });
+        self.finish(fb::ServerBody::GameEvent, event.as_union_value())
     }
 
     /// A fleet broadcast (`shardline fleet broadcast`).
@@ -401,6 +432,22 @@ fn write_entities<'fbb>(
     fbb.create_vector(scratch)
 }
 
+/// `poses` parallel to `views`, or nothing when every entity is flat (z
+/// and facing 0): a 2D game's messages stay exactly as they were.
+fn write_poses<'fbb>(
+    fbb: &mut FlatBufferBuilder<'fbb>,
+    scratch: &mut Vec<fb::EntityPose>,
+    views: &[EntityView],
+    on: bool,
+) -> Option<WIPOffset<Vector<'fbb, fb::EntityPose>>> {
+    if !on || views.iter().all(|e| e.z == 0.0 && e.facing == 0.0) {
+        return None;
+    }
+    scratch.clear();
+    scratch.extend(views.iter().map(|e| fb::EntityPose::new(e.z, e.facing)));
+    Some(fbb.create_vector(scratch))
+}
+
 // An absent vector reads back as empty and saves its length prefix, which
 // matters for the many games that send no custom state at all.
 fn write_custom<'fbb>(
@@ -475,6 +522,11 @@ pub enum ServerMsg {
         url: String,
         instance_id: String,
     },
+    GameEvent {
+        tick: u64,
+        kind: u16,
+        body: Vec<u8>,
+    },
 }
 
 /// Verifies and decodes a server frame, for client-side tools. Absent strings
@@ -514,7 +566,7 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, ProtocolError> {
                 entity_id: j.entity_id(),
                 tick: j.tick(),
                 arena: (j.arena_width(), j.arena_height()),
-                entities: entities_from_fb(j.entities()),
+                entities: entities_from_fb(j.entities(), j.poses()),
                 custom: j.custom().map(|c| c.bytes().to_vec()).unwrap_or_default(),
             }
         }
@@ -524,7 +576,7 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, ProtocolError> {
                 tick: s.tick(),
                 last_input_seq: s.last_input_seq(),
                 inputs_applied: s.inputs_applied(),
-                entities: entities_from_fb(s.entities()),
+                entities: entities_from_fb(s.entities(), s.poses()),
                 custom: s.custom().map(|c| c.bytes().to_vec()).unwrap_or_default(),
             }
         }
@@ -585,6 +637,14 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, ProtocolError> {
                 instance_id: text(t.instance_id()),
             }
         }
+        fb::ServerBody::GameEvent => {
+            let e = msg.body_as_game_event().ok_or_else(missing)?;
+            ServerMsg::GameEvent {
+                tick: e.tick(),
+                kind: e.kind(),
+                body: e.body().map(|b| b.bytes().to_vec()).unwrap_or_default(),
+            }
+        }
         fb::ServerBody::NONE => {
             return Err(ProtocolError::bad_message(
                 "not a valid ServerMessage: it has no body",
@@ -634,13 +694,30 @@ fn limits_from_fb(l: fb::Limits<'_>) -> LimitsInfo {
         connect_timeout_ms: l.connect_timeout_ms(),
         reconnect_grace_ms: l.reconnect_grace_ms(),
         delta_history_ticks: l.delta_history_ticks(),
+        message_bytes_max: l.message_bytes_max(),
+        messages_per_tick_max: l.messages_per_tick_max(),
     }
 }
 
-fn entities_from_fb(v: Option<Vector<'_, fb::EntityState>>) -> Vec<EntityView> {
-    v.map(|v| {
-        v.iter()
-            .map(|e| EntityView {
+/// Entities with their poses (z, facing) when the message has them: a
+/// `poses` vector of another length than `entities` is ignored (its z
+/// and facing read as 0), as the schema makes them parallel.
+fn entities_from_fb(
+    v: Option<Vector<'_, fb::EntityState>>,
+    poses: Option<Vector<'_, fb::EntityPose>>,
+) -> Vec<EntityView> {
+    let Some(v) = v else {
+        return Vec::new();
+    };
+    let poses = poses.filter(|p| p.len() == v.len());
+    v.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (z, facing) = poses
+                .as_ref()
+                .map(|p| (p.get(i).z(), p.get(i).facing()))
+                .unwrap_or((0.0, 0.0));
+            EntityView {
                 id: e.id(),
                 kind: e.kind(),
                 flags: e.flags(),
@@ -648,11 +725,11 @@ fn entities_from_fb(v: Option<Vector<'_, fb::EntityState>>) -> Vec<EntityView> {
                 y: e.y(),
                 vx: e.vx(),
                 vy: e.vy(),
-                ..EntityView::default()
-            })
-            .collect()
-    })
-    .unwrap_or_default()
+                z,
+                facing,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -697,7 +774,51 @@ mod tests {
         connect_timeout_ms: 3000,
         reconnect_grace_ms: 10_000,
         delta_history_ticks: 32,
+        message_bytes_max: 1024,
+        messages_per_tick_max: 8,
     };
+
+    #[test]
+    fn poses_travel_only_when_some_entity_has_them() {
+        let mut enc = Encoder::new();
+        let flat = sample_entities();
+        let flat_bytes = enc.state_update(5, 1, 1, &flat, b"").to_vec();
+        let msg = flatbuffers::root::<fb::ServerMessage>(&flat_bytes).unwrap();
+        assert!(
+            msg.body_as_state_update().unwrap().poses().is_none(),
+            "a 2D world sends no poses"
+        );
+        let mut lifted = flat.clone();
+        lifted[1].z = 3.5;
+        lifted[1].facing = 1.25;
+        for frame in [
+            enc.state_update(5, 1, 1, &lifted, b"").to_vec(),
+            enc.state_update_shared(5, &lifted, b"").0.to_vec(),
+            enc.joined("i", 1, 5, (1.0, 1.0), &lifted, b"").to_vec(),
+        ] {
+            let entities = match decode(&frame) {
+                ServerMsg::StateUpdate { entities, .. } | ServerMsg::Joined { entities, .. } => {
+                    entities
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(entities, lifted, "z and facing round-trip");
+        }
+        assert!(flat_bytes.len() < enc.state_update(5, 1, 1, &lifted, b"").len());
+    }
+
+    #[test]
+    fn game_events_round_trip() {
+        let mut enc = Encoder::new();
+        assert_eq!(
+            decode(enc.game_event(42, 9, b"boom")),
+            ServerMsg::GameEvent {
+                tick: 42,
+                kind: 9,
+                body: b"boom".to_vec(),
+            }
+        );
+    }
 
     const WELCOME: WelcomeInfo<'static> = WelcomeInfo {
         player_id: u64::MAX - 1,

@@ -220,6 +220,7 @@ impl Core {
             ToShard::Evacuate => self.evacuate(),
             ToShard::Offer(offer) => self.on_evacuation_offer(fx, offer),
             ToShard::Adopted(done) => self.on_evacuation_done(fx, now, done),
+            ToShard::Mail { to, mail } => self.deliver_mail_from_fleet(to, mail),
             ToShard::Configure(c) => {
                 let mut s = self.settings;
                 if let Some(ms) = c.heartbeat_ms {

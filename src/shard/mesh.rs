@@ -23,6 +23,8 @@ pub struct PlayerCard {
     pub creation: crate::shard::world::Creation,
     /// The protocol version its connection speaks.
     pub protocol: u16,
+    /// Its join ticket's claims.
+    pub claims: std::sync::Arc<crate::game::Claims>,
 }
 
 #[derive(Debug)]
@@ -80,6 +82,11 @@ pub enum ShardMsg {
     Configure(RuntimeSettings),
     /// Stop placing new players (POST /drain); running games go on.
     Drain,
+    /// A game's message to an instance this shard owns (`Outbox::to_instance`).
+    InstanceMail {
+        to: InstanceId,
+        mail: crate::game::InstanceMail,
+    },
 }
 
 /// Settings that may change while the node runs.

@@ -29,6 +29,8 @@
 //! - [`tick`]: stepping a slot's instances and encoding each update once;
 //!   the sweeps (seats, idle instances, timeouts).
 //! - [`failure`]: disposing an instance whose game code panicked.
+//! - [`game_io`]: game messages from clients, the game's events to them,
+//!   and messages between instances (mesh, directory).
 //! - [`stats`]: figures, instance inspection, load shedding.
 //! - [`snapshots`]: capturing instances and rebuilding them after a restart.
 //! - [`fleet`]: directory events and answers (fleet orders, moves between
@@ -40,6 +42,7 @@ pub mod effects;
 pub mod evacuate;
 pub mod failure;
 pub mod fleet;
+pub mod game_io;
 pub mod handover;
 pub mod interest;
 pub mod limits;
@@ -225,6 +228,19 @@ impl Core {
         now.saturating_duration_since(self.started_at).as_micros() as u64
     }
 
+    /// Bounds of game messages, events and instance messages for this
+    /// shard's instances.
+    pub fn message_limits(&self) -> crate::game::MessageLimits {
+        let cfg = self.cfg();
+        crate::game::MessageLimits {
+            message_bytes_max: cfg.message_bytes_max,
+            messages_per_tick_max: cfg.messages_per_tick_max,
+            events_per_tick_max: cfg.events_per_tick_max,
+            instance_messages_per_tick_max: cfg.instance_messages_per_tick_max,
+            instance_inbox_max: cfg.instance_inbox_max,
+        }
+    }
+
     /// The limits in force now (sent in every Welcome): run-time changes
     /// included.
     pub fn limits_info(&self) -> LimitsInfo {
@@ -237,6 +253,8 @@ impl Core {
             connect_timeout_ms: cfg.connect_timeout.as_millis() as u32,
             reconnect_grace_ms: cfg.reconnect_grace.as_millis() as u32,
             delta_history_ticks: cfg.delta_history_ticks,
+            message_bytes_max: cfg.message_bytes_max as u32,
+            messages_per_tick_max: cfg.messages_per_tick_max.min(usize::from(u16::MAX)) as u16,
         }
     }
 

@@ -66,6 +66,7 @@ impl Core {
             allowed_instance: p.allowed_instance.clone(),
             creation,
             protocol: p.protocol,
+            claims: p.claims.clone(),
         };
         self.pause(fx, conn, now);
         fx.mesh(
@@ -116,6 +117,7 @@ impl Core {
         );
         player.creation = card.creation;
         player.protocol = card.protocol;
+        player.claims = card.claims;
         self.world.add_player(player);
         match self.seat_locally(fx, card.id, Some(instance), create, now) {
             Ok(_) => {
@@ -373,9 +375,10 @@ impl Core {
             } else {
                 FullReason::Moved
             };
-            self.send_joined(fx, conn, &instance, pid, why);
+            if !resume || self.game_rejoin(fx, now, conn, pid, &instance) {
+                self.send_joined(fx, conn, &instance, pid, why);
+            }
         }
-        let _ = now;
     }
 
     /// The connection is gone (any reason but a hand-over). A player whose
@@ -424,6 +427,7 @@ impl Core {
             ShardMsg::MigrateResult { player, result } => {
                 self.on_migrate_result(fx, player, result, now)
             }
+            ShardMsg::InstanceMail { to, mail } => self.deliver_mail(fx, to, mail),
             ShardMsg::FindSeat {
                 token,
                 from,

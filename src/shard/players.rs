@@ -40,6 +40,8 @@ struct Admitted {
     instance: Option<InstanceId>,
     /// It may create instances (needed with --create-policy ticket).
     create: bool,
+    /// The ticket's claims, for `Game::on_join`.
+    claims: std::sync::Arc<crate::game::Claims>,
 }
 
 impl Core {
@@ -111,6 +113,9 @@ impl Core {
                 self.on_input(fx, now, conn, p, input)
             }
             (ClientCmd::Ack { tick }, Some(p)) => self.on_ack(p, tick),
+            (ClientCmd::Message { kind, body }, Some(p)) => {
+                self.on_game_message(fx, now, conn, p, kind, &body)
+            }
             (ClientCmd::Ping { client_time }, Some(_)) => {
                 let server_time_us = self.unix_us(now);
                 let bytes = self.enc.pong(client_time, server_time_us);
@@ -158,15 +163,15 @@ impl Core {
         token: Option<String>,
         ticket: Option<String>,
     ) {
-        use crate::protocol::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
-        if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION).contains(&version) {
+        if !crate::protocol::PROTOCOL_VERSIONS.contains(&version) {
             self.send_error(
                 fx,
                 conn,
                 ErrorCode::UnsupportedVersion,
                 &format!(
-                    "protocol version {version} is not supported; this server speaks \
-                     {PROTOCOL_VERSION_MIN} to {PROTOCOL_VERSION}"
+                    "protocol version {version} is not supported; this server speaks {} to {}",
+                    crate::protocol::PROTOCOL_VERSIONS.start(),
+                    crate::protocol::PROTOCOL_VERSIONS.end()
                 ),
             );
             self.close(fx, conn, CloseReason::PolicyViolation);
@@ -182,6 +187,9 @@ impl Core {
         }
         match token {
             // The resume token is the credential of a player already admitted.
+            // The session's version (set above) is read by the resume
+            // wherever the seat is found (this shard, another shard,
+            // another node).
             Some(token) => self.resume(fx, now, conn, &token),
             None => {
                 let admitted = match self.check_ticket(ticket.as_deref(), now) {
@@ -238,15 +246,21 @@ impl Core {
             }
         }
         let instance =
-            match grant.instance {
+            match &grant.instance {
                 None => None,
-                Some(i) => Some(InstanceId::parse(&i).map_err(|e| {
+                Some(i) => Some(InstanceId::parse(i).map_err(|e| {
                     refusal(ErrorCode::TicketInvalid, format!("ticket instance: {e}"))
                 })?),
             };
         Ok(Admitted {
             instance,
             create: grant.create,
+            claims: std::sync::Arc::new(crate::game::Claims {
+                player: grant.player,
+                instance: grant.instance,
+                create: grant.create,
+                extra: grant.claims,
+            }),
         })
     }
 
@@ -279,6 +293,8 @@ impl Core {
             },
             protocol,
             v2: None,
+            claims: admitted.claims,
+            message_bucket: None,
         });
         self.send_welcome(fx, conn, id, false);
     }
@@ -368,7 +384,9 @@ impl Core {
         self.metrics.players_resumed.inc();
         self.send_welcome(fx, conn, id, true);
         if let Some(instance) = self.world.players[&id].instance.clone() {
-            self.send_joined(fx, conn, &instance, id, FullReason::Resumed);
+            if self.game_rejoin(fx, now, conn, id, &instance) {
+                self.send_joined(fx, conn, &instance, id, FullReason::Resumed);
+            }
         }
     }
 
@@ -513,8 +531,12 @@ impl Core {
         self.unseat(fx, pid, LeaveReason::Moved, now);
         let p = self.world.players.get_mut(&pid).expect("player exists");
         let hosted = self.world.instances.get_mut(&id).expect("instance exists");
-        let entity = match hosted.inst.join(pid, &p.name) {
+        let entity = match hosted.inst.join_with(pid, &p.name, &p.claims) {
             Ok(seat) => seat.entity,
+            Err(JoinError::Refused(why)) => {
+                self.metrics.joins_refused.inc();
+                return Err(refusal(ErrorCode::JoinRefused, cut_reason(why.0)));
+            }
             Err(JoinError::GameFailed(_)) => {
                 self.game_failed(fx, &id);
                 return Err(refusal(
@@ -576,7 +598,7 @@ impl Core {
             players_max: self.settings.players_per_instance_max,
             inputs_per_tick_max: self.cfg().inputs_per_tick_max,
         };
-        let inst = match crate::game::Instance::create(
+        let mut inst = match crate::game::Instance::create(
             self.shared.factory.as_ref(),
             id.clone(),
             limits,
@@ -591,6 +613,7 @@ impl Core {
                 ));
             }
         };
+        inst.set_message_limits(self.message_limits());
         let (slot, next_due) = self.slots.assign(&id, now);
         self.world.instances.insert(
             id,
@@ -646,7 +669,7 @@ impl Core {
         let Some(hosted) = self.world.instances.get_mut(&id) else {
             return;
         };
-        let left = hosted.inst.leave(pid);
+        let left = hosted.inst.leave_with(pid, leave_cause(reason));
         let failed = hosted.inst.failed();
         if let Some(seat) = left {
             self.slots.player_left(hosted.slot);
@@ -690,6 +713,13 @@ impl Core {
             self.game_failed(fx, &instance.clone());
             return;
         };
+        // Version 1 gets exactly what it always got: no poses.
+        let v1 = self
+            .world
+            .players
+            .get(&pid)
+            .is_some_and(|p| p.protocol < crate::protocol::GAME_EVENTS_VERSION);
+        self.enc.set_poses(!v1);
         let bytes = self.enc.joined(
             instance.as_str(),
             entity,
@@ -700,6 +730,7 @@ impl Core {
         );
         self.metrics.messages_out.inc();
         fx.send(conn, bytes);
+        self.enc.set_poses(true);
     }
 
     /// A v2 client applied StateDelta `tick`: its next deltas are encoded
@@ -779,6 +810,28 @@ fn push_input(
         PushInput::DroppedFull => metrics.inputs_dropped_full.inc(),
         PushInput::DroppedStale | PushInput::NotSeated => metrics.inputs_dropped_stale.inc(),
     }
+}
+
+/// What the game is told about a leave.
+pub(crate) fn leave_cause(reason: LeaveReason) -> crate::game::LeaveCause {
+    use crate::game::LeaveCause;
+    match reason {
+        LeaveReason::TimedOut => LeaveCause::TimedOut,
+        LeaveReason::Moved => LeaveCause::Moved,
+        LeaveReason::Kicked => LeaveCause::Kicked,
+        _ => LeaveCause::Left,
+    }
+}
+
+/// A game's refusal reason as sent to the client: at most
+/// `game::hooks::REFUSAL_LEN_MAX` bytes.
+pub(crate) fn cut_reason(mut why: String) -> String {
+    let mut end = why.len().min(crate::game::hooks::REFUSAL_LEN_MAX);
+    while !why.is_char_boundary(end) {
+        end -= 1;
+    }
+    why.truncate(end);
+    why
 }
 
 pub(crate) fn new_resume_token() -> String {

@@ -80,6 +80,7 @@ impl Core {
                 }
             };
             log_restored(self.id, &mut inst);
+            inst.set_message_limits(self.message_limits());
             let w = &mut self.world;
             for seat in snap.seats.iter().filter(|s| !s.token.is_empty()) {
                 if w.tokens.contains_key(&seat.token) || w.players.contains_key(&seat.player) {

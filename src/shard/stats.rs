@@ -155,6 +155,13 @@ impl Core {
                 .iter()
                 .map(|r| (r.label(), self.metrics.closed[r.index()].get()))
                 .collect::<BTreeMap<_, _>>(),
+            inputs_refused_by_reason: self
+                .metrics
+                .inputs_refused_by_reason
+                .borrow()
+                .iter()
+                .copied()
+                .collect(),
             connections_open: self.metrics.connections_open.get(),
             players_connected,
             players_active,

@@ -862,6 +862,7 @@ fn with_the_ticket_policy_only_a_ticket_that_grants_it_creates() {
                 expires_unix_s: 1_700_000_300,
                 nonce: nonce.into(),
                 create,
+                claims: Vec::new(),
             },
         )
     };
@@ -888,3 +889,5 @@ fn with_the_ticket_policy_only_a_ticket_that_grants_it_creates() {
         "joining needs no grant"
     );
 }
+
+mod game_io;

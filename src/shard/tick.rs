@@ -147,11 +147,14 @@ impl Core {
                 }
             }
             if v1 {
-                // Version 1: one StateUpdate with every entity, shared.
+                // Version 1: one StateUpdate with every entity, shared, and
+                // never poses (z, facing): exactly what version 1 always got.
                 let entities = hosted.inst.entities();
+                enc.set_poses(false);
                 let (shared, template) = enc.state_update_shared(tick, entities, &scratch.custom);
                 scratch.update.clear();
                 scratch.update.extend_from_slice(shared);
+                enc.set_poses(true);
                 for seat in hosted.inst.seats() {
                     let Some(p) = players.get_mut(&seat.player) else {
                         continue;
@@ -205,6 +208,10 @@ impl Core {
             self.game_failed(fx, id);
         }
         self.scratch.failed = failed;
+        // The tick's events go after its state messages.
+        let ids = std::mem::take(&mut self.scratch.ids);
+        self.flush_game_output(fx, &ids);
+        self.scratch.ids = ids;
         if slot == 0 {
             self.metrics.ticks.inc();
         }

@@ -143,6 +143,12 @@ pub struct Player {
     /// Version 2: what it was sent and acknowledged (`None` for version 1
     /// or before its first Joined).
     pub v2: Option<super::delta::Peer>,
+    /// Its join ticket's verified claims (empty without --join-secret),
+    /// for `Game::on_join`. Travel with the player between shards; not
+    /// kept in snapshots or across nodes (a restored seat has none).
+    pub claims: std::sync::Arc<crate::game::Claims>,
+    /// --game-messages-per-second-max; `None` until its first Message.
+    pub message_bucket: Option<crate::util::rate::TokenBucket>,
 }
 
 /// A player's right to create instances and what it has spent of it
@@ -185,6 +191,8 @@ impl Player {
             creation: Creation::default(),
             protocol: crate::protocol::PROTOCOL_VERSION_MIN,
             v2: None,
+            claims: Default::default(),
+            message_bucket: None,
         }
     }
 }

@@ -79,8 +79,14 @@ impl Server {
     /// Starts `shardline serve --listen 127.0.0.1:0 --shards 2` plus `args`
     /// and waits (bounded) until it logs its address.
     pub fn start(args: &[&str]) -> Server {
+        Self::start_program(std::path::Path::new(env!("CARGO_BIN_EXE_shardline")), args)
+    }
+
+    /// [`Server::start`] with another binary that serves like `shardline`
+    /// (a studio's own, made with `shardline::Server::builder`).
+    pub fn start_program(program: &std::path::Path, args: &[&str]) -> Server {
         let shards = SHARDS.to_string();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardline"));
+        let mut cmd = Command::new(program);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--shards", &shards]);
         // The admin API's default port (9100) would clash between the
         // servers of tests running in parallel.

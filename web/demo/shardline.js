@@ -1273,6 +1273,9 @@ var ErrorCode = /* @__PURE__ */ ((ErrorCode2) => {
   ErrorCode2[ErrorCode2["WrongNode"] = 32] = "WrongNode";
   ErrorCode2[ErrorCode2["RateLimited"] = 33] = "RateLimited";
   ErrorCode2[ErrorCode2["Internal"] = 40] = "Internal";
+  ErrorCode2[ErrorCode2["MessageTooLarge"] = 50] = "MessageTooLarge";
+  ErrorCode2[ErrorCode2["MessageFlood"] = 51] = "MessageFlood";
+  ErrorCode2[ErrorCode2["JoinRefused"] = 52] = "JoinRefused";
   return ErrorCode2;
 })(ErrorCode || {});
 

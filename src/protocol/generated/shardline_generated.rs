@@ -309,10 +309,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for LeaveReason {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 40;
+pub const ENUM_MAX_ERROR_CODE: u16 = 52;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 21] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 24] = [
   ErrorCode::None,
   ErrorCode::BadMessage,
   ErrorCode::OutOfOrder,
@@ -334,6 +334,9 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 21] = [
   ErrorCode::WrongNode,
   ErrorCode::RateLimited,
   ErrorCode::Internal,
+  ErrorCode::MessageTooLarge,
+  ErrorCode::MessageFlood,
+  ErrorCode::JoinRefused,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -380,9 +383,18 @@ impl ErrorCode {
   /// Join of an existing instance still works. Retry later.
   pub const RateLimited: Self = Self(33);
   pub const Internal: Self = Self(40);
+  /// A Message whose body is over Limits.message_bytes_max: dropped (counted), the
+  /// connection stays.
+  pub const MessageTooLarge: Self = Self(50);
+  /// Game messages faster than --game-messages-per-second-max: the client floods.
+  /// Close 1008 follows (the seat is kept, as after any drop).
+  pub const MessageFlood: Self = Self(51);
+  /// The game refused this player (Game::on_join): the message is the game's reason. The
+  /// player is not seated (after a resume: its seat is given up); the connection stays.
+  pub const JoinRefused: Self = Self(52);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 40;
+  pub const ENUM_MAX: u16 = 52;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::None,
     Self::BadMessage,
@@ -405,6 +417,9 @@ impl ErrorCode {
     Self::WrongNode,
     Self::RateLimited,
     Self::Internal,
+    Self::MessageTooLarge,
+    Self::MessageFlood,
+    Self::JoinRefused,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -430,6 +445,9 @@ impl ErrorCode {
       Self::WrongNode => Some("WrongNode"),
       Self::RateLimited => Some("RateLimited"),
       Self::Internal => Some("Internal"),
+      Self::MessageTooLarge => Some("MessageTooLarge"),
+      Self::MessageFlood => Some("MessageFlood"),
+      Self::JoinRefused => Some("JoinRefused"),
       _ => None,
     }
   }

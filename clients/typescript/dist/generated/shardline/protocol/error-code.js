@@ -65,4 +65,19 @@ export var ErrorCode;
      */
     ErrorCode[ErrorCode["RateLimited"] = 33] = "RateLimited";
     ErrorCode[ErrorCode["Internal"] = 40] = "Internal";
+    /**
+     * A Message whose body is over Limits.message_bytes_max: dropped (counted), the
+     * connection stays.
+     */
+    ErrorCode[ErrorCode["MessageTooLarge"] = 50] = "MessageTooLarge";
+    /**
+     * Game messages faster than --game-messages-per-second-max: the client floods.
+     * Close 1008 follows (the seat is kept, as after any drop).
+     */
+    ErrorCode[ErrorCode["MessageFlood"] = 51] = "MessageFlood";
+    /**
+     * The game refused this player (Game::on_join): the message is the game's reason. The
+     * player is not seated (after a resume: its seat is given up); the connection stays.
+     */
+    ErrorCode[ErrorCode["JoinRefused"] = 52] = "JoinRefused";
 })(ErrorCode || (ErrorCode = {}));

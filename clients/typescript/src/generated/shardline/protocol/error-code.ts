@@ -77,5 +77,23 @@ export enum ErrorCode {
    * Join of an existing instance still works. Retry later.
    */
   RateLimited = 33,
-  Internal = 40
+  Internal = 40,
+
+  /**
+   * A Message whose body is over Limits.message_bytes_max: dropped (counted), the
+   * connection stays.
+   */
+  MessageTooLarge = 50,
+
+  /**
+   * Game messages faster than --game-messages-per-second-max: the client floods.
+   * Close 1008 follows (the seat is kept, as after any drop).
+   */
+  MessageFlood = 51,
+
+  /**
+   * The game refused this player (Game::on_join): the message is the game's reason. The
+   * player is not seated (after a resume: its seat is given up); the connection stays.
+   */
+  JoinRefused = 52
 }
