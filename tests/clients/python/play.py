@@ -207,6 +207,12 @@ class Protocol:
     def error_name(self, code: int) -> str:
         return self.error_names.get(code, f"code {code}")
 
+    def error_code(self, name: str) -> int:
+        code = getattr(self.m["ErrorCode"].ErrorCode, name, None)
+        if code is None:
+            raise Failure(f"the schema has no ErrorCode.{name}")
+        return code
+
 
 def _enum_names(enum_cls: type) -> dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
@@ -484,7 +490,7 @@ class Session:
         self.ws = ws
         self.p = proto
 
-    async def recv(self, waiting_for: str, timeout: float = WAIT_S) -> tuple[str, object]:
+    async def recv(self, waiting_for: str, timeout: float = WAIT_S, errors_ok: bool = False) -> tuple[str, object]:
         try:
             frame = await asyncio.wait_for(self.ws.recv(), timeout)
         except TimeoutError as e:
@@ -494,7 +500,7 @@ class Session:
         if isinstance(frame, str):
             raise Failure(f"got a text frame while waiting for {waiting_for}; the protocol is binary only: {frame[:80]!r}")
         kind, msg = self.p.decode(frame)
-        if kind == "Error":
+        if kind == "Error" and not errors_ok:
             raise Failure(
                 f"server sent Error {self.p.error_name(msg.Code())} while we waited for {waiting_for}: "
                 f"{_text(msg.Message())}"
@@ -509,7 +515,7 @@ class Session:
             left = deadline - loop.time()
             if left <= 0:
                 raise Failure(f"no {want} within {WAIT_S:.0f} s")
-            kind, msg = await self.recv(want, left)
+            kind, msg = await self.recv(want, left, errors_ok=want == "Error")
             if kind == want:
                 return msg
             if on_other is not None:
@@ -834,8 +840,7 @@ async def run_session_v2(s: Session, rs: Session, instance: str, name: str, inpu
         raise Failure(f"the version 1 referee got {ref.game_events} GameEvents")
     if not counts["ack_msgs"] or not counts["ack_inputs"]:
         raise Failure(f"acknowledgements: {counts['ack_msgs']} by Ack, {counts['ack_inputs']} in an Input; both ways expected")
-    deltas_against_baseline = counts["deltas"] - counts["full"]
-    if deltas_against_baseline < 1:
+    if counts["deltas"] - counts["full"] < 1:
         raise Failure(f"{counts['deltas']} StateDeltas, all full states, though every one was acknowledged")
 
     # 4. The rebuilt world is the server's, within the quantization.
@@ -878,20 +883,32 @@ async def run_session_v2(s: Session, rs: Session, instance: str, name: str, inpu
         if d.baseline_tick != 0:
             raise Failure(f"StateDelta {d.tick} against tick {d.baseline_tick}, long after the last acknowledgement")
 
-    # 6. A game message, then a Ping: the connection stays, in order.
+    # 6. Game messages: a short one and one of the largest size are taken;
+    # one byte more is answered with Error(MessageTooLarge), and the
+    # connection stays (a Ping after them is answered).
     await ws.send(proto.message(MESSAGE_KIND, MESSAGE_BODY))
+    await ws.send(proto.message(MESSAGE_KIND, bytes(message_max)))
+    await ws.send(proto.message(MESSAGE_KIND, bytes(message_max + 1)))
+    err = await s.expect("Error", lambda k, m: on_other(k, m) if k != "StateDelta" else None)
+    if err.Code() != proto.error_code("MessageTooLarge"):
+        raise Failure(
+            f"a message of {message_max + 1} bytes (limit {message_max}) was answered with "
+            f"Error {proto.error_name(err.Code())}: {_text(err.Message())}"
+        )
     client_time = time.time()
     await ws.send(proto.ping(client_time))
     pong = await s.expect("Pong", lambda k, m: on_other(k, m) if k != "StateDelta" else None)
     if pong.ClientTime() != client_time:
         raise Failure(f"Pong.client_time is {pong.ClientTime()!r}, expected the {client_time!r} we sent")
 
+    deltas_against_baseline = counts["deltas"] - counts["full"]
     return (
         f"protocol 2: player entity {entity_id} in {instance}: x {x0:.2f} -> {x1:.2f} after {inputs} inputs; "
         f"{counts['deltas']} StateDeltas ({counts['full']} full, {deltas_against_baseline} against an acknowledged "
         f"tick, {counts['bytes']} bytes of entities), acknowledged {counts['ack_msgs']} by Ack and "
         f"{counts['ack_inputs']} in an Input; {len(common)} ticks match the version 1 referee "
-        f"(worst error {worst:.5f} units); {len(events)} GameEvents"
+        f"(worst error {worst:.5f} units); messages up to {message_max} bytes taken, one byte more refused; "
+        f"{len(events)} GameEvents"
     )
 
 
