@@ -728,7 +728,13 @@ async def run_session_v2(s: Session, rs: Session, instance: str, name: str, inpu
     async def next_delta() -> tuple[Delta, World, list[int], list[int]]:
         msg = await s.expect("StateDelta", on_other)
         d = read_delta(msg)
+        base = history.worlds.get(d.baseline_tick)
         world, entered, removed = history.apply(d)
+        # What the format promises beyond what the decoder needs.
+        if d.baseline_tick == 0 and (removed or d.custom_full is None):
+            raise Failure(f"full state {d.tick}: removed {removed}, custom_full present: {d.custom_full is not None}")
+        if base is not None and any(r not in base.entities for r in removed):
+            raise Failure(f"StateDelta {d.tick} removes {removed}, not all in baseline {d.baseline_tick}")
         worlds[d.tick] = world
         counts["deltas"] += 1
         counts["full"] += d.baseline_tick == 0
