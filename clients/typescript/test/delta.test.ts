@@ -363,3 +363,30 @@ test('quantization: positions within 1/128 of a unit, facing within half a step,
   const back = toEntity({ id: 1, kind: 0, flags: 0, x: 0, y: 0, z: 0, vx: 0, vy: 0, facing: quantizeFacing(f) }).facing;
   assert.ok(Math.abs(back - f) <= Math.PI / 65536, `facing ${f} → ${back}`);
 });
+
+test('the examples of docs/protocol.md ("Delta format", "Custom state") decode as it says', () => {
+  const h = new WorldHistory(4);
+  // Baseline: id 1 at (1, -1), ids 5 and 9 at 0; custom state 01..08.
+  h.apply(
+    decode(
+      deltaFrame({
+        tick: 1,
+        entities: entitiesBytes(
+          [],
+          [
+            { id: 1, mask: ENTERED | X | Y, x: 64, y: -64 },
+            { id: 5, mask: ENTERED },
+            { id: 9, mask: ENTERED },
+          ],
+        ),
+        customFull: [1, 2, 3, 4, 5, 6, 7, 8],
+      }),
+    ),
+  );
+  const example = [0x01, 0x09, 0x02, 0x01, 0x03, 0x80, 0x01, 0x7f, 0x0b, 0xc3, 0x01, 0x00, 0x02, 0x01];
+  const w = h.apply(decode(deltaFrame({ tick: 2, baseline: 1, entities: example, customPatch: [0x0a, 0x01, 0x01, 0x09, 0x07, 0x01, 0x04] })));
+  assert.deepEqual(entities(w), [ent(1, { x: 2, y: -2 }), ent(5), ent(12, { kind: 1, x: 1 / 64, y: -1 / 64 })]);
+  assert.deepEqual(w.custom, new Uint8Array([1, 9, 3, 4, 5, 6, 7, 8, 0, 4]));
+  // A tick where nothing changed is 00 00.
+  assert.deepEqual(entities(h.apply(decode(deltaFrame({ tick: 3, baseline: 2, entities: [0, 0] })))), entities(w));
+});

@@ -483,6 +483,15 @@ def check_reader() -> None:
         got = Reader(data, "sv").sv()
         if got != want:
             raise Failure(f"zigzag reader: {data.hex()} read as {got}, not {want}")
+    # The examples of docs/protocol.md ("Delta format", "Custom state").
+    base = World(1, {1: QEntity(x=64, y=-64), 5: QEntity(), 9: QEntity()}, bytes(range(1, 9)))
+    d = Delta(2, 1, 0, bytes.fromhex("010902010380017f0bc3010002 01".replace(" ", "")), None, bytes.fromhex("0a010109070104"))
+    world, entered, removed = apply_delta(base, d)
+    want = {1: QEntity(x=128, y=-128), 5: QEntity(), 12: QEntity(kind=1, x=1, y=-1)}
+    if world.entities != want or entered != [12] or removed != [9]:
+        raise Failure(f"the docs' delta example decodes to {world.entities}, entered {entered}, removed {removed}")
+    if world.custom != bytes.fromhex("01090304050607080004"):
+        raise Failure(f"the docs' custom_patch example gives {world.custom.hex()}")
 
 
 class Session:
