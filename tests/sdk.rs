@@ -11,9 +11,10 @@
 //! - the SDK installs into an empty project exactly as the README says, and
 //!   the README's Node snippet plays against a real server;
 //! - end-to-end in Debian's Chromium (`tests/browser/e2e.mjs`, playwright-core):
-//!   two demo pages in one instance see each other move, the dashboard plots
-//!   percentiles for every shard, and a fleet demo. Screenshots:
-//!   `target/browser-screenshots/`.
+//!   two demo pages in one instance see each other move (protocol version 2,
+//!   the world rebuilt from deltas), a version 1 page and a version 2 page
+//!   show the same world, the dashboard plots percentiles for every shard,
+//!   and a fleet demo. Screenshots: `target/browser-screenshots/`.
 //!
 //! Node.js 20+, npm, Chromium and redis-server are required, and the npm
 //! packages installed (`bash scripts/setup-test-tools.sh` does it): a missing
@@ -354,7 +355,8 @@ fn browser_end_to_end() {
     common::redis::require("redis-server", "redis-server");
     let dir = repo().join("tests/browser");
     npm_ready(&dir);
-    let shots = ["demo-a", "demo-b", "dashboard"].map(|s| screenshots().join(format!("{s}.png")));
+    let shots = ["demo-a", "demo-b", "demo-v2", "dashboard"]
+        .map(|s| screenshots().join(format!("{s}.png")));
     for p in &shots {
         let _ = std::fs::remove_file(p); // this run must make them anew
     }

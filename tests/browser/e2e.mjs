@@ -5,7 +5,11 @@
 //   SHARDLINE_BIN=target/release/shardline node tests/browser/e2e.mjs
 //
 // - two demo pages join the same instance; holding ArrowRight in page A
-//   moves A's entity, and page B sees it move;
+//   moves A's entity, and page B sees it move; both speak protocol version
+//   2 (the SDK rebuilds the world from deltas it acknowledged);
+// - a version 1 page (?protocol=1) and a version 2 page in one instance
+//   show the same world, within the quantization of version 2 (1/128 of a
+//   unit), and each shows its bytes per update;
 // - the ops dashboard, after traffic on every shard, plots non-empty latency
 //   percentile curves for every shard and for the merged histograms, and its
 //   live view shows the instance;
@@ -182,9 +186,68 @@ test('two browser pages join the same instance; a key pressed in one moves its e
   assert.match(hud.rtt, /^\d+\.\d$/);
   assert.match(hud.tick, /^\d+$/);
 
+  // Both pages spoke version 2 and rebuilt the world from deltas against
+  // ticks they acknowledged, without a protocol error.
+  for (const p of [a, b]) {
+    const v = await p.evaluate(() => ({ protocol: window.__shardline.protocol, deltas: window.__shardline.deltas, errors: window.__shardline.protocolErrors }));
+    assert.equal(v.protocol, 2);
+    assert.ok(v.deltas > 0, `deltas applied: ${v.deltas}`);
+    assert.deepEqual(v.errors, []);
+    assert.match(await p.evaluate(() => document.getElementById('bytes').textContent), /^\d+$/);
+  }
+
   await a.screenshot({ path: `${SHOTS}/demo-a.png` });
   await b.screenshot({ path: `${SHOTS}/demo-b.png` });
   server.demoPages = [a, b];
+});
+
+test('a version 1 page and a version 2 page in one instance show the same world, within 1/128 of a unit', async () => {
+  const v1 = await openPage(`${server.game}/?instance=e2e-versions&name=uno&protocol=1`);
+  await joinedIn(v1);
+  const v2 = await openPage(`${server.game}/?instance=e2e-versions&name=dos`);
+  await joinedIn(v2);
+  assert.equal(await v1.evaluate(() => window.__shardline.protocol), 1);
+  assert.equal(await v2.evaluate(() => window.__shardline.protocol), 2);
+  const id2 = await v2.evaluate(() => window.__shardline.myEntity);
+  const x0 = await entityX(v2, id2);
+
+  // The version 2 player moves right, then stops; both pages then hold a
+  // still world, which must be the same one.
+  await v2.keyboard.down('ArrowRight');
+  await explained([v1, v2], () => v2.waitForFunction(([id, x]) => (window.__shardline.entities.find((e) => e.id === id)?.x ?? -1) >= x, [id2, x0 + MOVED_MIN / 2]));
+  await v2.keyboard.up('ArrowRight');
+  // A page's world once the mover has stopped there: {tick, entities}.
+  const still = (page) =>
+    explained([v1, v2], async () =>
+      (
+        await page.waitForFunction((id) => {
+          const v = window.__shardline;
+          const me = v.entities.find((e) => e.id === id);
+          return me && me.vx === 0 && me.vy === 0 && v.entities.length === 2 ? { tick: v.tick, entities: v.entities } : null;
+        }, id2)
+      ).jsonValue(),
+    );
+  const [w1, w2] = [await still(v1), await still(v2)];
+  const byId = (w) => Object.fromEntries(w.entities.map((e) => [e.id, e]));
+  const e1 = byId(w1);
+  const e2 = byId(w2);
+  assert.deepEqual(Object.keys(e2).sort(), Object.keys(e1).sort(), 'the same entities');
+  for (const id of Object.keys(e1)) {
+    for (const k of ['x', 'y', 'vx', 'vy']) {
+      assert.ok(Math.abs(e1[id][k] - e2[id][k]) <= 1 / 128, `entity ${id} ${k}: ${e1[id][k]} (v1, tick ${w1.tick}) vs ${e2[id][k]} (v2, tick ${w2.tick})`);
+    }
+  }
+  assert.ok(e2[id2].x >= x0 + MOVED_MIN / 2);
+  const bytes = await Promise.all([v1, v2].map((p) => p.evaluate(() => ({ shown: document.getElementById('bytes').textContent, deltas: window.__shardline.deltas, errors: window.__shardline.protocolErrors }))));
+  assert.match(bytes[0].shown, /^\d+$/);
+  assert.match(bytes[1].shown, /^\d+$/);
+  assert.equal(bytes[0].deltas, 0, 'version 1 gets no deltas');
+  assert.ok(bytes[1].deltas > 0);
+  assert.deepEqual(bytes[1].errors, []);
+  console.log(`bytes per update, two players: version 1 ${bytes[0].shown}, version 2 ${bytes[1].shown}`);
+  await v2.screenshot({ path: `${SHOTS}/demo-v2.png` });
+  await v1.close();
+  await v2.close();
 });
 
 test('the dashboard plots non-empty latency percentiles for every shard after traffic', async () => {

@@ -4,7 +4,13 @@
 //
 // URL parameters: ?instance=ID (default "arena"), ?name=NAME,
 // ?server=ws://host:port (default: the page's own origin), ?ticket=TICKET
-// (a join ticket, for a server run with --join-secret).
+// (a join ticket, for a server run with --join-secret), ?protocol=1 (speak
+// protocol version 1: every entity in full each tick; default 2: the SDK
+// rebuilds the world from deltas).
+//
+// The arena is 2D: the z and facing the SDK reports are not drawn. The HUD
+// shows the bytes per state update (a moving average of the WebSocket
+// messages' sizes), so versions 1 and 2 can be compared side by side.
 //
 // Operators' notices (`shardline fleet broadcast`) show above the arena for
 // NOTICE_SHOWN_MS; a Transfer (`shardline fleet move`) shows in the status
@@ -13,7 +19,9 @@
 // For tests and the curious, the live view is window.__shardline:
 // { status, playerId (a decimal string), nodeId, tick, myEntity,
 //   entities: [{id, x, y, vx, vy}], rtt, instanceId, updates, disconnects,
-//   notices: [{message, region}], transfers: [{url, instanceId}] }.
+//   notices: [{message, region}], transfers: [{url, instanceId}],
+//   protocol (1 or 2), bytesPerUpdate (moving average), deltas (updates
+//   that came as a delta against an acknowledged tick), protocolErrors }.
 
 import { ShardlineClient } from './shardline.js';
 
@@ -22,6 +30,7 @@ const instance = params.get('instance') || 'arena';
 const name = params.get('name') || `player-${Math.random().toString(36).slice(2, 6)}`;
 const server = params.get('server') || location.origin;
 const ticket = params.get('ticket') || undefined;
+const protocol = params.get('protocol') === '1' ? 1 : 2;
 
 // The reference arena's disc radius, arena units (src/game/arena.rs).
 const DISC_RADIUS = 10;
@@ -33,6 +42,8 @@ const GRID_STEP = 100;
 const NOTICE_SHOWN_MS = 15_000;
 // Notices kept in window.__shardline.notices (the oldest go first).
 const NOTICES_KEPT_MAX = 20;
+// Weight of a new sample in the bytes-per-update moving average.
+const BYTES_SMOOTHING = 1 / 16;
 
 const KEYS = {
   ArrowLeft: [-1, 0], KeyA: [-1, 0],
@@ -62,10 +73,18 @@ const view = {
   notices: [],
   /** Every Transfer, as {url, instanceId}. */
   transfers: [],
+  protocol,
+  /** Moving average of the state updates' sizes, bytes (null before the first). */
+  bytesPerUpdate: null,
+  /** Updates that came as a delta against an acknowledged tick (version 2). */
+  deltas: 0,
+  /** Deltas the SDK could not apply (it reconnects after each). */
+  protocolErrors: [],
 };
 window.__shardline = view;
 
-const client = new ShardlineClient({ pingIntervalMs: 1000 });
+const client = new ShardlineClient({ pingIntervalMs: 1000, protocolVersion: protocol });
+$('bytes-label').textContent = `bytes / update (v${protocol})`;
 const names = new Map(); // entity id → player name (known for players who joined after us)
 let arena = { w: 1000, h: 1000 };
 let updatedAt = performance.now();
@@ -94,7 +113,13 @@ client.on('joined', (j) => {
 });
 client.on('state', (u) => {
   view.updates++;
+  if (u.baselineTick > 0) view.deltas++;
+  view.bytesPerUpdate = view.bytesPerUpdate === null ? u.frameBytes : view.bytesPerUpdate + (u.frameBytes - view.bytesPerUpdate) * BYTES_SMOOTHING;
   take(u.tick, u.entities);
+});
+client.on('protocolError', (e) => {
+  view.protocolErrors.push(e.message);
+  console.warn('protocol error', e.message);
 });
 client.on('playerJoined', (p) => names.set(p.entityId, p.name));
 client.on('playerLeft', (p) => names.delete(p.entityId));
@@ -230,6 +255,7 @@ function frame() {
   const me = view.entities.find((e) => e.id === view.myEntity);
   $('pos').textContent = me ? `${me.x.toFixed(0)}, ${me.y.toFixed(0)}` : '–';
   $('seq').textContent = `${client.inputSeq} / ${client.state?.lastInputSeq ?? 0}`;
+  $('bytes').textContent = view.bytesPerUpdate === null ? '–' : view.bytesPerUpdate.toFixed(0);
   requestAnimationFrame(frame);
 }
 

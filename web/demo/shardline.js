@@ -1202,6 +1202,34 @@ var ClientMessage = class _ClientMessage {
   }
 };
 
+// src/generated/shardline/protocol/entity-pose.ts
+var EntityPose = class {
+  constructor() {
+    this.bb = null;
+    this.bb_pos = 0;
+  }
+  __init(i, bb) {
+    this.bb_pos = i;
+    this.bb = bb;
+    return this;
+  }
+  z() {
+    return this.bb.readFloat32(this.bb_pos);
+  }
+  facing() {
+    return this.bb.readFloat32(this.bb_pos + 4);
+  }
+  static sizeOf() {
+    return 8;
+  }
+  static createEntityPose(builder, z, facing) {
+    builder.prep(4, 8);
+    builder.writeFloat32(facing);
+    builder.writeFloat32(z);
+    return builder.offset();
+  }
+};
+
 // src/generated/shardline/protocol/entity-state.ts
 var EntityState = class {
   constructor() {
@@ -1326,8 +1354,8 @@ var Error2 = class _Error {
   }
 };
 
-// src/generated/shardline/protocol/entity-pose.ts
-var EntityPose = class {
+// src/generated/shardline/protocol/game-event.ts
+var GameEvent = class _GameEvent {
   constructor() {
     this.bb = null;
     this.bb_pos = 0;
@@ -1337,20 +1365,65 @@ var EntityPose = class {
     this.bb = bb;
     return this;
   }
-  z() {
-    return this.bb.readFloat32(this.bb_pos);
+  static getRootAsGameEvent(bb, obj) {
+    return (obj || new _GameEvent()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
   }
-  facing() {
-    return this.bb.readFloat32(this.bb_pos + 4);
+  static getSizePrefixedRootAsGameEvent(bb, obj) {
+    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _GameEvent()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
   }
-  static sizeOf() {
-    return 8;
+  tick() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
   }
-  static createEntityPose(builder, z, facing) {
-    builder.prep(4, 8);
-    builder.writeFloat32(facing);
-    builder.writeFloat32(z);
-    return builder.offset();
+  kind() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.readUint16(this.bb_pos + offset) : 0;
+  }
+  body(index) {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
+  }
+  bodyLength() {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  bodyArray() {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
+  }
+  static startGameEvent(builder) {
+    builder.startObject(3);
+  }
+  static addTick(builder, tick) {
+    builder.addFieldInt64(0, tick, BigInt("0"));
+  }
+  static addKind(builder, kind) {
+    builder.addFieldInt16(1, kind, 0);
+  }
+  static addBody(builder, bodyOffset) {
+    builder.addFieldOffset(2, bodyOffset, 0);
+  }
+  static createBodyVector(builder, data) {
+    builder.startVector(1, data.length, 1);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addInt8(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startBodyVector(builder, numElems) {
+    builder.startVector(1, numElems, 1);
+  }
+  static endGameEvent(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createGameEvent(builder, tick, kind, bodyOffset) {
+    _GameEvent.startGameEvent(builder);
+    _GameEvent.addTick(builder, tick);
+    _GameEvent.addKind(builder, kind);
+    _GameEvent.addBody(builder, bodyOffset);
+    return _GameEvent.endGameEvent(builder);
   }
 };
 
@@ -1716,79 +1789,6 @@ var Pong = class _Pong {
     _Pong.addClientTime(builder, clientTime);
     _Pong.addServerTimeUs(builder, serverTimeUs);
     return _Pong.endPong(builder);
-  }
-};
-
-// src/generated/shardline/protocol/game-event.ts
-var GameEvent = class _GameEvent {
-  constructor() {
-    this.bb = null;
-    this.bb_pos = 0;
-  }
-  __init(i, bb) {
-    this.bb_pos = i;
-    this.bb = bb;
-    return this;
-  }
-  static getRootAsGameEvent(bb, obj) {
-    return (obj || new _GameEvent()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
-  }
-  static getSizePrefixedRootAsGameEvent(bb, obj) {
-    bb.setPosition(bb.position() + SIZE_PREFIX_LENGTH);
-    return (obj || new _GameEvent()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
-  }
-  tick() {
-    const offset = this.bb.__offset(this.bb_pos, 4);
-    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
-  }
-  kind() {
-    const offset = this.bb.__offset(this.bb_pos, 6);
-    return offset ? this.bb.readUint16(this.bb_pos + offset) : 0;
-  }
-  body(index) {
-    const offset = this.bb.__offset(this.bb_pos, 8);
-    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
-  }
-  bodyLength() {
-    const offset = this.bb.__offset(this.bb_pos, 8);
-    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
-  }
-  bodyArray() {
-    const offset = this.bb.__offset(this.bb_pos, 8);
-    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
-  }
-  static startGameEvent(builder) {
-    builder.startObject(3);
-  }
-  static addTick(builder, tick) {
-    builder.addFieldInt64(0, tick, BigInt("0"));
-  }
-  static addKind(builder, kind) {
-    builder.addFieldInt16(1, kind, 0);
-  }
-  static addBody(builder, bodyOffset) {
-    builder.addFieldOffset(2, bodyOffset, 0);
-  }
-  static createBodyVector(builder, data) {
-    builder.startVector(1, data.length, 1);
-    for (let i = data.length - 1; i >= 0; i--) {
-      builder.addInt8(data[i]);
-    }
-    return builder.endVector();
-  }
-  static startBodyVector(builder, numElems) {
-    builder.startVector(1, numElems, 1);
-  }
-  static endGameEvent(builder) {
-    const offset = builder.endObject();
-    return offset;
-  }
-  static createGameEvent(builder, tick, kind, bodyOffset) {
-    _GameEvent.startGameEvent(builder);
-    _GameEvent.addTick(builder, tick);
-    _GameEvent.addKind(builder, kind);
-    _GameEvent.addBody(builder, bodyOffset);
-    return _GameEvent.endGameEvent(builder);
   }
 };
 
@@ -2384,12 +2384,15 @@ var ServerMessage = class _ServerMessage {
 };
 
 // src/codec.ts
-var PROTOCOL_VERSION = 1;
+var PROTOCOL_VERSION = 2;
+var MESSAGE_KIND_MAX = 65535;
 var PLAYER_NAME_BYTES_MAX = 32;
 var INSTANCE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 var BUILDER_INITIAL_BYTES = 256;
 var Encoder = class {
-  constructor() {
+  /** `version`: what Hello says (default PROTOCOL_VERSION). */
+  constructor(version = PROTOCOL_VERSION) {
+    this.version = version;
     this.b = new Builder(BUILDER_INITIAL_BYTES);
   }
   /** Hello: a new player (with a join ticket when the server requires one), or a resume with a token. */
@@ -2398,7 +2401,7 @@ var Encoder = class {
     const nameOff = b.createString(name);
     const tokenOff = resumeToken ? b.createString(resumeToken) : 0;
     const ticketOff = ticket ? b.createString(ticket) : 0;
-    const body = Hello.createHello(b, PROTOCOL_VERSION, nameOff, tokenOff, ticketOff);
+    const body = Hello.createHello(b, this.version, nameOff, tokenOff, ticketOff);
     return this.finish(1 /* Hello */, body);
   }
   join(instanceId, createIfMissing = true) {
@@ -2411,9 +2414,21 @@ var Encoder = class {
     const b = this.start();
     return this.finish(3 /* Leave */, Leave.createLeave(b));
   }
-  input(seq, moveX, moveY, buttons) {
+  /** `ackTick`: version 2, the newest StateDelta tick applied and not acknowledged yet (0: none). */
+  input(seq, moveX, moveY, buttons, ackTick = 0) {
     const b = this.start();
-    return this.finish(4 /* Input */, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(0)));
+    return this.finish(4 /* Input */, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(ackTick)));
+  }
+  /** Version 2: the newest StateDelta tick this client applied. */
+  ack(tick) {
+    const b = this.start();
+    return this.finish(6 /* Ack */, Ack.createAck(b, BigInt(tick)));
+  }
+  /** A game message: `kind` is the game's own (u16). */
+  message(kind, body) {
+    const b = this.start();
+    const bodyOff = Message.createBodyVector(b, body);
+    return this.finish(7 /* Message */, Message.createMessage(b, kind, bodyOff));
   }
   ping(clientTime) {
     const b = this.start();
@@ -2444,7 +2459,10 @@ function decodeServerMessage(bytes) {
         playersPerInstanceMax: l?.playersPerInstanceMax() ?? 0,
         heartbeatMs: l?.heartbeatMs() ?? 0,
         connectTimeoutMs: l?.connectTimeoutMs() ?? 0,
-        reconnectGraceMs: l?.reconnectGraceMs() ?? 0
+        reconnectGraceMs: l?.reconnectGraceMs() ?? 0,
+        deltaHistoryTicks: l?.deltaHistoryTicks() ?? 0,
+        messageBytesMax: l?.messageBytesMax() ?? 0,
+        messagesPerTickMax: l?.messagesPerTickMax() ?? 0
       };
       return {
         type: "welcome",
@@ -2470,7 +2488,7 @@ function decodeServerMessage(bytes) {
           tick: Number(j.tick()),
           arenaWidth: j.arenaWidth(),
           arenaHeight: j.arenaHeight(),
-          entities: readEntities(j.entitiesLength(), (i, o) => j.entities(i, o)),
+          entities: readEntities(j.entitiesLength(), (i, o) => j.entities(i, o), j.posesLength(), (i, o) => j.poses(i, o)),
           custom: copyBytes(j.customArray())
         }
       };
@@ -2483,10 +2501,31 @@ function decodeServerMessage(bytes) {
           tick: Number(u.tick()),
           lastInputSeq: u.lastInputSeq(),
           inputsApplied: u.inputsApplied(),
-          entities: readEntities(u.entitiesLength(), (i, o) => u.entities(i, o)),
+          entities: readEntities(u.entitiesLength(), (i, o) => u.entities(i, o), u.posesLength(), (i, o) => u.poses(i, o)),
           custom: copyBytes(u.customArray())
         }
       };
+    }
+    case 10 /* StateDelta */: {
+      const d = msg.body(new StateDelta());
+      const full = d.customFullArray();
+      const patch = d.customPatchArray();
+      return {
+        type: "delta",
+        delta: {
+          tick: Number(d.tick()),
+          baselineTick: Number(d.baselineTick()),
+          lastInputSeq: d.lastInputSeq(),
+          inputsApplied: d.inputsApplied(),
+          entities: copyBytes(d.entitiesArray()),
+          customFull: full ? full.slice() : null,
+          customPatch: patch ? patch.slice() : null
+        }
+      };
+    }
+    case 11 /* GameEvent */: {
+      const e = msg.body(new GameEvent());
+      return { type: "event", event: { tick: Number(e.tick()), kind: e.kind(), body: copyBytes(e.bodyArray()) } };
     }
     case 4 /* PlayerJoined */: {
       const p = msg.body(new PlayerJoined());
@@ -2516,18 +2555,264 @@ function decodeServerMessage(bytes) {
       return null;
   }
 }
-function readEntities(n, at) {
+function readEntities(n, at, poses, poseAt) {
+  if (poses !== 0 && poses !== n) throw new Error(`${poses} poses for ${n} entities`);
   const out = new Array(n);
   const e = new EntityState();
+  const p = new EntityPose();
   for (let i = 0; i < n; i++) {
     at(i, e);
-    out[i] = { id: e.id(), kind: e.kind(), flags: e.flags(), x: e.x(), y: e.y(), vx: e.vx(), vy: e.vy() };
+    const z = poses ? poseAt(i, p).z() : 0;
+    const facing = poses ? p.facing() : 0;
+    out[i] = { id: e.id(), kind: e.kind(), flags: e.flags(), x: e.x(), y: e.y(), vx: e.vx(), vy: e.vy(), z, facing };
   }
   return out;
 }
 function copyBytes(view) {
   return view ? view.slice() : new Uint8Array(0);
 }
+
+// src/delta.ts
+var POSITION_SCALE = 64;
+var FACING_STEPS = 65536;
+var CUSTOM_STATE_BYTES_MAX = 1 << 24;
+var X = 1;
+var Y = 2;
+var Z = 4;
+var VX = 8;
+var VY = 16;
+var FACING = 32;
+var KIND_FLAGS = 64;
+var ENTERED = 128;
+var U16_MAX = 65535;
+var U32_MAX = 4294967295;
+var DeltaError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "DeltaError";
+  }
+};
+var EMPTY_WORLD = { tick: 0, entities: /* @__PURE__ */ new Map(), custom: new Uint8Array(0) };
+function quantizePosition(v) {
+  const q = Math.round(Math.abs(v) * POSITION_SCALE);
+  return (v < 0 ? -q : q) | 0;
+}
+function quantizeFacing(radians) {
+  const steps = Math.abs(radians) / (2 * Math.PI) * FACING_STEPS;
+  const q = (radians < 0 ? -Math.round(steps) : Math.round(steps)) % FACING_STEPS;
+  return q < 0 ? q + FACING_STEPS : q;
+}
+function toEntity(q) {
+  return {
+    id: q.id,
+    kind: q.kind,
+    flags: q.flags,
+    x: q.x / POSITION_SCALE,
+    y: q.y / POSITION_SCALE,
+    vx: q.vx / POSITION_SCALE,
+    vy: q.vy / POSITION_SCALE,
+    z: q.z / POSITION_SCALE,
+    facing: q.facing * 2 * Math.PI / FACING_STEPS
+  };
+}
+var Reader = class {
+  constructor(bytes, what) {
+    this.bytes = bytes;
+    this.what = what;
+    this.pos = 0;
+  }
+  get done() {
+    return this.pos >= this.bytes.length;
+  }
+  /** Bytes not read yet. */
+  get left() {
+    return this.bytes.length - this.pos;
+  }
+  /** An unsigned LEB128 varint of at most 32 bits (5 bytes). */
+  uv() {
+    let value = 0;
+    for (let i = 0; i < 5; i++) {
+      if (this.pos >= this.bytes.length) this.fail("a varint runs past the end");
+      const b = this.bytes[this.pos++];
+      if (i === 4 && b > 15) this.fail("a varint over 32 bits");
+      value += (b & 127) * 2 ** (7 * i);
+      if ((b & 128) === 0) return value;
+    }
+    return this.fail("a varint over 32 bits");
+  }
+  /** A zigzag-encoded signed varint: an i32. */
+  sv() {
+    const u = this.uv();
+    return u >>> 1 ^ -(u & 1);
+  }
+  byte() {
+    if (this.pos >= this.bytes.length) this.fail("a record runs past the end");
+    return this.bytes[this.pos++];
+  }
+  take(n) {
+    if (n > this.left) this.fail(`a run of ${n} bytes runs past the end`);
+    const out = this.bytes.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+  fail(why) {
+    throw new DeltaError(`${this.what}: ${why} (at byte ${this.pos} of ${this.bytes.length})`);
+  }
+};
+function count(r, what) {
+  const n = r.uv();
+  if (n > r.left) r.fail(`${what} ${n} with ${r.left} bytes left`);
+  return n;
+}
+function applyDelta(baseline, delta) {
+  const r = new Reader(delta.entities, `StateDelta ${delta.tick} entities`);
+  const base = baseline.entities;
+  const removed = /* @__PURE__ */ new Set();
+  const removedCount = count(r, "removed_count");
+  let id = 0;
+  for (let i = 0; i < removedCount; i++) {
+    id = nextId(r, id, i, "removed");
+    if (base.has(id)) removed.add(id);
+  }
+  const records = [];
+  const recordCount = count(r, "record_count");
+  id = 0;
+  for (let i = 0; i < recordCount; i++) {
+    id = nextId(r, id, i, "record");
+    if (removed.has(id)) r.fail(`entity ${id} is both removed and recorded`);
+    const mask = r.byte();
+    const entered = (mask & ENTERED) !== 0;
+    const was = entered ? void 0 : base.get(id);
+    if (!entered && was === void 0) r.fail(`entity ${id} changed but is not in baseline ${delta.baselineTick}`);
+    let kind = was?.kind ?? 0;
+    let flags = was?.flags ?? 0;
+    if (mask & KIND_FLAGS) {
+      kind = r.uv();
+      flags = r.uv();
+      if (kind > U16_MAX || flags > U16_MAX) r.fail(`entity ${id}: kind ${kind} or flags ${flags} over 16 bits`);
+    }
+    const field = (bit, old) => mask & bit ? r.sv() + old | 0 : old;
+    const x = field(X, was?.x ?? 0);
+    const y = field(Y, was?.y ?? 0);
+    const z = field(Z, was?.z ?? 0);
+    const vx = field(VX, was?.vx ?? 0);
+    const vy = field(VY, was?.vy ?? 0);
+    let facing = was?.facing ?? 0;
+    if (mask & FACING) {
+      facing = r.uv();
+      if (facing > U16_MAX) r.fail(`entity ${id}: facing ${facing} over 16 bits`);
+    }
+    records.push({ id, kind, flags, x, y, z, vx, vy, facing });
+  }
+  if (!r.done) r.fail(`${r.left} bytes after the last record`);
+  const out = /* @__PURE__ */ new Map();
+  let j = 0;
+  for (const [bid, e] of base) {
+    while (j < records.length && records[j].id < bid) {
+      out.set(records[j].id, records[j]);
+      j++;
+    }
+    if (j < records.length && records[j].id === bid) {
+      out.set(bid, records[j]);
+      j++;
+    } else if (!removed.has(bid)) {
+      out.set(bid, e);
+    }
+  }
+  for (; j < records.length; j++) out.set(records[j].id, records[j]);
+  return { tick: delta.tick, entities: out, custom: customState(baseline.custom, delta) };
+}
+function nextId(r, previous, index, what) {
+  const gap = r.uv();
+  if (index > 0 && gap === 0) r.fail(`${what} ids not ascending (${previous} twice)`);
+  const id = previous + gap;
+  if (id > U32_MAX) r.fail(`${what} id ${id} over 32 bits`);
+  return id;
+}
+function customState(base, delta) {
+  if (delta.customFull !== null) return delta.customFull;
+  if (delta.customPatch === null) return base;
+  const r = new Reader(delta.customPatch, `StateDelta ${delta.tick} custom_patch`);
+  const len = r.uv();
+  if (len > CUSTOM_STATE_BYTES_MAX) r.fail(`new_len ${len} over ${CUSTOM_STATE_BYTES_MAX} bytes`);
+  const out = new Uint8Array(len);
+  out.set(base.length > len ? base.subarray(0, len) : base);
+  let end = 0;
+  while (!r.done) {
+    const start = end + r.uv();
+    const n = r.uv();
+    if (start + n > len) r.fail(`a run [${start}, ${start + n}) past new_len ${len}`);
+    out.set(r.take(n), start);
+    end = start + n;
+  }
+  return out;
+}
+var WorldHistory = class _WorldHistory {
+  constructor(capacity) {
+    this.worlds = /* @__PURE__ */ new Map();
+    this.capacityValue = _WorldHistory.check(capacity);
+  }
+  static check(capacity) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`history capacity must be a positive integer (got ${capacity})`);
+    return capacity;
+  }
+  get capacity() {
+    return this.capacityValue;
+  }
+  /** Ticks kept, oldest first. */
+  get ticks() {
+    return [...this.worlds.keys()];
+  }
+  /** The newest world applied, or null. */
+  get latest() {
+    let last = null;
+    for (const w of this.worlds.values()) last = w;
+    return last;
+  }
+  get(tick) {
+    return this.worlds.get(tick);
+  }
+  /** Changes how many worlds are kept (a new Welcome); the oldest beyond it go. */
+  resize(capacity) {
+    this.capacityValue = _WorldHistory.check(capacity);
+    this.evict();
+  }
+  /** Forgets every world (a new Joined: the next delta is a full state). */
+  clear() {
+    this.worlds.clear();
+  }
+  /**
+   * Applies `delta` to its baseline and keeps the result. Throws DeltaError
+   * when the baseline is not kept (the server encoded against a tick this
+   * client never applied or forgot) or the delta is malformed.
+   */
+  apply(delta) {
+    let baseline = EMPTY_WORLD;
+    if (delta.baselineTick !== 0) {
+      const kept = this.worlds.get(delta.baselineTick);
+      if (kept === void 0) {
+        const ticks = this.ticks;
+        const have = ticks.length === 0 ? "none" : `${ticks[0]}..${ticks[ticks.length - 1]} (${ticks.length})`;
+        throw new DeltaError(`StateDelta ${delta.tick}: baseline tick ${delta.baselineTick} is not among the ticks kept: ${have}`);
+      }
+      if (delta.tick <= delta.baselineTick) {
+        throw new DeltaError(`StateDelta ${delta.tick}: not after its baseline tick ${delta.baselineTick}`);
+      }
+      baseline = kept;
+    }
+    const world = applyDelta(baseline, delta);
+    this.worlds.delete(world.tick);
+    this.worlds.set(world.tick, world);
+    this.evict();
+    return world;
+  }
+  evict() {
+    for (const tick of this.worlds.keys()) {
+      if (this.worlds.size <= this.capacityValue) break;
+      this.worlds.delete(tick);
+    }
+  }
+};
 
 // src/events.ts
 var Emitter = class {
@@ -2714,6 +2999,7 @@ var TICKET_ERROR_CODES = /* @__PURE__ */ new Set([
   23 /* TicketReplayed */
 ]);
 var CLOSE_NO_TRAFFIC = 4900;
+var CLOSE_BAD_DELTA = 4901;
 var DEFAULTS = {
   pingIntervalMs: 2e3,
   deadAfterMs: 1e4,
@@ -2724,7 +3010,10 @@ var RTT_SMOOTHING = 1 / 8;
 var ShardlineClient = class extends Emitter {
   constructor(options = {}) {
     super();
-    this.enc = new Encoder();
+    /** Version 2: the worlds of the last Limits.delta_history_ticks deltas applied. */
+    this.worlds = new WorldHistory(1);
+    /** Version 2: the newest tick applied and not acknowledged yet (0: none). */
+    this.ackDue = 0;
     this.sock = null;
     this.base = null;
     /** The owner's URL from the last Error(WrongNode): the instance runs on another node of the fleet. */
@@ -2767,6 +3056,13 @@ var ShardlineClient = class extends Emitter {
     this.random = options.random ?? Math.random;
     this.renewTicket = options.renewTicket ?? null;
     this.fleet = options.fleet ?? [];
+    this.version = options.protocolVersion ?? PROTOCOL_VERSION;
+    if (this.version !== 1 && this.version !== 2) throw new RangeError(`protocolVersion must be 1 or 2 (got ${String(this.version)})`);
+    this.enc = new Encoder(this.version);
+  }
+  /** The protocol version this client speaks (the `protocolVersion` option). */
+  get protocolVersion() {
+    return this.version;
   }
   get status() {
     return this.statusValue;
@@ -2793,7 +3089,7 @@ var ShardlineClient = class extends Emitter {
   get entityId() {
     return this.joinedValue?.entityId ?? null;
   }
-  /** The last StateUpdate. */
+  /** The last `state` (null before the first after a Joined). */
   get state() {
     return this.stateValue;
   }
@@ -2943,11 +3239,13 @@ var ShardlineClient = class extends Emitter {
   /** Leaves the instance; the connection stays and may join again. */
   leave() {
     this.requireStatus("leave", "joined");
-    this.send(this.enc.leave());
+    this.sendFrame(this.enc.leave());
     this.joinedValue = null;
     this.instanceWanted = null;
     this.stateValue = null;
     this.entitiesValue = [];
+    this.worlds.clear();
+    this.ackDue = 0;
     this.setStatus("welcomed");
   }
   /**
@@ -2963,8 +3261,27 @@ var ShardlineClient = class extends Emitter {
     }
     if (this.statusValue !== "joined" || !this.sock || this.sock.readyState !== OPEN) return null;
     this.seq = this.seq + 1 >>> 0;
-    this.send(this.enc.input(this.seq, moveX, moveY, buttons >>> 0));
+    const ack = this.ackDue;
+    this.ackDue = 0;
+    this.sendFrame(this.enc.input(this.seq, moveX, moveY, buttons >>> 0, ack));
     return this.seq;
+  }
+  /**
+   * Sends a game message (`Game::on_message` gets it at the next tick, in
+   * order with this player's inputs): `kind` is the game's own (0–65535),
+   * `body` at most `welcome.limits.messageBytesMax` bytes. Returns false
+   * when not in an instance right now (e.g. while reconnecting): it is not
+   * sent. The server takes at most `limits.messagesPerTickMax` per tick.
+   */
+  send(kind, body = new Uint8Array(0)) {
+    if (!Number.isInteger(kind) || kind < 0 || kind > MESSAGE_KIND_MAX) {
+      throw new RangeError(`message kind must be an integer in [0, ${MESSAGE_KIND_MAX}] (got ${kind})`);
+    }
+    if (!(body instanceof Uint8Array)) throw new TypeError("message body must be a Uint8Array");
+    const max = this.welcomeValue?.limits.messageBytesMax ?? 0;
+    if (max > 0 && body.length > max) throw new RangeError(`message body of ${body.length} bytes is over limits.messageBytesMax (${max})`);
+    if (this.statusValue !== "joined" || !this.sock || this.sock.readyState !== OPEN) return false;
+    return this.sendFrame(this.enc.message(kind, body));
   }
   /** Measures one round trip to the node, ms; also updates `rtt`. */
   ping() {
@@ -2979,7 +3296,7 @@ var ShardlineClient = class extends Emitter {
         reject(new ShardlineError(`no Pong within ${this.requestTimeoutMs} ms`));
       }, this.requestTimeoutMs);
       this.pings.set(t, { resolve, reject, timer });
-      this.send(this.enc.ping(t));
+      this.sendFrame(this.enc.ping(t));
     });
   }
   /** Closes for good: no reconnect. Emits `closed`. */
@@ -3256,7 +3573,7 @@ var ShardlineClient = class extends Emitter {
     abandon(s, CLOSE_NO_TRAFFIC, "no traffic");
     this.onSocketClose(s, CLOSE_NO_TRAFFIC, `no message from the server for ${Math.round(silentMs)} ms`);
   }
-  send(bytes) {
+  sendFrame(bytes) {
     const s = this.sock;
     if (!s || s.readyState !== OPEN) return false;
     s.send(bytes);
@@ -3274,7 +3591,7 @@ var ShardlineClient = class extends Emitter {
         this.requestTimeoutMs
       );
       this.pending = { kind, expectJoined, welcome: null, resolve, reject, timer };
-      this.send(bytes);
+      this.sendFrame(bytes);
     });
   }
   settle(err, value) {
@@ -3316,13 +3633,67 @@ var ShardlineClient = class extends Emitter {
       return;
     }
     if (msg?.type === "transfer") this.onTransfer(sock, msg.transfer);
-    else if (msg) this.onMessage(msg);
+    else if (msg?.type === "delta") this.onDelta(sock, msg.delta, bytes.length);
+    else if (msg) this.onMessage(msg, bytes.length);
   }
-  onMessage(m) {
+  /**
+   * Version 2: rebuilds the world of the delta's tick, emits it as `state`,
+   * and acknowledges it (in an input sent by a `state` listener, or in an
+   * Ack right after). A delta that cannot be applied drops the connection
+   * (CLOSE_BAD_DELTA); the reconnect brings a full state.
+   */
+  onDelta(sock, d, frameBytes) {
+    if (this.joinedValue === null) return;
+    let world;
+    try {
+      world = this.worlds.apply(d);
+    } catch (e) {
+      if (!(e instanceof DeltaError)) throw e;
+      this.emit("protocolError", { message: e.message });
+      if (this.sock !== sock) return;
+      abandon(sock, CLOSE_BAD_DELTA, "bad delta");
+      this.onSocketClose(sock, CLOSE_BAD_DELTA, e.message);
+      return;
+    }
+    const entities = [];
+    for (const q of world.entities.values()) entities.push(toEntity(q));
+    this.ackDue = d.tick;
+    this.takeState({
+      tick: d.tick,
+      lastInputSeq: d.lastInputSeq,
+      inputsApplied: d.inputsApplied,
+      entities,
+      custom: world.custom,
+      baselineTick: d.baselineTick,
+      frameBytes,
+      entered: [],
+      left: []
+    });
+    if (this.ackDue !== 0 && this.sock === sock) {
+      this.sendFrame(this.enc.ack(this.ackDue));
+      this.ackDue = 0;
+    }
+  }
+  /** Fills in what entered and left since the last state, keeps `s` as the current state, emits it. */
+  takeState(s) {
+    const before = /* @__PURE__ */ new Set();
+    for (const e of this.entitiesValue) before.add(e.id);
+    for (const e of s.entities) {
+      if (!before.delete(e.id)) s.entered.push(e.id);
+    }
+    for (const id of before) s.left.push(id);
+    this.transfersInARow = 0;
+    this.stateValue = s;
+    this.entitiesValue = s.entities;
+    this.tickValue = s.tick;
+    this.emit("state", s);
+  }
+  onMessage(m, frameBytes) {
     const p = this.pending;
     switch (m.type) {
       case "welcome":
         this.welcomeValue = m.welcome;
+        this.worlds.resize(Math.max(1, m.welcome.limits.deltaHistoryTicks));
         this.emit("welcome", m.welcome);
         if (p?.kind === "hello") {
           if (p.expectJoined && m.welcome.resumed) p.welcome = m.welcome;
@@ -3335,16 +3706,20 @@ var ShardlineClient = class extends Emitter {
         this.stateValue = null;
         this.entitiesValue = m.joined.entities;
         this.tickValue = m.joined.tick;
+        this.worlds.clear();
+        this.ackDue = 0;
         this.emit("joined", m.joined);
         if (p?.kind === "join") this.settle(null, m.joined);
         else if (p?.kind === "hello" && p.welcome) this.settle(null, { welcome: p.welcome, joined: m.joined });
         break;
       case "state":
-        this.transfersInARow = 0;
-        this.stateValue = m.state;
-        this.entitiesValue = m.state.entities;
-        this.tickValue = m.state.tick;
-        this.emit("state", m.state);
+        this.takeState({ ...m.state, baselineTick: 0, frameBytes, entered: [], left: [] });
+        break;
+      case "delta":
+        break;
+      // handled in onFrame, which knows the socket
+      case "event":
+        this.emit("message", m.event);
         break;
       case "playerJoined":
         this.emit("playerJoined", m.playerJoined);
@@ -3422,19 +3797,28 @@ var ProtocolVersion = /* @__PURE__ */ ((ProtocolVersion2) => {
   return ProtocolVersion2;
 })(ProtocolVersion || {});
 export {
+  CLOSE_BAD_DELTA,
   CLOSE_NO_TRAFFIC,
+  CUSTOM_STATE_BYTES_MAX,
+  DeltaError,
+  EMPTY_WORLD,
   Emitter,
   Encoder,
   ErrorCode,
+  FACING_STEPS,
   FINAL_CLOSE_CODES,
   INSTANCE_ID_PATTERN,
   LeaveReason,
+  MESSAGE_KIND_MAX,
   PLAYER_NAME_BYTES_MAX,
+  POSITION_SCALE,
   PROBE_DEFAULTS,
   PROTOCOL_VERSION,
   RECONNECT_DEFAULTS,
   ShardlineClient,
   ShardlineError,
+  WorldHistory,
+  applyDelta,
   backoffDelayMs,
   baseUrl,
   decodeServerMessage,
@@ -3443,5 +3827,8 @@ export {
   fastest,
   playUrl,
   probeRegions,
-  protocol_exports as protocol
+  protocol_exports as protocol,
+  quantizeFacing,
+  quantizePosition,
+  toEntity
 };

@@ -1,8 +1,9 @@
 import { type ReconnectOptions } from './backoff.js';
+import { type ProtocolVersion } from './codec.js';
 import { Emitter } from './events.js';
 import { type ProbeOptions } from './regions.js';
 import { type WebSocketConstructor } from './socket.js';
-import { type Entity, type Joined, type Notice, type PlayerJoined, type PlayerLeft, type Region, type RegionProbe, type ServerError, type StateUpdate, type Transfer, type Welcome } from './types.js';
+import { type Entity, type GameEvent, type Joined, type Notice, type PlayerJoined, type PlayerLeft, type Region, type RegionProbe, type ServerError, type State, type Transfer, type Welcome } from './types.js';
 /**
  * - `idle`: not connected yet; `connecting`: opening the socket;
  * - `connected`: socket open, Hello not answered yet;
@@ -17,8 +18,23 @@ export interface ClientEvents {
     welcome: Welcome;
     /** Every Joined (after join(), and after a resume): the full state of the instance. */
     joined: Joined;
-    /** One per server tick while in an instance. */
-    state: StateUpdate;
+    /**
+     * One per server tick while in an instance: the world as the server sent
+     * it (version 1) or as the client rebuilt it from a delta (version 2),
+     * with the ids that entered and left the player's view since the last one.
+     */
+    state: State;
+    /** Version 2: an event from the game (GameEvent), after the `state` of its tick. */
+    message: GameEvent;
+    /**
+     * Version 2: the server sent a delta this client cannot apply (its
+     * baseline is not one the client kept, or the bytes break the format).
+     * The client drops the connection (`disconnected` with code 4901,
+     * CLOSE_BAD_DELTA) and reconnects, which brings a full state.
+     */
+    protocolError: {
+        message: string;
+    };
     playerJoined: PlayerJoined;
     playerLeft: PlayerLeft;
     /** A new round-trip sample, ms (ping() and the automatic pings). */
@@ -57,6 +73,12 @@ export interface ClientEvents {
     };
 }
 export interface ClientOptions {
+    /**
+     * Protocol version to speak (default 2): 2 gets deltas against the state
+     * the client acknowledged, game events (`message`), z and facing; 1 gets
+     * every entity in full each tick and no game events.
+     */
+    protocolVersion?: ProtocolVersion;
     /** WebSocket class: the global one by default; in Node 20 pass npm `ws`. */
     WebSocket?: WebSocketConstructor;
     /** Reconnect after a drop (default true), or the backoff to use. */
@@ -103,6 +125,8 @@ export interface ConnectResult {
 export declare const FINAL_CLOSE_CODES: ReadonlySet<number>;
 /** The close code `disconnected` reports when the client itself dropped a silent connection. */
 export declare const CLOSE_NO_TRAFFIC = 4900;
+/** The close code `disconnected` reports when the client dropped a connection whose delta it could not apply. */
+export declare const CLOSE_BAD_DELTA = 4901;
 export declare class ShardlineClient extends Emitter<ClientEvents> {
     private readonly WebSocketClass;
     private readonly reconnectOpts;
@@ -114,7 +138,12 @@ export declare class ShardlineClient extends Emitter<ClientEvents> {
     private readonly random;
     private readonly renewTicket;
     private readonly fleet;
+    private readonly version;
     private readonly enc;
+    /** Version 2: the worlds of the last Limits.delta_history_ticks deltas applied. */
+    private readonly worlds;
+    /** Version 2: the newest tick applied and not acknowledged yet (0: none). */
+    private ackDue;
     private sock;
     private base;
     /** The owner's URL from the last Error(WrongNode): the instance runs on another node of the fleet. */
@@ -148,6 +177,8 @@ export declare class ShardlineClient extends Emitter<ClientEvents> {
     /** close() was called: nothing may reconnect or report any more. */
     private closing;
     constructor(options?: ClientOptions);
+    /** The protocol version this client speaks (the `protocolVersion` option). */
+    get protocolVersion(): ProtocolVersion;
     get status(): ClientStatus;
     /** Base URL of the node the client talks to (after a redirect or Transfer: the new node), or null before connect(). */
     get url(): string | null;
@@ -159,8 +190,8 @@ export declare class ShardlineClient extends Emitter<ClientEvents> {
     get instanceId(): string | null;
     /** The entity this player controls, or null outside an instance. */
     get entityId(): number | null;
-    /** The last StateUpdate. */
-    get state(): StateUpdate | null;
+    /** The last `state` (null before the first after a Joined). */
+    get state(): State | null;
     /** Entities as of the last Joined or StateUpdate. */
     get entities(): Entity[];
     /** Server tick as of the last Joined or StateUpdate. */
@@ -214,6 +245,14 @@ export declare class ShardlineClient extends Emitter<ClientEvents> {
      * The server applies at most `welcome.limits.inputsPerTickMax` per tick.
      */
     sendInput(moveX: number, moveY: number, buttons?: number): number | null;
+    /**
+     * Sends a game message (`Game::on_message` gets it at the next tick, in
+     * order with this player's inputs): `kind` is the game's own (0–65535),
+     * `body` at most `welcome.limits.messageBytesMax` bytes. Returns false
+     * when not in an instance right now (e.g. while reconnecting): it is not
+     * sent. The server takes at most `limits.messagesPerTickMax` per tick.
+     */
+    send(kind: number, body?: Uint8Array): boolean;
     /** Measures one round trip to the node, ms; also updates `rtt`. */
     ping(): Promise<number>;
     /** Closes for good: no reconnect. Emits `closed`. */
@@ -253,12 +292,21 @@ export declare class ShardlineClient extends Emitter<ClientEvents> {
     private stopTimers;
     /** Drops a connection that went silent while messages were due (a network that stopped without a FIN). */
     private checkLiveness;
-    private send;
+    private sendFrame;
     private request;
     private settle;
     private failPings;
     private requireStatus;
     private setStatus;
     private onFrame;
+    /**
+     * Version 2: rebuilds the world of the delta's tick, emits it as `state`,
+     * and acknowledges it (in an input sent by a `state` listener, or in an
+     * Ack right after). A delta that cannot be applied drops the connection
+     * (CLOSE_BAD_DELTA); the reconnect brings a full state.
+     */
+    private onDelta;
+    /** Fills in what entered and left since the last state, keeps `s` as the current state, emits it. */
+    private takeState;
     private onMessage;
 }

@@ -3,7 +3,8 @@
 // players joining and leaving) as events, and automatic reconnection that
 // takes the player's seat back with the resume token.
 import { backoffDelayMs, RECONNECT_DEFAULTS } from './backoff.js';
-import { decodeServerMessage, Encoder, INSTANCE_ID_PATTERN, PLAYER_NAME_BYTES_MAX, utf8Bytes } from './codec.js';
+import { decodeServerMessage, Encoder, INSTANCE_ID_PATTERN, MESSAGE_KIND_MAX, PLAYER_NAME_BYTES_MAX, PROTOCOL_VERSION, utf8Bytes, } from './codec.js';
+import { DeltaError, toEntity, WorldHistory } from './delta.js';
 import { Emitter } from './events.js';
 import { fastest, PROBE_DEFAULTS, probeRegions } from './regions.js';
 import { abandon, defaultWebSocket, messageBytes, OPEN } from './socket.js';
@@ -35,6 +36,8 @@ const TICKET_ERROR_CODES = new Set([
 ]);
 /** The close code `disconnected` reports when the client itself dropped a silent connection. */
 export const CLOSE_NO_TRAFFIC = 4900;
+/** The close code `disconnected` reports when the client dropped a connection whose delta it could not apply. */
+export const CLOSE_BAD_DELTA = 4901;
 const DEFAULTS = {
     pingIntervalMs: 2000,
     deadAfterMs: 10000,
@@ -47,7 +50,10 @@ const RTT_SMOOTHING = 1 / 8;
 export class ShardlineClient extends Emitter {
     constructor(options = {}) {
         super();
-        this.enc = new Encoder();
+        /** Version 2: the worlds of the last Limits.delta_history_ticks deltas applied. */
+        this.worlds = new WorldHistory(1);
+        /** Version 2: the newest tick applied and not acknowledged yet (0: none). */
+        this.ackDue = 0;
         this.sock = null;
         this.base = null;
         /** The owner's URL from the last Error(WrongNode): the instance runs on another node of the fleet. */
@@ -93,6 +99,14 @@ export class ShardlineClient extends Emitter {
         this.random = options.random ?? Math.random;
         this.renewTicket = options.renewTicket ?? null;
         this.fleet = options.fleet ?? [];
+        this.version = options.protocolVersion ?? PROTOCOL_VERSION;
+        if (this.version !== 1 && this.version !== 2)
+            throw new RangeError(`protocolVersion must be 1 or 2 (got ${String(this.version)})`);
+        this.enc = new Encoder(this.version);
+    }
+    /** The protocol version this client speaks (the `protocolVersion` option). */
+    get protocolVersion() {
+        return this.version;
     }
     get status() {
         return this.statusValue;
@@ -119,7 +133,7 @@ export class ShardlineClient extends Emitter {
     get entityId() {
         return this.joinedValue?.entityId ?? null;
     }
-    /** The last StateUpdate. */
+    /** The last `state` (null before the first after a Joined). */
     get state() {
         return this.stateValue;
     }
@@ -280,11 +294,13 @@ export class ShardlineClient extends Emitter {
     /** Leaves the instance; the connection stays and may join again. */
     leave() {
         this.requireStatus('leave', 'joined');
-        this.send(this.enc.leave());
+        this.sendFrame(this.enc.leave());
         this.joinedValue = null;
         this.instanceWanted = null;
         this.stateValue = null;
         this.entitiesValue = [];
+        this.worlds.clear();
+        this.ackDue = 0;
         this.setStatus('welcomed');
     }
     /**
@@ -301,8 +317,31 @@ export class ShardlineClient extends Emitter {
         if (this.statusValue !== 'joined' || !this.sock || this.sock.readyState !== OPEN)
             return null;
         this.seq = (this.seq + 1) >>> 0;
-        this.send(this.enc.input(this.seq, moveX, moveY, buttons >>> 0));
+        // Version 2: the input carries the acknowledgement that would otherwise go alone.
+        const ack = this.ackDue;
+        this.ackDue = 0;
+        this.sendFrame(this.enc.input(this.seq, moveX, moveY, buttons >>> 0, ack));
         return this.seq;
+    }
+    /**
+     * Sends a game message (`Game::on_message` gets it at the next tick, in
+     * order with this player's inputs): `kind` is the game's own (0–65535),
+     * `body` at most `welcome.limits.messageBytesMax` bytes. Returns false
+     * when not in an instance right now (e.g. while reconnecting): it is not
+     * sent. The server takes at most `limits.messagesPerTickMax` per tick.
+     */
+    send(kind, body = new Uint8Array(0)) {
+        if (!Number.isInteger(kind) || kind < 0 || kind > MESSAGE_KIND_MAX) {
+            throw new RangeError(`message kind must be an integer in [0, ${MESSAGE_KIND_MAX}] (got ${kind})`);
+        }
+        if (!(body instanceof Uint8Array))
+            throw new TypeError('message body must be a Uint8Array');
+        const max = this.welcomeValue?.limits.messageBytesMax ?? 0;
+        if (max > 0 && body.length > max)
+            throw new RangeError(`message body of ${body.length} bytes is over limits.messageBytesMax (${max})`);
+        if (this.statusValue !== 'joined' || !this.sock || this.sock.readyState !== OPEN)
+            return false;
+        return this.sendFrame(this.enc.message(kind, body));
     }
     /** Measures one round trip to the node, ms; also updates `rtt`. */
     ping() {
@@ -318,7 +357,7 @@ export class ShardlineClient extends Emitter {
                 reject(new ShardlineError(`no Pong within ${this.requestTimeoutMs} ms`));
             }, this.requestTimeoutMs);
             this.pings.set(t, { resolve, reject, timer });
-            this.send(this.enc.ping(t));
+            this.sendFrame(this.enc.ping(t));
         });
     }
     /** Closes for good: no reconnect. Emits `closed`. */
@@ -646,7 +685,7 @@ export class ShardlineClient extends Emitter {
         abandon(s, CLOSE_NO_TRAFFIC, 'no traffic');
         this.onSocketClose(s, CLOSE_NO_TRAFFIC, `no message from the server for ${Math.round(silentMs)} ms`);
     }
-    send(bytes) {
+    sendFrame(bytes) {
         const s = this.sock;
         if (!s || s.readyState !== OPEN)
             return false;
@@ -663,7 +702,7 @@ export class ShardlineClient extends Emitter {
         return new Promise((resolve, reject) => {
             const timer = setTimeout(() => this.settle(new ShardlineError(`no answer to ${kind} within ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs);
             this.pending = { kind, expectJoined, welcome: null, resolve: resolve, reject, timer };
-            this.send(bytes);
+            this.sendFrame(bytes);
         });
     }
     settle(err, value) {
@@ -712,14 +751,78 @@ export class ShardlineClient extends Emitter {
         }
         if (msg?.type === 'transfer')
             this.onTransfer(sock, msg.transfer);
+        else if (msg?.type === 'delta')
+            this.onDelta(sock, msg.delta, bytes.length);
         else if (msg)
-            this.onMessage(msg);
+            this.onMessage(msg, bytes.length);
     }
-    onMessage(m) {
+    /**
+     * Version 2: rebuilds the world of the delta's tick, emits it as `state`,
+     * and acknowledges it (in an input sent by a `state` listener, or in an
+     * Ack right after). A delta that cannot be applied drops the connection
+     * (CLOSE_BAD_DELTA); the reconnect brings a full state.
+     */
+    onDelta(sock, d, frameBytes) {
+        // Still in flight after leave(): nothing to apply it to, and nothing to ack.
+        if (this.joinedValue === null)
+            return;
+        let world;
+        try {
+            world = this.worlds.apply(d);
+        }
+        catch (e) {
+            if (!(e instanceof DeltaError))
+                throw e;
+            this.emit('protocolError', { message: e.message });
+            if (this.sock !== sock)
+                return; // a listener closed the client
+            abandon(sock, CLOSE_BAD_DELTA, 'bad delta');
+            this.onSocketClose(sock, CLOSE_BAD_DELTA, e.message);
+            return;
+        }
+        const entities = [];
+        for (const q of world.entities.values())
+            entities.push(toEntity(q));
+        this.ackDue = d.tick;
+        this.takeState({
+            tick: d.tick,
+            lastInputSeq: d.lastInputSeq,
+            inputsApplied: d.inputsApplied,
+            entities,
+            custom: world.custom,
+            baselineTick: d.baselineTick,
+            frameBytes,
+            entered: [],
+            left: [],
+        });
+        if (this.ackDue !== 0 && this.sock === sock) {
+            this.sendFrame(this.enc.ack(this.ackDue));
+            this.ackDue = 0;
+        }
+    }
+    /** Fills in what entered and left since the last state, keeps `s` as the current state, emits it. */
+    takeState(s) {
+        const before = new Set();
+        for (const e of this.entitiesValue)
+            before.add(e.id);
+        for (const e of s.entities) {
+            if (!before.delete(e.id))
+                s.entered.push(e.id);
+        }
+        for (const id of before)
+            s.left.push(id);
+        this.transfersInARow = 0;
+        this.stateValue = s;
+        this.entitiesValue = s.entities;
+        this.tickValue = s.tick;
+        this.emit('state', s);
+    }
+    onMessage(m, frameBytes) {
         const p = this.pending;
         switch (m.type) {
             case 'welcome':
                 this.welcomeValue = m.welcome;
+                this.worlds.resize(Math.max(1, m.welcome.limits.deltaHistoryTicks));
                 this.emit('welcome', m.welcome);
                 if (p?.kind === 'hello') {
                     if (p.expectJoined && m.welcome.resumed)
@@ -734,6 +837,9 @@ export class ShardlineClient extends Emitter {
                 this.stateValue = null;
                 this.entitiesValue = m.joined.entities;
                 this.tickValue = m.joined.tick;
+                // A new seat or a resume: the next delta is a full state.
+                this.worlds.clear();
+                this.ackDue = 0;
                 this.emit('joined', m.joined);
                 if (p?.kind === 'join')
                     this.settle(null, m.joined);
@@ -741,11 +847,12 @@ export class ShardlineClient extends Emitter {
                     this.settle(null, { welcome: p.welcome, joined: m.joined });
                 break;
             case 'state':
-                this.transfersInARow = 0;
-                this.stateValue = m.state;
-                this.entitiesValue = m.state.entities;
-                this.tickValue = m.state.tick;
-                this.emit('state', m.state);
+                this.takeState({ ...m.state, baselineTick: 0, frameBytes, entered: [], left: [] });
+                break;
+            case 'delta':
+                break; // handled in onFrame, which knows the socket
+            case 'event':
+                this.emit('message', m.event);
                 break;
             case 'playerJoined':
                 this.emit('playerJoined', m.playerJoined);

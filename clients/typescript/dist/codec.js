@@ -2,15 +2,19 @@
 // turns ServerMessage frames into the plain objects of `types.ts`. Pure code:
 // no sockets, no clock.
 import * as flatbuffers from 'flatbuffers';
+import { Ack } from './generated/shardline/protocol/ack.js';
 import { ClientBody } from './generated/shardline/protocol/client-body.js';
 import { ClientMessage } from './generated/shardline/protocol/client-message.js';
+import { EntityPose } from './generated/shardline/protocol/entity-pose.js';
 import { EntityState } from './generated/shardline/protocol/entity-state.js';
 import { Error as ErrorTable } from './generated/shardline/protocol/error.js';
+import { GameEvent as GameEventTable } from './generated/shardline/protocol/game-event.js';
 import { Hello } from './generated/shardline/protocol/hello.js';
 import { Input } from './generated/shardline/protocol/input.js';
 import { Join } from './generated/shardline/protocol/join.js';
 import { Joined as JoinedTable } from './generated/shardline/protocol/joined.js';
 import { Leave } from './generated/shardline/protocol/leave.js';
+import { Message } from './generated/shardline/protocol/message.js';
 import { Ping } from './generated/shardline/protocol/ping.js';
 import { Notice as NoticeTable } from './generated/shardline/protocol/notice.js';
 import { PlayerJoined as PlayerJoinedTable } from './generated/shardline/protocol/player-joined.js';
@@ -18,11 +22,17 @@ import { PlayerLeft as PlayerLeftTable } from './generated/shardline/protocol/pl
 import { Pong as PongTable } from './generated/shardline/protocol/pong.js';
 import { ServerBody } from './generated/shardline/protocol/server-body.js';
 import { ServerMessage as ServerMessageTable } from './generated/shardline/protocol/server-message.js';
+import { StateDelta as StateDeltaTable } from './generated/shardline/protocol/state-delta.js';
 import { StateUpdate as StateUpdateTable } from './generated/shardline/protocol/state-update.js';
 import { Transfer as TransferTable } from './generated/shardline/protocol/transfer.js';
 import { Welcome as WelcomeTable } from './generated/shardline/protocol/welcome.js';
-/** The protocol version this client speaks (ProtocolVersion.V1). */
-export const PROTOCOL_VERSION = 1;
+/**
+ * The protocol version this client speaks unless told otherwise
+ * (ProtocolVersion.V2: deltas, game events, z and facing).
+ */
+export const PROTOCOL_VERSION = 2;
+/** Largest game message kind (a u16). */
+export const MESSAGE_KIND_MAX = 0xffff;
 /** Longest player name the server accepts, in UTF-8 bytes. */
 export const PLAYER_NAME_BYTES_MAX = 32;
 /** Instance ids: 1–64 bytes of [A-Za-z0-9_.-]. */
@@ -32,7 +42,9 @@ export const INSTANCE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const BUILDER_INITIAL_BYTES = 256;
 /** Builds client messages, reusing one FlatBuffers builder. */
 export class Encoder {
-    constructor() {
+    /** `version`: what Hello says (default PROTOCOL_VERSION). */
+    constructor(version = PROTOCOL_VERSION) {
+        this.version = version;
         this.b = new flatbuffers.Builder(BUILDER_INITIAL_BYTES);
     }
     /** Hello: a new player (with a join ticket when the server requires one), or a resume with a token. */
@@ -41,7 +53,7 @@ export class Encoder {
         const nameOff = b.createString(name);
         const tokenOff = resumeToken ? b.createString(resumeToken) : 0;
         const ticketOff = ticket ? b.createString(ticket) : 0;
-        const body = Hello.createHello(b, PROTOCOL_VERSION, nameOff, tokenOff, ticketOff);
+        const body = Hello.createHello(b, this.version, nameOff, tokenOff, ticketOff);
         return this.finish(ClientBody.Hello, body);
     }
     join(instanceId, createIfMissing = true) {
@@ -54,9 +66,21 @@ export class Encoder {
         const b = this.start();
         return this.finish(ClientBody.Leave, Leave.createLeave(b));
     }
-    input(seq, moveX, moveY, buttons) {
+    /** `ackTick`: version 2, the newest StateDelta tick applied and not acknowledged yet (0: none). */
+    input(seq, moveX, moveY, buttons, ackTick = 0) {
         const b = this.start();
-        return this.finish(ClientBody.Input, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(0)));
+        return this.finish(ClientBody.Input, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(ackTick)));
+    }
+    /** Version 2: the newest StateDelta tick this client applied. */
+    ack(tick) {
+        const b = this.start();
+        return this.finish(ClientBody.Ack, Ack.createAck(b, BigInt(tick)));
+    }
+    /** A game message: `kind` is the game's own (u16). */
+    message(kind, body) {
+        const b = this.start();
+        const bodyOff = Message.createBodyVector(b, body);
+        return this.finish(ClientBody.Message, Message.createMessage(b, kind, bodyOff));
     }
     ping(clientTime) {
         const b = this.start();
@@ -97,6 +121,9 @@ export function decodeServerMessage(bytes) {
                 heartbeatMs: l?.heartbeatMs() ?? 0,
                 connectTimeoutMs: l?.connectTimeoutMs() ?? 0,
                 reconnectGraceMs: l?.reconnectGraceMs() ?? 0,
+                deltaHistoryTicks: l?.deltaHistoryTicks() ?? 0,
+                messageBytesMax: l?.messageBytesMax() ?? 0,
+                messagesPerTickMax: l?.messagesPerTickMax() ?? 0,
             };
             return {
                 type: 'welcome',
@@ -122,7 +149,7 @@ export function decodeServerMessage(bytes) {
                     tick: Number(j.tick()),
                     arenaWidth: j.arenaWidth(),
                     arenaHeight: j.arenaHeight(),
-                    entities: readEntities(j.entitiesLength(), (i, o) => j.entities(i, o)),
+                    entities: readEntities(j.entitiesLength(), (i, o) => j.entities(i, o), j.posesLength(), (i, o) => j.poses(i, o)),
                     custom: copyBytes(j.customArray()),
                 },
             };
@@ -135,10 +162,31 @@ export function decodeServerMessage(bytes) {
                     tick: Number(u.tick()),
                     lastInputSeq: u.lastInputSeq(),
                     inputsApplied: u.inputsApplied(),
-                    entities: readEntities(u.entitiesLength(), (i, o) => u.entities(i, o)),
+                    entities: readEntities(u.entitiesLength(), (i, o) => u.entities(i, o), u.posesLength(), (i, o) => u.poses(i, o)),
                     custom: copyBytes(u.customArray()),
                 },
             };
+        }
+        case ServerBody.StateDelta: {
+            const d = msg.body(new StateDeltaTable());
+            const full = d.customFullArray();
+            const patch = d.customPatchArray();
+            return {
+                type: 'delta',
+                delta: {
+                    tick: Number(d.tick()),
+                    baselineTick: Number(d.baselineTick()),
+                    lastInputSeq: d.lastInputSeq(),
+                    inputsApplied: d.inputsApplied(),
+                    entities: copyBytes(d.entitiesArray()),
+                    customFull: full ? full.slice() : null,
+                    customPatch: patch ? patch.slice() : null,
+                },
+            };
+        }
+        case ServerBody.GameEvent: {
+            const e = msg.body(new GameEventTable());
+            return { type: 'event', event: { tick: Number(e.tick()), kind: e.kind(), body: copyBytes(e.bodyArray()) } };
         }
         case ServerBody.PlayerJoined: {
             const p = msg.body(new PlayerJoinedTable());
@@ -170,12 +218,21 @@ export function decodeServerMessage(bytes) {
             return null;
     }
 }
-function readEntities(n, at) {
+/**
+ * Entities with their poses (z, facing): `poses` is parallel to `entities`,
+ * or absent (every z and facing 0); another length is a malformed frame.
+ */
+function readEntities(n, at, poses, poseAt) {
+    if (poses !== 0 && poses !== n)
+        throw new Error(`${poses} poses for ${n} entities`);
     const out = new Array(n);
     const e = new EntityState();
+    const p = new EntityPose();
     for (let i = 0; i < n; i++) {
         at(i, e);
-        out[i] = { id: e.id(), kind: e.kind(), flags: e.flags(), x: e.x(), y: e.y(), vx: e.vx(), vy: e.vy() };
+        const z = poses ? poseAt(i, p).z() : 0;
+        const facing = poses ? p.facing() : 0;
+        out[i] = { id: e.id(), kind: e.kind(), flags: e.flags(), x: e.x(), y: e.y(), vx: e.vx(), vy: e.vy(), z, facing };
     }
     return out;
 }

@@ -6,9 +6,12 @@
 //   const { entityId } = await client.join('arena');  // or join(): placed
 //   client.on('state', (u) => draw(u.entities, entityId));
 //   client.sendInput(1, 0);                           // move right
-export { ShardlineClient, FINAL_CLOSE_CODES, CLOSE_NO_TRAFFIC, } from './client.js';
+//   client.on('message', (ev) => onGameEvent(ev.kind, ev.body));
+//   client.send(7, new Uint8Array([1, 2]));           // a game message
+export { ShardlineClient, FINAL_CLOSE_CODES, CLOSE_NO_TRAFFIC, CLOSE_BAD_DELTA, } from './client.js';
 export { backoffDelayMs, RECONNECT_DEFAULTS } from './backoff.js';
-export { Encoder, decodeServerMessage, PROTOCOL_VERSION, PLAYER_NAME_BYTES_MAX, INSTANCE_ID_PATTERN } from './codec.js';
+export { Encoder, decodeServerMessage, PROTOCOL_VERSION, PLAYER_NAME_BYTES_MAX, INSTANCE_ID_PATTERN, MESSAGE_KIND_MAX, } from './codec.js';
+export { applyDelta, DeltaError, EMPTY_WORLD, CUSTOM_STATE_BYTES_MAX, FACING_STEPS, POSITION_SCALE, quantizeFacing, quantizePosition, toEntity, WorldHistory, } from './delta.js';
 export { Emitter } from './events.js';
 export { probeRegions, fastest, PROBE_DEFAULTS } from './regions.js';
 export { baseUrl, playUrl, echoUrl } from './urls.js';

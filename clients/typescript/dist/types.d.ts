@@ -11,6 +11,15 @@ export interface Limits {
     connectTimeoutMs: number;
     /** How long a dropped player's seat is kept for a resume. */
     reconnectGraceMs: number;
+    /**
+     * Protocol version 2: how many recent ticks the server can encode a delta
+     * against; the client keeps the world of its last this many applied ticks.
+     */
+    deltaHistoryTicks: number;
+    /** Largest body of a game message (`send(kind, body)`), bytes. */
+    messageBytesMax: number;
+    /** Game messages the server takes from one player per tick. */
+    messagesPerTickMax: number;
 }
 export interface Welcome {
     /**
@@ -29,7 +38,10 @@ export interface Welcome {
     /** True when this Welcome answered a Hello with a token that got the seat back. */
     resumed: boolean;
 }
-/** One entity: position and velocity in arena units (velocity per second). */
+/**
+ * One entity: position and velocity in arena units (velocity per second).
+ * Protocol version 2 quantizes them to 1/64 of a unit (error at most 1/128).
+ */
 export interface Entity {
     id: number;
     kind: number;
@@ -38,6 +50,10 @@ export interface Entity {
     y: number;
     vx: number;
     vy: number;
+    /** Height, arena units (0 in a 2D game). */
+    z: number;
+    /** Facing, radians in [0, 2π) (0 in a 2D game; version 2: in steps of 2π/65536). */
+    facing: number;
 }
 export interface Joined {
     instanceId: string;
@@ -51,13 +67,53 @@ export interface Joined {
     /** Game-specific state beyond entities (empty for the reference arena). */
     custom: Uint8Array;
 }
+/** The world as of one server tick, as the server sent it (version 1) or as the client rebuilt it (version 2). */
 export interface StateUpdate {
     tick: number;
     /** Highest input seq the world has applied for this player (0 = none yet). */
     lastInputSeq: number;
     inputsApplied: number;
+    /** In ascending id order when rebuilt from deltas (version 2); as sent in version 1. */
     entities: Entity[];
     custom: Uint8Array;
+}
+/**
+ * What the `state` event carries: the StateUpdate, and what changed since
+ * the previous `state` (or, for the first after a `joined`, since Joined).
+ */
+export interface State extends StateUpdate {
+    /** Ids of the entities that are here and were not in the previous state: entered the player's view. */
+    entered: number[];
+    /** Ids of the entities of the previous state that are gone: left the player's view. */
+    left: number[];
+    /** Version 2: the tick the delta was encoded against (0: a full state). Version 1: always 0. */
+    baselineTick: number;
+    /** Size of the WebSocket message this state came in, bytes. */
+    frameBytes: number;
+}
+/**
+ * Version 2: a StateDelta as it came (src/delta.ts rebuilds the world from
+ * it; the bytes' format is in docs/protocol.md).
+ */
+export interface StateDelta {
+    tick: number;
+    /** The tick this delta applies to; 0 = a full state (start from an empty world). */
+    baselineTick: number;
+    lastInputSeq: number;
+    inputsApplied: number;
+    /** Removed, entered and changed entities, quantized. */
+    entities: Uint8Array;
+    /** When not null: the custom state replaces the baseline's. */
+    customFull: Uint8Array | null;
+    /** When not null: runs of bytes changed in the baseline's custom state. */
+    customPatch: Uint8Array | null;
+}
+/** Version 2: an event from the game (`message` event), after the state of the tick that produced it. */
+export interface GameEvent {
+    tick: number;
+    /** The game's own kind. */
+    kind: number;
+    body: Uint8Array;
 }
 export interface PlayerJoined {
     playerId: bigint;
@@ -105,6 +161,12 @@ export type ServerMessage = {
 } | {
     type: 'state';
     state: StateUpdate;
+} | {
+    type: 'delta';
+    delta: StateDelta;
+} | {
+    type: 'event';
+    event: GameEvent;
 } | {
     type: 'playerJoined';
     playerJoined: PlayerJoined;

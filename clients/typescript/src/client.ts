@@ -4,7 +4,17 @@
 // takes the player's seat back with the resume token.
 
 import { backoffDelayMs, RECONNECT_DEFAULTS, type ReconnectOptions } from './backoff.js';
-import { decodeServerMessage, Encoder, INSTANCE_ID_PATTERN, PLAYER_NAME_BYTES_MAX, utf8Bytes } from './codec.js';
+import {
+  decodeServerMessage,
+  Encoder,
+  INSTANCE_ID_PATTERN,
+  MESSAGE_KIND_MAX,
+  PLAYER_NAME_BYTES_MAX,
+  PROTOCOL_VERSION,
+  utf8Bytes,
+  type ProtocolVersion,
+} from './codec.js';
+import { DeltaError, toEntity, WorldHistory } from './delta.js';
 import { Emitter } from './events.js';
 import { fastest, PROBE_DEFAULTS, probeRegions, type ProbeOptions } from './regions.js';
 import { abandon, defaultWebSocket, messageBytes, OPEN, type WebSocketConstructor, type WebSocketLike } from './socket.js';
@@ -13,6 +23,7 @@ import {
   errorCodeName,
   ShardlineError,
   type Entity,
+  type GameEvent,
   type Joined,
   type Notice,
   type PlayerJoined,
@@ -21,7 +32,8 @@ import {
   type RegionProbe,
   type ServerError,
   type ServerMessage,
-  type StateUpdate,
+  type State,
+  type StateDelta,
   type Transfer,
   type Welcome,
 } from './types.js';
@@ -42,8 +54,21 @@ export interface ClientEvents {
   welcome: Welcome;
   /** Every Joined (after join(), and after a resume): the full state of the instance. */
   joined: Joined;
-  /** One per server tick while in an instance. */
-  state: StateUpdate;
+  /**
+   * One per server tick while in an instance: the world as the server sent
+   * it (version 1) or as the client rebuilt it from a delta (version 2),
+   * with the ids that entered and left the player's view since the last one.
+   */
+  state: State;
+  /** Version 2: an event from the game (GameEvent), after the `state` of its tick. */
+  message: GameEvent;
+  /**
+   * Version 2: the server sent a delta this client cannot apply (its
+   * baseline is not one the client kept, or the bytes break the format).
+   * The client drops the connection (`disconnected` with code 4901,
+   * CLOSE_BAD_DELTA) and reconnects, which brings a full state.
+   */
+  protocolError: { message: string };
   playerJoined: PlayerJoined;
   playerLeft: PlayerLeft;
   /** A new round-trip sample, ms (ping() and the automatic pings). */
@@ -69,6 +94,12 @@ export interface ClientEvents {
 }
 
 export interface ClientOptions {
+  /**
+   * Protocol version to speak (default 2): 2 gets deltas against the state
+   * the client acknowledged, game events (`message`), z and facing; 1 gets
+   * every entity in full each tick and no game events.
+   */
+  protocolVersion?: ProtocolVersion;
   /** WebSocket class: the global one by default; in Node 20 pass npm `ws`. */
   WebSocket?: WebSocketConstructor;
   /** Reconnect after a drop (default true), or the backoff to use. */
@@ -143,6 +174,9 @@ const TICKET_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
 /** The close code `disconnected` reports when the client itself dropped a silent connection. */
 export const CLOSE_NO_TRAFFIC = 4900;
 
+/** The close code `disconnected` reports when the client dropped a connection whose delta it could not apply. */
+export const CLOSE_BAD_DELTA = 4901;
+
 const DEFAULTS = {
   pingIntervalMs: 2000,
   deadAfterMs: 10_000,
@@ -190,7 +224,12 @@ export class ShardlineClient extends Emitter<ClientEvents> {
   private readonly random: () => number;
   private readonly renewTicket: (() => string | Promise<string>) | null;
   private readonly fleet: string[];
-  private readonly enc = new Encoder();
+  private readonly version: ProtocolVersion;
+  private readonly enc: Encoder;
+  /** Version 2: the worlds of the last Limits.delta_history_ticks deltas applied. */
+  private readonly worlds = new WorldHistory(1);
+  /** Version 2: the newest tick applied and not acknowledged yet (0: none). */
+  private ackDue = 0;
 
   private sock: WebSocketLike | null = null;
   private base: string | null = null;
@@ -209,7 +248,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
   private joinedValue: Joined | null = null;
   /** The instance the player wants to be in: re-joined when a resume fails. */
   private instanceWanted: string | null = null;
-  private stateValue: StateUpdate | null = null;
+  private stateValue: State | null = null;
   private entitiesValue: Entity[] = [];
   private tickValue = 0;
   private seq = 0;
@@ -240,6 +279,14 @@ export class ShardlineClient extends Emitter<ClientEvents> {
     this.random = options.random ?? Math.random;
     this.renewTicket = options.renewTicket ?? null;
     this.fleet = options.fleet ?? [];
+    this.version = options.protocolVersion ?? PROTOCOL_VERSION;
+    if (this.version !== 1 && this.version !== 2) throw new RangeError(`protocolVersion must be 1 or 2 (got ${String(this.version)})`);
+    this.enc = new Encoder(this.version);
+  }
+
+  /** The protocol version this client speaks (the `protocolVersion` option). */
+  get protocolVersion(): ProtocolVersion {
+    return this.version;
   }
 
   get status(): ClientStatus {
@@ -267,8 +314,8 @@ export class ShardlineClient extends Emitter<ClientEvents> {
   get entityId(): number | null {
     return this.joinedValue?.entityId ?? null;
   }
-  /** The last StateUpdate. */
-  get state(): StateUpdate | null {
+  /** The last `state` (null before the first after a Joined). */
+  get state(): State | null {
     return this.stateValue;
   }
   /** Entities as of the last Joined or StateUpdate. */
@@ -425,11 +472,13 @@ export class ShardlineClient extends Emitter<ClientEvents> {
   /** Leaves the instance; the connection stays and may join again. */
   leave(): void {
     this.requireStatus('leave', 'joined');
-    this.send(this.enc.leave());
+    this.sendFrame(this.enc.leave());
     this.joinedValue = null;
     this.instanceWanted = null;
     this.stateValue = null;
     this.entitiesValue = [];
+    this.worlds.clear();
+    this.ackDue = 0;
     this.setStatus('welcomed');
   }
 
@@ -446,8 +495,29 @@ export class ShardlineClient extends Emitter<ClientEvents> {
     }
     if (this.statusValue !== 'joined' || !this.sock || this.sock.readyState !== OPEN) return null;
     this.seq = (this.seq + 1) >>> 0;
-    this.send(this.enc.input(this.seq, moveX, moveY, buttons >>> 0));
+    // Version 2: the input carries the acknowledgement that would otherwise go alone.
+    const ack = this.ackDue;
+    this.ackDue = 0;
+    this.sendFrame(this.enc.input(this.seq, moveX, moveY, buttons >>> 0, ack));
     return this.seq;
+  }
+
+  /**
+   * Sends a game message (`Game::on_message` gets it at the next tick, in
+   * order with this player's inputs): `kind` is the game's own (0–65535),
+   * `body` at most `welcome.limits.messageBytesMax` bytes. Returns false
+   * when not in an instance right now (e.g. while reconnecting): it is not
+   * sent. The server takes at most `limits.messagesPerTickMax` per tick.
+   */
+  send(kind: number, body: Uint8Array = new Uint8Array(0)): boolean {
+    if (!Number.isInteger(kind) || kind < 0 || kind > MESSAGE_KIND_MAX) {
+      throw new RangeError(`message kind must be an integer in [0, ${MESSAGE_KIND_MAX}] (got ${kind})`);
+    }
+    if (!(body instanceof Uint8Array)) throw new TypeError('message body must be a Uint8Array');
+    const max = this.welcomeValue?.limits.messageBytesMax ?? 0;
+    if (max > 0 && body.length > max) throw new RangeError(`message body of ${body.length} bytes is over limits.messageBytesMax (${max})`);
+    if (this.statusValue !== 'joined' || !this.sock || this.sock.readyState !== OPEN) return false;
+    return this.sendFrame(this.enc.message(kind, body));
   }
 
   /** Measures one round trip to the node, ms; also updates `rtt`. */
@@ -463,7 +533,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
         reject(new ShardlineError(`no Pong within ${this.requestTimeoutMs} ms`));
       }, this.requestTimeoutMs);
       this.pings.set(t, { resolve, reject, timer });
-      this.send(this.enc.ping(t));
+      this.sendFrame(this.enc.ping(t));
     });
   }
 
@@ -766,7 +836,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
     this.onSocketClose(s, CLOSE_NO_TRAFFIC, `no message from the server for ${Math.round(silentMs)} ms`);
   }
 
-  private send(bytes: Uint8Array): boolean {
+  private sendFrame(bytes: Uint8Array): boolean {
     const s = this.sock;
     if (!s || s.readyState !== OPEN) return false;
     s.send(bytes);
@@ -786,7 +856,7 @@ export class ShardlineClient extends Emitter<ClientEvents> {
         this.requestTimeoutMs,
       );
       this.pending = { kind, expectJoined, welcome: null, resolve: resolve as (v: never) => void, reject, timer };
-      this.send(bytes);
+      this.sendFrame(bytes);
     });
   }
 
@@ -834,14 +904,71 @@ export class ShardlineClient extends Emitter<ClientEvents> {
       return;
     }
     if (msg?.type === 'transfer') this.onTransfer(sock, msg.transfer);
-    else if (msg) this.onMessage(msg);
+    else if (msg?.type === 'delta') this.onDelta(sock, msg.delta, bytes.length);
+    else if (msg) this.onMessage(msg, bytes.length);
   }
 
-  private onMessage(m: ServerMessage): void {
+  /**
+   * Version 2: rebuilds the world of the delta's tick, emits it as `state`,
+   * and acknowledges it (in an input sent by a `state` listener, or in an
+   * Ack right after). A delta that cannot be applied drops the connection
+   * (CLOSE_BAD_DELTA); the reconnect brings a full state.
+   */
+  private onDelta(sock: WebSocketLike, d: StateDelta, frameBytes: number): void {
+    // Still in flight after leave(): nothing to apply it to, and nothing to ack.
+    if (this.joinedValue === null) return;
+    let world;
+    try {
+      world = this.worlds.apply(d);
+    } catch (e) {
+      if (!(e instanceof DeltaError)) throw e;
+      this.emit('protocolError', { message: e.message });
+      if (this.sock !== sock) return; // a listener closed the client
+      abandon(sock, CLOSE_BAD_DELTA, 'bad delta');
+      this.onSocketClose(sock, CLOSE_BAD_DELTA, e.message);
+      return;
+    }
+    const entities: Entity[] = [];
+    for (const q of world.entities.values()) entities.push(toEntity(q));
+    this.ackDue = d.tick;
+    this.takeState({
+      tick: d.tick,
+      lastInputSeq: d.lastInputSeq,
+      inputsApplied: d.inputsApplied,
+      entities,
+      custom: world.custom,
+      baselineTick: d.baselineTick,
+      frameBytes,
+      entered: [],
+      left: [],
+    });
+    if (this.ackDue !== 0 && this.sock === sock) {
+      this.sendFrame(this.enc.ack(this.ackDue));
+      this.ackDue = 0;
+    }
+  }
+
+  /** Fills in what entered and left since the last state, keeps `s` as the current state, emits it. */
+  private takeState(s: State): void {
+    const before = new Set<number>();
+    for (const e of this.entitiesValue) before.add(e.id);
+    for (const e of s.entities) {
+      if (!before.delete(e.id)) s.entered.push(e.id);
+    }
+    for (const id of before) s.left.push(id);
+    this.transfersInARow = 0;
+    this.stateValue = s;
+    this.entitiesValue = s.entities;
+    this.tickValue = s.tick;
+    this.emit('state', s);
+  }
+
+  private onMessage(m: ServerMessage, frameBytes: number): void {
     const p = this.pending;
     switch (m.type) {
       case 'welcome':
         this.welcomeValue = m.welcome;
+        this.worlds.resize(Math.max(1, m.welcome.limits.deltaHistoryTicks));
         this.emit('welcome', m.welcome);
         if (p?.kind === 'hello') {
           if (p.expectJoined && m.welcome.resumed) p.welcome = m.welcome;
@@ -854,16 +981,20 @@ export class ShardlineClient extends Emitter<ClientEvents> {
         this.stateValue = null;
         this.entitiesValue = m.joined.entities;
         this.tickValue = m.joined.tick;
+        // A new seat or a resume: the next delta is a full state.
+        this.worlds.clear();
+        this.ackDue = 0;
         this.emit('joined', m.joined);
         if (p?.kind === 'join') this.settle(null, m.joined);
         else if (p?.kind === 'hello' && p.welcome) this.settle(null, { welcome: p.welcome, joined: m.joined } satisfies HelloResult);
         break;
       case 'state':
-        this.transfersInARow = 0;
-        this.stateValue = m.state;
-        this.entitiesValue = m.state.entities;
-        this.tickValue = m.state.tick;
-        this.emit('state', m.state);
+        this.takeState({ ...m.state, baselineTick: 0, frameBytes, entered: [], left: [] });
+        break;
+      case 'delta':
+        break; // handled in onFrame, which knows the socket
+      case 'event':
+        this.emit('message', m.event);
         break;
       case 'playerJoined':
         this.emit('playerJoined', m.playerJoined);

@@ -4,15 +4,19 @@
 
 import * as flatbuffers from 'flatbuffers';
 
+import { Ack } from './generated/shardline/protocol/ack.js';
 import { ClientBody } from './generated/shardline/protocol/client-body.js';
 import { ClientMessage } from './generated/shardline/protocol/client-message.js';
+import { EntityPose } from './generated/shardline/protocol/entity-pose.js';
 import { EntityState } from './generated/shardline/protocol/entity-state.js';
 import { Error as ErrorTable } from './generated/shardline/protocol/error.js';
+import { GameEvent as GameEventTable } from './generated/shardline/protocol/game-event.js';
 import { Hello } from './generated/shardline/protocol/hello.js';
 import { Input } from './generated/shardline/protocol/input.js';
 import { Join } from './generated/shardline/protocol/join.js';
 import { Joined as JoinedTable } from './generated/shardline/protocol/joined.js';
 import { Leave } from './generated/shardline/protocol/leave.js';
+import { Message } from './generated/shardline/protocol/message.js';
 import { Ping } from './generated/shardline/protocol/ping.js';
 import { Notice as NoticeTable } from './generated/shardline/protocol/notice.js';
 import { PlayerJoined as PlayerJoinedTable } from './generated/shardline/protocol/player-joined.js';
@@ -20,13 +24,23 @@ import { PlayerLeft as PlayerLeftTable } from './generated/shardline/protocol/pl
 import { Pong as PongTable } from './generated/shardline/protocol/pong.js';
 import { ServerBody } from './generated/shardline/protocol/server-body.js';
 import { ServerMessage as ServerMessageTable } from './generated/shardline/protocol/server-message.js';
+import { StateDelta as StateDeltaTable } from './generated/shardline/protocol/state-delta.js';
 import { StateUpdate as StateUpdateTable } from './generated/shardline/protocol/state-update.js';
 import { Transfer as TransferTable } from './generated/shardline/protocol/transfer.js';
 import { Welcome as WelcomeTable } from './generated/shardline/protocol/welcome.js';
 import type { Entity, Limits, ServerMessage } from './types.js';
 
-/** The protocol version this client speaks (ProtocolVersion.V1). */
-export const PROTOCOL_VERSION = 1;
+/**
+ * The protocol version this client speaks unless told otherwise
+ * (ProtocolVersion.V2: deltas, game events, z and facing).
+ */
+export const PROTOCOL_VERSION = 2;
+
+/** The versions this client can speak. */
+export type ProtocolVersion = 1 | 2;
+
+/** Largest game message kind (a u16). */
+export const MESSAGE_KIND_MAX = 0xffff;
 
 /** Longest player name the server accepts, in UTF-8 bytes. */
 export const PLAYER_NAME_BYTES_MAX = 32;
@@ -42,13 +56,16 @@ const BUILDER_INITIAL_BYTES = 256;
 export class Encoder {
   private readonly b = new flatbuffers.Builder(BUILDER_INITIAL_BYTES);
 
+  /** `version`: what Hello says (default PROTOCOL_VERSION). */
+  constructor(readonly version: ProtocolVersion = PROTOCOL_VERSION) {}
+
   /** Hello: a new player (with a join ticket when the server requires one), or a resume with a token. */
   hello(name: string, resumeToken?: string, ticket?: string): Uint8Array {
     const b = this.start();
     const nameOff = b.createString(name);
     const tokenOff = resumeToken ? b.createString(resumeToken) : 0;
     const ticketOff = ticket ? b.createString(ticket) : 0;
-    const body = Hello.createHello(b, PROTOCOL_VERSION, nameOff, tokenOff, ticketOff);
+    const body = Hello.createHello(b, this.version, nameOff, tokenOff, ticketOff);
     return this.finish(ClientBody.Hello, body);
   }
 
@@ -64,9 +81,23 @@ export class Encoder {
     return this.finish(ClientBody.Leave, Leave.createLeave(b));
   }
 
-  input(seq: number, moveX: number, moveY: number, buttons: number): Uint8Array {
+  /** `ackTick`: version 2, the newest StateDelta tick applied and not acknowledged yet (0: none). */
+  input(seq: number, moveX: number, moveY: number, buttons: number, ackTick = 0): Uint8Array {
     const b = this.start();
-    return this.finish(ClientBody.Input, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(0)));
+    return this.finish(ClientBody.Input, Input.createInput(b, seq, moveX, moveY, buttons, BigInt(ackTick)));
+  }
+
+  /** Version 2: the newest StateDelta tick this client applied. */
+  ack(tick: number): Uint8Array {
+    const b = this.start();
+    return this.finish(ClientBody.Ack, Ack.createAck(b, BigInt(tick)));
+  }
+
+  /** A game message: `kind` is the game's own (u16). */
+  message(kind: number, body: Uint8Array): Uint8Array {
+    const b = this.start();
+    const bodyOff = Message.createBodyVector(b, body);
+    return this.finish(ClientBody.Message, Message.createMessage(b, kind, bodyOff));
   }
 
   ping(clientTime: number): Uint8Array {
@@ -112,6 +143,9 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage | null {
         heartbeatMs: l?.heartbeatMs() ?? 0,
         connectTimeoutMs: l?.connectTimeoutMs() ?? 0,
         reconnectGraceMs: l?.reconnectGraceMs() ?? 0,
+        deltaHistoryTicks: l?.deltaHistoryTicks() ?? 0,
+        messageBytesMax: l?.messageBytesMax() ?? 0,
+        messagesPerTickMax: l?.messagesPerTickMax() ?? 0,
       };
       return {
         type: 'welcome',
@@ -137,7 +171,7 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage | null {
           tick: Number(j.tick()),
           arenaWidth: j.arenaWidth(),
           arenaHeight: j.arenaHeight(),
-          entities: readEntities(j.entitiesLength(), (i, o) => j.entities(i, o)),
+          entities: readEntities(j.entitiesLength(), (i, o) => j.entities(i, o), j.posesLength(), (i, o) => j.poses(i, o)),
           custom: copyBytes(j.customArray()),
         },
       };
@@ -150,10 +184,31 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage | null {
           tick: Number(u.tick()),
           lastInputSeq: u.lastInputSeq(),
           inputsApplied: u.inputsApplied(),
-          entities: readEntities(u.entitiesLength(), (i, o) => u.entities(i, o)),
+          entities: readEntities(u.entitiesLength(), (i, o) => u.entities(i, o), u.posesLength(), (i, o) => u.poses(i, o)),
           custom: copyBytes(u.customArray()),
         },
       };
+    }
+    case ServerBody.StateDelta: {
+      const d = msg.body(new StateDeltaTable()) as StateDeltaTable;
+      const full = d.customFullArray();
+      const patch = d.customPatchArray();
+      return {
+        type: 'delta',
+        delta: {
+          tick: Number(d.tick()),
+          baselineTick: Number(d.baselineTick()),
+          lastInputSeq: d.lastInputSeq(),
+          inputsApplied: d.inputsApplied(),
+          entities: copyBytes(d.entitiesArray()),
+          customFull: full ? full.slice() : null,
+          customPatch: patch ? patch.slice() : null,
+        },
+      };
+    }
+    case ServerBody.GameEvent: {
+      const e = msg.body(new GameEventTable()) as GameEventTable;
+      return { type: 'event', event: { tick: Number(e.tick()), kind: e.kind(), body: copyBytes(e.bodyArray()) } };
     }
     case ServerBody.PlayerJoined: {
       const p = msg.body(new PlayerJoinedTable()) as PlayerJoinedTable;
@@ -186,12 +241,25 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage | null {
   }
 }
 
-function readEntities(n: number, at: (i: number, o: EntityState) => EntityState | null): Entity[] {
+/**
+ * Entities with their poses (z, facing): `poses` is parallel to `entities`,
+ * or absent (every z and facing 0); another length is a malformed frame.
+ */
+function readEntities(
+  n: number,
+  at: (i: number, o: EntityState) => EntityState | null,
+  poses: number,
+  poseAt: (i: number, o: EntityPose) => EntityPose | null,
+): Entity[] {
+  if (poses !== 0 && poses !== n) throw new Error(`${poses} poses for ${n} entities`);
   const out: Entity[] = new Array(n);
   const e = new EntityState();
+  const p = new EntityPose();
   for (let i = 0; i < n; i++) {
     at(i, e);
-    out[i] = { id: e.id(), kind: e.kind(), flags: e.flags(), x: e.x(), y: e.y(), vx: e.vx(), vy: e.vy() };
+    const z = poses ? (poseAt(i, p) as EntityPose).z() : 0;
+    const facing = poses ? p.facing() : 0;
+    out[i] = { id: e.id(), kind: e.kind(), flags: e.flags(), x: e.x(), y: e.y(), vx: e.vx(), vy: e.vy(), z, facing };
   }
   return out;
 }

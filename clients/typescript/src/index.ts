@@ -6,18 +6,43 @@
 //   const { entityId } = await client.join('arena');  // or join(): placed
 //   client.on('state', (u) => draw(u.entities, entityId));
 //   client.sendInput(1, 0);                           // move right
+//   client.on('message', (ev) => onGameEvent(ev.kind, ev.body));
+//   client.send(7, new Uint8Array([1, 2]));           // a game message
 
 export {
   ShardlineClient,
   FINAL_CLOSE_CODES,
   CLOSE_NO_TRAFFIC,
+  CLOSE_BAD_DELTA,
   type ClientEvents,
   type ClientOptions,
   type ClientStatus,
   type ConnectResult,
 } from './client.js';
 export { backoffDelayMs, RECONNECT_DEFAULTS, type ReconnectOptions } from './backoff.js';
-export { Encoder, decodeServerMessage, PROTOCOL_VERSION, PLAYER_NAME_BYTES_MAX, INSTANCE_ID_PATTERN } from './codec.js';
+export {
+  Encoder,
+  decodeServerMessage,
+  PROTOCOL_VERSION,
+  PLAYER_NAME_BYTES_MAX,
+  INSTANCE_ID_PATTERN,
+  MESSAGE_KIND_MAX,
+  type ProtocolVersion,
+} from './codec.js';
+export {
+  applyDelta,
+  DeltaError,
+  EMPTY_WORLD,
+  CUSTOM_STATE_BYTES_MAX,
+  FACING_STEPS,
+  POSITION_SCALE,
+  quantizeFacing,
+  quantizePosition,
+  toEntity,
+  WorldHistory,
+  type QuantizedEntity,
+  type World,
+} from './delta.js';
 export { Emitter, type Listener } from './events.js';
 export { probeRegions, fastest, PROBE_DEFAULTS, type ProbeOptions } from './regions.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
@@ -28,6 +53,7 @@ export {
   ShardlineError,
   errorCodeName,
   type Entity,
+  type GameEvent,
   type Joined,
   type Limits,
   type Notice,
@@ -38,6 +64,8 @@ export {
   type RegionProbe,
   type ServerError,
   type ServerMessage,
+  type State,
+  type StateDelta,
   type StateUpdate,
   type Transfer,
   type Welcome,

@@ -28,10 +28,38 @@ export interface FakeConn {
   /** The player id this connection's Welcome gave. */
   playerId: bigint;
   seat: Seat | null;
+  /** Hello.protocol_version. */
+  version: number;
+  /** Every acknowledgement, in arrival order: `Ack{tick}`, or an Input's nonzero ack_tick. */
+  acks: { via: 'ack' | 'input'; tick: number }[];
+  /** Inputs received. */
+  inputs: number;
+  /** Every game message (`Message{kind, body}`), in arrival order. */
+  messages: { kind: number; body: number[] }[];
+}
+
+/** A StateDelta to send; absent fields are absent (or 0) in the frame. */
+export interface DeltaSpec {
+  tick: number;
+  baselineTick?: number;
+  lastInputSeq?: number;
+  entities: Uint8Array | number[];
+  customFull?: Uint8Array | number[];
+  customPatch?: Uint8Array | number[];
 }
 
 /** What the fake answers with; the limits a Welcome carries. */
-const LIMITS = { maxPayloadBytes: 16384, inputsPerTickMax: 8, playersPerInstanceMax: 64, heartbeatMs: 5000, connectTimeoutMs: 5000, reconnectGraceMs: 10_000 };
+const LIMITS = {
+  maxPayloadBytes: 16384,
+  inputsPerTickMax: 8,
+  playersPerInstanceMax: 64,
+  heartbeatMs: 5000,
+  connectTimeoutMs: 5000,
+  reconnectGraceMs: 10_000,
+  deltaHistoryTicks: 4,
+  messageBytesMax: 64,
+  messagesPerTickMax: 4,
+};
 
 export class FakeNode {
   /** Seats a resume token may take: made by Join, or reserved by a test (a Transfer's target). */
@@ -89,11 +117,34 @@ export class FakeNode {
     conn.ws.close(1000, 'transferred');
   }
 
+  /** A StateDelta (protocol version 2). */
+  delta(conn: FakeConn, d: DeltaSpec): void {
+    const b = this.start();
+    const ents = protocol.StateDelta.createEntitiesVector(b, d.entities);
+    const full = d.customFull ? protocol.StateDelta.createCustomFullVector(b, d.customFull) : 0;
+    const patch = d.customPatch ? protocol.StateDelta.createCustomPatchVector(b, d.customPatch) : 0;
+    protocol.StateDelta.startStateDelta(b);
+    protocol.StateDelta.addTick(b, BigInt(d.tick));
+    protocol.StateDelta.addBaselineTick(b, BigInt(d.baselineTick ?? 0));
+    protocol.StateDelta.addLastInputSeq(b, d.lastInputSeq ?? 0);
+    protocol.StateDelta.addEntities(b, ents);
+    if (full) protocol.StateDelta.addCustomFull(b, full);
+    if (patch) protocol.StateDelta.addCustomPatch(b, patch);
+    this.send(conn, protocol.ServerBody.StateDelta, protocol.StateDelta.endStateDelta(b));
+  }
+
+  /** A GameEvent (protocol version 2). */
+  gameEvent(conn: FakeConn, tick: number, kind: number, body: number[]): void {
+    const b = this.start();
+    const bodyOff = protocol.GameEvent.createBodyVector(b, body);
+    this.send(conn, protocol.ServerBody.GameEvent, protocol.GameEvent.createGameEvent(b, BigInt(tick), kind, bodyOff));
+  }
+
   state(conn: FakeConn, tick: bigint): void {
     const b = this.start();
     protocol.StateUpdate.startEntitiesVector(b, 0);
     const ents = b.endVector();
-    this.send(conn, protocol.ServerBody.StateUpdate, protocol.StateUpdate.createStateUpdate(b, tick, 0, 0, ents, 0));
+    this.send(conn, protocol.ServerBody.StateUpdate, protocol.StateUpdate.createStateUpdate(b, tick, 0, 0, ents, 0, 0));
   }
 
   /** A body type from a newer schema: a table with a string field. */
@@ -106,7 +157,7 @@ export class FakeNode {
   }
 
   private accept(ws: WebSocket, path: string): void {
-    const conn: FakeConn = { ws, path, helloToken: null, token: null, playerId: 0n, seat: null };
+    const conn: FakeConn = { ws, path, helloToken: null, token: null, playerId: 0n, seat: null, version: 0, acks: [], inputs: 0, messages: [] };
     this.conns.push(conn);
     ws.on('message', (data: Buffer) => this.onMessage(conn, new Uint8Array(data)));
   }
@@ -118,6 +169,7 @@ export class FakeNode {
         const h = msg.body(new protocol.Hello()) as protocol.Hello;
         const token = h.resumeToken();
         conn.helloToken = token;
+        conn.version = h.protocolVersion();
         if (token === null) {
           conn.playerId = this.nextPlayer++;
           conn.token = `${this.nodeId}-token-${conn.playerId}`;
@@ -142,8 +194,24 @@ export class FakeNode {
         this.joined(conn, seat);
         return;
       }
+      case protocol.ClientBody.Ack: {
+        const a = msg.body(new protocol.Ack()) as protocol.Ack;
+        conn.acks.push({ via: 'ack', tick: Number(a.tick()) });
+        return;
+      }
+      case protocol.ClientBody.Input: {
+        const i = msg.body(new protocol.Input()) as protocol.Input;
+        conn.inputs++;
+        if (i.ackTick() !== 0n) conn.acks.push({ via: 'input', tick: Number(i.ackTick()) });
+        return;
+      }
+      case protocol.ClientBody.Message: {
+        const m = msg.body(new protocol.Message()) as protocol.Message;
+        conn.messages.push({ kind: m.kind(), body: [...(m.bodyArray() ?? [])] });
+        return;
+      }
       default:
-        return; // inputs, pings: not needed here
+        return; // pings: not needed here
     }
   }
 
@@ -153,7 +221,18 @@ export class FakeNode {
     const node = b.createString(this.nodeId);
     const region = b.createString('test');
     const l = LIMITS;
-    const limits = protocol.Limits.createLimits(b, l.maxPayloadBytes, l.inputsPerTickMax, l.playersPerInstanceMax, l.heartbeatMs, l.connectTimeoutMs, l.reconnectGraceMs);
+    const limits = protocol.Limits.createLimits(
+      b,
+      l.maxPayloadBytes,
+      l.inputsPerTickMax,
+      l.playersPerInstanceMax,
+      l.heartbeatMs,
+      l.connectTimeoutMs,
+      l.reconnectGraceMs,
+      l.deltaHistoryTicks,
+      l.messageBytesMax,
+      l.messagesPerTickMax,
+    );
     protocol.Welcome.startWelcome(b);
     protocol.Welcome.addPlayerId(b, playerId);
     protocol.Welcome.addResumeToken(b, token);
@@ -172,7 +251,7 @@ export class FakeNode {
     protocol.Joined.startEntitiesVector(b, 1);
     protocol.EntityState.createEntityState(b, seat.entityId, 1, 0, 500, 500, 0, 0);
     const ents = b.endVector();
-    this.send(conn, protocol.ServerBody.Joined, protocol.Joined.createJoined(b, id, seat.entityId, 1n, 1000, 1000, ents, 0));
+    this.send(conn, protocol.ServerBody.Joined, protocol.Joined.createJoined(b, id, seat.entityId, 1n, 1000, 1000, ents, 0, 0));
     this.onSeated(conn);
   }
 

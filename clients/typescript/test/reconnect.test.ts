@@ -67,13 +67,21 @@ async function stillControls(c: ShardlineClient, entityId: number) {
 }
 
 test('the server drops a client that stops answering; it resumes with its token and gets its entity back', async () => {
-  // The first connection does not answer the server's WebSocket pings (a
-  // frozen tab); the ones after it do.
+  // The first connection does not answer the server's WebSocket pings, and
+  // once the player moves it sends nothing more either (a frozen tab: no
+  // acknowledgements of protocol version 2, which would keep it alive); the
+  // connections after it behave.
   const sockets: WebSocket[] = [];
+  let frozen = false;
   class FirstIsDeaf extends WebSocket {
+    private readonly first: boolean;
     constructor(url: string) {
       super(url, { autoPong: sockets.length > 0 });
+      this.first = sockets.length === 0;
       sockets.push(this);
+    }
+    override send(data: Uint8Array): void {
+      if (!(this.first && frozen)) super.send(data);
     }
   }
   const c = client({
@@ -82,6 +90,7 @@ test('the server drops a client that stops answering; it resumes with its token 
     reconnect: FAST_RECONNECT,
   });
   const { welcome, joined } = await joinAndMove(c, server.url, 'deaf', 'sdk-resume-heartbeat');
+  frozen = true;
 
   const dropped = await waitForEvent(c, 'disconnected');
   assert.deepEqual(dropped, { code: 4001, reason: dropped.reason, willReconnect: true });

@@ -42,7 +42,9 @@ test('client messages decode with the generated code', () => {
   const hello = read(enc.hello('ann', 'abc123'));
   assert.equal(hello.bodyType(), protocol.ClientBody.Hello);
   const h = hello.body(new protocol.Hello()) as protocol.Hello;
-  assert.equal(h.protocolVersion(), 1);
+  assert.equal(h.protocolVersion(), 2, 'version 2 unless told otherwise');
+  const v1 = read(new Encoder(1).hello('ann')).body(new protocol.Hello()) as protocol.Hello;
+  assert.equal(v1.protocolVersion(), 1);
   assert.equal(h.playerName(), 'ann');
   assert.equal(h.resumeToken(), 'abc123');
   assert.equal(h.ticket(), null);
@@ -58,7 +60,19 @@ test('client messages decode with the generated code', () => {
   assert.equal(anywhere.createIfMissing(), true);
 
   const input = read(enc.input(7, 1, -0.5, 3)).body(new protocol.Input()) as protocol.Input;
-  assert.deepEqual([input.seq(), input.moveX(), input.moveY(), input.buttons()], [7, 1, -0.5, 3]);
+  assert.deepEqual([input.seq(), input.moveX(), input.moveY(), input.buttons(), input.ackTick()], [7, 1, -0.5, 3, 0n]);
+  const acking = read(enc.input(8, 0, 0, 0, 1234)).body(new protocol.Input()) as protocol.Input;
+  assert.equal(acking.ackTick(), 1234n);
+
+  const ack = read(enc.ack(99));
+  assert.equal(ack.bodyType(), protocol.ClientBody.Ack);
+  assert.equal((ack.body(new protocol.Ack()) as protocol.Ack).tick(), 99n);
+
+  const message = read(enc.message(65535, new Uint8Array([1, 2, 3])));
+  assert.equal(message.bodyType(), protocol.ClientBody.Message);
+  const m = message.body(new protocol.Message()) as protocol.Message;
+  assert.equal(m.kind(), 65535);
+  assert.deepEqual(m.bodyArray(), new Uint8Array([1, 2, 3]));
 
   const ping = read(enc.ping(1234.5678)).body(new protocol.Ping()) as protocol.Ping;
   assert.equal(ping.clientTime(), 1234.5678);
@@ -79,7 +93,7 @@ test('server messages built with the generated code decode to plain objects', ()
   protocol.EntityState.createEntityState(b, 1, 1, 0, 10, 20, 200, 0);
   const ents = b.endVector();
   const update = decodeServerMessage(
-    frame(protocol.ServerBody.StateUpdate, protocol.StateUpdate.createStateUpdate(b, 42n, 9, 8, ents, 0)),
+    frame(protocol.ServerBody.StateUpdate, protocol.StateUpdate.createStateUpdate(b, 42n, 9, 8, ents, 0, 0)),
   );
   assert.deepEqual(update, {
     type: 'state',
@@ -88,8 +102,8 @@ test('server messages built with the generated code decode to plain objects', ()
       lastInputSeq: 9,
       inputsApplied: 8,
       entities: [
-        { id: 1, kind: 1, flags: 0, x: 10, y: 20, vx: 200, vy: 0 },
-        { id: 2, kind: 1, flags: 0, x: 30, y: 40, vx: 0, vy: -200 },
+        { id: 1, kind: 1, flags: 0, x: 10, y: 20, vx: 200, vy: 0, z: 0, facing: 0 },
+        { id: 2, kind: 1, flags: 0, x: 30, y: 40, vx: 0, vy: -200, z: 0, facing: 0 },
       ],
       custom: new Uint8Array(0),
     },
