@@ -141,6 +141,12 @@ async function explained(pages, check) {
   }
 }
 
+// A screenshot waits for the page's next frame; beside two CPU hogs and a
+// build Chromium once took over 60 s to paint one, so a screenshot gets
+// twice the bound of other waits.
+const SHOT_MS = 2 * WAIT_MS;
+const shot = (page, path, opts = {}) => page.screenshot({ path, timeout: SHOT_MS, ...opts });
+
 const joinedIn = (page) =>
   explained([page], () =>
     page.waitForFunction(() => window.__shardline?.status === 'joined' && window.__shardline.entities.length > 0, null, { timeout: WAIT_MS }),
@@ -196,8 +202,8 @@ test('two browser pages join the same instance; a key pressed in one moves its e
     assert.match(await p.evaluate(() => document.getElementById('bytes').textContent), /^\d+$/);
   }
 
-  await a.screenshot({ path: `${SHOTS}/demo-a.png` });
-  await b.screenshot({ path: `${SHOTS}/demo-b.png` });
+  await shot(a, `${SHOTS}/demo-a.png`);
+  await shot(b, `${SHOTS}/demo-b.png`);
   server.demoPages = [a, b];
 });
 
@@ -245,7 +251,7 @@ test('a version 1 page and a version 2 page in one instance show the same world,
   assert.ok(bytes[1].deltas > 0);
   assert.deepEqual(bytes[1].errors, []);
   console.log(`bytes per update, two players: version 1 ${bytes[0].shown}, version 2 ${bytes[1].shown}`);
-  await v2.screenshot({ path: `${SHOTS}/demo-v2.png` });
+  await shot(v2, `${SHOTS}/demo-v2.png`);
   await v1.close();
   await v2.close();
 });
@@ -299,7 +305,7 @@ test('the dashboard plots non-empty latency percentiles for every shard after tr
   const seatNames = await dash.$$eval('#live-seats tbody tr td:first-child', (tds) => tds.map((t) => t.textContent).sort());
   assert.deepEqual(seatNames, ['alice', 'bob']);
 
-  await dash.screenshot({ path: `${SHOTS}/dashboard.png`, fullPage: true });
+  await shot(dash, `${SHOTS}/dashboard.png`, { fullPage: true });
   assert.deepEqual(pageErrors, [], 'no script errors in any page');
   console.log(`screenshots: ${SHOTS}/{demo-a,demo-b,dashboard}.png`);
 });
@@ -353,7 +359,7 @@ test('in a fleet, the demo shows a broadcast notice and follows a move to the ot
     // Both pages now see both players, in the instance on node B.
     for (const p of [mover, host]) await p.waitForFunction(() => window.__shardline.entities.length === 2);
     assert.match(await mover.evaluate(() => document.getElementById('node').textContent), /node web-b/);
-    await mover.screenshot({ path: `${SHOTS}/fleet-move.png` });
+    await shot(mover, `${SHOTS}/fleet-move.png`);
 
     // The ops dashboard of node A shows the fleet: one region, both nodes.
     const dash = await openPage(`${a.admin}/dashboard`, { width: 1400, height: 1100 });
@@ -364,7 +370,7 @@ test('in a fleet, the demo shows a broadcast notice and follows a move to the ot
       }, null, { timeout: WAIT_MS }),
     );
     assert.match(await dash.evaluate(() => document.getElementById('fleet-nodes').textContent), /web-a \(this\)[\s\S]*web-b/);
-    await dash.screenshot({ path: `${SHOTS}/fleet-dashboard.png`, fullPage: true });
+    await shot(dash, `${SHOTS}/fleet-dashboard.png`, { fullPage: true });
     await dash.close();
     assert.deepEqual(pageErrors, [], 'no script errors in any page');
     await mover.close();
