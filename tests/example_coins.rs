@@ -89,8 +89,15 @@ fn ticket(player: &str, claims: &[(&str, &str)]) -> String {
     )
 }
 
+/// Hello in protocol version 2 (GameEvents, poses) without a ticket.
+fn hello_open_v2(c: &mut Client, name: &str) {
+    let frame = c.encoder().hello_version(2, name, None).to_vec();
+    c.send_binary(&frame);
+    c.expect_welcome();
+}
+
 fn hello_v2(c: &mut Client, name: &str, ticket: &str) -> (u64, String) {
-    let frame = c.encoder().hello_with_ticket(name, None, ticket).to_vec();
+    let frame = c.encoder().hello_full(2, name, None, Some(ticket)).to_vec();
     c.send_binary(&frame);
     let w = c.expect_welcome();
     (w.player_id, w.resume_token)
@@ -268,9 +275,14 @@ fn coins_plays_over_real_sockets_and_its_world_comes_back_from_a_snapshot() {
     let picked = ada.recv_until(
         "the score in the state",
         RECV_TIMEOUT,
-        |m| matches!(m, ServerMsg::StateUpdate { custom, .. } if scores(custom).0 == 1),
+        // A version 2 client that never acknowledges: full states.
+        |m| matches!(m, ServerMsg::StateDelta { custom_full: Some(custom), .. } if scores(custom).0 == 1),
     );
-    let ServerMsg::StateUpdate { custom, .. } = picked else {
+    let ServerMsg::StateDelta {
+        custom_full: Some(custom),
+        ..
+    } = picked
+    else {
         unreachable!()
     };
     assert_eq!(scores(&custom), (1, vec![(me, 1)]));
@@ -280,7 +292,12 @@ fn coins_plays_over_real_sockets_and_its_world_comes_back_from_a_snapshot() {
     assert!(server.wait_exit(Duration::from_secs(15)).success());
     let server = Server::start_program(bin, &args);
     let mut ada = Client::connect(&server.play_url(id));
-    let again = ada.hello_resume("ada", &token);
+    let frame = ada
+        .encoder()
+        .hello_full(2, "ada", Some(&token), None)
+        .to_vec();
+    ada.send_binary(&frame);
+    let again = ada.expect_welcome();
     assert!(again.resumed);
     let (me_again, entities, custom) = joined_raw(&mut ada);
     assert_eq!(me_again, me, "the same entity");
@@ -301,10 +318,10 @@ fn instances_talk_across_shards_and_v1_clients_see_no_events_or_poses() {
     let (a, b) = (id_on_shard("lobby", 0), id_on_shard("match", 1));
 
     let mut p = Client::connect(&server.play_url(&a));
-    p.hello("p");
+    hello_open_v2(&mut p, "p");
     p.join(Some(&a));
     let mut q = Client::connect(&server.play_url(&b));
-    q.hello("q");
+    hello_open_v2(&mut q, "q");
     let q_joined = q.join(Some(&b));
     // A version 1 client in the same instance as q.
     let mut old = Client::connect(&server.play_url(&b));
@@ -371,10 +388,10 @@ fn instances_talk_across_nodes_through_the_directory() {
     let (a, b) = (node("coins-a"), node("coins-b"));
     // Each player's join claims its instance for the node it is on.
     let mut p = Client::connect(&a.play_url("lobby-x"));
-    p.hello("p");
+    hello_open_v2(&mut p, "p");
     p.join(Some("lobby-x"));
     let mut q = Client::connect(&b.play_url("match-y"));
-    q.hello("q");
+    hello_open_v2(&mut q, "q");
     q.join(Some("match-y"));
     // lobby-x (node a) tells match-y (node b) through the directory.
     send_message(&mut p, MSG_ANNOUNCE, b"match-y\nround two");

@@ -213,7 +213,8 @@ impl ClientEncoder {
         self.hello_full(PROTOCOL_VERSION_MIN, name, resume_token, Some(ticket))
     }
 
-    fn hello_full(
+    /// A Hello with every field chosen: `version`, a resume token, a ticket.
+    pub fn hello_full(
         &mut self,
         version: u16,
         name: &str,

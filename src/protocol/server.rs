@@ -97,7 +97,6 @@ impl Encoder {
                 delta_history_ticks: l.delta_history_ticks,
                 message_bytes_max: l.message_bytes_max,
                 messages_per_tick_max: l.messages_per_tick_max,
-                ..Default::default()
             },
         );
         let body = fb::Welcome::create(

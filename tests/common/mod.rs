@@ -749,9 +749,15 @@ impl Client {
         self.next_update_within(RECV_TIMEOUT)
     }
 
+    /// The next StateUpdate, or (a version 2 client) StateDelta: this
+    /// client never acknowledges, so every delta it gets is a full state
+    /// (baseline 0), read here into the same `Update`.
     pub fn next_update_within(&mut self, timeout: Duration) -> Update {
         match self.recv_until("StateUpdate", timeout, |m| {
-            matches!(m, ServerMsg::StateUpdate { .. })
+            matches!(
+                m,
+                ServerMsg::StateUpdate { .. } | ServerMsg::StateDelta { .. }
+            )
         }) {
             ServerMsg::StateUpdate {
                 tick,
@@ -765,6 +771,39 @@ impl Client {
                 inputs_applied,
                 entities,
             },
+            ServerMsg::StateDelta {
+                tick,
+                baseline_tick,
+                last_input_seq,
+                inputs_applied,
+                entities,
+                custom_full,
+                custom_patch,
+            } => {
+                assert_eq!(
+                    baseline_tick, 0,
+                    "a client that never acknowledges gets full states only"
+                );
+                let mut world = shardline::protocol::delta::ClientWorld::new(1);
+                let d = shardline::protocol::delta::DeltaRef {
+                    tick,
+                    baseline_tick,
+                    last_input_seq,
+                    inputs_applied,
+                    entities: &entities,
+                    custom_full: custom_full.as_deref(),
+                    custom_patch: custom_patch.as_deref(),
+                };
+                let got = world
+                    .apply(&d)
+                    .unwrap_or_else(|e| panic!("full state of tick {tick}: {e}"));
+                Update {
+                    tick,
+                    last_input_seq,
+                    inputs_applied,
+                    entities: got.entities.iter().map(|q| q.to_view()).collect(),
+                }
+            }
             _ => unreachable!("filtered above"),
         }
     }
