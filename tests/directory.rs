@@ -338,10 +338,11 @@ fn routing_ownership_and_fleet_messages() {
     // Draining us-c (a fleet message) sends the us player to eu instead.
     let (ok, out) = fleet(&redis, &["drain", "us-c"]);
     assert!(ok, "{out}");
-    assert_eq!(
-        a.route_until("latencies=us:10,eu:50", |n| n != "us-c"),
-        "eu-a"
-    );
+    // Whichever eu node has fewer players now (their entries count open
+    // connections the moment they change).
+    assert!(a
+        .route_until("latencies=us:10,eu:50", |n| n != "us-c")
+        .starts_with("eu-"));
 
     // A node also points a Join on an open connection to the owner.
     let (mut joiner, _) = common::player(&b.server.url("/play"), "joiner");

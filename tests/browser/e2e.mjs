@@ -308,6 +308,10 @@ test('the dashboard plots non-empty latency percentiles for every shard after tr
   await shot(dash, `${SHOTS}/dashboard.png`, { fullPage: true });
   assert.deepEqual(pageErrors, [], 'no script errors in any page');
   console.log(`screenshots: ${SHOTS}/{demo-a,demo-b,dashboard}.png`);
+  // Done with these pages: four pages drawing every frame beside two CPU
+  // hogs starved the next test's screenshots past their bound.
+  for (const p of [dash, c, ...(server.demoPages ?? [])]) await p.close();
+  server.demoPages = [];
 });
 
 test('in a fleet, the demo shows a broadcast notice and follows a move to the other node', async () => {
