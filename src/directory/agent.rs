@@ -85,13 +85,23 @@ struct Published {
     healthy: bool,
 }
 
+/// This node's figures as its registry entry shows them.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    load: usize,
+    instances: usize,
+    capacity: usize,
+    draining: bool,
+    healthy: bool,
+}
+
 impl Published {
-    fn of(info: &NodeInfo) -> Self {
+    fn of(f: &Figures) -> Self {
         Self {
-            load: info.load,
-            has_room: info.has_room(),
-            draining: info.draining,
-            healthy: info.healthy,
+            load: f.load,
+            has_room: f.healthy && !f.draining && f.load < f.capacity,
+            draining: f.draining,
+            healthy: f.healthy,
         }
     }
 
@@ -352,7 +362,8 @@ impl Agent {
     /// Writes this node's registry entry (with its TTL). False when the
     /// directory could not be reached.
     fn register(&mut self) -> bool {
-        let info = self.my_info();
+        let figures = self.figures();
+        let info = self.info_of(figures);
         let ttl_ms = self.start.cfg.ttl.as_millis() as u64;
         let body = serde_json::to_string(&info).expect("NodeInfo serialises");
         let (id, region) = (self.me().to_owned(), self.start.region.clone());
@@ -369,7 +380,7 @@ impl Agent {
                 .query::<()>(c)
         });
         if ok.is_some() {
-            self.published = Some((Published::of(&info), Instant::now()));
+            self.published = Some((Published::of(&figures), Instant::now()));
         }
         ok.is_some()
     }
@@ -385,14 +396,15 @@ impl Agent {
         if self.left || self.conn.is_none() || at.elapsed() < PUBLISH_GAP_MIN {
             return;
         }
-        let info = self.my_info();
-        if last.differs(&Published::of(&info), info.capacity) {
+        // Every 25 ms: figures only, no entry built unless it is written.
+        let now = self.figures();
+        if last.differs(&Published::of(&now), now.capacity) {
             self.metrics.publishes_early.inc();
             self.register();
         }
     }
 
-    fn my_info(&self) -> NodeInfo {
+    fn figures(&self) -> Figures {
         let reported = self.shards.iter().filter(|s| s.reported);
         let (mut load, mut instances, mut draining, mut shedding) = (0, 0, false, false);
         let mut capacity = None;
@@ -406,18 +418,27 @@ impl Agent {
         }
         // Connections are counted the moment they are admitted; the shards'
         // figures come with their next report.
-        let load = load.max((self.start.open_connections)());
+        Figures {
+            load: load.max((self.start.open_connections)()),
+            instances,
+            capacity: capacity.unwrap_or(self.start.capacity),
+            draining: draining || self.ordered_drain,
+            healthy: !shedding,
+        }
+    }
+
+    fn info_of(&self, f: Figures) -> NodeInfo {
         NodeInfo {
             id: self.start.node_id.clone(),
             region: self.start.region.clone(),
             location: self.start.cfg.location.clone(),
             url: self.start.public_url.clone(),
             shards: self.start.shards,
-            capacity: capacity.unwrap_or(self.start.capacity),
-            load,
-            instances,
-            healthy: !shedding,
-            draining: draining || self.ordered_drain,
+            capacity: f.capacity,
+            load: f.load,
+            instances: f.instances,
+            healthy: f.healthy,
+            draining: f.draining,
         }
     }
 
