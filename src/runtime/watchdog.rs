@@ -132,8 +132,35 @@ pub fn look(
     }
 }
 
+/// Where thread `tid` of this process is, as the kernel says: its state
+/// letter and the kernel function it sleeps in (`/proc/self/task/TID/stat`
+/// and `wchan`), e.g. "S in pipe_write" for a shard blocked writing its
+/// log to a full pipe. `None` where the kernel does not say.
+fn thread_whereabouts(tid: i32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses and may
+    // hold spaces.
+    let state = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let wchan = std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan"))
+        .ok()
+        .filter(|w| !w.is_empty() && w != "0");
+    Some(match wchan {
+        Some(w) => format!("{state} in {w}"),
+        None => state,
+    })
+}
+
 fn stuck(shard: usize, beat: &Beat, finished_ms: u64, stalled_ms: u64, cfg: &WatchdogConfig) {
     let instance = beat.stepping_now();
+    let thread = beat
+        .thread()
+        .and_then(thread_whereabouts)
+        .unwrap_or_else(|| "unknown".to_owned());
     // Out of the group before anyone is told: whoever reads "stuck"
     // connects to a healthy shard.
     let removed = leave_group(beat);
@@ -144,9 +171,11 @@ fn stuck(shard: usize, beat: &Beat, finished_ms: u64, stalled_ms: u64, cfg: &Wat
         game = %cfg.game,
         instance = instance.as_deref().unwrap_or("(none: not inside a game step)"),
         stalled_ms,
+        thread = %thread,
         listener_removed = removed,
-        "shard stuck: no tick finished for {stalled_ms} ms (--stuck-shard-ms {}); its game code does not return. New connections go to the other shards",
-        cfg.stuck_after.as_millis()
+        "shard stuck: no tick finished for {stalled_ms} ms (--stuck-shard-ms {}) though not waiting for a CPU; {}. New connections go to the other shards",
+        cfg.stuck_after.as_millis(),
+        if instance.is_some() { "its game code does not return" } else { "its thread is blocked outside game code (see `thread`: state and kernel wait)" }
     );
     if cfg.exit {
         tracing::error!(
@@ -267,5 +296,36 @@ mod tests {
             &read,
         );
         assert!(beat.stuck_since_ms().is_some(), "550 ms of its own time");
+    }
+
+    #[test]
+    fn a_blocked_thread_is_named_with_its_kernel_wait() {
+        // SAFETY: gettid(2) has no preconditions.
+        let me = unsafe { libc::gettid() };
+        let here = thread_whereabouts(me).expect("the kernel shows this thread");
+        assert!(here.starts_with('R'), "reading itself, it runs: {here}");
+
+        let (tx, rx) = std::sync::mpsc::channel::<i32>();
+        let (hold, wait) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            // SAFETY: as above.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = wait.recv_timeout(Duration::from_secs(10));
+        });
+        let tid = rx.recv().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            let seen = thread_whereabouts(tid).expect("the sleeper is alive");
+            if seen.starts_with('S') || Instant::now() > deadline {
+                break seen;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(
+            seen.starts_with("S in "),
+            "a thread waiting on a futex sleeps in the kernel: {seen}"
+        );
+        drop(hold);
+        sleeper.join().unwrap();
     }
 }

@@ -7,19 +7,23 @@
 // - two demo pages join the same instance; holding ArrowRight in page A
 //   moves A's entity, and page B sees it move; both speak protocol version
 //   2 (the SDK rebuilds the world from deltas it acknowledged);
+// - the ops dashboard, after traffic on every shard (the two pages above
+//   and a third), plots non-empty latency percentile curves for every shard
+//   and for the merged histograms, and its live view shows the instance;
+//   then these four pages close;
 // - a version 1 page (?protocol=1) and a version 2 page in one instance
 //   show the same world, within the quantization of version 2 (1/128 of a
 //   unit), and each shows its bytes per update;
-// - the ops dashboard, after traffic on every shard, plots non-empty latency
-//   percentile curves for every shard and for the merged histograms, and its
-//   live view shows the instance;
+// - a demo page whose server drops its connections tries five times, then
+//   says it could not join;
 // - screenshots go to target/browser-screenshots/{demo-a,demo-b,dashboard}.png;
 // - in a fleet (a redis-server and two nodes; a machine without redis-server
 //   fails the test, naming the package),
 //   `shardline fleet broadcast` shows in the demo page, and after `shardline
 //   fleet move` the page plays on the other node, and node A's dashboard lists the fleet (screenshots fleet-move.png, fleet-dashboard.png).
 //
-// Every wait is bounded. CHROMIUM_PATH overrides /usr/bin/chromium;
+// Every test closes its pages on every path (pages that draw every frame
+// beside two CPU hogs starve the next test's pages). Every wait is bounded. CHROMIUM_PATH overrides /usr/bin/chromium;
 // SCREENSHOT_DIR overrides target/browser-screenshots. Every process started
 // here (servers, redis-server, Chromium) dies with this one, even when it is
 // killed: on Linux each runs with the kernel's parent-death signal
@@ -32,7 +36,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
@@ -84,6 +88,16 @@ before(async () => {
   });
 });
 
+// Pages open now. After each test, pass or fail, they are closed, except
+// those the test handed to the next one.
+const openPages = new Set();
+let handedOver = new Set();
+afterEach(async () => {
+  const keep = handedOver;
+  handedOver = new Set();
+  for (const p of [...openPages]) if (!keep.has(p)) await p.close().catch(() => {});
+});
+
 after(async () => {
   await browser?.close();
   await server?.stop();
@@ -91,6 +105,8 @@ after(async () => {
 
 async function openPage(url, viewport = { width: 820, height: 1000 }) {
   const page = await browser.newPage({ viewport });
+  openPages.add(page);
+  page.on('close', () => openPages.delete(page));
   page.setDefaultTimeout(WAIT_MS);
   page.on('pageerror', (e) => pageErrors.push(`${url}: ${e.message}`));
   page.on('console', (m) => {
@@ -147,10 +163,14 @@ async function explained(pages, check) {
 const SHOT_MS = 2 * WAIT_MS;
 const shot = (page, path, opts = {}) => page.screenshot({ path, timeout: SHOT_MS, ...opts });
 
-const joinedIn = (page) =>
-  explained([page], () =>
+const joinedIn = async (page) => {
+  await explained([page], () =>
     page.waitForFunction(() => window.__shardline?.status === 'joined' && window.__shardline.entities.length > 0, null, { timeout: WAIT_MS }),
   );
+  // The demo tries a failed first connection again (a busy machine); say so.
+  const attempts = await page.evaluate(() => window.__shardline.startAttempts);
+  if (attempts > 1) console.log(`${page.url()}: joined at connection attempt ${attempts}`);
+};
 
 const entityX = (page, id) => page.evaluate((id) => window.__shardline.entities.find((e) => e.id === id)?.x ?? null, id);
 
@@ -204,56 +224,9 @@ test('two browser pages join the same instance; a key pressed in one moves its e
 
   await shot(a, `${SHOTS}/demo-a.png`);
   await shot(b, `${SHOTS}/demo-b.png`);
+  // The dashboard test, next, needs their traffic.
   server.demoPages = [a, b];
-});
-
-test('a version 1 page and a version 2 page in one instance show the same world, within 1/128 of a unit', async () => {
-  const v1 = await openPage(`${server.game}/?instance=e2e-versions&name=uno&protocol=1`);
-  await joinedIn(v1);
-  const v2 = await openPage(`${server.game}/?instance=e2e-versions&name=dos`);
-  await joinedIn(v2);
-  assert.equal(await v1.evaluate(() => window.__shardline.protocol), 1);
-  assert.equal(await v2.evaluate(() => window.__shardline.protocol), 2);
-  const id2 = await v2.evaluate(() => window.__shardline.myEntity);
-  const x0 = await entityX(v2, id2);
-
-  // The version 2 player moves right, then stops; both pages then hold a
-  // still world, which must be the same one.
-  await v2.keyboard.down('ArrowRight');
-  await explained([v1, v2], () => v2.waitForFunction(([id, x]) => (window.__shardline.entities.find((e) => e.id === id)?.x ?? -1) >= x, [id2, x0 + MOVED_MIN / 2]));
-  await v2.keyboard.up('ArrowRight');
-  // A page's world once the mover has stopped there: {tick, entities}.
-  const still = (page) =>
-    explained([v1, v2], async () =>
-      (
-        await page.waitForFunction((id) => {
-          const v = window.__shardline;
-          const me = v.entities.find((e) => e.id === id);
-          return me && me.vx === 0 && me.vy === 0 && v.entities.length === 2 ? { tick: v.tick, entities: v.entities } : null;
-        }, id2)
-      ).jsonValue(),
-    );
-  const [w1, w2] = [await still(v1), await still(v2)];
-  const byId = (w) => Object.fromEntries(w.entities.map((e) => [e.id, e]));
-  const e1 = byId(w1);
-  const e2 = byId(w2);
-  assert.deepEqual(Object.keys(e2).sort(), Object.keys(e1).sort(), 'the same entities');
-  for (const id of Object.keys(e1)) {
-    for (const k of ['x', 'y', 'vx', 'vy']) {
-      assert.ok(Math.abs(e1[id][k] - e2[id][k]) <= 1 / 128, `entity ${id} ${k}: ${e1[id][k]} (v1, tick ${w1.tick}) vs ${e2[id][k]} (v2, tick ${w2.tick})`);
-    }
-  }
-  assert.ok(e2[id2].x >= x0 + MOVED_MIN / 2);
-  const bytes = await Promise.all([v1, v2].map((p) => p.evaluate(() => ({ shown: document.getElementById('bytes').textContent, deltas: window.__shardline.deltas, errors: window.__shardline.protocolErrors }))));
-  assert.match(bytes[0].shown, /^\d+$/);
-  assert.match(bytes[1].shown, /^\d+$/);
-  assert.equal(bytes[0].deltas, 0, 'version 1 gets no deltas');
-  assert.ok(bytes[1].deltas > 0);
-  assert.deepEqual(bytes[1].errors, []);
-  console.log(`bytes per update, two players: version 1 ${bytes[0].shown}, version 2 ${bytes[1].shown}`);
-  await shot(v2, `${SHOTS}/demo-v2.png`);
-  await v1.close();
-  await v2.close();
+  handedOver = new Set([a, b]);
 });
 
 test('the dashboard plots non-empty latency percentiles for every shard after traffic', async () => {
@@ -308,10 +281,80 @@ test('the dashboard plots non-empty latency percentiles for every shard after tr
   await shot(dash, `${SHOTS}/dashboard.png`, { fullPage: true });
   assert.deepEqual(pageErrors, [], 'no script errors in any page');
   console.log(`screenshots: ${SHOTS}/{demo-a,demo-b,dashboard}.png`);
-  // Done with these pages: four pages drawing every frame beside two CPU
-  // hogs starved the next test's screenshots past their bound.
-  for (const p of [dash, c, ...(server.demoPages ?? [])]) await p.close();
-  server.demoPages = [];
+});
+
+test('a version 1 page and a version 2 page in one instance show the same world, within 1/128 of a unit', async () => {
+  const v1 = await openPage(`${server.game}/?instance=e2e-versions&name=uno&protocol=1`);
+  await joinedIn(v1);
+  const v2 = await openPage(`${server.game}/?instance=e2e-versions&name=dos`);
+  await joinedIn(v2);
+  assert.equal(await v1.evaluate(() => window.__shardline.protocol), 1);
+  assert.equal(await v2.evaluate(() => window.__shardline.protocol), 2);
+  const id2 = await v2.evaluate(() => window.__shardline.myEntity);
+  const x0 = await entityX(v2, id2);
+
+  // The version 2 player moves right, then stops; both pages then hold a
+  // still world, which must be the same one.
+  await v2.keyboard.down('ArrowRight');
+  await explained([v1, v2], () => v2.waitForFunction(([id, x]) => (window.__shardline.entities.find((e) => e.id === id)?.x ?? -1) >= x, [id2, x0 + MOVED_MIN / 2]));
+  await v2.keyboard.up('ArrowRight');
+  // A page's world once the mover has stopped there: {tick, entities}.
+  const still = (page) =>
+    explained([v1, v2], async () =>
+      (
+        await page.waitForFunction((id) => {
+          const v = window.__shardline;
+          const me = v.entities.find((e) => e.id === id);
+          return me && me.vx === 0 && me.vy === 0 && v.entities.length === 2 ? { tick: v.tick, entities: v.entities } : null;
+        }, id2)
+      ).jsonValue(),
+    );
+  const [w1, w2] = [await still(v1), await still(v2)];
+  const byId = (w) => Object.fromEntries(w.entities.map((e) => [e.id, e]));
+  const e1 = byId(w1);
+  const e2 = byId(w2);
+  assert.deepEqual(Object.keys(e2).sort(), Object.keys(e1).sort(), 'the same entities');
+  for (const id of Object.keys(e1)) {
+    for (const k of ['x', 'y', 'vx', 'vy']) {
+      assert.ok(Math.abs(e1[id][k] - e2[id][k]) <= 1 / 128, `entity ${id} ${k}: ${e1[id][k]} (v1, tick ${w1.tick}) vs ${e2[id][k]} (v2, tick ${w2.tick})`);
+    }
+  }
+  assert.ok(e2[id2].x >= x0 + MOVED_MIN / 2);
+  const bytes = await Promise.all([v1, v2].map((p) => p.evaluate(() => ({ shown: document.getElementById('bytes').textContent, deltas: window.__shardline.deltas, errors: window.__shardline.protocolErrors }))));
+  assert.match(bytes[0].shown, /^\d+$/);
+  assert.match(bytes[1].shown, /^\d+$/);
+  assert.equal(bytes[0].deltas, 0, 'version 1 gets no deltas');
+  assert.ok(bytes[1].deltas > 0);
+  assert.deepEqual(bytes[1].errors, []);
+  console.log(`bytes per update, two players: version 1 ${bytes[0].shown}, version 2 ${bytes[1].shown}`);
+  await shot(v2, `${SHOTS}/demo-v2.png`);
+});
+
+test('a demo page whose server drops every connection tries five times, then says it could not join', async () => {
+  // A listener that accepts and at once drops every connection (the page
+  // sees 1006, as from a server too busy to upgrade).
+  let connections = 0;
+  const dropper = net.createServer((sock) => {
+    connections++;
+    sock.destroy();
+  });
+  await new Promise((ok) => dropper.listen(0, '127.0.0.1', ok));
+  try {
+    const page = await openPage(`${server.game}/?instance=unreachable&server=ws://127.0.0.1:${dropper.address().port}`);
+    // Four waits between five attempts: 0.5 + 1 + 2 + 4 s.
+    await explained([page], () => page.waitForFunction(() => document.getElementById('status').textContent.startsWith('could not join:'), null, { timeout: WAIT_MS }));
+    assert.equal(await page.evaluate(() => window.__shardline.startAttempts), 5);
+    assert.equal(connections, 5, 'one connection per attempt');
+    assert.notEqual(await page.evaluate(() => window.__shardline.error), null);
+    // Chromium logs each failed connection as a console error: expected
+    // here, and nothing else.
+    const url = page.url();
+    const mine = pageErrors.filter((e) => e.startsWith(`${url}: `));
+    pageErrors.splice(0, pageErrors.length, ...pageErrors.filter((e) => !mine.includes(e)));
+    for (const e of mine) assert.match(e, /console: WebSocket connection to '[^']+\/play' failed/);
+  } finally {
+    dropper.close();
+  }
 });
 
 test('in a fleet, the demo shows a broadcast notice and follows a move to the other node', async () => {
@@ -375,10 +418,7 @@ test('in a fleet, the demo shows a broadcast notice and follows a move to the ot
     );
     assert.match(await dash.evaluate(() => document.getElementById('fleet-nodes').textContent), /web-a \(this\)[\s\S]*web-b/);
     await shot(dash, `${SHOTS}/fleet-dashboard.png`, { fullPage: true });
-    await dash.close();
     assert.deepEqual(pageErrors, [], 'no script errors in any page');
-    await mover.close();
-    await host.close();
   } finally {
     for (const n of nodes) await n.stop();
     redis.stop();
@@ -470,7 +510,7 @@ function serverLogs() {
   return servers.map((s) => `--- server ${s.name} (last ${LOG_TAIL_BYTES} bytes of its output):\n${s.out.slice(-LOG_TAIL_BYTES)}`).join('\n');
 }
 
-function startServer(extraArgs = [], { heartbeatMs = 1000 } = {}) {
+function startServer(extraArgs = [], { heartbeatMs = 3000 } = {}) {
   const args = [
     'serve',
     '--listen', '127.0.0.1:0',
@@ -479,8 +519,10 @@ function startServer(extraArgs = [], { heartbeatMs = 1000 } = {}) {
     '--snapshot-interval-ms', '0',
     '--no-restore',
     '--load-shedding', 'off',
-    // Server pings every second by default, so the RTT histograms fill
-    // quickly; a page silent for two intervals is closed (4001).
+    // The server pings every 3 s here, so the dashboard's RTT histograms
+    // fill within seconds; a page silent for two intervals is closed
+    // (4001). With 1 s, beside two CPU hogs, Chromium left pages silent
+    // for over 2 s and the server closed them mid-test.
     '--heartbeat-ms', String(heartbeatMs),
     ...extraArgs,
   ];

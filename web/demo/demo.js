@@ -21,7 +21,8 @@
 //   entities: [{id, x, y, vx, vy}], rtt, instanceId, updates, disconnects,
 //   notices: [{message, region}], transfers: [{url, instanceId}],
 //   protocol (1 or 2), bytesPerUpdate (moving average), deltas (updates
-//   that came as a delta against an acknowledged tick), protocolErrors }.
+//   that came as a delta against an acknowledged tick), protocolErrors,
+//   startAttempts (connections tried before the first join) }.
 
 import { ShardlineClient } from './shardline.js';
 
@@ -267,12 +268,32 @@ requestAnimationFrame(frame);
 
 // ------------------------------------------------------------------ start
 
-try {
-  await client.connect(server);
-  await client.hello(name, { ticket });
-  await client.join(instance);
-  canvas.focus();
-} catch (e) {
-  view.error = String(e?.message ?? e);
-  setStatus(`could not join: ${view.error}`, true);
+// The SDK takes a seat back by itself once it has been welcomed; before
+// that (the server unreachable, busy with HTTP 503, or the connection
+// dropped during Hello) the page tries again, START_ATTEMPTS_MAX times in
+// all, waiting START_RETRY_MS, then twice as long each time. A refusal by
+// the server (a bad ticket, a full instance) is final.
+const START_ATTEMPTS_MAX = 5;
+const START_RETRY_MS = 500;
+view.startAttempts = 0;
+for (;;) {
+  view.startAttempts++;
+  try {
+    await client.connect(server);
+    await client.hello(name, { ticket });
+    await client.join(instance);
+    view.error = null;
+    canvas.focus();
+    break;
+  } catch (e) {
+    view.error = String(e?.message ?? e);
+    const again = e?.code == null && client.status === 'closed' && view.startAttempts < START_ATTEMPTS_MAX;
+    if (!again) {
+      setStatus(`could not join: ${view.error}`, true);
+      break;
+    }
+    const waitMs = START_RETRY_MS * 2 ** (view.startAttempts - 1);
+    setStatus(`could not join (${view.error}); trying again in ${(waitMs / 1000).toFixed(1)} s`, true);
+    await new Promise((r) => setTimeout(r, waitMs));
+  }
 }
