@@ -22,7 +22,8 @@
 //   notices: [{message, region}], transfers: [{url, instanceId}],
 //   protocol (1 or 2), bytesPerUpdate (moving average), deltas (updates
 //   that came as a delta against an acknowledged tick), protocolErrors,
-//   startAttempts (connections tried before the first join) }.
+//   startAttempts (connections tried before the first join), frames (times
+//   the arena was drawn: only when its picture changes) }.
 
 import { ShardlineClient } from './shardline.js';
 
@@ -81,6 +82,8 @@ const view = {
   deltas: 0,
   /** Deltas the SDK could not apply (it reconnects after each). */
   protocolErrors: [],
+  /** Times the arena was drawn (only when its picture changed). */
+  frames: 0,
 };
 window.__shardline = view;
 
@@ -90,6 +93,10 @@ const names = new Map(); // entity id → player name (known for players who joi
 let arena = { w: 1000, h: 1000 };
 let updatedAt = performance.now();
 let shownInstance = null; // the instance `names` is about
+// The arena is drawn again only when its picture changes (new positions,
+// names, size) or while a disc moves between updates: a still world costs
+// no drawing, so a page left open does not burn a core.
+let redraw = true;
 
 client.on('status', (s) => {
   view.status = s;
@@ -109,6 +116,7 @@ client.on('joined', (j) => {
   if (j.instanceId !== shownInstance) names.clear();
   shownInstance = j.instanceId;
   names.set(j.entityId, `${name} (you)`);
+  redraw = true;
   $('where').textContent = `· ${j.instanceId}`;
   take(j.tick, j.entities);
 });
@@ -122,8 +130,14 @@ client.on('protocolError', (e) => {
   view.protocolErrors.push(e.message);
   console.warn('protocol error', e.message);
 });
-client.on('playerJoined', (p) => names.set(p.entityId, p.name));
-client.on('playerLeft', (p) => names.delete(p.entityId));
+client.on('playerJoined', (p) => {
+  names.set(p.entityId, p.name);
+  redraw = true;
+});
+client.on('playerLeft', (p) => {
+  names.delete(p.entityId);
+  redraw = true;
+});
 client.on('rtt', () => {
   view.rtt = client.rtt;
 });
@@ -160,8 +174,16 @@ function showNotice(n) {
 
 function take(tick, entities) {
   view.tick = tick;
-  view.entities = entities.map((e) => ({ id: e.id, x: e.x, y: e.y, vx: e.vx, vy: e.vy }));
+  const next = entities.map((e) => ({ id: e.id, x: e.x, y: e.y, vx: e.vx, vy: e.vy }));
+  const same =
+    next.length === view.entities.length &&
+    next.every((e, i) => {
+      const o = view.entities[i];
+      return e.id === o.id && e.x === o.x && e.y === o.y && e.vx === o.vx && e.vy === o.vy;
+    });
+  view.entities = next;
   updatedAt = performance.now();
+  if (!same) redraw = true;
 }
 
 function setStatus(text, bad) {
@@ -209,10 +231,35 @@ addEventListener('blur', () => {
 
 // ------------------------------------------------------------------ drawing
 
+// Sets an element's text only when it changes (a write costs a layout).
+function show(id, text) {
+  const el = $(id);
+  if (el.textContent !== text) el.textContent = text;
+}
+
 function frame() {
+  requestAnimationFrame(frame);
+  const me = view.entities.find((e) => e.id === view.myEntity);
+  show('rtt', view.rtt === null ? '–' : view.rtt.toFixed(1));
+  show('tick', String(view.tick));
+  show('players', String(view.entities.length));
+  show('pos', me ? `${me.x.toFixed(0)}, ${me.y.toFixed(0)}` : '–');
+  show('seq', `${client.inputSeq} / ${client.state?.lastInputSeq ?? 0}`);
+  show('bytes', view.bytesPerUpdate === null ? '–' : view.bytesPerUpdate.toFixed(0));
+
   const dpr = window.devicePixelRatio || 1;
   const size = Math.round(canvas.clientWidth * dpr);
-  if (canvas.width !== size) canvas.width = canvas.height = size;
+  if (canvas.width !== size) {
+    canvas.width = canvas.height = size;
+    redraw = true;
+  }
+  // Between updates moving discs are dead-reckoned for up to
+  // EXTRAPOLATE_S_MAX; after that they stand still until the next update.
+  const sinceUpdate = (performance.now() - updatedAt) / 1000;
+  const gliding = sinceUpdate <= EXTRAPOLATE_S_MAX && view.entities.some((e) => e.vx !== 0 || e.vy !== 0);
+  if (!redraw && !gliding) return;
+  redraw = gliding; // one more frame after the last glide, at its end
+  view.frames++;
   const s = size / Math.max(arena.w, arena.h);
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.clearRect(0, 0, size, size);
@@ -230,7 +277,7 @@ function frame() {
   }
   ctx.stroke();
 
-  const dt = Math.min((performance.now() - updatedAt) / 1000, EXTRAPOLATE_S_MAX);
+  const dt = Math.min(sinceUpdate, EXTRAPOLATE_S_MAX);
   ctx.font = `${Math.round(12 * dpr)}px system-ui, sans-serif`;
   ctx.textAlign = 'center';
   for (const e of view.entities) {
@@ -249,15 +296,6 @@ function frame() {
     ctx.fillStyle = '#d8dee6';
     ctx.fillText(names.get(e.id) ?? `#${e.id}`, x, y - (DISC_RADIUS * s + 6 * dpr));
   }
-
-  $('rtt').textContent = view.rtt === null ? '–' : view.rtt.toFixed(1);
-  $('tick').textContent = String(view.tick);
-  $('players').textContent = String(view.entities.length);
-  const me = view.entities.find((e) => e.id === view.myEntity);
-  $('pos').textContent = me ? `${me.x.toFixed(0)}, ${me.y.toFixed(0)}` : '–';
-  $('seq').textContent = `${client.inputSeq} / ${client.state?.lastInputSeq ?? 0}`;
-  $('bytes').textContent = view.bytesPerUpdate === null ? '–' : view.bytesPerUpdate.toFixed(0);
-  requestAnimationFrame(frame);
 }
 
 function clamp(v, lo, hi) {
