@@ -23,19 +23,28 @@
 //   fleet move` the page plays on the other node, and node A's dashboard lists the fleet (screenshots fleet-move.png, fleet-dashboard.png).
 //
 // Every test closes its pages on every path (pages that draw every frame
-// beside two CPU hogs starve the next test's pages). Every wait is bounded. CHROMIUM_PATH overrides /usr/bin/chromium;
-// SCREENSHOT_DIR overrides target/browser-screenshots. Every process started
-// here (servers, redis-server, Chromium) dies with this one, even when it is
-// killed: on Linux each runs with the kernel's parent-death signal
-// (util-linux `setpriv --pdeathsig KILL`). Chromium needs it most:
-// playwright starts it in a session of its own, outside the test's process
-// group, so it goes through chromium-tied.sh.
+// beside two CPU hogs starve the next test's pages). Every wait is bounded.
+// CHROMIUM_PATH overrides /usr/bin/chromium; SCREENSHOT_DIR overrides
+// target/browser-screenshots. Every process started here (servers,
+// redis-server, Chromium) dies with this one, even when it is killed: on
+// Linux each runs with the kernel's parent-death signal (util-linux
+// `setpriv --pdeathsig KILL`).
+//
+// Chromium is started here, in this process's session and process group,
+// and playwright connects to it over the DevTools protocol. playwright's
+// own launch puts the browser in a session of its own, and with the
+// kernel's autogroup scheduling (Linux's default) a new session beside a
+// busy one starved: on the 2-core test machine, beside two `yes` started
+// from the test's shell, a busy loop in a new session got 1 % of a core
+// and one in the test's session 46 %; Chromium's pages stopped answering
+// for tens of seconds.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -55,6 +64,27 @@ const WAIT_MS = 60_000;
 // Bound on Chromium's start: a cold start beside two CPU hogs and a build
 // took over 15 s once (it reads ~200 MB and starts several processes).
 const LAUNCH_MS = 60_000;
+// Chromium's switches: headless, no GPU, nothing in the background, and no
+// throttling of pages playwright does not show (the switches playwright's
+// own launch would add that matter here).
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--no-first-run',
+  '--no-default-browser-check',
+  '--disable-background-networking',
+  '--disable-background-timer-throttling',
+  '--disable-backgrounding-occluded-windows',
+  '--disable-renderer-backgrounding',
+  '--disable-component-update',
+  '--disable-default-apps',
+  '--disable-extensions',
+  '--disable-sync',
+  '--mute-audio',
+  '--remote-debugging-port=0',
+];
 // How long page A holds ArrowRight, ms, at least (the arena moves a disc
 // 200 units per second of ticks)...
 const HOLD_MS = 1000;
@@ -68,6 +98,9 @@ const LOG_TAIL_BYTES = 16_384;
 
 let server;
 let browser;
+let chromiumProcess;
+// Chromium's throw-away profile directory.
+let profile;
 const pageErrors = [];
 // Requests a page aborted itself (see openPage).
 const pageAborts = [];
@@ -80,14 +113,9 @@ before(async () => {
   );
   mkdirSync(SHOTS, { recursive: true });
   server = await startServer();
-  // chromium-tied.sh execs $SHARDLINE_CHROMIUM under setpriv --pdeathsig.
-  process.env.SHARDLINE_CHROMIUM = CHROMIUM;
-  browser = await chromium.launch({
-    executablePath: SETPRIV ? resolve(dirname(fileURLToPath(import.meta.url)), 'chromium-tied.sh') : CHROMIUM,
-    headless: true,
-    timeout: LAUNCH_MS,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  profile = mkdtempSync(join(tmpdir(), 'shardline-chromium-'));
+  const endpoint = await startChromium(profile);
+  browser = await chromium.connectOverCDP(endpoint, { timeout: LAUNCH_MS });
 });
 
 // Pages open now. After each test, pass or fail, they are closed, except
@@ -101,9 +129,39 @@ afterEach(async () => {
 });
 
 after(async () => {
-  await browser?.close();
+  await browser?.close().catch(() => {});
+  await stopChild(chromiumProcess);
   await server?.stop();
+  if (profile) rmSync(profile, { recursive: true, force: true });
 });
+
+/**
+ * Starts Chromium (tied to this process, see the top of this file) with a
+ * throw-away profile, and resolves with its DevTools WebSocket URL.
+ */
+function startChromium(dir) {
+  const child = spawnTied(CHROMIUM, [...CHROMIUM_ARGS, `--user-data-dir=${dir}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  chromiumProcess = child;
+  return new Promise((resolvePromise, reject) => {
+    let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`Chromium did not open its DevTools port within ${LAUNCH_MS} ms:\n${err.slice(-LOG_TAIL_BYTES)}`));
+    }, LAUNCH_MS);
+    child.stderr.on('data', (chunk) => {
+      err = (err + chunk.toString()).slice(-4 * LOG_TAIL_BYTES);
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolvePromise(m[1]);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`Chromium exited (${code ?? signal}) before opening its DevTools port:\n${err.slice(-LOG_TAIL_BYTES)}`));
+    });
+  });
+}
 
 async function openPage(url, viewport = { width: 820, height: 1000 }) {
   const page = await browser.newPage({ viewport });
@@ -589,7 +647,7 @@ function startServer(extraArgs = [], { heartbeatMs = 3000 } = {}) {
 }
 
 function stopChild(child) {
-  if (child.exitCode !== null) return Promise.resolve();
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((res) => {
     const kill = setTimeout(() => child.kill('SIGKILL'), WAIT_MS);
     child.once('exit', () => {
