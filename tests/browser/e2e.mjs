@@ -41,8 +41,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
@@ -55,6 +54,9 @@ const BIN = process.env.SHARDLINE_BIN || resolve(REPO, 'target/release/shardline
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SETPRIV = process.platform === 'linux' && spawnSync('setpriv', ['--version']).status === 0;
 const SHOTS = process.env.SCREENSHOT_DIR || resolve(REPO, 'target/browser-screenshots');
+// Chromium's throw-away profiles, one per run (removed at its end, or by
+// the next run when it was killed).
+const PROFILES = resolve(REPO, 'target/chromium-profiles');
 const SHARDS = 2;
 // Bound on every single wait, ms: generous, because beside two CPU hogs on
 // a 2-core machine a page's first join took over 15 s, and a fleet node's
@@ -113,7 +115,7 @@ before(async () => {
   );
   mkdirSync(SHOTS, { recursive: true });
   server = await startServer();
-  profile = mkdtempSync(join(tmpdir(), 'shardline-chromium-'));
+  profile = freshProfile();
   const endpoint = await startChromium(profile);
   browser = await chromium.connectOverCDP(endpoint, { timeout: LAUNCH_MS });
 });
@@ -134,6 +136,27 @@ after(async () => {
   await server?.stop();
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
+
+/**
+ * A new Chromium profile directory under PROFILES, named after this
+ * process; those of runs that are gone (killed: no cleanup ran) are
+ * removed first.
+ */
+function freshProfile() {
+  mkdirSync(PROFILES, { recursive: true });
+  for (const name of readdirSync(PROFILES)) {
+    const pid = Number.parseInt(name, 10);
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = true;
+    } catch {
+      // ESRCH: that run is gone.
+    }
+    if (!alive) rmSync(join(PROFILES, name), { recursive: true, force: true });
+  }
+  return mkdtempSync(join(PROFILES, `${process.pid}-`));
+}
 
 /**
  * Starts Chromium (tied to this process, see the top of this file) with a
