@@ -2,7 +2,9 @@
 //! which of them change in this update.
 //!
 //! Each tick the instance's entities go into a uniform grid over its bounds
-//! (cells as wide as the radius, so a query looks at 3 × 3 cells). For one
+//! (cells half as wide as the leave margin, 1.25 × the radius), and every
+//! occupied cell gets, once, the id-sorted list of the entities in the 5 × 5
+//! cells around it: every player in that cell starts from that list. For one
 //! player, [`select`] takes the entities within the radius of its own
 //! (those it already holds stay until 1.25 × the radius, so an entity on
 //! the edge does not flicker in and out), and builds the view it is sent:
@@ -35,41 +37,74 @@ pub const DISTANCE_SCALE_WHOLE: f32 = 100.0;
 /// Grid cells per side, at most (a tiny radius in a huge world).
 pub const GRID_CELLS_PER_SIDE_MAX: usize = 256;
 
+/// Grid cells per leave margin (`radius × LEAVE_FACTOR`): a query then
+/// looks at `2 × CELLS_PER_MARGIN + 1` cells a side.
+const CELLS_PER_MARGIN: f32 = 2.0;
+
 /// The instance's entities by cell, rebuilt every tick (buffers reused).
 #[derive(Debug, Default)]
 pub struct Grid {
     cell: f32,
     cols: usize,
     rows: usize,
+    /// Cells a query reaches on each side of its own.
+    reach: usize,
     /// Indices into the tick's entities, per cell (row-major).
     cells: Vec<Vec<u32>>,
+    /// Per occupied cell: the indices in the cells within `reach`,
+    /// ascending (so by id); empty for an empty cell.
+    around: Vec<Vec<u32>>,
 }
 
+/// Arena units of a quantized position. The scale is a power of two, so
+/// this multiplication is exact wherever the quantized value is (below
+/// 2^24 steps, a world of 262,144 units).
 fn units(q: i32) -> f32 {
-    (f64::from(q) / POSITION_SCALE) as f32
+    q as f32 * (1.0 / POSITION_SCALE as f32)
 }
 
 impl Grid {
-    /// Files `entities` into cells of `radius × LEAVE_FACTOR` over
-    /// `bounds` (entities outside the bounds go to the edge cells).
+    /// Files `entities` into cells of `radius × LEAVE_FACTOR / 2` over
+    /// `bounds` (entities outside the bounds go to the edge cells), and
+    /// lists what is around every occupied cell.
     pub fn rebuild(&mut self, entities: &[QEntity], bounds: (f32, f32), radius: f32) {
         let (w, h) = (bounds.0.max(1.0), bounds.1.max(1.0));
         let side_max = GRID_CELLS_PER_SIDE_MAX as f32;
-        self.cell = (radius * LEAVE_FACTOR)
+        let margin = radius * LEAVE_FACTOR;
+        self.cell = (margin / CELLS_PER_MARGIN)
             .max(w / side_max)
             .max(h / side_max)
             .max(1.0);
+        self.reach = (margin / self.cell).ceil().max(1.0) as usize;
         self.cols = ((w / self.cell).ceil() as usize).clamp(1, GRID_CELLS_PER_SIDE_MAX);
         self.rows = ((h / self.cell).ceil() as usize).clamp(1, GRID_CELLS_PER_SIDE_MAX);
         let n = self.cols * self.rows;
-        self.cells.truncate(n);
-        for c in &mut self.cells {
-            c.clear();
+        for list in [&mut self.cells, &mut self.around] {
+            list.truncate(n);
+            for c in list.iter_mut() {
+                c.clear();
+            }
+            list.resize_with(n, Vec::new);
         }
-        self.cells.resize_with(n, Vec::new);
         for (i, e) in entities.iter().enumerate() {
             let (cx, cy) = self.cell_of(units(e.x), units(e.y));
             self.cells[cy * self.cols + cx].push(i as u32);
+        }
+        for cy in 0..self.rows {
+            for cx in 0..self.cols {
+                let at = cy * self.cols + cx;
+                if self.cells[at].is_empty() {
+                    continue;
+                }
+                let mut list = std::mem::take(&mut self.around[at]);
+                for gy in cy.saturating_sub(self.reach)..=(cy + self.reach).min(self.rows - 1) {
+                    for gx in cx.saturating_sub(self.reach)..=(cx + self.reach).min(self.cols - 1) {
+                        list.extend_from_slice(&self.cells[gy * self.cols + gx]);
+                    }
+                }
+                list.sort_unstable();
+                self.around[at] = list;
+            }
         }
     }
 
@@ -84,26 +119,46 @@ impl Grid {
         (c(x, self.cols), c(y, self.rows))
     }
 
-    /// Indices of the entities in the cells around (x, y) that may lie
-    /// within one cell's width (a superset: callers check the distance).
-    fn around(&self, x: f32, y: f32, out: &mut Vec<u32>) {
+    /// Indices of the entities that may lie within the leave margin of
+    /// (x, y), ascending (a superset: callers check the distance): the
+    /// cell's list when the cell is occupied (a player's own entity is in
+    /// its cell), else gathered into `spare`.
+    fn around<'a>(&'a self, x: f32, y: f32, spare: &'a mut Vec<u32>) -> &'a [u32] {
         let (cx, cy) = self.cell_of(x, y);
-        for gy in cy.saturating_sub(1)..=(cy + 1).min(self.rows - 1) {
-            for gx in cx.saturating_sub(1)..=(cx + 1).min(self.cols - 1) {
-                out.extend_from_slice(&self.cells[gy * self.cols + gx]);
+        let at = cy * self.cols + cx;
+        if !self.cells[at].is_empty() {
+            return &self.around[at];
+        }
+        spare.clear();
+        for gy in cy.saturating_sub(self.reach)..=(cy + self.reach).min(self.rows - 1) {
+            for gx in cx.saturating_sub(self.reach)..=(cx + self.reach).min(self.cols - 1) {
+                spare.extend_from_slice(&self.cells[gy * self.cols + gx]);
             }
         }
+        spare.sort_unstable();
+        spare
     }
 }
 
 /// Reused buffers of [`select`].
 #[derive(Debug, Default)]
 pub struct SelectScratch {
+    /// Candidates: indices into the tick's entities, ascending.
     near: Vec<u32>,
-    /// (priority, index into the tick's entities) of entities to update.
+    /// Candidates gathered for a player whose cell is empty.
+    spare: Vec<u32>,
+    /// Per candidate: its index in the baseline view (`NOT_HELD`: none).
+    held: Vec<u32>,
+    /// Per candidate: its distance from the player's entity.
+    dist: Vec<f32>,
+    /// (priority, index into `near`) of entities to update.
     wanting: Vec<(f32, u32)>,
+    /// Per candidate: updated in this view.
     chosen: Vec<bool>,
 }
+
+/// `SelectScratch::held` of a candidate the baseline does not hold.
+const NOT_HELD: u32 = u32::MAX;
 
 /// What [`select`] decided besides the view.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -130,63 +185,105 @@ pub fn select(
     let ents = &now.entities;
     let own_at = ents.binary_search_by_key(&own, |e| e.id).ok();
     let (ox, oy) = own_at.map_or((0.0, 0.0), |i| (units(ents[i].x), units(ents[i].y)));
-    let dist = |e: &QEntity| {
-        let (dx, dy) = (units(e.x) - ox, units(e.y) - oy);
-        (dx * dx + dy * dy).sqrt()
-    };
-    // Candidates: indices into `ents`, ascending (so by id).
-    let near = &mut scratch.near;
-    near.clear();
+    let offset = |e: &QEntity| (units(e.x) - ox, units(e.y) - oy);
     let radius = interest.radius;
+    let keep = radius * LEAVE_FACTOR;
+    let SelectScratch {
+        near,
+        spare,
+        held,
+        dist,
+        wanting,
+        chosen,
+    } = scratch;
+    // Candidates: indices into `ents`, ascending (so by id). With a grid,
+    // those of the player's cell's list within the leave margin by squared
+    // distance (a little generous: the exact test below decides).
+    near.clear();
+    let limited = grid.is_some() && radius > 0.0;
     match grid {
-        Some(g) if radius > 0.0 => {
-            g.around(ox, oy, near);
-            near.sort_unstable();
-            let keep = radius * LEAVE_FACTOR;
-            near.retain(|&i| {
+        Some(g) if limited => {
+            // In quantized steps, integer differences: no conversion per
+            // candidate.
+            let (qx, qy) = own_at.map_or((0, 0), |i| (ents[i].x, ents[i].y));
+            let keep_q = f64::from(keep) * POSITION_SCALE;
+            let keep_q_sq = keep_q * keep_q * (1.0 + 1e-4);
+            near.extend(g.around(ox, oy, spare).iter().copied().filter(|&i| {
                 let e = &ents[i as usize];
-                let d = dist(e);
-                Some(i as usize) == own_at
-                    || d <= radius
-                    || (d <= keep && base.is_some_and(|b| b.find(e.id).is_some()))
-            });
+                let dx = (i64::from(e.x) - i64::from(qx)) as f64;
+                let dy = (i64::from(e.y) - i64::from(qy)) as f64;
+                dx * dx + dy * dy <= keep_q_sq || Some(i as usize) == own_at
+            }));
         }
         _ => near.extend(0..ents.len() as u32),
     }
+    // One walk beside the baseline (both ascending by id): what the player
+    // holds of each candidate, and which candidates stay.
+    held.clear();
+    dist.clear();
+    let mut at = 0;
+    let mut kept = 0;
+    for k in 0..near.len() {
+        let i = near[k];
+        let e = &ents[i as usize];
+        let h = match base {
+            Some(b) => {
+                while at < b.entities.len() && b.entities[at].id < e.id {
+                    at += 1;
+                }
+                (at < b.entities.len() && b.entities[at].id == e.id).then_some(at)
+            }
+            None => None,
+        };
+        let (dx, dy) = offset(e);
+        let d = (dx * dx + dy * dy).sqrt();
+        if limited && Some(i as usize) != own_at && d > radius && !(d <= keep && h.is_some()) {
+            continue;
+        }
+        near[kept] = i;
+        kept += 1;
+        held.push(h.map_or(NOT_HELD, |h| h as u32));
+        dist.push(d);
+    }
+    near.truncate(kept);
+    let holding = |k: usize| {
+        let h = held[k];
+        let b = base.filter(|_| h != NOT_HELD)?;
+        Some((b.entities[h as usize], b.taken_at(h as usize)))
+    };
     let scale = if radius > 0.0 {
         radius / 4.0
     } else {
         DISTANCE_SCALE_WHOLE
     };
     // Which candidates differ from what the player holds.
-    let wanting = &mut scratch.wanting;
     wanting.clear();
-    for &i in near.iter() {
+    for (k, &i) in near.iter().enumerate() {
         let e = &ents[i as usize];
-        let had = base.and_then(|b| b.find(e.id).map(|j| (b.entities[j], b.taken_at(j))));
-        let priority = match had {
+        let priority = match holding(k) {
             Some((q, _)) if q == *e => continue,
             _ if Some(i as usize) == own_at => f32::INFINITY,
-            Some((_, taken)) => (tick.saturating_sub(taken) + 1) as f32 / (1.0 + dist(e) / scale),
+            Some((_, taken)) => (tick.saturating_sub(taken) + 1) as f32 / (1.0 + dist[k] / scale),
             None => {
                 let since = base.and_then(|b| b.waiting_since(e.id)).unwrap_or(tick);
-                (tick.saturating_sub(since) + ENTER_AGE + 1) as f32 / (1.0 + dist(e) / scale)
+                (tick.saturating_sub(since) + ENTER_AGE + 1) as f32 / (1.0 + dist[k] / scale)
             }
         };
-        wanting.push((priority, i));
+        wanting.push((priority, k as u32));
     }
     let budget = interest.budget.max(Interest::BUDGET_MIN);
     let deferred = wanting.len().saturating_sub(budget);
     if deferred > 0 {
-        // Highest priority first; ties by id, so the choice is stable.
-        wanting.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        // The `budget` of highest priority; ties by id (candidates are in id
+        // order), so the choice is stable. Only the set matters, not its
+        // order.
+        wanting.select_nth_unstable_by(budget - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         wanting.truncate(budget);
     }
-    let chosen = &mut scratch.chosen;
     chosen.clear();
-    chosen.resize(ents.len(), false);
-    for &(_, i) in wanting.iter() {
-        chosen[i as usize] = true;
+    chosen.resize(near.len(), false);
+    for &(_, k) in wanting.iter() {
+        chosen[k as usize] = true;
     }
     let mut view = View {
         tick,
@@ -194,14 +291,14 @@ pub fn select(
         taken: Vec::with_capacity(near.len()),
         waiting: Vec::new(),
     };
-    for &i in near.iter() {
+    for (k, &i) in near.iter().enumerate() {
         let e = &ents[i as usize];
-        if chosen[i as usize] {
+        if chosen[k] {
             view.entities.push(*e);
             view.taken.push(tick);
             continue;
         }
-        match base.and_then(|b| b.find(e.id).map(|j| (b.entities[j], b.taken_at(j)))) {
+        match holding(k) {
             // Unchanged: up to date now.
             Some((q, _)) if q == *e => {
                 view.entities.push(q);
